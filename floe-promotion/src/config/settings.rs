@@ -1,0 +1,449 @@
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::{DateTime, Datelike, NaiveTime, Utc};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::gate::{CommandSpec, PolicyRules, ScanSource, Severity, SignatureEnforcement};
+use crate::model::{EnvName, Repository, Tag};
+
+/// Workspace-wide promotion settings, with the environments in order.
+#[derive(Clone, Debug)]
+pub struct PromotionSettings {
+    /// The default repository namespace (`artifacts.registry.uri`), used by environments that
+    /// name none.
+    pub registry: Option<Repository>,
+    /// The environments, in promotion order.
+    pub environments: Vec<Environment>,
+    /// Default timeout of a gate.
+    pub default_timeout: Duration,
+    /// Whether signatures are enforced, only warned about, or not checked.
+    pub signature_enforcement: SignatureEnforcement,
+    /// Public keys (PEM files) trusted for cosign signatures.
+    pub trusted_keys: Vec<PathBuf>,
+    /// Registry hosts (`host:port`) reached over plain HTTP.
+    pub insecure_registries: Vec<String>,
+    /// How environment, pointer and rollback tags are named.
+    pub tag_scheme: TagScheme,
+    /// Whether a promotion may skip environments (still forward only).
+    pub allow_skip: bool,
+    /// How long a promotion lease lasts before another promoter may take it.
+    pub lease_ttl: Duration,
+    /// The file these settings came from, if any.
+    pub source: Option<PathBuf>,
+}
+
+impl PromotionSettings {
+    /// Settings with these environments and defaults everywhere else: 300 s gate timeout,
+    /// signatures off, the default tag scheme, no skipping, 15 min leases.
+    pub fn new(environments: Vec<Environment>) -> Self {
+        PromotionSettings {
+            registry: None,
+            environments,
+            default_timeout: Duration::from_secs(300),
+            signature_enforcement: SignatureEnforcement::Off,
+            trusted_keys: vec![],
+            insecure_registries: vec![],
+            tag_scheme: TagScheme::default(),
+            allow_skip: false,
+            lease_ttl: Duration::from_secs(15 * 60),
+            source: None,
+        }
+    }
+
+    /// Sets the default repository namespace.
+    pub fn with_registry(mut self, registry: Repository) -> Self {
+        self.registry = Some(registry);
+        self
+    }
+
+    fn err(&self, message: String) -> Error {
+        Error::Config {
+            file: self.source.clone(),
+            location: None,
+            message,
+        }
+    }
+
+    /// Checks what cannot be checked field by field: at least one environment, unique names,
+    /// references to environments that exist, approval rules that can be met, tag templates
+    /// that yield safe tags, and settings whose behaviour is not implemented yet.
+    pub fn validate(&self) -> Result<()> {
+        if self.environments.is_empty() {
+            return Err(
+                self.err("promotion.environments: at least one environment is required".into())
+            );
+        }
+        let mut seen = HashSet::new();
+        for env in &self.environments {
+            if !seen.insert(&env.name) {
+                return Err(self.err(format!(
+                    "promotion.environments: duplicate environment name {:?}",
+                    env.name.as_str()
+                )));
+            }
+        }
+        self.tag_scheme.validate().map_err(|m| self.err(m))?;
+        for env in &self.environments {
+            let at = |field: &str| format!("environment {}: {field}", env.name);
+            for source in &env.policy.allowed_sources {
+                if !seen.contains(source) {
+                    return Err(self.err(format!(
+                        "{}: unknown environment {:?}",
+                        at("policy.allowed_sources"),
+                        source.as_str()
+                    )));
+                }
+            }
+            if let Some(rule) = &env.approval {
+                if rule.required == 0 {
+                    return Err(
+                        self.err(format!("{}: must be at least 1", at("approval.required")))
+                    );
+                }
+                if rule.groups.is_empty() && (rule.required as usize) > rule.approvers.len() {
+                    return Err(self.err(format!(
+                        "{}: needs {} approvers but only {} are listed in approval.approvers and no approval.groups are given",
+                        at("approval.required"),
+                        rule.required,
+                        rule.approvers.len()
+                    )));
+                }
+                return Err(Error::not_supported(
+                    at("approval"),
+                    "approval workflows are not implemented yet; remove the rule rather than have it silently ignored",
+                ));
+            }
+            match &env.strategy {
+                Strategy::Direct => {}
+                Strategy::Canary { .. } => {
+                    return Err(Error::not_supported(
+                        at("strategy: canary"),
+                        "canary releases are not implemented yet",
+                    ));
+                }
+                Strategy::BlueGreen => {
+                    return Err(Error::not_supported(
+                        at("strategy: blue_green"),
+                        "blue-green releases are not implemented yet",
+                    ));
+                }
+            }
+            if let Some(auto) = &env.auto_promotion {
+                if !seen.contains(&auto.from) {
+                    return Err(self.err(format!(
+                        "{}: unknown environment {:?}",
+                        at("auto_promotion.from"),
+                        auto.from.as_str()
+                    )));
+                }
+                return Err(Error::not_supported(
+                    at("auto_promotion"),
+                    "automatic promotion is not implemented yet",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One environment and its rules.
+#[derive(Clone, Debug)]
+pub struct Environment {
+    /// Its name.
+    pub name: EnvName,
+    /// Its repository namespace (a registry path or `oci-layout:<dir>`); the default registry
+    /// when `None`.
+    pub repository: Option<Repository>,
+    /// Gates to pass to enter this environment.
+    pub gates: GateSettings,
+    /// Timeout of each gate; the workspace default when `None`.
+    pub gate_timeout: Option<Duration>,
+    /// Who may promote into it.
+    pub authorization: Authorization,
+    /// Approvals needed to enter it.
+    pub approval: Option<ApprovalRule>,
+    /// Version pattern, soak time and allowed sources.
+    pub policy: PolicySettings,
+    /// Periods when promotion into it is refused.
+    pub freeze_windows: Vec<FreezeWindow>,
+    /// How a new version is released in it.
+    pub strategy: Strategy,
+    /// Automatic promotion into it.
+    pub auto_promotion: Option<AutoPromotion>,
+}
+
+impl Environment {
+    /// An environment with no gates, rules or repository of its own.
+    pub fn new(name: EnvName) -> Self {
+        Environment {
+            name,
+            repository: None,
+            gates: GateSettings::default(),
+            gate_timeout: None,
+            authorization: Authorization::default(),
+            approval: None,
+            policy: PolicySettings::default(),
+            freeze_windows: vec![],
+            strategy: Strategy::Direct,
+            auto_promotion: None,
+        }
+    }
+
+    /// Sets the repository namespace.
+    pub fn with_repository(mut self, repository: Repository) -> Self {
+        self.repository = Some(repository);
+        self
+    }
+
+    /// The freeze window in force at `now`, if any.
+    pub fn frozen_at(&self, now: DateTime<Utc>) -> Option<&FreezeWindow> {
+        self.freeze_windows.iter().find(|w| w.contains(now))
+    }
+}
+
+/// The built-in gates an environment requires.
+#[derive(Clone, Debug, Default)]
+pub struct GateSettings {
+    /// Passed test evidence must be attached to the digest.
+    pub tests: bool,
+    /// Policy compliance rules.
+    pub policy_compliance: Option<PolicyRules>,
+    /// A security scan.
+    pub security_scan: Option<ScanSettings>,
+    /// Whether the signature gate runs here: `None` follows `signature_enforcement`.
+    pub signature: Option<bool>,
+    /// Custom commands, by name.
+    pub commands: Vec<(String, CommandSpec)>,
+}
+
+/// How a security scan gate gets its report and what blocks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanSettings {
+    /// A scanner command or a report file.
+    pub source: ScanSource,
+    /// Severities that block the promotion.
+    pub block_on_severity: Vec<Severity>,
+    /// Ignore findings that have no fix.
+    pub ignore_unfixed: bool,
+}
+
+/// Who may promote into an environment. Empty lists allow everyone.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authorization {
+    /// Groups whose members may promote.
+    pub allowed_groups: Vec<String>,
+    /// Actors who may promote.
+    pub allowed_operators: Vec<String>,
+    /// The actor who promoted a version into the source environment may not promote it out.
+    pub separation_of_duties: bool,
+}
+
+impl Authorization {
+    /// Whether the lists allow `actor` (by id or by one of its groups).
+    pub fn allows(&self, actor: &crate::Actor) -> bool {
+        (self.allowed_groups.is_empty() && self.allowed_operators.is_empty())
+            || self.allowed_operators.iter().any(|o| o == &actor.id)
+            || actor.groups.iter().any(|g| self.allowed_groups.contains(g))
+    }
+}
+
+/// N approvals from a set of users and groups.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRule {
+    /// Approvals needed.
+    pub required: u32,
+    /// Users who may approve.
+    pub approvers: Vec<String>,
+    /// Groups whose members may approve.
+    pub groups: Vec<String>,
+    /// How long a request stays open.
+    pub expires_after: Duration,
+}
+
+/// An environment's policy.
+#[derive(Clone, Debug, Default)]
+pub struct PolicySettings {
+    /// Versions must match this pattern.
+    pub version_pattern: Option<Regex>,
+    /// How long a version must have been in the source environment.
+    pub minimum_soak: Option<Duration>,
+    /// Environments promotions may come from (empty: the one before, per transition rules).
+    pub allowed_sources: Vec<EnvName>,
+}
+
+/// Days of the week, for recurring freeze windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs)]
+pub enum Weekday {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Weekday {
+    fn matches(self, day: chrono::Weekday) -> bool {
+        self as u32 == day.num_days_from_monday()
+    }
+}
+
+/// A period when promotion into an environment is refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum FreezeWindow {
+    /// From `start` (inclusive) to `end` (exclusive).
+    Absolute {
+        /// Start.
+        start: DateTime<Utc>,
+        /// End.
+        end: DateTime<Utc>,
+        /// Why.
+        reason: String,
+    },
+    /// Every week on `days`, from `start` to `end` (UTC times of day; `end` after `start`).
+    Weekly {
+        /// Days.
+        days: Vec<Weekday>,
+        /// Start time of day (UTC).
+        start: NaiveTime,
+        /// End time of day (UTC), exclusive.
+        end: NaiveTime,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl FreezeWindow {
+    /// Whether `now` falls in the window.
+    pub fn contains(&self, now: DateTime<Utc>) -> bool {
+        match self {
+            FreezeWindow::Absolute { start, end, .. } => *start <= now && now < *end,
+            FreezeWindow::Weekly {
+                days, start, end, ..
+            } => {
+                let t = now.time();
+                days.iter().any(|d| d.matches(now.weekday())) && *start <= t && t < *end
+            }
+        }
+    }
+
+    /// Why the window exists.
+    pub fn reason(&self) -> &str {
+        match self {
+            FreezeWindow::Absolute { reason, .. } | FreezeWindow::Weekly { reason, .. } => reason,
+        }
+    }
+}
+
+/// How a new version is released in an environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum Strategy {
+    /// The pointer moves at once.
+    Direct,
+    /// Traffic weights per step.
+    Canary {
+        /// Weights in percent, increasing, ending at 100.
+        steps: Vec<u8>,
+    },
+    /// Two slots and a switch.
+    BlueGreen,
+}
+
+/// Automatic promotion into an environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoPromotion {
+    /// Where candidates come from.
+    pub from: EnvName,
+    /// How long they must have been there.
+    pub soak: Duration,
+}
+
+/// Tag templates. Placeholders: `{version}`, `{env}`, and `{n}` (rollback counter).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagScheme {
+    /// Immutable environment tag, default `{version}-{env}`.
+    pub environment: String,
+    /// Mutable pointer tag, default `latest-{env}`.
+    pub pointer: String,
+    /// Immutable rollback tag, default `{version}-{env}-rollback-{n}`.
+    pub rollback: String,
+}
+
+impl Default for TagScheme {
+    fn default() -> Self {
+        TagScheme {
+            environment: "{version}-{env}".into(),
+            pointer: "latest-{env}".into(),
+            rollback: "{version}-{env}-rollback-{n}".into(),
+        }
+    }
+}
+
+impl TagScheme {
+    fn render(template: &str, version: &str, env: &EnvName, n: u64) -> Result<Tag> {
+        Tag::new(
+            template
+                .replace("{version}", version)
+                .replace("{env}", env.as_str())
+                .replace("{n}", &n.to_string()),
+        )
+    }
+
+    /// The environment tag of `version` in `env`.
+    pub fn environment_tag(&self, version: &Tag, env: &EnvName) -> Result<Tag> {
+        Self::render(&self.environment, version.as_str(), env, 0)
+    }
+
+    /// The pointer tag of `env`.
+    pub fn pointer_tag(&self, env: &EnvName) -> Result<Tag> {
+        Self::render(&self.pointer, "", env, 0)
+    }
+
+    /// The `n`th rollback tag of `version` in `env`.
+    pub fn rollback_tag(&self, version: &Tag, env: &EnvName, n: u64) -> Result<Tag> {
+        Self::render(&self.rollback, version.as_str(), env, n)
+    }
+
+    /// Checks that each template has the placeholders it needs and renders a safe tag, and
+    /// that the three kinds cannot collide.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let checks = [
+            (
+                "tag_scheme.environment",
+                &self.environment,
+                &["{version}", "{env}"][..],
+            ),
+            ("tag_scheme.pointer", &self.pointer, &["{env}"][..]),
+            (
+                "tag_scheme.rollback",
+                &self.rollback,
+                &["{version}", "{env}", "{n}"][..],
+            ),
+        ];
+        let env = EnvName::new("prod").map_err(|e| e.to_string())?;
+        for (field, template, needed) in checks {
+            for p in needed {
+                if !template.contains(p) {
+                    return Err(format!("{field}: {template:?} must contain {p}"));
+                }
+            }
+            Self::render(template, "v1.0.0", &env, 1)
+                .map_err(|_| format!("{field}: {template:?} does not yield a valid tag"))?;
+        }
+        if self.environment == self.rollback || self.pointer == self.environment {
+            return Err(
+                "tag_scheme: the environment, pointer and rollback templates must differ".into(),
+            );
+        }
+        Ok(())
+    }
+}

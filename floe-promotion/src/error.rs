@@ -1,0 +1,286 @@
+//! The one error type of the workspace.
+//!
+//! Backends keep private error types and map them into [`Error`]; no backend type appears in a
+//! public signature. Each variant has one meaning, and the CLI maps each to one exit code.
+
+use std::path::PathBuf;
+
+use crate::gate::GateResult;
+use crate::model::{Digest, EnvName};
+use crate::state::EnvLock;
+
+/// Result alias used across the workspace.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every failure the library reports.
+///
+/// Messages name the file, field, value, registry or reference involved and never contain
+/// credentials.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A value given by the caller is malformed: a tag, digest, name or option.
+    #[error("invalid {what} {value:?}: {reason}")]
+    InvalidInput {
+        /// What kind of value it is, e.g. "tag".
+        what: &'static str,
+        /// The offending value.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
+    /// A configuration file (the manifest) is invalid.
+    #[error("{}{}: {message}", file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| "<manifest>".into()), location.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+    Config {
+        /// The file, when the configuration came from one.
+        file: Option<PathBuf>,
+        /// Line and column (1-based), when known.
+        location: Option<(usize, usize)>,
+        /// What is wrong and what was expected.
+        message: String,
+    },
+
+    /// A setting or operation exists in the model but its behaviour is not implemented yet.
+    #[error("not supported yet: {feature}: {detail}")]
+    NotSupported {
+        /// The setting or operation.
+        feature: String,
+        /// Why it is refused.
+        detail: String,
+    },
+
+    /// A repository, tag, manifest, blob, environment or record does not exist.
+    #[error("not found: {what}")]
+    NotFound {
+        /// What was looked for, with its location.
+        what: String,
+    },
+
+    /// The registry refused the credentials (or their absence).
+    #[error("unauthorized at {registry}: {message}")]
+    Unauthorized {
+        /// The registry host or location.
+        registry: String,
+        /// What was refused.
+        message: String,
+    },
+
+    /// The registry or store could not be reached or answered with a server error.
+    #[error("unavailable: {registry}: {message}")]
+    Unavailable {
+        /// The registry host, directory or store.
+        registry: String,
+        /// What failed.
+        message: String,
+    },
+
+    /// An immutable tag already points at another digest.
+    #[error(
+        "immutable tag {tag} in {repository} already points at {existing}, refusing to move it to {attempted}"
+    )]
+    Immutability {
+        /// The repository.
+        repository: String,
+        /// The tag.
+        tag: String,
+        /// The digest the tag holds.
+        existing: Digest,
+        /// The digest that was to be written.
+        attempted: Digest,
+    },
+
+    /// A signature check failed or could not be made.
+    #[error("signature check failed for {digest}: {message}")]
+    Signature {
+        /// The digest whose signature was checked.
+        digest: Digest,
+        /// Why it failed.
+        message: String,
+    },
+
+    /// One or more gates failed (including timeouts and gate errors).
+    #[error("gate failed: {}", summarize_gates(.failed))]
+    GateFailed {
+        /// The failing gates' results.
+        failed: Vec<GateResult>,
+    },
+
+    /// The promotion path is not allowed: backwards, skipping, unknown order.
+    #[error("invalid transition {from} -> {to}: {reason}")]
+    InvalidTransition {
+        /// Source environment.
+        from: String,
+        /// Target environment.
+        to: String,
+        /// Why it is refused.
+        reason: String,
+    },
+
+    /// The version was never in the environment (rollback or promotion source).
+    #[error("version {artifact}:{version} was never promoted to {environment}")]
+    VersionNotPromoted {
+        /// Artifact name.
+        artifact: String,
+        /// Version.
+        version: String,
+        /// Environment.
+        environment: EnvName,
+    },
+
+    /// The actor is not allowed to operate on the environment.
+    #[error("not authorized: {actor} may not {action} {environment}: {reason}")]
+    Forbidden {
+        /// Actor id.
+        actor: String,
+        /// What was attempted ("promote to", "rollback", "lock"...).
+        action: &'static str,
+        /// The environment.
+        environment: EnvName,
+        /// Which rule refused.
+        reason: String,
+    },
+
+    /// The environment is locked.
+    #[error("environment {} is locked by {} since {}: {}", .lock.environment, .lock.owner, .lock.created.to_rfc3339(), .lock.reason)]
+    Locked {
+        /// The lock in force.
+        lock: Box<EnvLock>,
+    },
+
+    /// Separation of duties: the same actor may not perform both steps.
+    #[error("separation of duties: {actor} {reason}")]
+    SeparationOfDuties {
+        /// Actor id.
+        actor: String,
+        /// What they did before.
+        reason: String,
+    },
+
+    /// The promotion waits for approval.
+    #[error("approval pending: request {request_id} needs {needed} more approval(s)")]
+    ApprovalPending {
+        /// Approval request id.
+        request_id: String,
+        /// Approvals still needed.
+        needed: u32,
+    },
+
+    /// An approval request was rejected or has expired.
+    #[error("approval {request_id} {state}")]
+    ApprovalClosed {
+        /// Approval request id.
+        request_id: String,
+        /// "rejected" or "expired" (with who and why when known).
+        state: String,
+    },
+
+    /// An environment policy refuses the promotion (version pattern, soak, source, freeze).
+    #[error("policy violation in {environment}: {rule}: {detail}")]
+    PolicyViolation {
+        /// The environment whose policy refused.
+        environment: EnvName,
+        /// The rule, e.g. "minimum_soak".
+        rule: &'static str,
+        /// Details.
+        detail: String,
+    },
+
+    /// A declared dependency is not present in the target environment.
+    #[error("dependency missing in {environment}: {dependency}")]
+    DependencyMissing {
+        /// The environment.
+        environment: EnvName,
+        /// The missing dependency.
+        dependency: String,
+    },
+
+    /// Another promoter holds the environment's promotion lease.
+    #[error("environment {environment} is being promoted by {holder} (lease until {until})")]
+    Busy {
+        /// Environment.
+        environment: EnvName,
+        /// Lease holder.
+        holder: String,
+        /// Lease expiry (RFC 3339).
+        until: String,
+    },
+
+    /// A state conflict: the record changed concurrently or is in a state that refuses the call.
+    #[error("conflict: {0}")]
+    Conflict(String),
+
+    /// The audit chain does not verify.
+    #[error("audit chain broken at event {seq}: {problem}")]
+    Integrity {
+        /// Sequence number of the first bad event.
+        seq: u64,
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// A storage backend failed (database file, disk).
+    #[error("{backend} store {location}: {message}")]
+    Store {
+        /// Backend name, e.g. "sqlite".
+        backend: &'static str,
+        /// The file or location.
+        location: String,
+        /// What failed.
+        message: String,
+    },
+
+    /// Local I/O failed (reading a file, running a command).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn summarize_gates(failed: &[GateResult]) -> String {
+    failed
+        .iter()
+        .map(|g| format!("{} ({}: {})", g.gate, g.status, g.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(
+        what: &'static str,
+        value: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::InvalidInput {
+            what,
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::NotFound`].
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Error::NotFound { what: what.into() }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Shorthand for [`Error::NotSupported`].
+    pub fn not_supported(feature: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::NotSupported {
+            feature: feature.into(),
+            detail: detail.into(),
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Gates: checks a candidate promotion must pass.
+//!
+//! A gate is anything implementing [`PromotionGate`]; closures become gates through
+//! [`gate_fn`]. The built-in gates are in the submodules and are built from the manifest's
+//! `gates` map by the manager. [`run_gates`] evaluates a set concurrently, each with a timeout,
+//! and fails closed: a timeout, an error or a panic is a failure.
+
+mod command;
+mod policy;
+mod scan;
+mod signature;
+mod soak;
+mod tests_passed;
+
+use std::fmt::{self, Debug};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::history::HistoryStore;
+use crate::model::{Actor, ArtifactName, Digest, EnvName, Repository, Tag};
+use crate::registry::{ArtifactRegistry, Manifest};
+
+pub use command::{CommandGate, CommandSpec};
+pub use policy::{PolicyEvaluator, PolicyGate, PolicyRules};
+pub use scan::{ScanGate, ScanSource, Severity};
+pub use signature::{SignatureEnforcement, SignatureGate, SignatureReport, SignatureVerifier};
+pub use soak::{SoakGate, soak_time};
+pub use tests_passed::EvidenceGate;
+
+/// Everything a gate may look at. Cheap to clone: the registry and history are shared.
+#[derive(Clone, Debug)]
+pub struct GateContext {
+    /// The artifact being promoted.
+    pub artifact: ArtifactName,
+    /// Its version (release tag).
+    pub version: Tag,
+    /// The digest resolved at the start of the promotion; every check binds to it.
+    pub digest: Digest,
+    /// The manifest at that digest, byte-exact.
+    pub manifest: Manifest,
+    /// The repository the artifact is read from (the source environment's).
+    pub source: Repository,
+    /// Source environment.
+    pub from: EnvName,
+    /// Target environment.
+    pub to: EnvName,
+    /// Who asked.
+    pub actor: Actor,
+    /// The time the promotion started (from the manager's clock).
+    pub now: DateTime<Utc>,
+    /// The registry, for evidence and signatures.
+    pub registry: Arc<dyn ArtifactRegistry>,
+    /// The audit history, for soak times and prior promotions.
+    pub history: Arc<dyn HistoryStore>,
+}
+
+/// The verdict of one gate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GateStatus {
+    /// The check passed.
+    Passed,
+    /// The check passed with a warning (e.g. signature enforcement `warn`).
+    Warned,
+    /// The check failed.
+    Failed,
+    /// The gate did not answer in time.
+    TimedOut,
+    /// The gate could not evaluate (an error or a panic).
+    Error,
+}
+
+impl GateStatus {
+    /// Whether the promotion may proceed.
+    pub fn allows(self) -> bool {
+        matches!(self, GateStatus::Passed | GateStatus::Warned)
+    }
+}
+
+impl fmt::Display for GateStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GateStatus::Passed => "passed",
+            GateStatus::Warned => "warned",
+            GateStatus::Failed => "failed",
+            GateStatus::TimedOut => "timed out",
+            GateStatus::Error => "error",
+        })
+    }
+}
+
+/// What a gate returns when it could evaluate.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateOutcome {
+    /// Passed, warned or failed.
+    pub status: GateStatus,
+    /// A one-line explanation.
+    pub message: String,
+}
+
+impl GateOutcome {
+    /// A passing outcome.
+    pub fn pass(message: impl Into<String>) -> Self {
+        GateOutcome {
+            status: GateStatus::Passed,
+            message: message.into(),
+        }
+    }
+
+    /// A failing outcome.
+    pub fn fail(message: impl Into<String>) -> Self {
+        GateOutcome {
+            status: GateStatus::Failed,
+            message: message.into(),
+        }
+    }
+
+    /// A passing outcome that carries a warning.
+    pub fn warn(message: impl Into<String>) -> Self {
+        GateOutcome {
+            status: GateStatus::Warned,
+            message: message.into(),
+        }
+    }
+}
+
+/// The recorded result of one gate in one promotion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateResult {
+    /// The gate's name.
+    pub gate: String,
+    /// Its verdict.
+    pub status: GateStatus,
+    /// Its explanation.
+    pub message: String,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// One check of a candidate promotion.
+///
+/// # Contract
+///
+/// - `evaluate` returns `Ok` with a passed, warned or failed outcome when it could decide, and
+///   `Err` only when it could not evaluate; the manager treats `Err` as a failure.
+/// - `evaluate` judges the digest in the context, never whatever a tag points at now.
+/// - `evaluate` has no side effect that a dry run would regret: it reads, it does not write
+///   tags, history, approvals or locks.
+/// - `evaluate` may be cancelled at any await point (timeouts); it must not leave work running.
+/// - `name` is stable and non-empty; it names the gate in results and the audit trail.
+/// - `timeout`, when `Some`, replaces the environment's default timeout for this gate.
+#[async_trait]
+pub trait PromotionGate: Send + Sync + Debug + 'static {
+    /// The gate's name.
+    fn name(&self) -> &str;
+
+    /// Evaluates the candidate.
+    async fn evaluate(&self, ctx: &GateContext) -> Result<GateOutcome>;
+
+    /// This gate's own timeout, if it has one.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
+}
+
+type BoxedGateFn =
+    dyn Fn(GateContext) -> Pin<Box<dyn Future<Output = Result<GateOutcome>> + Send>> + Send + Sync;
+
+/// A gate made from an async closure; see [`gate_fn`].
+pub struct FnGate {
+    name: String,
+    f: Box<BoxedGateFn>,
+}
+
+impl Debug for FnGate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FnGate").field("name", &self.name).finish()
+    }
+}
+
+/// Makes a gate from an async closure.
+///
+/// ```
+/// use floe_promotion::gate::{gate_fn, GateOutcome};
+/// let gate = gate_fn("change-ticket", |ctx| async move {
+///     Ok(if ctx.version.as_str().starts_with('v') {
+///         GateOutcome::pass("version is a release")
+///     } else {
+///         GateOutcome::fail("not a release version")
+///     })
+/// });
+/// # let _ = gate;
+/// ```
+pub fn gate_fn<F, Fut>(name: impl Into<String>, f: F) -> FnGate
+where
+    F: Fn(GateContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<GateOutcome>> + Send + 'static,
+{
+    FnGate {
+        name: name.into(),
+        f: Box::new(move |ctx| Box::pin(f(ctx))),
+    }
+}
+
+#[async_trait]
+impl PromotionGate for FnGate {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn evaluate(&self, ctx: &GateContext) -> Result<GateOutcome> {
+        (self.f)(ctx.clone()).await
+    }
+}
+
+/// Evaluates every gate concurrently, each under its own timeout (or `default_timeout`), and
+/// returns one result per gate in the order given. Never fails fast: every gate runs.
+///
+/// A gate that errors, panics or times out gets a failing result.
+pub async fn run_gates(
+    gates: &[Arc<dyn PromotionGate>],
+    ctx: &GateContext,
+    default_timeout: Duration,
+) -> Vec<GateResult> {
+    let handles: Vec<_> = gates
+        .iter()
+        .map(|gate| {
+            let gate = Arc::clone(gate);
+            let ctx = ctx.clone();
+            let limit = gate.timeout().unwrap_or(default_timeout);
+            let name = gate.name().to_string();
+            let handle = tokio::spawn(async move {
+                let started = Instant::now();
+                let outcome = tokio::time::timeout(limit, gate.evaluate(&ctx)).await;
+                (outcome, started.elapsed())
+            });
+            (name, limit, handle)
+        })
+        .collect();
+    let mut results = Vec::with_capacity(handles.len());
+    for (gate, limit, handle) in handles {
+        let result = match handle.await {
+            Ok((Ok(Ok(outcome)), took)) => GateResult {
+                gate,
+                status: outcome.status,
+                message: outcome.message,
+                duration_ms: took.as_millis() as u64,
+            },
+            Ok((Ok(Err(e)), took)) => GateResult {
+                gate,
+                status: GateStatus::Error,
+                message: e.to_string(),
+                duration_ms: took.as_millis() as u64,
+            },
+            Ok((Err(_), took)) => GateResult {
+                gate,
+                status: GateStatus::TimedOut,
+                message: format!("no answer within {}", humantime::format_duration(limit)),
+                duration_ms: took.as_millis() as u64,
+            },
+            Err(join) => GateResult {
+                gate,
+                status: GateStatus::Error,
+                message: if join.is_panic() {
+                    "the gate panicked".to_string()
+                } else {
+                    "the gate was cancelled".to_string()
+                },
+                duration_ms: 0,
+            },
+        };
+        results.push(result);
+    }
+    results
+}

@@ -1,0 +1,162 @@
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use uuid::Uuid;
+
+use super::{AuditEvent, EventRecord};
+
+/// The `prev_hash` of the first event: 64 zeros.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Serialize)]
+struct Hashed<'a> {
+    seq: u64,
+    #[serde(flatten)]
+    record: &'a EventRecord,
+}
+
+/// The canonical JSON of an event's content: serde_json of `{seq, ...record}` with fields in
+/// declaration order, maps sorted by key, no whitespace. The hash covers exactly these bytes.
+pub fn canonical_json(seq: u64, record: &EventRecord) -> Vec<u8> {
+    // Serialising plain data (strings, numbers, sorted maps) into a Vec cannot fail.
+    serde_json::to_vec(&Hashed { seq, record }).unwrap_or_default()
+}
+
+/// `hex(SHA-256(prev_hash ‖ canonical_json(seq, record)))`.
+pub fn event_hash(prev_hash: &str, seq: u64, record: &EventRecord) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(canonical_json(seq, record));
+    hex::encode(h.finalize())
+}
+
+/// The first event at which a chain stops verifying.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainBreak {
+    /// The sequence number where the break was found (the expected one when an event is missing).
+    pub seq: u64,
+    /// The id of the event found there, if any.
+    pub id: Option<Uuid>,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// The result of verifying a chain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Events checked.
+    pub events: u64,
+    /// The hash of the last event checked, when the chain is intact.
+    pub head: Option<String>,
+    /// The first problem, if any.
+    pub first_break: Option<ChainBreak>,
+}
+
+impl VerifyReport {
+    /// Whether the chain verified.
+    pub fn is_intact(&self) -> bool {
+        self.first_break.is_none()
+    }
+}
+
+/// Checks events one by one, in sequence order.
+///
+/// Detects a changed event (its hash no longer matches its content), a removed or inserted
+/// event (a gap or repeat in sequence numbers, or a `prev_hash` that does not link), and a
+/// reordering (both).
+#[derive(Debug)]
+pub struct ChainVerifier {
+    expected_seq: u64,
+    prev_hash: String,
+    events: u64,
+    first_break: Option<ChainBreak>,
+    strict_start: bool,
+}
+
+impl Default for ChainVerifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ChainVerifier {
+    /// A verifier for a whole chain, starting at sequence 1 with [`GENESIS_HASH`].
+    pub fn new() -> Self {
+        ChainVerifier {
+            expected_seq: 1,
+            prev_hash: GENESIS_HASH.to_string(),
+            events: 0,
+            first_break: None,
+            strict_start: true,
+        }
+    }
+
+    /// A verifier for a filtered excerpt: every event's own hash is checked, and links are
+    /// checked only between events with consecutive sequence numbers.
+    pub fn excerpt() -> Self {
+        ChainVerifier {
+            strict_start: false,
+            ..Self::new()
+        }
+    }
+
+    /// Whether a break was found.
+    pub fn broken(&self) -> bool {
+        self.first_break.is_some()
+    }
+
+    /// Checks the next event.
+    pub fn push(&mut self, event: &AuditEvent) {
+        if self.first_break.is_some() {
+            return;
+        }
+        let problem = if self.strict_start && event.seq != self.expected_seq {
+            Some(if event.seq > self.expected_seq {
+                format!(
+                    "expected event {} but found {}: events are missing",
+                    self.expected_seq, event.seq
+                )
+            } else {
+                format!(
+                    "expected event {} but found {}: an event was inserted or reordered",
+                    self.expected_seq, event.seq
+                )
+            })
+        } else if (self.strict_start || event.seq == self.expected_seq)
+            && event.prev_hash != self.prev_hash
+        {
+            Some("prev_hash does not match the previous event's hash: an event was removed, inserted or reordered".to_string())
+        } else if event_hash(&event.prev_hash, event.seq, &event.record) != event.hash {
+            Some("hash does not match the event's content: the event was changed".to_string())
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => {
+                self.first_break = Some(ChainBreak {
+                    seq: if self.strict_start && event.seq != self.expected_seq {
+                        self.expected_seq
+                    } else {
+                        event.seq
+                    },
+                    id: Some(event.record.id),
+                    problem,
+                })
+            }
+            None => {
+                self.events += 1;
+                self.expected_seq = event.seq + 1;
+                self.prev_hash = event.hash.clone();
+            }
+        }
+    }
+
+    /// The report.
+    pub fn finish(self) -> VerifyReport {
+        let intact = self.first_break.is_none();
+        VerifyReport {
+            events: self.events,
+            head: (intact && self.events > 0).then_some(self.prev_hash),
+            first_break: self.first_break,
+        }
+    }
+}

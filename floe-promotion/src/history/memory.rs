@@ -1,0 +1,112 @@
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::{
+    AuditEvent, ChainVerifier, Deployment, EventRecord, GENESIS_HASH, HistoryQuery, HistoryStore,
+    Order, VerifyReport, event_hash,
+};
+use crate::error::Result;
+use crate::model::{ArtifactName, EnvName};
+
+/// A [`HistoryStore`] held in memory. Clones share the same history.
+#[derive(Debug, Default, Clone)]
+pub struct InMemoryHistory {
+    events: Arc<Mutex<Vec<AuditEvent>>>,
+}
+
+impl InMemoryHistory {
+    /// An empty history.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<AuditEvent>> {
+        self.events.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of stored events.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no event is stored.
+    pub fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+
+    /// Edits the stored events behind the chain's back, to test tamper detection.
+    #[cfg(any(test, feature = "testing"))]
+    pub fn tamper(&self, f: impl FnOnce(&mut Vec<AuditEvent>)) {
+        f(&mut self.lock());
+    }
+}
+
+#[async_trait]
+impl HistoryStore for InMemoryHistory {
+    async fn append_batch(&self, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>> {
+        let mut events = self.lock();
+        let (mut seq, mut prev) = events
+            .last()
+            .map(|e| (e.seq, e.hash.clone()))
+            .unwrap_or((0, GENESIS_HASH.to_string()));
+        let mut stored = Vec::with_capacity(records.len());
+        for record in records {
+            seq += 1;
+            let hash = event_hash(&prev, seq, &record);
+            let event = AuditEvent {
+                seq,
+                record,
+                prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                hash,
+            };
+            stored.push(event);
+        }
+        events.extend(stored.iter().cloned());
+        Ok(stored)
+    }
+
+    async fn query(&self, query: &HistoryQuery) -> Result<Vec<AuditEvent>> {
+        let events = self.lock();
+        let limit = query.limit.unwrap_or(usize::MAX);
+        let matching = events.iter().filter(|e| query.matches(e));
+        Ok(match query.order {
+            Order::OldestFirst => matching.take(limit).cloned().collect(),
+            Order::NewestFirst => {
+                let mut v: Vec<_> = events
+                    .iter()
+                    .rev()
+                    .filter(|e| query.matches(e))
+                    .take(limit)
+                    .cloned()
+                    .collect();
+                v.shrink_to_fit();
+                v
+            }
+        })
+    }
+
+    async fn deployments(&self, environment: Option<&EnvName>) -> Result<Vec<Deployment>> {
+        let events = self.lock();
+        let mut current: BTreeMap<(EnvName, ArtifactName), Deployment> = BTreeMap::new();
+        for d in events.iter().filter_map(Deployment::from_event) {
+            if environment.is_none_or(|e| e == &d.environment) {
+                current.insert((d.environment.clone(), d.artifact.clone()), d);
+            }
+        }
+        Ok(current.into_values().collect())
+    }
+
+    async fn verify(&self) -> Result<VerifyReport> {
+        let events = self.lock();
+        let mut verifier = ChainVerifier::new();
+        for e in events.iter() {
+            verifier.push(e);
+            if verifier.broken() {
+                break;
+            }
+        }
+        Ok(verifier.finish())
+    }
+}

@@ -1,0 +1,419 @@
+//! The audit trail: append-only, hash-chained events, queries, verification and export.
+//!
+//! Implementations: [`InMemoryHistory`] here; `SqliteStore` in `floe-promotion-sqlite`.
+
+mod chain;
+mod export;
+mod memory;
+
+use std::collections::BTreeMap;
+use std::fmt::{self, Debug};
+use std::io::Write;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::gate::GateResult;
+use crate::model::{Actor, ArtifactName, Digest, EnvName, Tag};
+
+pub use chain::{
+    ChainBreak, ChainVerifier, GENESIS_HASH, VerifyReport, canonical_json, event_hash,
+};
+pub use export::{CSV_HEADER, ExportFormat, ExportWriter, verify_export};
+pub use memory::InMemoryHistory;
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// A promotion was asked for.
+    PromotionRequested,
+    /// A promotion wrote its tags.
+    PromotionSucceeded,
+    /// A promotion was refused or failed; nothing moved.
+    PromotionFailed,
+    /// An approval request was created.
+    ApprovalRequested,
+    /// An approver approved or rejected.
+    ApprovalDecided,
+    /// An approval request expired.
+    ApprovalExpired,
+    /// A rollback moved the pointer back.
+    RollbackSucceeded,
+    /// A rollback was refused or failed; nothing moved.
+    RollbackFailed,
+    /// An environment was locked.
+    Locked,
+    /// An environment was unlocked.
+    Unlocked,
+    /// A lock was overridden (break-glass) for one operation.
+    LockOverridden,
+    /// Evidence was attached to a digest.
+    EvidenceAttached,
+    /// A canary step changed the traffic weight.
+    CanaryStep,
+    /// A blue-green switch moved the pointer.
+    Switched,
+}
+
+impl EventKind {
+    /// Whether an event of this kind makes its version the environment's current one.
+    pub fn sets_current(self) -> bool {
+        matches!(
+            self,
+            EventKind::PromotionSucceeded | EventKind::RollbackSucceeded | EventKind::Switched
+        )
+    }
+
+    /// The snake_case name used in exports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::PromotionRequested => "promotion_requested",
+            EventKind::PromotionSucceeded => "promotion_succeeded",
+            EventKind::PromotionFailed => "promotion_failed",
+            EventKind::ApprovalRequested => "approval_requested",
+            EventKind::ApprovalDecided => "approval_decided",
+            EventKind::ApprovalExpired => "approval_expired",
+            EventKind::RollbackSucceeded => "rollback_succeeded",
+            EventKind::RollbackFailed => "rollback_failed",
+            EventKind::Locked => "locked",
+            EventKind::Unlocked => "unlocked",
+            EventKind::LockOverridden => "lock_overridden",
+            EventKind::EvidenceAttached => "evidence_attached",
+            EventKind::CanaryStep => "canary_step",
+            EventKind::Switched => "switched",
+        }
+    }
+
+    /// Every kind, in declaration order.
+    pub const ALL: [EventKind; 14] = [
+        EventKind::PromotionRequested,
+        EventKind::PromotionSucceeded,
+        EventKind::PromotionFailed,
+        EventKind::ApprovalRequested,
+        EventKind::ApprovalDecided,
+        EventKind::ApprovalExpired,
+        EventKind::RollbackSucceeded,
+        EventKind::RollbackFailed,
+        EventKind::Locked,
+        EventKind::Unlocked,
+        EventKind::LockOverridden,
+        EventKind::EvidenceAttached,
+        EventKind::CanaryStep,
+        EventKind::Switched,
+    ];
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for EventKind {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        EventKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| crate::Error::invalid("event kind", s, "not a known event kind"))
+    }
+}
+
+/// The content of an audit event, as the manager records it. The store adds the position and
+/// the hashes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Unique id.
+    pub id: Uuid,
+    /// When (UTC).
+    pub time: DateTime<Utc>,
+    /// What.
+    pub kind: EventKind,
+    /// Who.
+    pub actor: Actor,
+    /// The artifact, when the event concerns one.
+    pub artifact: Option<ArtifactName>,
+    /// The version (release tag), when known.
+    pub version: Option<Tag>,
+    /// The digest, when resolved.
+    pub digest: Option<Digest>,
+    /// The source environment of a promotion.
+    pub from: Option<EnvName>,
+    /// The environment affected (a promotion's target, a lock's environment).
+    pub environment: Option<EnvName>,
+    /// Why (required for rollbacks and overrides).
+    pub reason: Option<String>,
+    /// Gate results, for promotion outcomes.
+    pub gates: Vec<GateResult>,
+    /// Other facts: tags written, copy counts, errors, warnings. Sorted by key.
+    pub details: BTreeMap<String, String>,
+}
+
+impl EventRecord {
+    /// A record of `kind` by `actor` at `time`, with a fresh id and nothing else set.
+    pub fn new(kind: EventKind, actor: Actor, time: DateTime<Utc>) -> Self {
+        EventRecord {
+            id: Uuid::new_v4(),
+            time,
+            kind,
+            actor,
+            artifact: None,
+            version: None,
+            digest: None,
+            from: None,
+            environment: None,
+            reason: None,
+            gates: vec![],
+            details: BTreeMap::new(),
+        }
+    }
+}
+
+/// An event as stored: its position in the chain, its content and its hashes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// Position in the chain, from 1, without gaps.
+    pub seq: u64,
+    /// The content.
+    #[serde(flatten)]
+    pub record: EventRecord,
+    /// The previous event's hash ([`GENESIS_HASH`] for the first).
+    pub prev_hash: String,
+    /// `SHA-256(prev_hash ‖ canonical JSON of (seq, record))`, hex.
+    pub hash: String,
+}
+
+/// Newest or oldest first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// Ascending sequence numbers.
+    #[default]
+    OldestFirst,
+    /// Descending sequence numbers.
+    NewestFirst,
+}
+
+/// A filter over the history. Every field that is set must match.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryQuery {
+    /// Events whose `environment` is this one.
+    pub environment: Option<EnvName>,
+    /// Events about this artifact.
+    pub artifact: Option<ArtifactName>,
+    /// Events about this version.
+    pub version: Option<Tag>,
+    /// Events about this digest.
+    pub digest: Option<Digest>,
+    /// Events of these kinds (empty: all).
+    pub kinds: Vec<EventKind>,
+    /// Events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Events before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Events with a sequence number above this (cursor for paging, ascending order).
+    pub after_seq: Option<u64>,
+    /// Events with a sequence number below this (cursor for paging, descending order).
+    pub before_seq: Option<u64>,
+    /// At most this many events.
+    pub limit: Option<usize>,
+    /// Order of the result.
+    pub order: Order,
+}
+
+impl HistoryQuery {
+    /// Whether `event` passes every filter except the cursor, limit and order.
+    pub fn matches(&self, event: &AuditEvent) -> bool {
+        let r = &event.record;
+        self.environment
+            .as_ref()
+            .is_none_or(|e| r.environment.as_ref() == Some(e))
+            && self
+                .artifact
+                .as_ref()
+                .is_none_or(|a| r.artifact.as_ref() == Some(a))
+            && self
+                .version
+                .as_ref()
+                .is_none_or(|v| r.version.as_ref() == Some(v))
+            && self
+                .digest
+                .as_ref()
+                .is_none_or(|d| r.digest.as_ref() == Some(d))
+            && (self.kinds.is_empty() || self.kinds.contains(&r.kind))
+            && self.since.is_none_or(|t| r.time >= t)
+            && self.until.is_none_or(|t| r.time < t)
+            && self.after_seq.is_none_or(|s| event.seq > s)
+            && self.before_seq.is_none_or(|s| event.seq < s)
+    }
+}
+
+/// What runs in an environment: the latest event that [`EventKind::sets_current`] for an
+/// artifact there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// Environment.
+    pub environment: EnvName,
+    /// Artifact.
+    pub artifact: ArtifactName,
+    /// Version.
+    pub version: Tag,
+    /// Digest.
+    pub digest: Digest,
+    /// Since when.
+    pub since: DateTime<Utc>,
+    /// By whom.
+    pub by: String,
+    /// The event that made it current.
+    pub seq: u64,
+    /// That event's kind (promotion, rollback, switch).
+    pub kind: EventKind,
+}
+
+impl Deployment {
+    /// The deployment an event establishes, when it is of a kind that sets the current version
+    /// and names the environment, artifact, version and digest.
+    pub fn from_event(event: &AuditEvent) -> Option<Deployment> {
+        let r = &event.record;
+        if !r.kind.sets_current() {
+            return None;
+        }
+        Some(Deployment {
+            environment: r.environment.clone()?,
+            artifact: r.artifact.clone()?,
+            version: r.version.clone()?,
+            digest: r.digest.clone()?,
+            since: r.time,
+            by: r.actor.id.clone(),
+            seq: event.seq,
+            kind: r.kind,
+        })
+    }
+}
+
+/// Number of events per page used by the provided paging methods.
+pub const PAGE_SIZE: usize = 1000;
+
+/// Append-only, hash-chained storage of audit events.
+///
+/// # Contract
+///
+/// - `append_batch` assigns consecutive sequence numbers from 1 and chains each event to the
+///   previous one (`hash = SHA-256(prev_hash ‖ canonical JSON)`, see [`event_hash`]); the
+///   batch is atomic: all its events are stored or none.
+/// - Concurrent appends never fork the chain: every acknowledged event is stored once, and the
+///   chain stays a single line.
+/// - An event, once appended, is returned unchanged by every later query; nothing is updated
+///   or deleted through this trait.
+/// - `query` returns the events that match every filter of [`HistoryQuery`], in the order
+///   asked, at most `limit` of them (the newest ones with [`Order::NewestFirst`]).
+/// - `deployments` returns, per environment and artifact, the latest event that sets the
+///   current version ([`EventKind::sets_current`]), sorted by environment then artifact;
+///   filtered to one environment when given.
+/// - `verify` recomputes the chain and names the first event that was changed, removed,
+///   inserted or reordered; an intact chain reports no break.
+/// - `export` writes the matching events, oldest first, as JSON Lines or CSV, and returns how
+///   many it wrote; it does not hold the whole history in memory.
+#[async_trait]
+pub trait HistoryStore: Send + Sync + Debug + 'static {
+    /// Appends events atomically and returns them as stored.
+    async fn append_batch(&self, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>>;
+
+    /// Finds events.
+    async fn query(&self, query: &HistoryQuery) -> Result<Vec<AuditEvent>>;
+
+    /// What runs where.
+    async fn deployments(&self, environment: Option<&EnvName>) -> Result<Vec<Deployment>>;
+
+    /// Checks the whole chain.
+    async fn verify(&self) -> Result<VerifyReport> {
+        let mut verifier = ChainVerifier::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .query(&HistoryQuery {
+                    after_seq: Some(after),
+                    limit: Some(PAGE_SIZE),
+                    ..Default::default()
+                })
+                .await?;
+            for event in &page {
+                verifier.push(event);
+                if verifier.broken() {
+                    return Ok(verifier.finish());
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() == PAGE_SIZE => after = last.seq,
+                _ => return Ok(verifier.finish()),
+            }
+        }
+    }
+
+    /// Writes matching events, oldest first.
+    async fn export(
+        &self,
+        query: &HistoryQuery,
+        format: ExportFormat,
+        out: &mut (dyn Write + Send),
+    ) -> Result<u64> {
+        let mut writer = ExportWriter::new(format, out)?;
+        let mut page_query = HistoryQuery {
+            order: Order::OldestFirst,
+            limit: Some(PAGE_SIZE),
+            ..query.clone()
+        };
+        let mut remaining = query.limit;
+        loop {
+            if remaining == Some(0) {
+                break;
+            }
+            page_query.limit = Some(remaining.map_or(PAGE_SIZE, |r| r.min(PAGE_SIZE)));
+            let page = self.query(&page_query).await?;
+            for event in &page {
+                writer.write(event)?;
+            }
+            if let Some(r) = remaining.as_mut() {
+                *r -= page.len();
+            }
+            match page.last() {
+                Some(last) if page.len() == page_query.limit.unwrap_or(PAGE_SIZE) => {
+                    page_query.after_seq = Some(last.seq)
+                }
+                _ => break,
+            }
+        }
+        writer.finish()
+    }
+}
+
+/// Conveniences over any [`HistoryStore`].
+#[async_trait]
+pub trait HistoryExt: HistoryStore {
+    /// Appends one event.
+    async fn append(&self, record: EventRecord) -> Result<AuditEvent> {
+        let mut stored = self.append_batch(vec![record]).await?;
+        stored.pop().ok_or_else(|| crate::Error::Store {
+            backend: "history",
+            location: String::new(),
+            message: "append returned no event".into(),
+        })
+    }
+
+    /// The latest `n` events of an environment, newest first.
+    async fn latest(&self, environment: &EnvName, n: usize) -> Result<Vec<AuditEvent>> {
+        self.query(&HistoryQuery {
+            environment: Some(environment.clone()),
+            limit: Some(n),
+            order: Order::NewestFirst,
+            ..Default::default()
+        })
+        .await
+    }
+}
+
+impl<H: HistoryStore + ?Sized> HistoryExt for H {}

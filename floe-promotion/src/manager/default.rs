@@ -1,0 +1,1081 @@
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::types::{
+    EnvironmentStatus, Outcome, PlannedTag, PromotionPlan, PromotionRecord, PromotionRequest,
+    RollbackRequest, TagAction,
+};
+use super::{PromotionManager, PromotionManagerBuilder};
+use crate::clock::Clock;
+use crate::config::{Environment, EnvironmentConfig};
+use crate::error::{Error, Result};
+use crate::gate::{GateContext, GateResult, GateStatus, PromotionGate, run_gates, soak_time};
+use crate::history::{
+    AuditEvent, EventKind, EventRecord, HistoryQuery, HistoryStore, Order, VerifyReport,
+};
+use crate::model::{Actor, ArtifactName, Digest, EnvName, Reference, Repository, Tag};
+use crate::notify::Notifier;
+use crate::registry::{ArtifactRegistry, CopyMode, CopyReport, Manifest};
+use crate::state::{ApprovalStore, EnvLock, Lease, LockStore};
+
+pub(super) struct Parts {
+    pub(super) config: Arc<dyn EnvironmentConfig>,
+    pub(super) registry: Arc<dyn ArtifactRegistry>,
+    pub(super) history: Arc<dyn HistoryStore>,
+    pub(super) locks: Arc<dyn LockStore>,
+    pub(super) approvals: Arc<dyn ApprovalStore>,
+    pub(super) notifiers: Vec<Arc<dyn Notifier>>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) gates: HashMap<EnvName, Vec<Arc<dyn PromotionGate>>>,
+}
+
+/// The [`PromotionManager`] of the library, assembled from parts with
+/// [`DefaultPromotionManager::builder`]. Cheap to clone.
+#[derive(Clone)]
+pub struct DefaultPromotionManager {
+    parts: Arc<Parts>,
+}
+
+impl fmt::Debug for DefaultPromotionManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.parts;
+        f.debug_struct("DefaultPromotionManager")
+            .field("config", &p.config)
+            .field("registry", &p.registry)
+            .field("history", &p.history)
+            .field("locks", &p.locks)
+            .field("approvals", &p.approvals)
+            .field("notifiers", &p.notifiers)
+            .field("clock", &p.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the checks of a promotion or rollback found; kept on failure so the failed event can
+/// record the digest and gate results.
+#[derive(Debug)]
+struct Evaluation {
+    id: Uuid,
+    now: DateTime<Utc>,
+    plan: bool,
+    source: Option<Repository>,
+    target: Option<Repository>,
+    manifest: Option<Manifest>,
+    gates: Vec<GateResult>,
+    lock: Option<EnvLock>,
+    lock_overridden: bool,
+    tags: Vec<PlannedTag>,
+    copy_mode: Option<CopyMode>,
+    blockers: Vec<Error>,
+}
+
+impl Evaluation {
+    fn new(now: DateTime<Utc>, plan: bool) -> Self {
+        Evaluation {
+            id: Uuid::new_v4(),
+            now,
+            plan,
+            source: None,
+            target: None,
+            manifest: None,
+            gates: vec![],
+            lock: None,
+            lock_overridden: false,
+            tags: vec![],
+            copy_mode: None,
+            blockers: vec![],
+        }
+    }
+
+    /// A refusal: the real run stops here; a plan notes it and goes on.
+    fn block(&mut self, e: Error) -> Result<()> {
+        if self.plan {
+            self.blockers.push(e);
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+
+    fn digest(&self) -> Option<&Digest> {
+        self.manifest.as_ref().map(Manifest::digest)
+    }
+
+    fn into_plan(
+        self,
+        artifact: ArtifactName,
+        version: Tag,
+        from: Option<EnvName>,
+        to: EnvName,
+    ) -> Result<PromotionPlan> {
+        let target = self
+            .target
+            .ok_or_else(|| Error::not_found(format!("repository of {artifact} in {to}")))?;
+        Ok(PromotionPlan {
+            digest: self.manifest.as_ref().map(|m| m.digest().clone()),
+            artifact,
+            version,
+            from,
+            to,
+            source: self.source,
+            target,
+            copy_mode: self.copy_mode,
+            tags: self.tags,
+            gates: self.gates,
+            lock: self.lock,
+            blockers: self.blockers,
+        })
+    }
+}
+
+const SETS_CURRENT: [EventKind; 3] = [
+    EventKind::PromotionSucceeded,
+    EventKind::RollbackSucceeded,
+    EventKind::Switched,
+];
+
+impl DefaultPromotionManager {
+    /// A builder.
+    pub fn builder() -> PromotionManagerBuilder {
+        PromotionManagerBuilder::default()
+    }
+
+    pub(super) fn from_parts(parts: Parts) -> Self {
+        DefaultPromotionManager {
+            parts: Arc::new(parts),
+        }
+    }
+
+    /// The environment configuration.
+    pub fn config(&self) -> &Arc<dyn EnvironmentConfig> {
+        &self.parts.config
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<dyn ArtifactRegistry> {
+        &self.parts.registry
+    }
+
+    /// The audit history.
+    pub fn history_store(&self) -> &Arc<dyn HistoryStore> {
+        &self.parts.history
+    }
+
+    /// The approval store.
+    pub fn approval_store(&self) -> &Arc<dyn ApprovalStore> {
+        &self.parts.approvals
+    }
+
+    /// The gates of promotions into `environment`, in result order.
+    pub fn gates(&self, environment: &EnvName) -> &[Arc<dyn PromotionGate>] {
+        self.parts
+            .gates
+            .get(environment)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.parts.clock.now()
+    }
+
+    fn settings(&self) -> &crate::config::PromotionSettings {
+        self.parts.config.settings()
+    }
+
+    /// The latest event that made `version` of `artifact` current in `environment`.
+    async fn arrival(
+        &self,
+        environment: &EnvName,
+        artifact: &ArtifactName,
+        version: &Tag,
+    ) -> Result<Option<AuditEvent>> {
+        Ok(self
+            .parts
+            .history
+            .query(&HistoryQuery {
+                environment: Some(environment.clone()),
+                artifact: Some(artifact.clone()),
+                version: Some(version.clone()),
+                kinds: SETS_CURRENT.to_vec(),
+                limit: Some(1),
+                order: Order::NewestFirst,
+                ..Default::default()
+            })
+            .await?
+            .pop())
+    }
+
+    /// Resolves a tag, mapping "not found" to `None`.
+    async fn tag_digest(&self, repo: &Repository, tag: &Tag) -> Result<Option<Manifest>> {
+        match self
+            .parts
+            .registry
+            .resolve(repo, &Reference::Tag(tag.clone()))
+            .await
+        {
+            Ok(m) => Ok(Some(m)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn check_transition(&self, from: &EnvName, to: &EnvName) -> Result<()> {
+        let config = &self.parts.config;
+        let (f, t) = (config.position(from)?, config.position(to)?);
+        let refuse = |reason: String| Error::InvalidTransition {
+            from: from.to_string(),
+            to: to.to_string(),
+            reason,
+        };
+        if f == t {
+            return Err(refuse("source and target are the same environment".into()));
+        }
+        if t < f {
+            return Err(refuse(
+                "promotion goes forward only; use rollback to go back".into(),
+            ));
+        }
+        if t > f + 1 && !self.settings().allow_skip {
+            let skipped: Vec<&str> = config.environments()[f + 1..t]
+                .iter()
+                .map(|e| e.name.as_str())
+                .collect();
+            return Err(refuse(format!(
+                "it would skip {}; promote through each environment in order",
+                skipped.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_authorized(
+        &self,
+        env: &Environment,
+        actor: &Actor,
+        action: &'static str,
+    ) -> Result<()> {
+        if env.authorization.allows(actor) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden {
+                actor: actor.id.clone(),
+                action,
+                environment: env.name.clone(),
+                reason: format!(
+                    "not in allowed_operators [{}] nor in allowed_groups [{}]",
+                    env.authorization.allowed_operators.join(", "),
+                    env.authorization.allowed_groups.join(", ")
+                ),
+            })
+        }
+    }
+
+    /// Finds the lock on the target and decides whether the request may pass it.
+    async fn check_lock(
+        &self,
+        ev: &mut Evaluation,
+        env: &EnvName,
+        override_lock: bool,
+        reason: Option<&str>,
+    ) -> Result<()> {
+        let lock = self.parts.locks.get_lock(env, ev.now).await?;
+        if let Some(lock) = &lock {
+            if override_lock {
+                ev.lock_overridden = true;
+            } else {
+                ev.block(Error::Locked {
+                    lock: Box::new(lock.clone()),
+                })?;
+            }
+        }
+        if override_lock && reason.is_none_or(|r| r.trim().is_empty()) {
+            return Err(Error::invalid(
+                "lock override",
+                env.to_string(),
+                "overriding a lock needs a reason",
+            ));
+        }
+        ev.lock = lock;
+        Ok(())
+    }
+
+    /// Plans the write of `tag` at `digest` in `repo`; `immutable` tags may not move.
+    async fn plan_tag(
+        &self,
+        ev: &mut Evaluation,
+        repo: &Repository,
+        tag: Tag,
+        digest: &Digest,
+        immutable: bool,
+    ) -> Result<()> {
+        let current = self
+            .tag_digest(repo, &tag)
+            .await?
+            .map(|m| m.digest().clone());
+        let action = match &current {
+            None => TagAction::Create,
+            Some(d) if d == digest => TagAction::Unchanged,
+            Some(d) if immutable => {
+                return ev.block(Error::Immutability {
+                    repository: repo.to_string(),
+                    tag: tag.to_string(),
+                    existing: d.clone(),
+                    attempted: digest.clone(),
+                });
+            }
+            Some(_) => TagAction::Move,
+        };
+        ev.tags.push(PlannedTag {
+            tag,
+            action,
+            current,
+        });
+        Ok(())
+    }
+
+    /// Steps 1 to 5 of the promotion path. Stops at the first refusal unless planning.
+    async fn evaluate_promotion(&self, req: &PromotionRequest, ev: &mut Evaluation) -> Result<()> {
+        let config = &self.parts.config;
+        let from_env = config.environment(&req.from)?;
+        let to_env = config.environment(&req.to)?;
+        let source = config.repository(&req.from, &req.artifact)?;
+        let target = config.repository(&req.to, &req.artifact)?;
+        ev.source = Some(source.clone());
+        ev.target = Some(target.clone());
+
+        // 1. Transition, authorization, policy that needs no digest.
+        if let Err(e) = self.check_transition(&req.from, &req.to) {
+            ev.block(e)?;
+        }
+        if !to_env.policy.allowed_sources.is_empty()
+            && !to_env.policy.allowed_sources.contains(&req.from)
+        {
+            ev.block(Error::PolicyViolation {
+                environment: req.to.clone(),
+                rule: "allowed_sources",
+                detail: format!(
+                    "{} is not one of the allowed sources [{}]",
+                    req.from,
+                    to_env
+                        .policy
+                        .allowed_sources
+                        .iter()
+                        .map(EnvName::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            })?;
+        }
+        if let Err(e) = self.check_authorized(to_env, &req.actor, "promote to") {
+            ev.block(e)?;
+        }
+        if let Some(pattern) = &to_env.policy.version_pattern
+            && !pattern.is_match(req.version.as_str())
+        {
+            ev.block(Error::PolicyViolation {
+                environment: req.to.clone(),
+                rule: "version_pattern",
+                detail: format!("{} does not match {}", req.version, pattern.as_str()),
+            })?;
+        }
+        if let Some(window) = to_env.frozen_at(ev.now) {
+            ev.block(Error::PolicyViolation {
+                environment: req.to.clone(),
+                rule: "freeze_window",
+                detail: format!("promotions are frozen: {}", window.reason()),
+            })?;
+        }
+
+        // 2. Locks.
+        self.check_lock(ev, &req.to, req.override_lock, req.reason.as_deref())
+            .await?;
+
+        // 3. Resolve the digest once, in the source environment.
+        let first = config.position(&req.from)? == 0;
+        let resolved = if first {
+            self.parts
+                .registry
+                .resolve(&source, &Reference::Tag(req.version.clone()))
+                .await
+                .map(|m| (m, None))
+        } else {
+            self.resolve_promoted(&req.artifact, &req.version, from_env, &source)
+                .await
+        };
+        let (manifest, arrival) = match resolved {
+            Ok(r) => r,
+            Err(e) => {
+                ev.block(e)?;
+                return Ok(());
+            }
+        };
+        let digest = manifest.digest().clone();
+        ev.manifest = Some(manifest.clone());
+        ev.copy_mode = Some(self.parts.registry.copy_mode(&source, &target));
+
+        // Separation of duties and soak need the digest and its history.
+        if to_env.authorization.separation_of_duties
+            && let Some(a) = arrival
+                .as_ref()
+                .filter(|a| a.record.actor.id == req.actor.id)
+        {
+            ev.block(Error::SeparationOfDuties {
+                actor: req.actor.id.clone(),
+                reason: format!(
+                    "promoted {}:{} into {} (event {}) and may not also promote it out of {}",
+                    req.artifact, req.version, req.from, a.seq, req.from
+                ),
+            })?;
+        }
+        if let Some(minimum) = to_env.policy.minimum_soak {
+            let soaked = soak_time(
+                self.parts.history.as_ref(),
+                &req.from,
+                &req.artifact,
+                &digest,
+                ev.now,
+            )
+            .await?;
+            let detail = match soaked {
+                Some(t) if t >= minimum => None,
+                Some(t) => Some(format!(
+                    "{}:{} has been in {} for {}, less than {}",
+                    req.artifact,
+                    req.version,
+                    req.from,
+                    humantime::format_duration(std::time::Duration::from_secs(t.as_secs())),
+                    humantime::format_duration(minimum)
+                )),
+                None => Some(format!(
+                    "history shows no arrival of {}:{} in {}; its soak time cannot be measured",
+                    req.artifact, req.version, req.from
+                )),
+            };
+            if let Some(detail) = detail {
+                ev.block(Error::PolicyViolation {
+                    environment: req.to.clone(),
+                    rule: "minimum_soak",
+                    detail,
+                })?;
+            }
+        }
+
+        // Immutable environment tag; pointer.
+        let scheme = &self.settings().tag_scheme;
+        let env_tag = scheme.environment_tag(&req.version, &req.to)?;
+        let pointer = scheme.pointer_tag(&req.to)?;
+        self.plan_tag(ev, &target, env_tag, &digest, true).await?;
+        self.plan_tag(ev, &target, pointer, &digest, false).await?;
+
+        // 4. Gates, concurrently, every one of them.
+        let ctx = GateContext {
+            artifact: req.artifact.clone(),
+            version: req.version.clone(),
+            digest,
+            manifest,
+            source,
+            from: req.from.clone(),
+            to: req.to.clone(),
+            actor: req.actor.clone(),
+            now: ev.now,
+            registry: Arc::clone(&self.parts.registry),
+            history: Arc::clone(&self.parts.history),
+        };
+        let timeout = to_env
+            .gate_timeout
+            .unwrap_or(self.settings().default_timeout);
+        ev.gates = run_gates(self.gates(&req.to), &ctx, timeout).await;
+        let failed: Vec<GateResult> = ev
+            .gates
+            .iter()
+            .filter(|g| !g.status.allows())
+            .cloned()
+            .collect();
+        if !failed.is_empty() {
+            ev.block(Error::GateFailed { failed })?;
+        }
+
+        // 5. Approvals: environments with approval rules are refused by settings validation
+        // until the approval workflow exists, so every environment here is auto-approved.
+        Ok(())
+    }
+
+    /// Resolves a version in a later environment: its environment tag, which must agree with
+    /// the digest history recorded.
+    async fn resolve_promoted(
+        &self,
+        artifact: &ArtifactName,
+        version: &Tag,
+        env: &Environment,
+        repo: &Repository,
+    ) -> Result<(Manifest, Option<AuditEvent>)> {
+        let arrival = self
+            .arrival(&env.name, artifact, version)
+            .await?
+            .ok_or_else(|| Error::VersionNotPromoted {
+                artifact: artifact.to_string(),
+                version: version.to_string(),
+                environment: env.name.clone(),
+            })?;
+        let recorded = arrival
+            .record
+            .digest
+            .clone()
+            .ok_or_else(|| Error::Integrity {
+                seq: arrival.seq,
+                problem: "a promotion event has no digest".into(),
+            })?;
+        let env_tag = self
+            .settings()
+            .tag_scheme
+            .environment_tag(version, &env.name)?;
+        let manifest = match self.tag_digest(repo, &env_tag).await? {
+            Some(m) => m,
+            None => {
+                return Err(Error::not_found(format!(
+                    "{repo}:{env_tag} (history says {artifact}:{version} was promoted to {} at {recorded})",
+                    env.name
+                )));
+            }
+        };
+        if manifest.digest() != &recorded {
+            return Err(Error::Conflict(format!(
+                "{repo}:{env_tag} points at {} but history recorded {recorded} for {artifact}:{version} in {}",
+                manifest.digest(),
+                env.name
+            )));
+        }
+        Ok((manifest, Some(arrival)))
+    }
+
+    fn event(&self, kind: EventKind, actor: &Actor, now: DateTime<Utc>) -> EventRecord {
+        EventRecord::new(kind, actor.clone(), now)
+    }
+
+    /// Appends events, then sends them to every notifier; notifier failures become warnings.
+    async fn record(
+        &self,
+        records: Vec<EventRecord>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<AuditEvent>> {
+        let stored = self.parts.history.append_batch(records).await?;
+        for event in &stored {
+            for notifier in &self.parts.notifiers {
+                if let Err(e) = notifier.notify(event).await {
+                    tracing::warn!(kind = %event.record.kind, seq = event.seq, error = %e, "notifier failed");
+                    warnings.push(format!(
+                        "notification of event {} ({}) failed: {e}",
+                        event.seq, event.record.kind
+                    ));
+                }
+            }
+        }
+        Ok(stored)
+    }
+
+    async fn take_lease(&self, env: &EnvName, actor: &Actor, id: Uuid) -> Result<Lease> {
+        let ttl = Duration::from_std(self.settings().lease_ttl).unwrap_or(Duration::minutes(15));
+        self.parts
+            .locks
+            .acquire_lease(env, &format!("{} ({id})", actor.id), ttl, self.now())
+            .await
+    }
+
+    /// Writes the planned tags (copying first when the repositories differ).
+    async fn write(
+        &self,
+        ev: &Evaluation,
+        lease_env: &EnvName,
+        actor: &Actor,
+        immutable: &[&Tag],
+    ) -> Result<(Vec<Tag>, Option<CopyReport>)> {
+        let (Some(manifest), Some(source), Some(target)) =
+            (ev.manifest.as_ref(), ev.source.as_ref(), ev.target.as_ref())
+        else {
+            return Err(Error::Conflict("nothing resolved to write".into()));
+        };
+        let lease = self.take_lease(lease_env, actor, ev.id).await?;
+        let result = async {
+            // Another promoter may have written while we checked: look again under the lease.
+            for planned in &ev.tags {
+                if immutable.contains(&&planned.tag)
+                    && let Some(m) = self.tag_digest(target, &planned.tag).await?
+                    && m.digest() != manifest.digest()
+                {
+                    return Err(Error::Immutability {
+                        repository: target.to_string(),
+                        tag: planned.tag.to_string(),
+                        existing: m.digest().clone(),
+                        attempted: manifest.digest().clone(),
+                    });
+                }
+            }
+            let copy = if source != target {
+                Some(
+                    self.parts
+                        .registry
+                        .copy(source, target, manifest.digest())
+                        .await?,
+                )
+            } else {
+                None
+            };
+            let mut written = Vec::new();
+            for planned in ev.tags.iter().filter(|t| t.action != TagAction::Unchanged) {
+                self.parts
+                    .registry
+                    .put_manifest(target, Some(&planned.tag), manifest)
+                    .await?;
+                written.push(planned.tag.clone());
+            }
+            Ok((written, copy))
+        }
+        .await;
+        if let Err(e) = self.parts.locks.release_lease(&lease).await {
+            tracing::warn!(environment = %lease_env, error = %e, "could not release the promotion lease; it will expire");
+        }
+        result
+    }
+
+    async fn record_failure(&self, mut record: EventRecord, ev: &Evaluation, error: &Error) {
+        record.digest = ev.digest().cloned();
+        record.gates = ev.gates.clone();
+        record.details.insert("error".into(), error.to_string());
+        let mut ignored = Vec::new();
+        if let Err(e) = self.record(vec![record], &mut ignored).await {
+            tracing::error!(error = %e, "could not record the failed event");
+        }
+    }
+
+    async fn fail_promotion(&self, req: &PromotionRequest, ev: &Evaluation, e: Error) -> Error {
+        let record = self.promotion_event(EventKind::PromotionFailed, req, self.now());
+        self.record_failure(record, ev, &e).await;
+        e
+    }
+
+    fn promotion_event(
+        &self,
+        kind: EventKind,
+        req: &PromotionRequest,
+        now: DateTime<Utc>,
+    ) -> EventRecord {
+        let mut e = self.event(kind, &req.actor, now);
+        e.artifact = Some(req.artifact.clone());
+        e.version = Some(req.version.clone());
+        e.from = Some(req.from.clone());
+        e.environment = Some(req.to.clone());
+        e.reason = req.reason.clone();
+        e
+    }
+
+    fn rollback_event(
+        &self,
+        kind: EventKind,
+        req: &RollbackRequest,
+        now: DateTime<Utc>,
+    ) -> EventRecord {
+        let mut e = self.event(kind, &req.actor, now);
+        e.artifact = Some(req.artifact.clone());
+        e.version = Some(req.to_version.clone());
+        e.environment = Some(req.environment.clone());
+        e.reason = Some(req.reason.clone());
+        e
+    }
+
+    /// Checks of a rollback. Stops at the first refusal unless planning.
+    async fn evaluate_rollback(&self, req: &RollbackRequest, ev: &mut Evaluation) -> Result<()> {
+        let config = &self.parts.config;
+        let env = config.environment(&req.environment)?;
+        let target = config.repository(&req.environment, &req.artifact)?;
+        ev.source = Some(target.clone());
+        ev.target = Some(target.clone());
+        ev.copy_mode = Some(CopyMode::TagOnly);
+        if req.reason.trim().is_empty() {
+            return Err(Error::invalid(
+                "rollback reason",
+                "",
+                "a rollback needs a reason",
+            ));
+        }
+        if let Err(e) = self.check_authorized(env, &req.actor, "roll back") {
+            ev.block(e)?;
+        }
+        self.check_lock(ev, &req.environment, req.override_lock, Some(&req.reason))
+            .await?;
+        let arrival = match self
+            .arrival(&req.environment, &req.artifact, &req.to_version)
+            .await?
+        {
+            Some(a) => a,
+            None => {
+                ev.block(Error::VersionNotPromoted {
+                    artifact: req.artifact.to_string(),
+                    version: req.to_version.to_string(),
+                    environment: req.environment.clone(),
+                })?;
+                return Ok(());
+            }
+        };
+        let recorded = arrival
+            .record
+            .digest
+            .clone()
+            .ok_or_else(|| Error::Integrity {
+                seq: arrival.seq,
+                problem: "a promotion event has no digest".into(),
+            })?;
+        let current = self
+            .parts
+            .history
+            .deployments(Some(&req.environment))
+            .await?
+            .into_iter()
+            .find(|d| d.artifact == req.artifact);
+        if current
+            .as_ref()
+            .is_some_and(|c| c.version == req.to_version && c.digest == recorded)
+        {
+            ev.block(Error::InvalidTransition {
+                from: req.environment.to_string(),
+                to: req.environment.to_string(),
+                reason: format!(
+                    "{}:{} is already the current version",
+                    req.artifact, req.to_version
+                ),
+            })?;
+        }
+        let manifest = self
+            .parts
+            .registry
+            .resolve(&target, &Reference::Digest(recorded.clone()))
+            .await?;
+        let scheme = &self.settings().tag_scheme;
+        let env_tag = scheme.environment_tag(&req.to_version, &req.environment)?;
+        if let Some(m) = self.tag_digest(&target, &env_tag).await?
+            && m.digest() != &recorded
+        {
+            ev.block(Error::Conflict(format!(
+                "{target}:{env_tag} points at {} but history recorded {recorded}",
+                m.digest()
+            )))?;
+        }
+        ev.manifest = Some(manifest);
+        let existing: HashSet<Tag> = self
+            .parts
+            .registry
+            .list_tags(&target)
+            .await?
+            .into_iter()
+            .collect();
+        let mut n = 1;
+        let rollback_tag = loop {
+            let t = scheme.rollback_tag(&req.to_version, &req.environment, n)?;
+            if !existing.contains(&t) {
+                break t;
+            }
+            n += 1;
+        };
+        self.plan_tag(ev, &target, rollback_tag, &recorded, true)
+            .await?;
+        self.plan_tag(
+            ev,
+            &target,
+            scheme.pointer_tag(&req.environment)?,
+            &recorded,
+            false,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl PromotionManager for DefaultPromotionManager {
+    async fn promote(&self, req: PromotionRequest) -> Result<PromotionRecord> {
+        let started = self.now();
+        let mut ev = Evaluation::new(started, false);
+        let mut warnings = Vec::new();
+        let mut requested = self.promotion_event(EventKind::PromotionRequested, &req, started);
+        requested.id = ev.id;
+        self.record(vec![requested], &mut warnings).await?;
+
+        if let Err(e) = self.evaluate_promotion(&req, &mut ev).await {
+            return Err(self.fail_promotion(&req, &ev, e).await);
+        }
+        if ev.lock_overridden {
+            let mut e = self.promotion_event(EventKind::LockOverridden, &req, self.now());
+            e.digest = ev.digest().cloned();
+            if let Some(lock) = &ev.lock {
+                e.details.insert("lock_owner".into(), lock.owner.clone());
+                e.details.insert("lock_reason".into(), lock.reason.clone());
+            }
+            if let Err(err) = self.record(vec![e], &mut warnings).await {
+                return Err(self.fail_promotion(&req, &ev, err).await);
+            }
+        }
+        let env_tag = ev.tags.first().map(|t| t.tag.clone());
+        let immutable: Vec<&Tag> = env_tag.iter().collect();
+        let (written, copy) = match self.write(&ev, &req.to, &req.actor, &immutable).await {
+            Ok(w) => w,
+            Err(e) => return Err(self.fail_promotion(&req, &ev, e).await),
+        };
+        let repository = ev
+            .target
+            .clone()
+            .ok_or_else(|| Error::Conflict("no target repository".into()))?;
+        let finished = self.now();
+        let mut done = self.promotion_event(EventKind::PromotionSucceeded, &req, finished);
+        let digest = ev
+            .digest()
+            .cloned()
+            .ok_or_else(|| Error::Conflict("no digest".into()))?;
+        done.digest = Some(digest.clone());
+        done.gates = ev.gates.clone();
+        done.details.insert("request".into(), ev.id.to_string());
+        done.details.insert(
+            "tags".into(),
+            written
+                .iter()
+                .map(Tag::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        if written.is_empty() {
+            done.details.insert("noop".into(), "true".into());
+        }
+        if let Some(c) = &copy {
+            done.details.insert(
+                "copy".into(),
+                format!(
+                    "manifests={} mounted={} uploaded={} skipped={} bytes={} signatures={} referrers={}",
+                    c.manifests_copied,
+                    c.blobs_mounted,
+                    c.blobs_uploaded,
+                    c.blobs_skipped,
+                    c.bytes_uploaded,
+                    c.signatures_copied,
+                    c.referrers_copied
+                ),
+            );
+        }
+        for g in ev.gates.iter().filter(|g| g.status == GateStatus::Warned) {
+            warnings.push(format!("gate {}: {}", g.gate, g.message));
+        }
+        let stored = self.record(vec![done], &mut warnings).await?;
+        Ok(PromotionRecord {
+            id: ev.id,
+            outcome: if written.is_empty() {
+                Outcome::AlreadyPromoted
+            } else {
+                Outcome::Promoted
+            },
+            artifact: req.artifact,
+            version: req.version,
+            digest,
+            from: Some(req.from),
+            to: req.to,
+            repository,
+            actor: req.actor.id,
+            reason: req.reason,
+            gates: ev.gates,
+            tags_written: written,
+            copy,
+            lock_overridden: ev.lock_overridden,
+            warnings,
+            started,
+            finished,
+            event_seq: stored.last().map(|e| e.seq),
+        })
+    }
+
+    async fn plan(&self, req: PromotionRequest) -> Result<PromotionPlan> {
+        let mut ev = Evaluation::new(self.now(), true);
+        self.evaluate_promotion(&req, &mut ev).await?;
+        ev.into_plan(req.artifact, req.version, Some(req.from), req.to)
+    }
+
+    async fn rollback(&self, req: RollbackRequest) -> Result<PromotionRecord> {
+        let started = self.now();
+        let mut ev = Evaluation::new(started, false);
+        let mut warnings = Vec::new();
+        if let Err(e) = self.evaluate_rollback(&req, &mut ev).await {
+            let record = self.rollback_event(EventKind::RollbackFailed, &req, self.now());
+            self.record_failure(record, &ev, &e).await;
+            return Err(e);
+        }
+        let mut events = Vec::new();
+        if ev.lock_overridden {
+            let mut e = self.rollback_event(EventKind::LockOverridden, &req, self.now());
+            e.digest = ev.digest().cloned();
+            events.push(e);
+        }
+        let rollback_tag = ev.tags.first().map(|t| t.tag.clone());
+        let immutable: Vec<&Tag> = rollback_tag.iter().collect();
+        let (written, _) = match self
+            .write(&ev, &req.environment, &req.actor, &immutable)
+            .await
+        {
+            Ok(w) => w,
+            Err(e) => {
+                let record = self.rollback_event(EventKind::RollbackFailed, &req, self.now());
+                self.record_failure(record, &ev, &e).await;
+                return Err(e);
+            }
+        };
+        let repository = ev
+            .target
+            .clone()
+            .ok_or_else(|| Error::Conflict("no target repository".into()))?;
+        let finished = self.now();
+        let digest = ev
+            .digest()
+            .cloned()
+            .ok_or_else(|| Error::Conflict("no digest".into()))?;
+        let mut done = self.rollback_event(EventKind::RollbackSucceeded, &req, finished);
+        done.id = ev.id;
+        done.digest = Some(digest.clone());
+        done.details.insert(
+            "tags".into(),
+            written
+                .iter()
+                .map(Tag::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+        events.push(done);
+        let stored = self.record(events, &mut warnings).await?;
+        Ok(PromotionRecord {
+            id: ev.id,
+            outcome: Outcome::RolledBack,
+            artifact: req.artifact,
+            version: req.to_version,
+            digest,
+            from: None,
+            to: req.environment,
+            repository,
+            actor: req.actor.id,
+            reason: Some(req.reason),
+            gates: vec![],
+            tags_written: written,
+            copy: None,
+            lock_overridden: ev.lock_overridden,
+            warnings,
+            started,
+            finished,
+            event_seq: stored.last().map(|e| e.seq),
+        })
+    }
+
+    async fn plan_rollback(&self, req: RollbackRequest) -> Result<PromotionPlan> {
+        let mut ev = Evaluation::new(self.now(), true);
+        self.evaluate_rollback(&req, &mut ev).await?;
+        let from = None;
+        ev.into_plan(req.artifact, req.to_version, from, req.environment)
+    }
+
+    async fn lock(
+        &self,
+        environment: &EnvName,
+        actor: &Actor,
+        reason: &str,
+        expires_in: Option<Duration>,
+    ) -> Result<EnvLock> {
+        let env = self.parts.config.environment(environment)?;
+        if reason.trim().is_empty() {
+            return Err(Error::invalid("lock reason", "", "a lock needs a reason"));
+        }
+        if let Some(d) = expires_in
+            && d <= Duration::zero()
+        {
+            return Err(Error::invalid(
+                "lock expiry",
+                d.to_string(),
+                "a lock's expiry must be in the future",
+            ));
+        }
+        self.check_authorized(env, actor, "lock")?;
+        let now = self.now();
+        let lock = self
+            .parts
+            .locks
+            .lock(
+                EnvLock {
+                    environment: environment.clone(),
+                    owner: actor.id.clone(),
+                    reason: reason.to_string(),
+                    created: now,
+                    expires: expires_in.map(|d| now + d),
+                },
+                now,
+            )
+            .await?;
+        let mut e = self.event(EventKind::Locked, actor, now);
+        e.environment = Some(environment.clone());
+        e.reason = Some(reason.to_string());
+        if let Some(x) = lock.expires {
+            e.details.insert("expires".into(), x.to_rfc3339());
+        }
+        let mut warnings = Vec::new();
+        self.record(vec![e], &mut warnings).await?;
+        Ok(lock)
+    }
+
+    async fn unlock(
+        &self,
+        environment: &EnvName,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> Result<EnvLock> {
+        let env = self.parts.config.environment(environment)?;
+        self.check_authorized(env, actor, "unlock")?;
+        let now = self.now();
+        let lock = self
+            .parts
+            .locks
+            .unlock(environment, now)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("a lock on environment {environment}")))?;
+        let mut e = self.event(EventKind::Unlocked, actor, now);
+        e.environment = Some(environment.clone());
+        e.reason = reason.map(str::to_string);
+        e.details.insert("lock_owner".into(), lock.owner.clone());
+        e.details.insert("lock_reason".into(), lock.reason.clone());
+        let mut warnings = Vec::new();
+        self.record(vec![e], &mut warnings).await?;
+        Ok(lock)
+    }
+
+    async fn status(&self, environment: Option<&EnvName>) -> Result<Vec<EnvironmentStatus>> {
+        if let Some(e) = environment {
+            self.parts.config.environment(e)?;
+        }
+        let now = self.now();
+        let mut out = Vec::new();
+        for (position, env) in self.parts.config.environments().iter().enumerate() {
+            if environment.is_some_and(|e| e != &env.name) {
+                continue;
+            }
+            out.push(EnvironmentStatus {
+                environment: env.name.clone(),
+                position,
+                deployments: self.parts.history.deployments(Some(&env.name)).await?,
+                lock: self.parts.locks.get_lock(&env.name, now).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<AuditEvent>> {
+        self.parts.history.query(query).await
+    }
+
+    async fn verify(&self) -> Result<VerifyReport> {
+        self.parts.history.verify().await
+    }
+}

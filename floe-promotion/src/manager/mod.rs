@@ -1,0 +1,91 @@
+//! The promotion path: [`PromotionManager`] and its implementation [`DefaultPromotionManager`].
+
+mod builder;
+mod default;
+mod types;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use chrono::Duration;
+
+use crate::error::Result;
+use crate::history::{AuditEvent, HistoryQuery, VerifyReport};
+use crate::model::{Actor, EnvName};
+use crate::state::EnvLock;
+
+pub use builder::PromotionManagerBuilder;
+pub use default::DefaultPromotionManager;
+pub use types::{
+    EnvironmentStatus, Outcome, PlannedTag, PromotionPlan, PromotionRecord, PromotionRequest,
+    RollbackRequest, TagAction,
+};
+
+/// Promotes, rolls back, locks and reports.
+///
+/// # Contract
+///
+/// - `promote` resolves the digest once, in the source environment, and binds every check and
+///   every written tag to it; the tags it writes carry the byte-exact manifest.
+/// - `promote` goes forward only, to the next environment unless the settings allow skipping;
+///   it refuses an actor the target's authorization does not list, and under separation of
+///   duties the actor who promoted the version into the source environment.
+/// - `promote` refuses a locked target unless the request overrides the lock with a reason,
+///   which is recorded.
+/// - `promote` runs the target's gates concurrently, each with a timeout; a failure, error or
+///   timeout of any gate blocks it.
+/// - `promote` never moves an environment tag: the same digest again writes nothing new, another
+///   digest is an immutability error; the pointer tag moves to the promoted digest.
+/// - A refused or failed `promote` or `rollback` records a failed event and leaves the pointer
+///   where it was; a successful one records a success event with the gate results and tags.
+/// - `plan` runs every check and gate of `promote` without stopping at the first failure and
+///   reports what would be written; it writes no tag, history event, approval, lock or
+///   notification.
+/// - `rollback` moves the pointer to a version that history shows was in that environment, at
+///   the digest history recorded, requires a reason, writes a rollback tag
+///   `<version>-<env>-rollback-<n>`, and obeys locks like `promote`.
+/// - `lock` refuses an environment that is already locked; `unlock` of an unlocked environment
+///   is [`Error::NotFound`](crate::Error::NotFound). Both are recorded.
+/// - `status` reports, per environment in order, what runs there and its lock.
+/// - Every recorded event is also sent to the notifiers; a notifier's failure becomes a warning
+///   on the record and never fails the operation.
+#[async_trait]
+pub trait PromotionManager: Send + Sync + Debug + 'static {
+    /// Promotes a version from one environment to the next.
+    async fn promote(&self, request: PromotionRequest) -> Result<PromotionRecord>;
+
+    /// Checks a promotion without doing it (dry run).
+    async fn plan(&self, request: PromotionRequest) -> Result<PromotionPlan>;
+
+    /// Rolls an environment back to a version it ran before.
+    async fn rollback(&self, request: RollbackRequest) -> Result<PromotionRecord>;
+
+    /// Checks a rollback without doing it (dry run).
+    async fn plan_rollback(&self, request: RollbackRequest) -> Result<PromotionPlan>;
+
+    /// Locks an environment.
+    async fn lock(
+        &self,
+        environment: &EnvName,
+        actor: &Actor,
+        reason: &str,
+        expires_in: Option<Duration>,
+    ) -> Result<EnvLock>;
+
+    /// Unlocks an environment.
+    async fn unlock(
+        &self,
+        environment: &EnvName,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> Result<EnvLock>;
+
+    /// What runs where, per environment in promotion order (one environment when given).
+    async fn status(&self, environment: Option<&EnvName>) -> Result<Vec<EnvironmentStatus>>;
+
+    /// Audit events matching a query.
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<AuditEvent>>;
+
+    /// Verifies the audit chain.
+    async fn verify(&self) -> Result<VerifyReport>;
+}

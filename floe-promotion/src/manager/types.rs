@@ -1,0 +1,219 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::gate::GateResult;
+use crate::history::Deployment;
+use crate::model::{Actor, ArtifactName, Digest, EnvName, Repository, Tag};
+use crate::registry::{CopyMode, CopyReport};
+use crate::state::EnvLock;
+
+/// A request to promote `artifact:version` from one environment to another.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromotionRequest {
+    /// Artifact.
+    pub artifact: ArtifactName,
+    /// Version (release tag).
+    pub version: Tag,
+    /// Source environment.
+    pub from: EnvName,
+    /// Target environment.
+    pub to: EnvName,
+    /// Who asks.
+    pub actor: Actor,
+    /// Why (recorded; required with `override_lock`).
+    pub reason: Option<String>,
+    /// Break-glass: promote even if the target is locked. Needs a reason.
+    pub override_lock: bool,
+}
+
+impl PromotionRequest {
+    /// Validates the names and builds a request without reason or override.
+    pub fn new(artifact: &str, version: &str, from: &str, to: &str, actor: Actor) -> Result<Self> {
+        Ok(PromotionRequest {
+            artifact: ArtifactName::new(artifact)?,
+            version: Tag::new(version)?,
+            from: EnvName::new(from)?,
+            to: EnvName::new(to)?,
+            actor,
+            reason: None,
+            override_lock: false,
+        })
+    }
+
+    /// Sets the reason.
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Overrides a lock on the target, with a reason.
+    pub fn override_lock(mut self, reason: impl Into<String>) -> Self {
+        self.override_lock = true;
+        self.reason = Some(reason.into());
+        self
+    }
+}
+
+/// A request to roll an environment back to an earlier version.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackRequest {
+    /// Artifact.
+    pub artifact: ArtifactName,
+    /// The environment to roll back.
+    pub environment: EnvName,
+    /// The version to return to.
+    pub to_version: Tag,
+    /// Who asks.
+    pub actor: Actor,
+    /// Why (required).
+    pub reason: String,
+    /// Break-glass: roll back even if the environment is locked.
+    pub override_lock: bool,
+}
+
+impl RollbackRequest {
+    /// Validates the names and builds a request.
+    pub fn new(
+        artifact: &str,
+        environment: &str,
+        to_version: &str,
+        actor: Actor,
+        reason: &str,
+    ) -> Result<Self> {
+        Ok(RollbackRequest {
+            artifact: ArtifactName::new(artifact)?,
+            environment: EnvName::new(environment)?,
+            to_version: Tag::new(to_version)?,
+            actor,
+            reason: reason.to_string(),
+            override_lock: false,
+        })
+    }
+}
+
+/// What an operation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The version was promoted: tags were written.
+    Promoted,
+    /// The version was already there at the same digest: nothing was written.
+    AlreadyPromoted,
+    /// The environment was rolled back.
+    RolledBack,
+}
+
+/// The record of a completed promotion or rollback.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromotionRecord {
+    /// Operation id (the id of the request event).
+    pub id: Uuid,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Artifact.
+    pub artifact: ArtifactName,
+    /// Version.
+    pub version: Tag,
+    /// Digest, identical in every environment.
+    pub digest: Digest,
+    /// Source environment (none for a rollback).
+    pub from: Option<EnvName>,
+    /// Target environment.
+    pub to: EnvName,
+    /// The target repository.
+    pub repository: Repository,
+    /// Who.
+    pub actor: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// Gate results.
+    pub gates: Vec<GateResult>,
+    /// Tags written, in order.
+    pub tags_written: Vec<Tag>,
+    /// What the copy between repositories did, if one was needed.
+    pub copy: Option<CopyReport>,
+    /// Whether a lock was overridden.
+    pub lock_overridden: bool,
+    /// Warnings (gate warnings, notifier failures).
+    pub warnings: Vec<String>,
+    /// Start time.
+    pub started: DateTime<Utc>,
+    /// End time.
+    pub finished: DateTime<Utc>,
+    /// Sequence number of the outcome event in the audit chain (none for a no-op).
+    pub event_seq: Option<u64>,
+}
+
+/// What a planned write would do to a tag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TagAction {
+    /// The tag does not exist and would be created.
+    Create,
+    /// The tag exists at another digest and would move (pointer tags only).
+    Move,
+    /// The tag already holds the digest.
+    Unchanged,
+}
+
+/// One tag a promotion would write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedTag {
+    /// The tag.
+    pub tag: Tag,
+    /// What would happen.
+    pub action: TagAction,
+    /// The digest it holds now, if any.
+    pub current: Option<Digest>,
+}
+
+/// The result of a dry run: every check and gate, and what would be written.
+#[derive(Debug)]
+pub struct PromotionPlan {
+    /// Artifact.
+    pub artifact: ArtifactName,
+    /// Version.
+    pub version: Tag,
+    /// The digest that would be promoted, when it could be resolved.
+    pub digest: Option<Digest>,
+    /// Source environment (none for a rollback).
+    pub from: Option<EnvName>,
+    /// Target environment.
+    pub to: EnvName,
+    /// Source repository.
+    pub source: Option<Repository>,
+    /// Target repository.
+    pub target: Repository,
+    /// How blobs would move.
+    pub copy_mode: Option<CopyMode>,
+    /// Tags that would be written.
+    pub tags: Vec<PlannedTag>,
+    /// Every gate's result.
+    pub gates: Vec<GateResult>,
+    /// The lock in force on the target, if any.
+    pub lock: Option<EnvLock>,
+    /// Everything that would refuse the operation, in the order the real run checks them.
+    pub blockers: Vec<Error>,
+}
+
+impl PromotionPlan {
+    /// Whether the operation would succeed now.
+    pub fn would_succeed(&self) -> bool {
+        self.blockers.is_empty()
+    }
+}
+
+/// What runs in one environment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvironmentStatus {
+    /// The environment.
+    pub environment: EnvName,
+    /// Its position in the promotion order (0 first).
+    pub position: usize,
+    /// The current version of each artifact there.
+    pub deployments: Vec<Deployment>,
+    /// Its active lock.
+    pub lock: Option<EnvLock>,
+}

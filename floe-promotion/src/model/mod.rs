@@ -1,0 +1,7 @@
+//! Validated identities: digests, tags, names, references and actors.
+
+mod digest;
+mod names;
+
+pub use digest::Digest;
+pub use names::{Actor, ArtifactName, ArtifactRef, EnvName, Reference, Repository, Tag};

@@ -1,0 +1,199 @@
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::{
+    ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovalStore, EnvLock, Lease, LockStore,
+};
+use crate::error::{Error, Result};
+use crate::model::EnvName;
+
+/// Locks, leases and approvals held in memory, for one process and for tests. Clones share
+/// the same state.
+#[derive(Debug, Default, Clone)]
+pub struct InMemoryState {
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    locks: BTreeMap<EnvName, EnvLock>,
+    leases: BTreeMap<EnvName, Lease>,
+    approvals: BTreeMap<Uuid, ApprovalRequest>,
+}
+
+impl InMemoryState {
+    /// Empty state.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock_inner(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl LockStore for InMemoryState {
+    async fn lock(&self, lock: EnvLock, now: DateTime<Utc>) -> Result<EnvLock> {
+        let mut inner = self.lock_inner();
+        if let Some(existing) = inner.locks.get(&lock.environment)
+            && existing.is_active(now)
+        {
+            return Err(Error::Locked {
+                lock: Box::new(existing.clone()),
+            });
+        }
+        inner.locks.insert(lock.environment.clone(), lock.clone());
+        Ok(lock)
+    }
+
+    async fn unlock(&self, environment: &EnvName, now: DateTime<Utc>) -> Result<Option<EnvLock>> {
+        let mut inner = self.lock_inner();
+        Ok(inner.locks.remove(environment).filter(|l| l.is_active(now)))
+    }
+
+    async fn get_lock(&self, environment: &EnvName, now: DateTime<Utc>) -> Result<Option<EnvLock>> {
+        let inner = self.lock_inner();
+        Ok(inner
+            .locks
+            .get(environment)
+            .filter(|l| l.is_active(now))
+            .cloned())
+    }
+
+    async fn locks(&self, now: DateTime<Utc>) -> Result<Vec<EnvLock>> {
+        let inner = self.lock_inner();
+        Ok(inner
+            .locks
+            .values()
+            .filter(|l| l.is_active(now))
+            .cloned()
+            .collect())
+    }
+
+    async fn acquire_lease(
+        &self,
+        environment: &EnvName,
+        holder: &str,
+        ttl: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Lease> {
+        let mut inner = self.lock_inner();
+        if let Some(l) = inner.leases.get(environment)
+            && now < l.expires
+        {
+            return Err(Error::Busy {
+                environment: environment.clone(),
+                holder: l.holder.clone(),
+                until: l.expires.to_rfc3339(),
+            });
+        }
+        let lease = Lease {
+            environment: environment.clone(),
+            holder: holder.to_string(),
+            token: Uuid::new_v4(),
+            acquired: now,
+            expires: now + ttl,
+        };
+        inner.leases.insert(environment.clone(), lease.clone());
+        Ok(lease)
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<()> {
+        let mut inner = self.lock_inner();
+        if inner
+            .leases
+            .get(&lease.environment)
+            .is_some_and(|l| l.token == lease.token)
+        {
+            inner.leases.remove(&lease.environment);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ApprovalStore for InMemoryState {
+    async fn create(&self, request: ApprovalRequest) -> Result<()> {
+        let mut inner = self.lock_inner();
+        if inner.approvals.contains_key(&request.id) {
+            return Err(Error::Conflict(format!(
+                "approval request {} already exists",
+                request.id
+            )));
+        }
+        inner.approvals.insert(request.id, request);
+        Ok(())
+    }
+
+    async fn get(&self, id: Uuid) -> Result<ApprovalRequest> {
+        self.lock_inner()
+            .approvals
+            .get(&id)
+            .cloned()
+            .ok_or_else(|| Error::not_found(format!("approval request {id}")))
+    }
+
+    async fn list(&self, status: Option<ApprovalStatus>) -> Result<Vec<ApprovalRequest>> {
+        let inner = self.lock_inner();
+        let mut v: Vec<_> = inner
+            .approvals
+            .values()
+            .filter(|r| status.is_none_or(|s| r.status == s))
+            .cloned()
+            .collect();
+        v.sort_by_key(|r| (r.created, r.id));
+        Ok(v)
+    }
+
+    async fn add_decision(&self, id: Uuid, decision: ApprovalDecision) -> Result<ApprovalRequest> {
+        let mut inner = self.lock_inner();
+        let req = inner
+            .approvals
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found(format!("approval request {id}")))?;
+        if req.status != ApprovalStatus::Pending {
+            return Err(Error::Conflict(format!(
+                "approval request {id} is {}, not pending",
+                req.status
+            )));
+        }
+        if req
+            .decisions
+            .iter()
+            .any(|d| d.actor.id == decision.actor.id)
+        {
+            return Err(Error::Conflict(format!(
+                "{} has already decided on approval request {id}",
+                decision.actor.id
+            )));
+        }
+        req.decisions.push(decision);
+        Ok(req.clone())
+    }
+
+    async fn set_status(
+        &self,
+        id: Uuid,
+        from: ApprovalStatus,
+        to: ApprovalStatus,
+    ) -> Result<ApprovalRequest> {
+        let mut inner = self.lock_inner();
+        let req = inner
+            .approvals
+            .get_mut(&id)
+            .ok_or_else(|| Error::not_found(format!("approval request {id}")))?;
+        if req.status != from {
+            return Err(Error::Conflict(format!(
+                "approval request {id} is {}, not {from}",
+                req.status
+            )));
+        }
+        req.status = to;
+        Ok(req.clone())
+    }
+}
