@@ -1,0 +1,16 @@
+//! # floe-promotion-oci
+//!
+//! OCI backends of [`floe_promotion`]:
+//!
+//! - [`OciRegistry`]: the `ArtifactRegistry` over remote registries (oci-client).
+//! - [`OciLayoutRegistry`]: the `ArtifactRegistry` over OCI image-layout directories
+//!   (`oci-layout:<dir>`), the format skopeo, oras and crane read and write.
+//! - [`CosignVerifier`]: the `SignatureVerifier` for cosign key-based signatures, offline.
+
+mod cosign;
+mod layout;
+mod remote;
+
+pub use cosign::CosignVerifier;
+pub use layout::OciLayoutRegistry;
+pub use remote::OciRegistry;
