@@ -229,54 +229,60 @@ pub async fn run_gates(
     ctx: &GateContext,
     default_timeout: Duration,
 ) -> Vec<GateResult> {
-    let handles: Vec<_> = gates
+    // A JoinSet aborts every gate still running if this future is dropped.
+    let mut set = tokio::task::JoinSet::new();
+    let mut ids = std::collections::HashMap::new();
+    let mut results: Vec<GateResult> = gates
         .iter()
-        .map(|gate| {
-            let gate = Arc::clone(gate);
-            let ctx = ctx.clone();
-            let limit = gate.timeout().unwrap_or(default_timeout);
-            let name = gate.name().to_string();
-            let handle = tokio::spawn(async move {
-                let started = Instant::now();
-                let outcome = tokio::time::timeout(limit, gate.evaluate(&ctx)).await;
-                (outcome, started.elapsed())
-            });
-            (name, limit, handle)
+        .map(|gate| GateResult {
+            gate: gate.name().to_string(),
+            status: GateStatus::Error,
+            message: "the gate was cancelled".into(),
+            duration_ms: 0,
         })
         .collect();
-    let mut results = Vec::with_capacity(handles.len());
-    for (gate, limit, handle) in handles {
-        let result = match handle.await {
-            Ok((Ok(Ok(outcome)), took)) => GateResult {
-                gate,
-                status: outcome.status,
-                message: outcome.message,
-                duration_ms: took.as_millis() as u64,
-            },
-            Ok((Ok(Err(e)), took)) => GateResult {
-                gate,
-                status: GateStatus::Error,
-                message: e.to_string(),
-                duration_ms: took.as_millis() as u64,
-            },
-            Ok((Err(_), took)) => GateResult {
-                gate,
-                status: GateStatus::TimedOut,
-                message: format!("no answer within {}", humantime::format_duration(limit)),
-                duration_ms: took.as_millis() as u64,
-            },
-            Err(join) => GateResult {
-                gate,
-                status: GateStatus::Error,
-                message: if join.is_panic() {
-                    "the gate panicked".to_string()
-                } else {
-                    "the gate was cancelled".to_string()
-                },
-                duration_ms: 0,
-            },
-        };
-        results.push(result);
+    for (index, gate) in gates.iter().enumerate() {
+        let gate = Arc::clone(gate);
+        let ctx = ctx.clone();
+        let limit = gate.timeout().unwrap_or(default_timeout);
+        let handle = set.spawn(async move {
+            let started = Instant::now();
+            let outcome = tokio::time::timeout(limit, gate.evaluate(&ctx)).await;
+            (index, limit, outcome, started.elapsed())
+        });
+        ids.insert(handle.id(), index);
+    }
+    while let Some(joined) = set.join_next_with_id().await {
+        match joined {
+            Ok((_, (index, limit, outcome, took))) => {
+                let r = &mut results[index];
+                r.duration_ms = took.as_millis() as u64;
+                match outcome {
+                    Ok(Ok(o)) => {
+                        r.status = o.status;
+                        r.message = o.message;
+                    }
+                    Ok(Err(e)) => {
+                        r.status = GateStatus::Error;
+                        r.message = e.to_string();
+                    }
+                    Err(_) => {
+                        r.status = GateStatus::TimedOut;
+                        r.message =
+                            format!("no answer within {}", humantime::format_duration(limit));
+                    }
+                }
+            }
+            Err(join) => {
+                if let Some(&index) = ids.get(&join.id()) {
+                    results[index].message = if join.is_panic() {
+                        "the gate panicked".to_string()
+                    } else {
+                        "the gate was cancelled".to_string()
+                    };
+                }
+            }
+        }
     }
     results
 }

@@ -150,6 +150,27 @@ impl ChainVerifier {
         }
     }
 
+    /// The report, also checking the chain against the head the store recorded separately
+    /// (`(number of events, hash of the last)`), which catches removal of the newest events.
+    pub fn finish_anchored(mut self, head: Option<(u64, &str)>) -> VerifyReport {
+        if self.first_break.is_none() {
+            let (count, hash) = head.unwrap_or((0, GENESIS_HASH));
+            if count != self.events || (count > 0 && hash != self.prev_hash) {
+                self.first_break = Some(ChainBreak {
+                    seq: self.events.min(count) + 1,
+                    id: None,
+                    problem: format!(
+                        "the store's head records {count} events ending in {}, but the chain has {} ending in {}: events were removed or replaced at the end",
+                        &hash[..12.min(hash.len())],
+                        self.events,
+                        &self.prev_hash[..12.min(self.prev_hash.len())]
+                    ),
+                });
+            }
+        }
+        self.finish()
+    }
+
     /// The report.
     pub fn finish(self) -> VerifyReport {
         let intact = self.first_break.is_none();

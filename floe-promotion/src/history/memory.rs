@@ -13,7 +13,15 @@ use crate::model::{ArtifactName, EnvName};
 /// A [`HistoryStore`] held in memory. Clones share the same history.
 #[derive(Debug, Default, Clone)]
 pub struct InMemoryHistory {
-    events: Arc<Mutex<Vec<AuditEvent>>>,
+    events: Arc<Mutex<Events>>,
+}
+
+/// The events and, kept apart from them, the head of the chain (count and last hash), so that
+/// removing the newest events is detected too.
+#[derive(Debug, Default)]
+struct Events {
+    list: Vec<AuditEvent>,
+    head: Option<(u64, String)>,
 }
 
 impl InMemoryHistory {
@@ -22,24 +30,24 @@ impl InMemoryHistory {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<AuditEvent>> {
+    fn lock(&self) -> MutexGuard<'_, Events> {
         self.events.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Number of stored events.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().list.len()
     }
 
     /// Whether no event is stored.
     pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
+        self.lock().list.is_empty()
     }
 
     /// Edits the stored events behind the chain's back, to test tamper detection.
     #[cfg(any(test, feature = "testing"))]
     pub fn tamper(&self, f: impl FnOnce(&mut Vec<AuditEvent>)) {
-        f(&mut self.lock());
+        f(&mut self.lock().list);
     }
 }
 
@@ -48,6 +56,7 @@ impl HistoryStore for InMemoryHistory {
     async fn append_batch(&self, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>> {
         let mut events = self.lock();
         let (mut seq, mut prev) = events
+            .list
             .last()
             .map(|e| (e.seq, e.hash.clone()))
             .unwrap_or((0, GENESIS_HASH.to_string()));
@@ -63,34 +72,32 @@ impl HistoryStore for InMemoryHistory {
             };
             stored.push(event);
         }
-        events.extend(stored.iter().cloned());
+        events.list.extend(stored.iter().cloned());
+        events.head = Some((seq, prev));
         Ok(stored)
     }
 
     async fn query(&self, query: &HistoryQuery) -> Result<Vec<AuditEvent>> {
         let events = self.lock();
         let limit = query.limit.unwrap_or(usize::MAX);
-        let matching = events.iter().filter(|e| query.matches(e));
+        let matching = events.list.iter().filter(|e| query.matches(e));
         Ok(match query.order {
             Order::OldestFirst => matching.take(limit).cloned().collect(),
-            Order::NewestFirst => {
-                let mut v: Vec<_> = events
-                    .iter()
-                    .rev()
-                    .filter(|e| query.matches(e))
-                    .take(limit)
-                    .cloned()
-                    .collect();
-                v.shrink_to_fit();
-                v
-            }
+            Order::NewestFirst => events
+                .list
+                .iter()
+                .rev()
+                .filter(|e| query.matches(e))
+                .take(limit)
+                .cloned()
+                .collect(),
         })
     }
 
     async fn deployments(&self, environment: Option<&EnvName>) -> Result<Vec<Deployment>> {
         let events = self.lock();
         let mut current: BTreeMap<(EnvName, ArtifactName), Deployment> = BTreeMap::new();
-        for d in events.iter().filter_map(Deployment::from_event) {
+        for d in events.list.iter().filter_map(Deployment::from_event) {
             if environment.is_none_or(|e| e == &d.environment) {
                 current.insert((d.environment.clone(), d.artifact.clone()), d);
             }
@@ -101,12 +108,12 @@ impl HistoryStore for InMemoryHistory {
     async fn verify(&self) -> Result<VerifyReport> {
         let events = self.lock();
         let mut verifier = ChainVerifier::new();
-        for e in events.iter() {
+        for e in events.list.iter() {
             verifier.push(e);
             if verifier.broken() {
                 break;
             }
         }
-        Ok(verifier.finish())
+        Ok(verifier.finish_anchored(events.head.as_ref().map(|(n, h)| (*n, h.as_str()))))
     }
 }

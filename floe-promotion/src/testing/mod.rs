@@ -5,4 +5,5 @@
 //! case (see [`registry_conformance!`](crate::registry_conformance)).
 
 pub mod fakes;
+pub mod pipeline;
 pub mod registry;
