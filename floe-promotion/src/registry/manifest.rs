@@ -32,6 +32,7 @@ pub struct Manifest {
     digest: Digest,
     media_type: String,
     bytes: Arc<[u8]>,
+    body: Arc<ManifestBody>,
 }
 
 impl std::fmt::Debug for Manifest {
@@ -71,6 +72,7 @@ impl Manifest {
             digest: Digest::of(&bytes),
             media_type,
             bytes,
+            body: Arc::new(body),
         })
     }
 
@@ -94,9 +96,9 @@ impl Manifest {
         self.media_type == OCI_INDEX || self.media_type == DOCKER_MANIFEST_LIST
     }
 
-    /// The parsed body. Parsing cannot fail for a value built by [`Manifest::from_bytes`].
-    pub fn body(&self) -> ManifestBody {
-        serde_json::from_slice(&self.bytes).unwrap_or_default()
+    /// The parsed body (parsed once, when the value was built).
+    pub fn body(&self) -> &ManifestBody {
+        &self.body
     }
 
     /// A descriptor of this manifest, for use as a `subject` or index entry.

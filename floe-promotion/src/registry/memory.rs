@@ -142,7 +142,12 @@ impl InMemoryRegistry {
         let referrers: Vec<Digest> = source
             .manifests
             .values()
-            .filter(|m| m.body().subject.is_some_and(|s| &s.digest == digest))
+            .filter(|m| {
+                m.body()
+                    .subject
+                    .as_ref()
+                    .is_some_and(|s| &s.digest == digest)
+            })
             .map(|m| m.digest().clone())
             .collect();
         let children: Vec<Digest> = body.children().iter().map(|c| c.digest.clone()).collect();
