@@ -180,6 +180,60 @@ impl DefaultPromotionManager {
             .unwrap_or(&[])
     }
 
+    /// Resolves `artifact:version` as it is in `environment`: the release tag in the first
+    /// environment, the environment tag elsewhere (which must agree with history). Returns the
+    /// repository and the manifest.
+    pub async fn resolve_in(
+        &self,
+        artifact: &ArtifactName,
+        version: &Tag,
+        environment: &EnvName,
+    ) -> Result<(Repository, Manifest)> {
+        let config = &self.parts.config;
+        let env = config.environment(environment)?;
+        let repo = config.repository(environment, artifact)?;
+        let manifest = if config.position(environment)? == 0 {
+            self.parts
+                .registry
+                .resolve(&repo, &Reference::Tag(version.clone()))
+                .await?
+        } else {
+            self.resolve_promoted(artifact, version, env, &repo).await?.0
+        };
+        Ok((repo, manifest))
+    }
+
+    /// Attaches evidence to the digest of `artifact:version` in `environment` and records an
+    /// [`EventKind::EvidenceAttached`] event. Returns the artifact's digest and the evidence
+    /// manifest's digest.
+    pub async fn attest(
+        &self,
+        artifact: &ArtifactName,
+        version: &Tag,
+        environment: &EnvName,
+        evidence: &crate::registry::Evidence,
+        actor: &Actor,
+    ) -> Result<(Digest, Digest)> {
+        use crate::registry::RegistryExt;
+        let (repo, manifest) = self.resolve_in(artifact, version, environment).await?;
+        let attached = self
+            .parts
+            .registry
+            .attach_evidence(&repo, manifest.digest(), evidence)
+            .await?;
+        let mut e = self.event(EventKind::EvidenceAttached, actor, self.now());
+        e.artifact = Some(artifact.clone());
+        e.version = Some(version.clone());
+        e.digest = Some(manifest.digest().clone());
+        e.environment = Some(environment.clone());
+        e.details.insert("evidence".into(), attached.to_string());
+        e.details.insert("kind".into(), evidence.kind.to_string());
+        e.details.insert("status".into(), evidence.status.to_string());
+        let mut warnings = Vec::new();
+        self.record(vec![e], &mut warnings).await?;
+        Ok((manifest.digest().clone(), attached))
+    }
+
     fn now(&self) -> DateTime<Utc> {
         self.parts.clock.now()
     }

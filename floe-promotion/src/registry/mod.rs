@@ -70,6 +70,24 @@ impl CopyReport {
     }
 }
 
+/// Receives the progress of blob transfers made by a registry's `copy`, for progress bars.
+///
+/// # Contract
+///
+/// - `blob_started` is called once before a blob's bytes move, with its size;
+///   `blob_progress` then reports bytes as they move (the sum never exceeds the size), and
+///   `blob_finished` is called once when the blob is complete or abandoned.
+/// - Mounted and skipped blobs are not reported.
+/// - Calls come from the copying task and must return quickly.
+pub trait TransferObserver: Send + Sync + Debug + 'static {
+    /// A blob starts to move.
+    fn blob_started(&self, digest: &Digest, size: u64);
+    /// `bytes` more bytes of the blob moved.
+    fn blob_progress(&self, digest: &Digest, bytes: u64);
+    /// The blob is done.
+    fn blob_finished(&self, digest: &Digest);
+}
+
 /// Storage of OCI manifests, blobs and tags, addressed by [`Repository`] locations.
 ///
 /// # Contract
