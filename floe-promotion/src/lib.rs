@@ -78,3 +78,8 @@ pub use model::{Actor, ArtifactName, ArtifactRef, Digest, EnvName, Reference, Re
 pub use notify::{LogNotifier, Notifier, RecordingNotifier};
 pub use registry::{ArtifactRegistry, InMemoryRegistry, RegistryExt};
 pub use state::{ApprovalStore, InMemoryState, LockStore};
+
+/// The README's Rust examples are compiled as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
