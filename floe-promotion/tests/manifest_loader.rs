@@ -601,9 +601,14 @@ fn other_bad_values_name_their_field() {
         "{BASE}    insecure_registries: [\"http://x:5000\"]\n"
     ));
     assert!(msg.contains("not a registry host"), "{msg}");
-    let (_, msg) = config_error(&BASE.replace("oci://registry.example.com/floe", "s3://bucket"));
+    let (at, msg) = config_error(&BASE.replace(
+        "oci://registry.example.com/floe",
+        "https://user:secret@registry.example.com",
+    ));
+    assert_eq!(at, Some((2, 20)));
     assert!(
-        msg.starts_with("artifacts.registry.uri: \"s3://bucket\""),
+        msg.starts_with("artifacts.registry.uri: a https:// URL is not a repository location"),
         "{msg}"
     );
+    assert!(!msg.contains("secret"), "{msg}");
 }

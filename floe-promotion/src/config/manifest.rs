@@ -678,11 +678,12 @@ impl<'a> Loader<'a> {
             format!("oci-layout:{}", self.path(dir).display())
         } else if let Some(rest) = v.strip_prefix("oci://") {
             rest.trim_end_matches('/').to_string()
-        } else if v.contains("://") {
+        } else if let Some((scheme, _)) = v.split_once("://") {
+            // Only the scheme is quoted: the rest of a URL may hold credentials.
             return Err(self.at(
                 value,
                 format!(
-                    "{field}: {v:?} is not a repository location: expected oci://HOST/PATH, HOST/PATH or oci-layout:DIR"
+                    "{field}: a {scheme}:// URL is not a repository location: expected oci://HOST/PATH, HOST/PATH or oci-layout:DIR"
                 ),
             ));
         } else {
