@@ -1,21 +1,1465 @@
-use std::path::Path;
+//! The `manifest.yaml` loader.
+//!
+//! Two layers: raw structs that mirror the YAML exactly (`deny_unknown_fields` everywhere, so
+//! a typo is an error with its line and column), then a conversion into the settings model
+//! that checks every value (names, durations, regexes, severities, commands) and points at the
+//! value that is wrong. Nothing here panics on any input.
 
-use super::InMemoryConfig;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::io::Read;
+use std::marker::PhantomData;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveTime, Utc};
+use regex::Regex;
+use serde::Deserialize;
+use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::{Location, Spanned};
+
+use super::{
+    ApprovalRule, Authorization, AutoPromotion, Environment, FreezeWindow, GateSettings,
+    InMemoryConfig, PolicySettings, PromotionSettings, ScanSettings, Strategy, TagScheme, Weekday,
+};
 use crate::error::{Error, Result};
+use crate::gate::{CommandSpec, PolicyRules, ScanSource, Severity, SignatureEnforcement};
+use crate::model::{EnvName, Repository};
+
+/// The largest manifest file read: 4 MiB.
+const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Characters that mean "shell" in a command string. Commands are argv lists and never run
+/// through a shell, so a string holding one of these is refused rather than split wrongly.
+const SHELL_CHARS: &[char] = &[
+    '\'', '"', '\\', ';', '|', '&', '$', '<', '>', '(', ')', '`', '*', '?', '[', ']', '{', '}',
+    '~', '#', '!',
+];
+
+/// Placeholders allowed in command arguments (substituted by the gates, not by a shell).
+const PLACEHOLDERS: &[&str] = &["${ARTIFACT_REF}", "${ARTIFACT_DIGEST}"];
+
+/// Gate keys with a meaning of their own; every other key under `gates` is a command gate.
+const BUILTIN_GATES: &[&str] = &["tests", "policy_compliance", "security_scan", "signature"];
 
 /// Reads and validates a `manifest.yaml`.
+///
+/// Relative paths in it (`oci-layout:` repositories, scan reports, key files) are resolved
+/// against the manifest's directory. A missing or unreadable file is [`Error::Io`] naming it;
+/// everything else wrong is [`Error::Config`] with the file, the line and column when known,
+/// and what was expected, or [`Error::NotSupported`] for settings whose behaviour does not
+/// exist yet.
 pub fn load_manifest(path: &Path) -> Result<InMemoryConfig> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("reading manifest {}", path.display()), e))?;
+    let context = || format!("reading manifest {}", path.display());
+    let file = std::fs::File::open(path).map_err(|e| Error::io(context(), e))?;
+    let mut text = String::new();
+    file.take(MAX_MANIFEST_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::io(context(), e))?;
+    if text.len() as u64 > MAX_MANIFEST_BYTES {
+        return Err(Error::Config {
+            file: Some(path.to_path_buf()),
+            location: None,
+            message: format!("the manifest is larger than {MAX_MANIFEST_BYTES} bytes"),
+        });
+    }
     parse_manifest(&text, Some(path))
 }
 
 /// Parses and validates manifest text; `path` names the file in errors and anchors relative
-/// paths (`oci-layout:` repositories, key files).
-pub fn parse_manifest(_text: &str, path: Option<&Path>) -> Result<InMemoryConfig> {
-    Err(Error::Config {
-        file: path.map(Path::to_path_buf),
-        location: None,
-        message: "manifest loading is being implemented".into(),
+/// paths (`oci-layout:` repositories, scan reports, key files). Without a path, relative paths
+/// stay relative to the working directory.
+///
+/// ```
+/// let config = floe_promotion::config::parse_manifest(
+///     "artifacts:\n  registry: { uri: oci://registry.example.com/floe }\n  promotion:\n    environments:\n      - name: dev\n      - name: prod\n",
+///     None,
+/// )?;
+/// use floe_promotion::EnvironmentConfig;
+/// assert_eq!(config.environments().len(), 2);
+/// # Ok::<(), floe_promotion::Error>(())
+/// ```
+pub fn parse_manifest(text: &str, path: Option<&Path>) -> Result<InMemoryConfig> {
+    let loader = Loader::new(text, path);
+    if text
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+    {
+        return Err(loader.err(
+            None,
+            "the manifest is empty: expected a mapping with `artifacts: { promotion: { environments: [...] } }`",
+        ));
+    }
+    let raw: RawManifest = serde_saphyr::from_str(text).map_err(|e| loader.yaml_error(&e))?;
+    let settings = loader.settings(raw)?;
+    InMemoryConfig::new(settings)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The raw layer: the YAML as written.
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    artifacts: RawArtifacts,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArtifacts {
+    #[serde(default)]
+    registry: Option<RawRegistry>,
+    promotion: RawPromotion,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegistry {
+    uri: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPromotion {
+    #[serde(default)]
+    environments: Option<Spanned<Vec<RawEnvironment>>>,
+    #[serde(default)]
+    webhooks: Option<Spanned<Vec<IgnoredAny>>>,
+    #[serde(default)]
+    gate_commands: Option<Entries<Spanned<RawGateValue>>>,
+    #[serde(default)]
+    default_timeout_seconds: Option<Spanned<u64>>,
+    #[serde(default)]
+    signature_enforcement: Option<Spanned<String>>,
+    #[serde(default)]
+    trusted_keys: Vec<Spanned<String>>,
+    #[serde(default)]
+    insecure_registries: Vec<Spanned<String>>,
+    #[serde(default)]
+    allow_skip: bool,
+    #[serde(default)]
+    lease_ttl_seconds: Option<Spanned<u64>>,
+    #[serde(default)]
+    tag_scheme: Option<RawTagScheme>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTagScheme {
+    #[serde(default)]
+    environment: Option<Spanned<String>>,
+    #[serde(default)]
+    pointer: Option<Spanned<String>>,
+    #[serde(default)]
+    rollback: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEnvironment {
+    name: Spanned<String>,
+    #[serde(default)]
+    repository: Option<Spanned<String>>,
+    #[serde(default)]
+    gates: Option<RawGates>,
+    #[serde(default)]
+    gate_timeout_seconds: Option<Spanned<u64>>,
+    #[serde(default)]
+    authorization: Option<RawAuthorization>,
+    #[serde(default)]
+    approval: Option<Spanned<RawApproval>>,
+    #[serde(default)]
+    policy: Option<RawPolicy>,
+    #[serde(default)]
+    freeze_windows: Vec<Spanned<RawFreezeWindow>>,
+    #[serde(default)]
+    strategy: Option<Spanned<RawStrategy>>,
+    #[serde(default)]
+    auto_promotion: Option<Spanned<RawAutoPromotion>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuthorization {
+    #[serde(default)]
+    allowed_groups: Vec<String>,
+    #[serde(default)]
+    allowed_operators: Vec<String>,
+    #[serde(default)]
+    separation_of_duties: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApproval {
+    required: Spanned<u32>,
+    #[serde(default)]
+    approvers: Vec<String>,
+    #[serde(default)]
+    groups: Vec<String>,
+    #[serde(default)]
+    expires_after: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    #[serde(default)]
+    version_pattern: Option<Spanned<String>>,
+    #[serde(default)]
+    minimum_soak: Option<Spanned<String>>,
+    #[serde(default)]
+    allowed_sources: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFreezeWindow {
+    #[serde(default)]
+    start: Option<Spanned<String>>,
+    #[serde(default)]
+    end: Option<Spanned<String>>,
+    #[serde(default)]
+    days: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    from: Option<Spanned<String>>,
+    #[serde(default)]
+    to: Option<Spanned<String>>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAutoPromotion {
+    from: Spanned<String>,
+    #[serde(default)]
+    soak: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStrategyMap {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    #[serde(default)]
+    steps: Option<Spanned<Vec<u8>>>,
+}
+
+/// `strategy: direct`, `strategy: blue_green` or `strategy: { type: canary, steps: [...] }`.
+enum RawStrategy {
+    Name(String),
+    Map(RawStrategyMap),
+}
+
+impl<'de> Deserialize<'de> for RawStrategy {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawStrategy;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "direct, blue_green, or a mapping like { type: canary, steps: [10, 50, 100] }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<RawStrategy, E> {
+                Ok(RawStrategy::Name(v.to_string()))
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<RawStrategy, A::Error> {
+                RawStrategyMap::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawStrategy::Map)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A mapping read in document order, keys with their locations.
+struct Entries<T>(Vec<(Spanned<String>, T)>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Entries<T> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Entries<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Entries<T>, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    let value = map.next_value::<T>()?;
+                    entries.push((key, value));
+                }
+                Ok(Entries(entries))
+            }
+        }
+        d.deserialize_map(V(PhantomData))
+    }
+}
+
+/// A command written as an argv list or as a plain string (checked, then split).
+enum RawArgs {
+    Argv(Vec<String>),
+    Line(String),
+}
+
+impl<'de> Deserialize<'de> for RawArgs {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawArgs;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a command as a list of arguments, e.g. [make, lint]")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<RawArgs, E> {
+                Ok(RawArgs::Line(v.to_string()))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> std::result::Result<RawArgs, A::Error> {
+                Vec::<String>::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(RawArgs::Argv)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommandMap {
+    command: Spanned<RawArgs>,
+    #[serde(default)]
+    timeout_seconds: Option<Spanned<u64>>,
+}
+
+/// A command gate's value: `true`/`false` (a `gate_commands` reference), an argv list, a
+/// string, or `{ command, timeout_seconds }`.
+enum RawGateValue {
+    Flag(bool),
+    Args(RawArgs),
+    Map(RawCommandMap),
+}
+
+impl<'de> Deserialize<'de> for RawGateValue {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawGateValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a command: a list of arguments, { command: [...], timeout_seconds: N }, or true to use the gate_commands entry of that name",
+                )
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<RawGateValue, E> {
+                Ok(RawGateValue::Flag(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<RawGateValue, E> {
+                Ok(RawGateValue::Args(RawArgs::Line(v.to_string())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> std::result::Result<RawGateValue, A::Error> {
+                Vec::<String>::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(|v| RawGateValue::Args(RawArgs::Argv(v)))
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<RawGateValue, A::Error> {
+                RawCommandMap::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawGateValue::Map)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicyRules {
+    #[serde(default)]
+    require_evidence: bool,
+    #[serde(default)]
+    required_annotations: Option<RawAnnotations>,
+    #[serde(default)]
+    allowed_media_types: Vec<String>,
+    #[serde(default)]
+    max_size: Option<Spanned<String>>,
+    #[serde(default)]
+    max_size_bytes: Option<Spanned<u64>>,
+}
+
+/// `policy_compliance: true` or its rules.
+enum RawPolicyCompliance {
+    Flag(bool),
+    Rules(Box<RawPolicyRules>),
+}
+
+impl<'de> Deserialize<'de> for RawPolicyCompliance {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawPolicyCompliance;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false, or a mapping of policy rules")
+            }
+            fn visit_bool<E: de::Error>(
+                self,
+                v: bool,
+            ) -> std::result::Result<RawPolicyCompliance, E> {
+                Ok(RawPolicyCompliance::Flag(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<RawPolicyCompliance, A::Error> {
+                RawPolicyRules::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|r| RawPolicyCompliance::Rules(Box::new(r)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `required_annotations: { key: value-or-null }` or `[key, ...]`.
+enum RawAnnotations {
+    Keys(Vec<String>),
+    Map(Entries<Option<String>>),
+}
+
+impl<'de> Deserialize<'de> for RawAnnotations {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawAnnotations;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a list of annotation keys or a mapping of key to value (null: any value)",
+                )
+            }
+            fn visit_seq<A: SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> std::result::Result<RawAnnotations, A::Error> {
+                Vec::<String>::deserialize(de::value::SeqAccessDeserializer::new(seq))
+                    .map(RawAnnotations::Keys)
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<RawAnnotations, A::Error> {
+                Entries::<Option<String>>::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawAnnotations::Map)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScan {
+    #[serde(default)]
+    command: Option<Spanned<RawArgs>>,
+    #[serde(default)]
+    report: Option<Spanned<String>>,
+    #[serde(default)]
+    block_on_severity: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    ignore_unfixed: bool,
+    #[serde(default)]
+    timeout_seconds: Option<Spanned<u64>>,
+}
+
+/// `security_scan: false` or its settings.
+enum RawScanGate {
+    Off,
+    On(Box<RawScan>),
+}
+
+impl<'de> Deserialize<'de> for RawScanGate {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawScanGate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping with `command: [...]` or `report: PATH`, or false")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> std::result::Result<RawScanGate, E> {
+                if v {
+                    Err(E::custom(
+                        "security_scan: true names no scanner: give { command: [...] } or { report: PATH }",
+                    ))
+                } else {
+                    Ok(RawScanGate::Off)
+                }
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<RawScanGate, A::Error> {
+                RawScan::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|s| RawScanGate::On(Box::new(s)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// An environment's `gates`: the built-in keys, and any other key as a command gate.
+#[derive(Default)]
+struct RawGates {
+    tests: bool,
+    policy_compliance: Option<Spanned<RawPolicyCompliance>>,
+    security_scan: Option<Spanned<RawScanGate>>,
+    signature: Option<bool>,
+    commands: Vec<(Spanned<String>, Spanned<RawGateValue>)>,
+}
+
+impl<'de> Deserialize<'de> for RawGates {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawGates;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of gates: tests, policy_compliance, security_scan, signature, or a named command")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<RawGates, A::Error> {
+                let mut gates = RawGates::default();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    match key.value.as_str() {
+                        "tests" => gates.tests = map.next_value()?,
+                        "policy_compliance" => gates.policy_compliance = Some(map.next_value()?),
+                        "security_scan" => gates.security_scan = Some(map.next_value()?),
+                        "signature" => gates.signature = Some(map.next_value()?),
+                        _ => {
+                            let value = map.next_value()?;
+                            gates.commands.push((key, value));
+                        }
+                    }
+                }
+                Ok(gates)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The conversion: raw values into the settings model, each checked where it was written.
+
+/// Converts the raw manifest; knows the file for errors and the directory for relative paths.
+struct Loader<'a> {
+    text: &'a str,
+    file: Option<PathBuf>,
+    base: Option<PathBuf>,
+}
+
+fn located(at: &Location) -> Option<(usize, usize)> {
+    let (line, column) = (at.line(), at.column());
+    (line > 0).then(|| {
+        (
+            usize::try_from(line).unwrap_or(usize::MAX),
+            usize::try_from(column).unwrap_or(usize::MAX),
+        )
     })
+}
+
+impl<'a> Loader<'a> {
+    fn new(text: &'a str, path: Option<&Path>) -> Self {
+        let base = path.map(|p| {
+            let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+            p.parent().map(Path::to_path_buf).unwrap_or_default()
+        });
+        Loader {
+            text,
+            file: path.map(Path::to_path_buf),
+            base,
+        }
+    }
+
+    fn err(&self, at: Option<&Location>, message: impl Into<String>) -> Error {
+        Error::Config {
+            file: self.file.clone(),
+            location: at.and_then(located),
+            message: message.into(),
+        }
+    }
+
+    fn at<T>(&self, value: &Spanned<T>, message: impl Into<String>) -> Error {
+        self.err(Some(&value.referenced), message)
+    }
+
+    /// A YAML or shape error from serde-saphyr, as one line with its location.
+    fn yaml_error(&self, e: &serde_saphyr::Error) -> Error {
+        let location = e.location().filter(|l| l.line() > 0);
+        let mut message = e.render_with_options(serde_saphyr::render_options! {
+            snippets: serde_saphyr::SnippetMode::Off,
+        });
+        if let Some(l) = &location {
+            let suffix = format!(" at line {}, column {}", l.line(), l.column());
+            if let Some(stripped) = message.strip_suffix(&suffix) {
+                message = stripped.to_string();
+            }
+        }
+        let mut message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        message = plain_words(message);
+        if let Some(key) = location.as_ref().and_then(|l| self.key_at(l))
+            && !message.contains(&key)
+            && !message.starts_with("a manifest is")
+        {
+            message = format!("{key}: {message}");
+        }
+        self.err(location.as_ref(), message)
+    }
+
+    /// The mapping key written at or just before a location, to name the field of a value
+    /// that did not deserialize.
+    fn key_at(&self, at: &Location) -> Option<String> {
+        let line = self
+            .text
+            .lines()
+            .nth(usize::try_from(at.line()).ok()?.checked_sub(1)?)?;
+        let column = usize::try_from(at.column()).ok()?.checked_sub(1)?;
+        let cut = line
+            .char_indices()
+            .nth(column)
+            .map_or(line.len(), |(i, _)| i);
+        let is_key = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.';
+        // `key: <value here>`
+        let before = line[..cut].trim_end();
+        if let Some(before) = before.strip_suffix(':') {
+            let start = before
+                .char_indices()
+                .rev()
+                .take_while(|&(_, c)| is_key(c))
+                .last()
+                .map(|(i, _)| i)?;
+            return Some(before[start..].to_string());
+        }
+        // `<here>key: value`
+        let after = &line[cut..];
+        let end = after.find(|c: char| !is_key(c)).unwrap_or(after.len());
+        (end > 0 && after[end..].trim_start().starts_with(':')).then(|| after[..end].to_string())
+    }
+
+    /// A relative path resolved against the manifest's directory, `.` components dropped.
+    fn path(&self, p: &str) -> PathBuf {
+        let p = Path::new(p);
+        let joined = match &self.base {
+            Some(base) if p.is_relative() => base.join(p),
+            _ => p.to_path_buf(),
+        };
+        joined
+            .components()
+            .filter(|c| !matches!(c, Component::CurDir))
+            .collect()
+    }
+
+    fn repository(&self, field: &str, value: &Spanned<String>) -> Result<Repository> {
+        let v = value.value.trim();
+        let location = if let Some(dir) = v.strip_prefix("oci-layout:") {
+            if dir.is_empty() {
+                return Err(self.at(value, format!("{field}: oci-layout: needs a directory")));
+            }
+            format!("oci-layout:{}", self.path(dir).display())
+        } else if let Some(rest) = v.strip_prefix("oci://") {
+            rest.trim_end_matches('/').to_string()
+        } else if let Some((scheme, _)) = v.split_once("://") {
+            // Only the scheme is quoted: the rest of a URL may hold credentials.
+            return Err(self.at(
+                value,
+                format!(
+                    "{field}: a {scheme}:// URL is not a repository location: expected oci://HOST/PATH, HOST/PATH or oci-layout:DIR"
+                ),
+            ));
+        } else {
+            v.trim_end_matches('/').to_string()
+        };
+        Repository::new(location).map_err(|e| self.at(value, format!("{field}: {e}")))
+    }
+
+    fn duration(&self, field: &str, value: &Spanned<String>) -> Result<Duration> {
+        humantime::parse_duration(value.value.trim()).map_err(|e| {
+            self.at(
+                value,
+                format!(
+                    "{field}: {:?} is not a duration (expected e.g. 24h, 90m or 1h30m): {e}",
+                    value.value
+                ),
+            )
+        })
+    }
+
+    fn seconds(&self, field: &str, value: &Spanned<u64>) -> Result<Duration> {
+        if value.value == 0 {
+            return Err(self.at(value, format!("{field}: must be at least 1")));
+        }
+        Ok(Duration::from_secs(value.value))
+    }
+
+    fn env_name(&self, field: &str, value: &Spanned<String>) -> Result<EnvName> {
+        EnvName::new(value.value.as_str()).map_err(|e| self.at(value, format!("{field}: {e}")))
+    }
+
+    fn regex(&self, field: &str, value: &Spanned<String>) -> Result<Regex> {
+        Regex::new(&value.value).map_err(|e| {
+            let text = e.to_string();
+            // regex errors span several lines with a caret; keep the "error: ..." line.
+            let reason = text
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("error: "))
+                .map(str::to_string)
+                .unwrap_or_else(|| text.split_whitespace().collect::<Vec<_>>().join(" "));
+            self.at(
+                value,
+                format!(
+                    "{field}: `{}` is not a valid regular expression: {reason}",
+                    value.value
+                ),
+            )
+        })
+    }
+
+    fn severity(&self, field: &str, value: &Spanned<String>) -> Result<Severity> {
+        value
+            .value
+            .parse()
+            .map_err(|e: Error| self.at(value, format!("{field}: {e}")))
+    }
+
+    fn gate_name(&self, field: &str, value: &Spanned<String>) -> Result<String> {
+        let name = value.value.as_str();
+        let ok = name.len() <= 63
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        if ok {
+            Ok(name.to_string())
+        } else {
+            Err(self.at(
+                value,
+                format!(
+                    "{field}: invalid gate name {name:?}: 1 to 63 characters of A-Z a-z 0-9 _ - . starting with a letter or digit"
+                ),
+            ))
+        }
+    }
+
+    /// An argv list as is, or a string without shell syntax split on whitespace.
+    fn argv(&self, field: &str, args: &RawArgs, at: &Location) -> Result<Vec<String>> {
+        let argv = match args {
+            RawArgs::Argv(argv) => argv.clone(),
+            RawArgs::Line(line) => {
+                let mut rest = line.clone();
+                for p in PLACEHOLDERS {
+                    rest = rest.replace(p, "");
+                }
+                if let Some(c) = rest.chars().find(|c| SHELL_CHARS.contains(c)) {
+                    return Err(self.err(
+                        Some(at),
+                        format!(
+                            "{field}: {line:?} contains `{c}`: commands are argument lists and never run through a shell; write it as a YAML list, e.g. [trivy, image, \"${{ARTIFACT_REF}}\"]"
+                        ),
+                    ));
+                }
+                line.split_whitespace().map(str::to_string).collect()
+            }
+        };
+        if argv.first().is_none_or(|p| p.trim().is_empty()) {
+            return Err(self.err(
+                Some(at),
+                format!("{field}: a command needs a program as its first argument"),
+            ));
+        }
+        Ok(argv)
+    }
+
+    fn command(
+        &self,
+        field: &str,
+        args: &Spanned<RawArgs>,
+        timeout: Option<&Spanned<u64>>,
+    ) -> Result<CommandSpec> {
+        let argv = self.argv(&format!("{field}.command"), &args.value, &args.referenced)?;
+        let mut spec =
+            CommandSpec::new(argv).map_err(|e| self.at(args, format!("{field}: {e}")))?;
+        if let Some(t) = timeout {
+            spec.timeout = Some(self.seconds(&format!("{field}.timeout_seconds"), t)?);
+        }
+        Ok(spec)
+    }
+
+    /// A `gate_commands` entry or an inline command gate.
+    fn command_value(&self, field: &str, value: &Spanned<RawGateValue>) -> Result<CommandSpec> {
+        match &value.value {
+            RawGateValue::Args(args) => {
+                let argv = self.argv(field, args, &value.referenced)?;
+                CommandSpec::new(argv).map_err(|e| self.at(value, format!("{field}: {e}")))
+            }
+            RawGateValue::Map(map) => {
+                self.command(field, &map.command, map.timeout_seconds.as_ref())
+            }
+            RawGateValue::Flag(_) => Err(self.at(
+                value,
+                format!("{field}: expected a command: a list of arguments or {{ command: [...], timeout_seconds: N }}"),
+            )),
+        }
+    }
+
+    fn settings(&self, raw: RawManifest) -> Result<PromotionSettings> {
+        let artifacts = raw.artifacts;
+        let p = artifacts.promotion;
+
+        if let Some(hooks) = &p.webhooks
+            && !hooks.value.is_empty()
+        {
+            let line = located(&hooks.referenced)
+                .map(|(l, _)| format!(" (line {l})"))
+                .unwrap_or_default();
+            return Err(Error::not_supported(
+                "artifacts.promotion.webhooks",
+                format!(
+                    "webhook notifications are not implemented yet{line}; remove the list rather than have it silently ignored"
+                ),
+            ));
+        }
+
+        let mut gate_commands: HashMap<String, CommandSpec> = HashMap::new();
+        for (name, value) in p.gate_commands.iter().flat_map(|e| &e.0) {
+            let field = format!("gate_commands.{}", name.value);
+            let name = self.gate_name("gate_commands", name)?;
+            gate_commands.insert(name, self.command_value(&field, value)?);
+        }
+
+        let Some(raw_envs) = &p.environments else {
+            return Err(self.err(
+                None,
+                "artifacts.promotion.environments: at least one environment is required",
+            ));
+        };
+        if raw_envs.value.is_empty() {
+            return Err(self.at(
+                raw_envs,
+                "artifacts.promotion.environments: at least one environment is required",
+            ));
+        }
+        // Names first: references between environments are checked against all of them.
+        let mut names: Vec<EnvName> = Vec::new();
+        let mut lines: HashMap<EnvName, Option<(usize, usize)>> = HashMap::new();
+        for (i, env) in raw_envs.value.iter().enumerate() {
+            let name = self.env_name(&format!("environments[{i}].name"), &env.name)?;
+            if let Some(first) = lines.get(&name) {
+                let first = first
+                    .map(|(l, _)| format!(" (first defined at line {l})"))
+                    .unwrap_or_default();
+                return Err(self.at(
+                    &env.name,
+                    format!(
+                        "artifacts.promotion.environments: duplicate environment name {:?}{first}",
+                        name.as_str()
+                    ),
+                ));
+            }
+            lines.insert(name.clone(), located(&env.name.referenced));
+            names.push(name);
+        }
+        let environments = raw_envs
+            .value
+            .iter()
+            .zip(&names)
+            .map(|(env, name)| self.environment(env, name, &names, &gate_commands))
+            .collect::<Result<Vec<_>>>()?;
+
+        let mut settings = PromotionSettings::new(environments);
+        settings.source = self.file.clone();
+        if let Some(registry) = &artifacts.registry {
+            settings.registry = Some(self.repository("artifacts.registry.uri", &registry.uri)?);
+        }
+        if let Some(t) = &p.default_timeout_seconds {
+            settings.default_timeout = self.seconds("default_timeout_seconds", t)?;
+        }
+        if let Some(s) = &p.signature_enforcement {
+            settings.signature_enforcement = s
+                .value
+                .parse::<SignatureEnforcement>()
+                .map_err(|e| self.at(s, format!("signature_enforcement: {e}")))?;
+        }
+        settings.trusted_keys = p
+            .trusted_keys
+            .iter()
+            .map(|k| {
+                if k.value.trim().is_empty() {
+                    Err(self.at(k, "trusted_keys: an empty path"))
+                } else {
+                    Ok(self.path(&k.value))
+                }
+            })
+            .collect::<Result<_>>()?;
+        settings.insecure_registries = p
+            .insecure_registries
+            .iter()
+            .map(|r| self.host(r))
+            .collect::<Result<_>>()?;
+        settings.allow_skip = p.allow_skip;
+        if let Some(t) = &p.lease_ttl_seconds {
+            settings.lease_ttl = self.seconds("lease_ttl_seconds", t)?;
+        }
+        if let Some(raw) = &p.tag_scheme {
+            settings.tag_scheme = self.tag_scheme(raw)?;
+        }
+        Ok(settings)
+    }
+
+    fn host(&self, value: &Spanned<String>) -> Result<String> {
+        let v = value.value.trim();
+        if v.is_empty()
+            || v.contains("://")
+            || v.contains('/')
+            || v.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(self.at(
+                value,
+                format!(
+                    "insecure_registries: {v:?} is not a registry host: expected HOST or HOST:PORT"
+                ),
+            ));
+        }
+        Ok(v.to_string())
+    }
+
+    fn tag_scheme(&self, raw: &RawTagScheme) -> Result<TagScheme> {
+        let mut scheme = TagScheme::default();
+        let fields = [
+            (
+                "tag_scheme.environment",
+                &raw.environment,
+                &mut scheme.environment,
+            ),
+            ("tag_scheme.pointer", &raw.pointer, &mut scheme.pointer),
+            ("tag_scheme.rollback", &raw.rollback, &mut scheme.rollback),
+        ];
+        let mut spans: Vec<(&str, &Location)> = Vec::new();
+        for (field, value, slot) in fields {
+            if let Some(v) = value {
+                slot.clone_from(&v.value);
+                spans.push((field, &v.referenced));
+            }
+        }
+        scheme.validate().map_err(|message| {
+            let at = spans
+                .iter()
+                .find(|(field, _)| message.starts_with(&format!("{field}:")))
+                .or(spans.first())
+                .map(|(_, at)| *at);
+            self.err(at, message)
+        })?;
+        Ok(scheme)
+    }
+
+    fn environment(
+        &self,
+        raw: &RawEnvironment,
+        name: &EnvName,
+        names: &[EnvName],
+        gate_commands: &HashMap<String, CommandSpec>,
+    ) -> Result<Environment> {
+        let field = |f: &str| format!("environment {name}: {f}");
+        let known = || {
+            names
+                .iter()
+                .map(EnvName::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut env = Environment::new(name.clone());
+        if let Some(repo) = &raw.repository {
+            env.repository = Some(self.repository(&field("repository"), repo)?);
+        }
+        if let Some(gates) = &raw.gates {
+            env.gates = self.gates(name, gates, gate_commands)?;
+        }
+        if let Some(t) = &raw.gate_timeout_seconds {
+            env.gate_timeout = Some(self.seconds(&field("gate_timeout_seconds"), t)?);
+        }
+        if let Some(a) = &raw.authorization {
+            env.authorization = Authorization {
+                allowed_groups: a.allowed_groups.clone(),
+                allowed_operators: a.allowed_operators.clone(),
+                separation_of_duties: a.separation_of_duties,
+            };
+        }
+        if let Some(a) = &raw.approval {
+            let rule = &a.value;
+            let required = rule.required.value;
+            if required == 0 {
+                return Err(self.at(
+                    &rule.required,
+                    format!("{}: must be at least 1", field("approval.required")),
+                ));
+            }
+            if rule.groups.is_empty() && required as usize > rule.approvers.len() {
+                return Err(self.at(
+                    &rule.required,
+                    format!(
+                        "{}: needs {required} approvers but only {} are listed in approval.approvers and no approval.groups are given",
+                        field("approval.required"),
+                        rule.approvers.len()
+                    ),
+                ));
+            }
+            let expires_after = match &rule.expires_after {
+                Some(d) => self.duration(&field("approval.expires_after"), d)?,
+                None => Duration::from_secs(24 * 3600),
+            };
+            if expires_after.is_zero() {
+                return Err(self.err(
+                    rule.expires_after.as_ref().map(|d| &d.referenced),
+                    format!(
+                        "{}: must be longer than 0s",
+                        field("approval.expires_after")
+                    ),
+                ));
+            }
+            env.approval = Some(ApprovalRule {
+                required,
+                approvers: rule.approvers.clone(),
+                groups: rule.groups.clone(),
+                expires_after,
+            });
+        }
+        if let Some(policy) = &raw.policy {
+            let mut settings = PolicySettings::default();
+            if let Some(p) = &policy.version_pattern {
+                settings.version_pattern = Some(self.regex(&field("policy.version_pattern"), p)?);
+            }
+            if let Some(d) = &policy.minimum_soak {
+                settings.minimum_soak = Some(self.duration(&field("policy.minimum_soak"), d)?);
+            }
+            for source in &policy.allowed_sources {
+                let f = field("policy.allowed_sources");
+                let source_name = self.env_name(&f, source)?;
+                if !names.contains(&source_name) {
+                    return Err(self.at(
+                        source,
+                        format!(
+                            "{f}: unknown environment {:?} (known: {})",
+                            source.value,
+                            known()
+                        ),
+                    ));
+                }
+                settings.allowed_sources.push(source_name);
+            }
+            env.policy = settings;
+        }
+        for (i, window) in raw.freeze_windows.iter().enumerate() {
+            env.freeze_windows
+                .push(self.freeze_window(&field(&format!("freeze_windows[{i}]")), window)?);
+        }
+        if let Some(s) = &raw.strategy {
+            env.strategy = self.strategy(&field("strategy"), s)?;
+        }
+        if let Some(auto) = &raw.auto_promotion {
+            let f = field("auto_promotion.from");
+            let from = self.env_name(&f, &auto.value.from)?;
+            if !names.contains(&from) {
+                return Err(self.at(
+                    &auto.value.from,
+                    format!(
+                        "{f}: unknown environment {:?} (known: {})",
+                        auto.value.from.value,
+                        known()
+                    ),
+                ));
+            }
+            let soak = match &auto.value.soak {
+                Some(d) => self.duration(&field("auto_promotion.soak"), d)?,
+                None => Duration::ZERO,
+            };
+            env.auto_promotion = Some(AutoPromotion { from, soak });
+        }
+        Ok(env)
+    }
+
+    fn gates(
+        &self,
+        env: &EnvName,
+        raw: &RawGates,
+        gate_commands: &HashMap<String, CommandSpec>,
+    ) -> Result<GateSettings> {
+        let field = |f: &str| format!("environment {env}: gates.{f}");
+        let mut gates = GateSettings {
+            tests: raw.tests,
+            signature: raw.signature,
+            ..GateSettings::default()
+        };
+        if let Some(pc) = &raw.policy_compliance {
+            gates.policy_compliance = match &pc.value {
+                RawPolicyCompliance::Flag(false) => None,
+                RawPolicyCompliance::Flag(true) => Some(PolicyRules {
+                    require_evidence: true,
+                    ..PolicyRules::default()
+                }),
+                RawPolicyCompliance::Rules(rules) => {
+                    Some(self.policy_rules(&field("policy_compliance"), pc, rules)?)
+                }
+            };
+        }
+        if let Some(scan) = &raw.security_scan
+            && let RawScanGate::On(s) = &scan.value
+        {
+            gates.security_scan = Some(self.scan(&field("security_scan"), scan, s)?);
+        }
+        for (key, value) in &raw.commands {
+            let name = self.gate_name(&field(""), key)?;
+            let f = field(&name);
+            let spec = match &value.value {
+                RawGateValue::Flag(false) => continue,
+                RawGateValue::Flag(true) => match gate_commands.get(&name) {
+                    Some(spec) => spec.clone(),
+                    None => {
+                        let mut defined: Vec<&str> =
+                            gate_commands.keys().map(String::as_str).collect();
+                        defined.sort_unstable();
+                        return Err(self.at(
+                            key,
+                            format!(
+                                "{f}: true refers to promotion.gate_commands.{name}, which is not defined (built-in gates: {}; gate_commands: {})",
+                                BUILTIN_GATES.join(", "),
+                                if defined.is_empty() { "none".to_string() } else { defined.join(", ") }
+                            ),
+                        ));
+                    }
+                },
+                _ => self.command_value(&f, value)?,
+            };
+            gates.commands.push((name, spec));
+        }
+        Ok(gates)
+    }
+
+    fn policy_rules(
+        &self,
+        field: &str,
+        at: &Spanned<RawPolicyCompliance>,
+        raw: &RawPolicyRules,
+    ) -> Result<PolicyRules> {
+        let mut rules = PolicyRules {
+            require_evidence: raw.require_evidence,
+            allowed_media_types: raw.allowed_media_types.clone(),
+            ..PolicyRules::default()
+        };
+        rules.required_annotations = match &raw.required_annotations {
+            None => BTreeMap::new(),
+            Some(RawAnnotations::Keys(keys)) => keys.iter().map(|k| (k.clone(), None)).collect(),
+            Some(RawAnnotations::Map(entries)) => entries
+                .0
+                .iter()
+                .map(|(k, v)| (k.value.clone(), v.clone()))
+                .collect(),
+        };
+        rules.max_size_bytes = match (&raw.max_size, &raw.max_size_bytes) {
+            (Some(_), Some(b)) => {
+                return Err(self.at(
+                    b,
+                    format!("{field}: give max_size or max_size_bytes, not both"),
+                ));
+            }
+            (Some(s), None) => Some(parse_size(&s.value).ok_or_else(|| {
+                self.at(
+                    s,
+                    format!(
+                        "{field}.max_size: {:?} is not a size (expected e.g. 50MiB, 2GB or a number of bytes)",
+                        s.value
+                    ),
+                )
+            })?),
+            (None, Some(b)) => Some(b.value),
+            (None, None) => None,
+        };
+        if rules == PolicyRules::default() {
+            return Err(self.at(
+                at,
+                format!("{field}: no rule is set; write policy_compliance: false to turn it off"),
+            ));
+        }
+        Ok(rules)
+    }
+
+    fn scan(&self, field: &str, at: &Spanned<RawScanGate>, raw: &RawScan) -> Result<ScanSettings> {
+        let source = match (&raw.command, &raw.report) {
+            (Some(cmd), None) => {
+                let argv = self.argv(&format!("{field}.command"), &cmd.value, &cmd.referenced)?;
+                let mut spec =
+                    CommandSpec::new(argv).map_err(|e| self.at(cmd, format!("{field}: {e}")))?;
+                if let Some(t) = &raw.timeout_seconds {
+                    spec.timeout = Some(self.seconds(&format!("{field}.timeout_seconds"), t)?);
+                }
+                ScanSource::Command(spec)
+            }
+            (None, Some(report)) => {
+                if raw.timeout_seconds.is_some() {
+                    return Err(self.at(
+                        at,
+                        format!("{field}: timeout_seconds applies to a scanner command, not to a report file"),
+                    ));
+                }
+                if report.value.trim().is_empty() {
+                    return Err(self.at(report, format!("{field}.report: an empty path")));
+                }
+                ScanSource::Report(self.path(&report.value))
+            }
+            (Some(_), Some(_)) => {
+                return Err(self.at(at, format!("{field}: give command or report, not both")));
+            }
+            (None, None) => {
+                return Err(self.at(
+                    at,
+                    format!("{field}: needs a scanner: command: [...] or report: PATH"),
+                ));
+            }
+        };
+        let block_on_severity = match &raw.block_on_severity {
+            None => vec![Severity::Critical, Severity::High],
+            Some(list) => {
+                if list.value.is_empty() {
+                    return Err(self.at(
+                        list,
+                        format!("{field}.block_on_severity: at least one severity is required (a scan that blocks nothing is not a gate)"),
+                    ));
+                }
+                let mut out = Vec::new();
+                for s in &list.value {
+                    let sev = self.severity(&format!("{field}.block_on_severity"), s)?;
+                    if !out.contains(&sev) {
+                        out.push(sev);
+                    }
+                }
+                out
+            }
+        };
+        Ok(ScanSettings {
+            source,
+            block_on_severity,
+            ignore_unfixed: raw.ignore_unfixed,
+        })
+    }
+
+    fn freeze_window(&self, field: &str, raw: &Spanned<RawFreezeWindow>) -> Result<FreezeWindow> {
+        let w = &raw.value;
+        let reason = w.reason.clone().unwrap_or_default();
+        match (&w.start, &w.end, &w.days, &w.from, &w.to) {
+            (Some(start), Some(end), None, None, None) => {
+                let time = |f: &str, v: &Spanned<String>| {
+                    DateTime::parse_from_rfc3339(v.value.trim())
+                        .map(|t| t.with_timezone(&Utc))
+                        .map_err(|e| {
+                            self.at(
+                                v,
+                                format!(
+                                    "{field}.{f}: {:?} is not an RFC 3339 time (e.g. 2025-12-24T00:00:00Z): {e}",
+                                    v.value
+                                ),
+                            )
+                        })
+                };
+                let (s, e) = (time("start", start)?, time("end", end)?);
+                if e <= s {
+                    return Err(self.at(end, format!("{field}.end: must be after start")));
+                }
+                Ok(FreezeWindow::Absolute {
+                    start: s,
+                    end: e,
+                    reason,
+                })
+            }
+            (None, None, Some(days), Some(from), Some(to)) => {
+                if days.is_empty() {
+                    return Err(self.at(raw, format!("{field}.days: at least one day is required")));
+                }
+                let days = days
+                    .iter()
+                    .map(|d| {
+                        weekday(&d.value).ok_or_else(|| {
+                            self.at(
+                                d,
+                                format!(
+                                    "{field}.days: {:?} is not a day (expected mon, tue, wed, thu, fri, sat or sun)",
+                                    d.value
+                                ),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let time = |f: &str, v: &Spanned<String>| {
+                    let t = v.value.trim();
+                    NaiveTime::parse_from_str(t, "%H:%M")
+                        .or_else(|_| NaiveTime::parse_from_str(t, "%H:%M:%S"))
+                        .map_err(|_| {
+                            self.at(
+                                v,
+                                format!("{field}.{f}: {:?} is not a time of day (expected HH:MM, UTC)", v.value),
+                            )
+                        })
+                };
+                let (start, end) = (time("from", from)?, time("to", to)?);
+                if end <= start {
+                    return Err(self.at(
+                        to,
+                        format!("{field}.to: must be after from (write a window that crosses midnight as two windows)"),
+                    ));
+                }
+                Ok(FreezeWindow::Weekly {
+                    days,
+                    start,
+                    end,
+                    reason,
+                })
+            }
+            _ => Err(self.at(
+                raw,
+                format!(
+                    "{field}: expected either {{ start, end, reason }} (RFC 3339 times) or {{ days, from, to, reason }} (weekly, HH:MM UTC)"
+                ),
+            )),
+        }
+    }
+
+    fn strategy(&self, field: &str, raw: &Spanned<RawStrategy>) -> Result<Strategy> {
+        let (kind, steps, at) = match &raw.value {
+            RawStrategy::Name(n) => (n.as_str(), None, &raw.referenced),
+            RawStrategy::Map(m) => (m.kind.value.as_str(), m.steps.as_ref(), &m.kind.referenced),
+        };
+        let strategy = match (kind, steps) {
+            ("direct", None) => Strategy::Direct,
+            ("blue_green", None) => Strategy::BlueGreen,
+            ("canary", Some(steps)) => {
+                let s = &steps.value;
+                let increasing = s.windows(2).all(|w| w[0] < w[1]);
+                if s.is_empty() || !increasing || s.last() != Some(&100) || s[0] == 0 {
+                    return Err(self.at(
+                        steps,
+                        format!("{field}.steps: {s:?} must be increasing percentages from 1 to 100, ending at 100"),
+                    ));
+                }
+                Strategy::Canary { steps: s.clone() }
+            }
+            ("canary", None) => {
+                return Err(self.err(
+                    Some(at),
+                    format!(
+                        "{field}: canary needs steps, e.g. {{ type: canary, steps: [10, 50, 100] }}"
+                    ),
+                ));
+            }
+            ("direct" | "blue_green", Some(steps)) => {
+                return Err(self.at(steps, format!("{field}: steps apply to canary only")));
+            }
+            (other, _) => {
+                return Err(self.err(
+                    Some(at),
+                    format!(
+                        "{field}: unknown strategy {other:?}: expected direct, canary or blue_green"
+                    ),
+                ));
+            }
+        };
+        Ok(strategy)
+    }
+}
+
+/// Rewords serde-saphyr messages meant for the program's author into ones for the manifest's.
+fn plain_words(message: String) -> String {
+    if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or(rest).trim();
+        return format!("duplicate key `{key}`: a key may appear once in a mapping");
+    }
+    if message.starts_with("multiple YAML documents") {
+        return "a manifest is one YAML document, but a second one (---) follows".into();
+    }
+    let max = match message.as_str() {
+        "invalid u8" => Some(u64::from(u8::MAX)),
+        "invalid u16" => Some(u64::from(u16::MAX)),
+        "invalid u32" => Some(u64::from(u32::MAX)),
+        "invalid u64" | "invalid usize" => Some(u64::MAX),
+        _ => None,
+    };
+    if let Some(max) = max {
+        return format!("expected a whole number from 0 to {max}");
+    }
+    match message.as_str() {
+        "invalid boolean" => "expected true or false".into(),
+        "expected mapping start" => "expected a mapping (key: value)".into(),
+        "expected sequence start" => "expected a list".into(),
+        _ => message,
+    }
+}
+
+fn weekday(s: &str) -> Option<Weekday> {
+    Some(match s.trim().to_ascii_lowercase().as_str() {
+        "mon" | "monday" => Weekday::Mon,
+        "tue" | "tuesday" => Weekday::Tue,
+        "wed" | "wednesday" => Weekday::Wed,
+        "thu" | "thursday" => Weekday::Thu,
+        "fri" | "friday" => Weekday::Fri,
+        "sat" | "saturday" => Weekday::Sat,
+        "sun" | "sunday" => Weekday::Sun,
+        _ => return None,
+    })
+}
+
+/// "50MiB", "2GB", "1024": a size in bytes (SI units are powers of 1000, IEC of 1024).
+fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" | "k" => 1000,
+        "mb" | "m" => 1000_u64.pow(2),
+        "gb" | "g" => 1000_u64.pow(3),
+        "tb" | "t" => 1000_u64.pow(4),
+        "kib" | "ki" => 1 << 10,
+        "mib" | "mi" => 1 << 20,
+        "gib" | "gi" => 1 << 30,
+        "tib" | "ti" => 1 << 40,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("50MiB"), Some(50 << 20));
+        assert_eq!(parse_size("2GB"), Some(2_000_000_000));
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("10 kib"), Some(10240));
+        for bad in ["", "MiB", "1.5GiB", "-1", "5XB", "99999999999999999999"] {
+            assert_eq!(parse_size(bad), None, "{bad:?}");
+        }
+        assert_eq!(parse_size("99999999999TiB"), None);
+    }
 }
