@@ -91,9 +91,17 @@ async fn writes_the_oci_image_layout_format() {
     }
     let manifest_file = dir.join("blobs/sha256").join(tagged.digest().hex());
     assert_eq!(
-        fs::read(manifest_file).expect("manifest blob"),
+        fs::read(&manifest_file).expect("manifest blob"),
         tagged.bytes()
     );
+    // Files get the ordinary mode of new files (the umask's), not a temporary file's 0600.
+    let ordinary = tmp.path().join("ordinary");
+    fs::write(&ordinary, b"").unwrap();
+    let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o777;
+    for file in ["oci-layout", "index.json"] {
+        assert_eq!(mode(&dir.join(file)), mode(&ordinary), "{file}");
+    }
+    assert_eq!(mode(&manifest_file), mode(&ordinary), "blob");
     let leftovers: Vec<String> = fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -560,4 +568,36 @@ async fn referrers_report_artifact_type_and_annotations() {
             assert_eq!(found[0].annotations.get(&k), Some(&v), "{k}");
         }
     }
+}
+
+#[tokio::test]
+async fn relative_locations_are_relative_to_the_working_directory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cwd = std::env::current_dir().unwrap();
+    // A relative path from the working directory up to `/` and down to the temporary directory.
+    let up = "../".repeat(cwd.components().count() - 1);
+    let relative = format!(
+        "{up}{}",
+        tmp.path().display().to_string().trim_start_matches('/')
+    );
+    let relative_repo = Repository::new(format!("oci-layout:{relative}/app")).unwrap();
+    let absolute_repo = location(&tmp.path().join("app"));
+    let registry = OciLayoutRegistry::new();
+    let m = push_image(&registry, &relative_repo, "rel", &[b"rel"]).await;
+    registry
+        .put_manifest(&relative_repo, Some(&tag("v1")), &m)
+        .await
+        .unwrap();
+    assert_eq!(
+        resolve_tag(&registry, &absolute_repo, "v1").await.digest(),
+        m.digest()
+    );
+    assert_eq!(
+        registry
+            .copy(&relative_repo, &absolute_repo, m.digest())
+            .await
+            .unwrap(),
+        Default::default(),
+        "the copy sees one directory"
+    );
 }

@@ -286,8 +286,13 @@ impl Layout {
     }
 
     fn temp_file(&self) -> Result<NamedTempFile> {
-        tempfile::Builder::new()
-            .prefix(TEMP_PREFIX)
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(TEMP_PREFIX);
+        // Temporary files are private (0600) by default; layout files are read by other tools
+        // and users, so they get the ordinary mode of new files (0666 less the umask).
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        builder
             .tempfile_in(&self.root)
             .map_err(|e| io_error("creating a temporary file in", &self.root, e))
     }
