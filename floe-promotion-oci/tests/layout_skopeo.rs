@@ -166,7 +166,7 @@ async fn we_read_and_extend_a_layout_skopeo_wrote() {
         .map(String::from)
         .collect();
     assert_eq!(tags, ["v1"]);
-    let config = got.body().config.expect("config");
+    let config = got.body().config.clone().expect("config");
     let config_bytes = registry
         .fetch_blob(&lay, &config.digest, 1 << 20)
         .await

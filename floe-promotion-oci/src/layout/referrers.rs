@@ -40,7 +40,7 @@ pub(super) fn referrer_descriptor(manifest: &Manifest) -> Descriptor {
         .or_else(|| body.config.as_ref().map(|c| c.media_type.clone()));
     Descriptor {
         artifact_type,
-        annotations: body.annotations,
+        annotations: body.annotations.clone(),
         ..manifest.descriptor()
     }
 }
@@ -64,7 +64,7 @@ impl SubjectCache {
             Err(e) => return Err(e),
         };
         let summary = Arc::new(Summary {
-            subject: manifest.body().subject.map(|s| s.digest),
+            subject: manifest.body().subject.as_ref().map(|s| s.digest.clone()),
             descriptor: referrer_descriptor(&manifest),
         });
         let mut entries = self.lock();
