@@ -6,11 +6,14 @@
 //! - [`OciLayoutRegistry`]: the `ArtifactRegistry` over OCI image-layout directories
 //!   (`oci-layout:<dir>`), the format skopeo, oras and crane read and write.
 //! - [`CosignVerifier`]: the `SignatureVerifier` for cosign key-based signatures, offline.
+//! - [`RoutingRegistry`]: one registry over both kinds of location.
 
 mod cosign;
 mod layout;
 mod remote;
+mod route;
 
 pub use cosign::CosignVerifier;
 pub use layout::OciLayoutRegistry;
 pub use remote::OciRegistry;
+pub use route::RoutingRegistry;
