@@ -5,4 +5,6 @@
 //! case (see [`registry_conformance!`](crate::registry_conformance)).
 
 pub mod fakes;
+pub mod history;
 pub mod registry;
+pub mod state;
