@@ -1,0 +1,625 @@
+//! [`HistoryStore`] on SQLite: appends, indexed queries, streaming verify and export.
+
+use std::io::Write;
+
+use async_trait::async_trait;
+use chrono::DateTime;
+use floe_promotion::history::{
+    AuditEvent, ChainBreak, Deployment, EventRecord, ExportFormat, ExportWriter, GENESIS_HASH,
+    HistoryQuery, HistoryStore, Order, VerifyReport, canonical_json,
+};
+use floe_promotion::{EnvName, Error, Result};
+use rusqlite::types::Value;
+use rusqlite::{Row, Transaction, params, params_from_iter};
+use serde::Deserialize;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::mpsc;
+
+use crate::errors::store_err;
+use crate::schema::CURRENT_KINDS_SQL;
+use crate::store::{Shared, SqliteStore};
+
+/// Events read per batch by queries on the blocking thread.
+const EXPORT_CHUNK: usize = 64 * 1024;
+
+fn to_i64(shared: &Shared, what: &str, v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| store_err(&shared.name, format!("{what} {v} is out of range")))
+}
+
+/// `hex(SHA-256(prev_hash ‖ content))` into `out`.
+fn hash_into(prev_hash: &[u8], content: &[u8], out: &mut [u8; 64]) {
+    let mut h = Sha256::new();
+    h.update(prev_hash);
+    h.update(content);
+    // Encoding 32 bytes into a 64-byte buffer cannot fail.
+    let _ = hex::encode_to_slice(h.finalize(), out);
+}
+
+/// Reads an event row `(seq, content, prev_hash, hash)`.
+fn event_from_row(shared: &Shared, row: &Row<'_>) -> Result<AuditEvent> {
+    let read = |e| shared.err("reading an event", e);
+    let seq: i64 = row.get(0).map_err(read)?;
+    let content = row.get_ref(1).map_err(read)?;
+    let content = content.as_str().map_err(|e| {
+        store_err(
+            &shared.name,
+            format!("event {seq}: content is not text: {e}"),
+        )
+    })?;
+    let record: EventRecord = serde_json::from_str(content).map_err(|e| {
+        store_err(
+            &shared.name,
+            format!("event {seq}: stored content is not a valid event ({e}); run verify"),
+        )
+    })?;
+    Ok(AuditEvent {
+        seq: seq as u64,
+        record,
+        prev_hash: row.get(2).map_err(read)?,
+        hash: row.get(3).map_err(read)?,
+    })
+}
+
+/// The SQL pre-filter of a query. It may return more rows than match (times are stored to
+/// the millisecond); rows are then checked exactly with [`HistoryQuery::matches`].
+fn select_sql(query: &HistoryQuery, order: Order) -> (String, Vec<Value>) {
+    let mut sql = String::from("SELECT seq, content, prev_hash, hash FROM events WHERE 1");
+    let mut args: Vec<Value> = Vec::new();
+    let mut eq = |sql: &mut String, column: &str, v: Option<String>| {
+        if let Some(v) = v {
+            args.push(Value::Text(v));
+            sql.push_str(&format!(" AND {column} = ?{}", args.len()));
+        }
+    };
+    eq(
+        &mut sql,
+        "environment",
+        query.environment.as_ref().map(ToString::to_string),
+    );
+    eq(
+        &mut sql,
+        "artifact",
+        query.artifact.as_ref().map(ToString::to_string),
+    );
+    eq(
+        &mut sql,
+        "version",
+        query.version.as_ref().map(ToString::to_string),
+    );
+    eq(
+        &mut sql,
+        "digest",
+        query.digest.as_ref().map(ToString::to_string),
+    );
+    if !query.kinds.is_empty() {
+        let mut marks = Vec::new();
+        for k in &query.kinds {
+            args.push(Value::Text(k.as_str().to_string()));
+            marks.push(format!("?{}", args.len()));
+        }
+        sql.push_str(&format!(" AND kind IN ({})", marks.join(", ")));
+    }
+    if let Some(since) = query.since {
+        args.push(Value::Integer(since.timestamp_millis()));
+        sql.push_str(&format!(" AND time_ms >= ?{}", args.len()));
+    }
+    if let Some(until) = query.until {
+        // `time < until` implies `floor_ms(time) <= floor_ms(until)`.
+        args.push(Value::Integer(until.timestamp_millis()));
+        sql.push_str(&format!(" AND time_ms <= ?{}", args.len()));
+    }
+    if let Some(after) = query.after_seq {
+        // Sequence numbers above i64::MAX do not exist.
+        args.push(Value::Integer(i64::try_from(after).unwrap_or(i64::MAX)));
+        sql.push_str(&format!(" AND seq > ?{}", args.len()));
+    }
+    if let Some(before) = query.before_seq {
+        args.push(Value::Integer(i64::try_from(before).unwrap_or(i64::MAX)));
+        sql.push_str(&format!(" AND seq < ?{}", args.len()));
+    }
+    sql.push_str(match order {
+        Order::OldestFirst => " ORDER BY seq ASC",
+        Order::NewestFirst => " ORDER BY seq DESC",
+    });
+    (sql, args)
+}
+
+/// Streams the events matching `query` in `order`, at most `limit`, to `visit`, which may
+/// stop early by returning `false`.
+fn scan(
+    shared: &Shared,
+    tx: &Transaction<'_>,
+    query: &HistoryQuery,
+    order: Order,
+    mut visit: impl FnMut(AuditEvent) -> Result<bool>,
+) -> Result<()> {
+    let limit = query.limit.unwrap_or(usize::MAX);
+    if limit == 0 {
+        return Ok(());
+    }
+    let (sql, args) = select_sql(query, order);
+    let mut stmt = tx
+        .prepare_cached(&sql)
+        .map_err(|e| shared.err("querying the history", e))?;
+    let mut rows = stmt
+        .query(params_from_iter(args))
+        .map_err(|e| shared.err("querying the history", e))?;
+    let mut n = 0;
+    while let Some(row) = rows
+        .next()
+        .map_err(|e| shared.err("querying the history", e))?
+    {
+        let event = event_from_row(shared, row)?;
+        if !query.matches(&event) {
+            continue;
+        }
+        n += 1;
+        if !visit(event)? || n >= limit {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn append(shared: &Shared, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>> {
+    if records.is_empty() {
+        return Ok(vec![]);
+    }
+    shared.with_write("appending audit events", |tx| {
+        let err = |e| shared.err("appending audit events", e);
+        let (count, mut prev): (i64, String) = tx
+            .query_row(
+                "SELECT count, head_hash FROM chain_head WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(err)?;
+        let mut insert = tx
+            .prepare_cached(
+                "INSERT INTO events (seq, content, prev_hash, hash, time_ms, kind, environment, \
+                 artifact, version, digest) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )
+            .map_err(err)?;
+        let mut current = tx
+            .prepare_cached(
+                "INSERT INTO current (environment, artifact, seq) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (environment, artifact) DO UPDATE SET seq = excluded.seq",
+            )
+            .map_err(err)?;
+        let mut seq = count as u64;
+        let mut stored = Vec::with_capacity(records.len());
+        for record in records {
+            seq += 1;
+            let content = canonical_json(seq, &record);
+            let mut hash = [0u8; 64];
+            hash_into(prev.as_bytes(), &content, &mut hash);
+            let hash = String::from_utf8_lossy(&hash).into_owned();
+            let content = String::from_utf8(content).map_err(|e| {
+                store_err(
+                    &shared.name,
+                    format!("event {seq}: canonical JSON is not UTF-8: {e}"),
+                )
+            })?;
+            let seq_i = to_i64(shared, "sequence number", seq)?;
+            let r = &record;
+            insert
+                .execute(params![
+                    seq_i,
+                    content,
+                    prev,
+                    hash,
+                    r.time.timestamp_millis(),
+                    r.kind.as_str(),
+                    r.environment.as_ref().map(EnvName::as_str),
+                    r.artifact.as_ref().map(|a| a.as_str()),
+                    r.version.as_ref().map(|v| v.as_str()),
+                    r.digest.as_ref().map(|d| d.as_str()),
+                ])
+                .map_err(|e| match e.sqlite_error_code() {
+                    Some(rusqlite::ErrorCode::ConstraintViolation) => Error::Integrity {
+                        seq,
+                        problem: format!(
+                            "an event {seq} already exists beyond the chain head in {}: \
+                             the history was edited behind the library's back; run verify",
+                            shared.name
+                        ),
+                    },
+                    _ => err(e),
+                })?;
+            let event = AuditEvent {
+                seq,
+                record,
+                prev_hash: std::mem::replace(&mut prev, hash.clone()),
+                hash,
+            };
+            if let Some(d) = Deployment::from_event(&event) {
+                current
+                    .execute(params![d.environment.as_str(), d.artifact.as_str(), seq_i])
+                    .map_err(err)?;
+            }
+            stored.push(event);
+        }
+        tx.execute(
+            "UPDATE chain_head SET count = ?1, head_hash = ?2 WHERE id = 1",
+            params![to_i64(shared, "sequence number", seq)?, prev],
+        )
+        .map_err(err)?;
+        Ok(stored)
+    })
+}
+
+/// The fields of an event's stored content that have indexed copies.
+#[derive(Deserialize)]
+struct Indexed<'a> {
+    seq: u64,
+    id: &'a str,
+    time: &'a str,
+    kind: &'a str,
+    artifact: Option<&'a str>,
+    version: Option<&'a str>,
+    digest: Option<&'a str>,
+    environment: Option<&'a str>,
+}
+
+fn text<'r>(row: &'r Row<'_>, i: usize) -> Option<&'r str> {
+    row.get_ref(i).ok().and_then(|v| v.as_str().ok())
+}
+
+fn opt_text<'r>(row: &'r Row<'_>, i: usize) -> Result<Option<&'r str>, ()> {
+    match row.get_ref(i) {
+        Ok(rusqlite::types::ValueRef::Null) => Ok(None),
+        Ok(rusqlite::types::ValueRef::Text(t)) => std::str::from_utf8(t).map(Some).map_err(|_| ()),
+        _ => Err(()),
+    }
+}
+
+/// Checks that the indexed columns of a row agree with its content. Returns the problem.
+fn check_columns(row: &Row<'_>, seq: i64, content: &str) -> Option<(Option<uuid::Uuid>, String)> {
+    let parsed: Indexed<'_> = match serde_json::from_str(content) {
+        Ok(p) => p,
+        Err(e) => {
+            return Some((
+                None,
+                format!("the stored content is not a valid event: {e}"),
+            ));
+        }
+    };
+    let id = uuid::Uuid::parse_str(parsed.id).ok();
+    let bad = |column: &str| {
+        Some((
+            id,
+            format!(
+                "column {column} disagrees with the event's hashed content: the row was changed"
+            ),
+        ))
+    };
+    if parsed.seq != seq as u64 {
+        return Some((
+            id,
+            format!(
+                "the content records sequence number {} at position {seq}: the event was changed or reordered",
+                parsed.seq
+            ),
+        ));
+    }
+    let time_ms = match DateTime::parse_from_rfc3339(parsed.time) {
+        Ok(t) => t.timestamp_millis(),
+        Err(_) => return bad("time"),
+    };
+    if row.get_ref(4).ok().and_then(|v| v.as_i64().ok()) != Some(time_ms) {
+        return bad("time_ms");
+    }
+    if text(row, 5) != Some(parsed.kind) {
+        return bad("kind");
+    }
+    for (i, column, value) in [
+        (6, "environment", parsed.environment),
+        (7, "artifact", parsed.artifact),
+        (8, "version", parsed.version),
+        (9, "digest", parsed.digest),
+    ] {
+        if opt_text(row, i) != Ok(value) {
+            return bad(column);
+        }
+    }
+    None
+}
+
+fn broken(events: u64, seq: u64, id: Option<uuid::Uuid>, problem: String) -> VerifyReport {
+    VerifyReport {
+        events,
+        head: None,
+        first_break: Some(ChainBreak { seq, id, problem }),
+    }
+}
+
+fn verify(shared: &Shared) -> Result<VerifyReport> {
+    shared.with_read("verifying the history", |tx| {
+        let err = |e| shared.err("verifying the history", e);
+        let (count, head_hash): (i64, String) = tx
+            .query_row("SELECT count, head_hash FROM chain_head WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map_err(err)?;
+        let mut stmt = tx
+            .prepare(
+                "SELECT seq, prev_hash, hash, content, time_ms, kind, environment, artifact, \
+                 version, digest FROM events ORDER BY seq",
+            )
+            .map_err(err)?;
+        let mut rows = stmt.query([]).map_err(err)?;
+        let mut expected: u64 = 1;
+        let mut prev = [0u8; 64];
+        prev.copy_from_slice(GENESIS_HASH.as_bytes());
+        let mut computed = [0u8; 64];
+        let mut events: u64 = 0;
+        while let Some(row) = rows.next().map_err(err)? {
+            let seq: i64 = row.get(0).map_err(err)?;
+            let content = text(row, 3).unwrap_or("");
+            let id_of = || {
+                serde_json::from_str::<Indexed<'_>>(content)
+                    .ok()
+                    .and_then(|p| uuid::Uuid::parse_str(p.id).ok())
+            };
+            if seq != expected as i64 {
+                let problem = if seq > expected as i64 {
+                    format!("expected event {expected} but found {seq}: events are missing")
+                } else {
+                    format!("expected event {expected} but found {seq}: an event was inserted or reordered")
+                };
+                return Ok(broken(events, expected, id_of(), problem));
+            }
+            let prev_hash = text(row, 1).unwrap_or("");
+            if prev_hash.as_bytes() != prev {
+                return Ok(broken(
+                    events,
+                    expected,
+                    id_of(),
+                    "prev_hash does not match the previous event's hash: an event was removed, inserted or reordered".into(),
+                ));
+            }
+            hash_into(prev_hash.as_bytes(), content.as_bytes(), &mut computed);
+            let hash = text(row, 2).unwrap_or("");
+            if hash.as_bytes() != computed {
+                return Ok(broken(
+                    events,
+                    expected,
+                    id_of(),
+                    "hash does not match the event's content: the event was changed".into(),
+                ));
+            }
+            if let Some((id, problem)) = check_columns(row, seq, content) {
+                return Ok(broken(events, expected, id, problem));
+            }
+            prev.copy_from_slice(hash.as_bytes());
+            events += 1;
+            expected += 1;
+        }
+        drop(rows);
+        let count = count.max(0) as u64;
+        if events < count {
+            return Ok(broken(
+                events,
+                events + 1,
+                None,
+                format!(
+                    "expected event {} but the history ends: the chain head records {count} events, events are missing",
+                    events + 1
+                ),
+            ));
+        }
+        if events > count {
+            return Ok(broken(
+                events,
+                count + 1,
+                None,
+                format!(
+                    "event {} is beyond the chain head ({count} events): an event was inserted",
+                    count + 1
+                ),
+            ));
+        }
+        if head_hash.as_bytes() != prev {
+            return Ok(broken(
+                events,
+                events,
+                None,
+                "the last event's hash does not match the chain head: it was changed".into(),
+            ));
+        }
+        if let Some(problem) = check_current(shared, tx)? {
+            return Ok(problem);
+        }
+        let head = (events > 0).then(|| String::from_utf8_lossy(&prev).into_owned());
+        Ok(VerifyReport {
+            events,
+            head,
+            first_break: None,
+        })
+    })
+}
+
+/// Checks the `current` table against the events it summarises.
+fn check_current(shared: &Shared, tx: &Transaction<'_>) -> Result<Option<VerifyReport>> {
+    let err = |e| shared.err("verifying the current versions", e);
+    let expected_sql = format!(
+        "SELECT environment, artifact, max(seq) FROM events WHERE kind IN {CURRENT_KINDS_SQL} \
+         AND environment IS NOT NULL AND artifact IS NOT NULL AND version IS NOT NULL \
+         AND digest IS NOT NULL GROUP BY environment, artifact ORDER BY environment, artifact"
+    );
+    let read = |sql: &str| -> Result<Vec<(String, String, i64)>> {
+        let mut stmt = tx.prepare(sql).map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(err)
+    };
+    let expected = read(&expected_sql)?;
+    let actual =
+        read("SELECT environment, artifact, seq FROM current ORDER BY environment, artifact")?;
+    if expected == actual {
+        return Ok(None);
+    }
+    let (e, a, seq) = expected
+        .iter()
+        .zip(&actual)
+        .find(|(x, y)| x != y)
+        .map(|(x, _)| x.clone())
+        .or_else(|| expected.get(actual.len()).cloned())
+        .or_else(|| actual.get(expected.len()).cloned())
+        .unwrap_or_default();
+    Ok(Some(broken(
+        0,
+        seq.max(0) as u64,
+        None,
+        format!(
+            "the current-version table disagrees with the events for {e}/{a}: it was changed behind the library's back"
+        ),
+    )))
+}
+
+/// A `Write` that hands full chunks to the caller's side of a bounded channel.
+struct ChunkSink {
+    buf: Vec<u8>,
+    tx: mpsc::Sender<Vec<u8>>,
+}
+
+impl ChunkSink {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(EXPORT_CHUNK + 4096));
+        self.tx
+            .blocking_send(chunk)
+            .map_err(|_| std::io::Error::other("the export was abandoned by its reader"))
+    }
+}
+
+impl Write for ChunkSink {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= EXPORT_CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
+fn export(
+    shared: &Shared,
+    query: &HistoryQuery,
+    format: ExportFormat,
+    sink: &mut ChunkSink,
+) -> Result<u64> {
+    shared.with_read("exporting the history", |tx| {
+        let mut writer = ExportWriter::new(format, sink)?;
+        scan(shared, tx, query, Order::OldestFirst, |event| {
+            writer.write(&event)?;
+            Ok(true)
+        })?;
+        writer.finish()
+    })
+}
+
+#[async_trait]
+impl HistoryStore for SqliteStore {
+    async fn append_batch(&self, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>> {
+        self.blocking("appending audit events", move |shared| {
+            append(shared, records)
+        })
+        .await
+    }
+
+    async fn query(&self, query: &HistoryQuery) -> Result<Vec<AuditEvent>> {
+        let query = query.clone();
+        self.blocking("querying the history", move |shared| {
+            shared.with_read("querying the history", |tx| {
+                let mut out = Vec::with_capacity(query.limit.unwrap_or(16).min(1024));
+                scan(shared, tx, &query, query.order, |e| {
+                    out.push(e);
+                    Ok(true)
+                })?;
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn deployments(&self, environment: Option<&EnvName>) -> Result<Vec<Deployment>> {
+        let environment = environment.cloned();
+        self.blocking("reading current versions", move |shared| {
+            shared.with_read("reading current versions", |tx| {
+                let err = |e| shared.err("reading current versions", e);
+                let sql = "SELECT e.seq, e.content, e.prev_hash, e.hash FROM current c \
+                           JOIN events e ON e.seq = c.seq \
+                           WHERE ?1 IS NULL OR c.environment = ?1 \
+                           ORDER BY c.environment, c.artifact";
+                let mut stmt = tx.prepare_cached(sql).map_err(err)?;
+                let mut rows = stmt
+                    .query(params![environment.as_ref().map(EnvName::as_str)])
+                    .map_err(err)?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next().map_err(err)? {
+                    let event = event_from_row(shared, row)?;
+                    // A row whose content no longer makes a deployment was edited; verify
+                    // reports it.
+                    if let Some(d) = Deployment::from_event(&event)
+                        && environment.as_ref().is_none_or(|e| e == &d.environment)
+                    {
+                        out.push(d);
+                    }
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    /// Streams every row in sequence order in one read transaction and hashes the stored
+    /// content directly; also checks the indexed columns, the chain head and the
+    /// current-version table against the events.
+    async fn verify(&self) -> Result<VerifyReport> {
+        self.blocking("verifying the history", verify).await
+    }
+
+    /// Formats the events on a blocking thread inside one read transaction and hands them
+    /// over in chunks through a bounded channel, so memory stays flat whatever the size.
+    async fn export(
+        &self,
+        query: &HistoryQuery,
+        format: ExportFormat,
+        out: &mut (dyn Write + Send),
+    ) -> Result<u64> {
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4);
+        let query = query.clone();
+        let producer = self.blocking("exporting the history", move |shared| {
+            let mut sink = ChunkSink {
+                buf: Vec::with_capacity(EXPORT_CHUNK + 4096),
+                tx,
+            };
+            export(shared, &query, format, &mut sink)
+        });
+        let consumer = async move {
+            let mut result = Ok(());
+            while let Some(chunk) = rx.recv().await {
+                if let Err(e) = out.write_all(&chunk) {
+                    result = Err(Error::io("writing the audit export", e));
+                    break;
+                }
+            }
+            // Dropping the receiver stops the producer when writing failed.
+            drop(rx);
+            result?;
+            out.flush()
+                .map_err(|e| Error::io("writing the audit export", e))
+        };
+        let (produced, consumed) = tokio::join!(producer, consumer);
+        consumed?;
+        produced
+    }
+}
