@@ -49,11 +49,12 @@ const MIGRATIONS: &[&str] = &[
         version TEXT,
         digest TEXT
     );
+    -- Indexes for the history of an environment, an artifact (and its versions), a digest,
+    -- and time ranges. Kind and version filters ride on these or scan: they are rarely
+    -- asked alone, and every index slows appends.
     CREATE INDEX events_by_environment ON events (environment, seq);
     CREATE INDEX events_by_artifact ON events (artifact, seq);
-    CREATE INDEX events_by_version ON events (version, seq);
     CREATE INDEX events_by_digest ON events (digest, seq);
-    CREATE INDEX events_by_kind ON events (kind, seq);
     CREATE INDEX events_by_time ON events (time_ms, seq);
 
     -- Nothing updates or deletes events through the library; these stop accidents. Deliberate
