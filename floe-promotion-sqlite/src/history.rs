@@ -3,20 +3,17 @@
 use std::io::Write;
 
 use async_trait::async_trait;
-use chrono::DateTime;
 use floe_promotion::history::{
-    AuditEvent, ChainBreak, Deployment, EventRecord, ExportFormat, ExportWriter, GENESIS_HASH,
-    HistoryQuery, HistoryStore, Order, VerifyReport, canonical_json,
+    AuditEvent, Deployment, EventRecord, ExportFormat, ExportWriter, HistoryQuery, HistoryStore,
+    Order, VerifyReport, canonical_json,
 };
 use floe_promotion::{EnvName, Error, Result};
 use rusqlite::types::Value;
 use rusqlite::{Row, Transaction, params, params_from_iter};
-use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 
 use crate::errors::store_err;
-use crate::schema::CURRENT_KINDS_SQL;
 use crate::store::{Shared, SqliteStore};
 
 /// Events read per batch by queries on the blocking thread.
@@ -27,7 +24,7 @@ fn to_i64(shared: &Shared, what: &str, v: u64) -> Result<i64> {
 }
 
 /// `hex(SHA-256(prev_hash ‖ content))` into `out`.
-fn hash_into(prev_hash: &[u8], content: &[u8], out: &mut [u8; 64]) {
+pub(crate) fn hash_into(prev_hash: &[u8], content: &[u8], out: &mut [u8; 64]) {
     let mut h = Sha256::new();
     h.update(prev_hash);
     h.update(content);
@@ -248,236 +245,6 @@ fn append(shared: &Shared, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>>
     })
 }
 
-/// The fields of an event's stored content that have indexed copies.
-#[derive(Deserialize)]
-struct Indexed<'a> {
-    seq: u64,
-    id: &'a str,
-    time: &'a str,
-    kind: &'a str,
-    artifact: Option<&'a str>,
-    version: Option<&'a str>,
-    digest: Option<&'a str>,
-    environment: Option<&'a str>,
-}
-
-fn text<'r>(row: &'r Row<'_>, i: usize) -> Option<&'r str> {
-    row.get_ref(i).ok().and_then(|v| v.as_str().ok())
-}
-
-fn opt_text<'r>(row: &'r Row<'_>, i: usize) -> Result<Option<&'r str>, ()> {
-    match row.get_ref(i) {
-        Ok(rusqlite::types::ValueRef::Null) => Ok(None),
-        Ok(rusqlite::types::ValueRef::Text(t)) => std::str::from_utf8(t).map(Some).map_err(|_| ()),
-        _ => Err(()),
-    }
-}
-
-/// Checks that the indexed columns of a row agree with its content. Returns the problem.
-fn check_columns(row: &Row<'_>, seq: i64, content: &str) -> Option<(Option<uuid::Uuid>, String)> {
-    let parsed: Indexed<'_> = match serde_json::from_str(content) {
-        Ok(p) => p,
-        Err(e) => {
-            return Some((
-                None,
-                format!("the stored content is not a valid event: {e}"),
-            ));
-        }
-    };
-    let id = uuid::Uuid::parse_str(parsed.id).ok();
-    let bad = |column: &str| {
-        Some((
-            id,
-            format!(
-                "column {column} disagrees with the event's hashed content: the row was changed"
-            ),
-        ))
-    };
-    if parsed.seq != seq as u64 {
-        return Some((
-            id,
-            format!(
-                "the content records sequence number {} at position {seq}: the event was changed or reordered",
-                parsed.seq
-            ),
-        ));
-    }
-    let time_ms = match DateTime::parse_from_rfc3339(parsed.time) {
-        Ok(t) => t.timestamp_millis(),
-        Err(_) => return bad("time"),
-    };
-    if row.get_ref(4).ok().and_then(|v| v.as_i64().ok()) != Some(time_ms) {
-        return bad("time_ms");
-    }
-    if text(row, 5) != Some(parsed.kind) {
-        return bad("kind");
-    }
-    for (i, column, value) in [
-        (6, "environment", parsed.environment),
-        (7, "artifact", parsed.artifact),
-        (8, "version", parsed.version),
-        (9, "digest", parsed.digest),
-    ] {
-        if opt_text(row, i) != Ok(value) {
-            return bad(column);
-        }
-    }
-    None
-}
-
-fn broken(events: u64, seq: u64, id: Option<uuid::Uuid>, problem: String) -> VerifyReport {
-    VerifyReport {
-        events,
-        head: None,
-        first_break: Some(ChainBreak { seq, id, problem }),
-    }
-}
-
-fn verify(shared: &Shared) -> Result<VerifyReport> {
-    shared.with_read("verifying the history", |tx| {
-        let err = |e| shared.err("verifying the history", e);
-        let (count, head_hash): (i64, String) = tx
-            .query_row("SELECT count, head_hash FROM chain_head WHERE id = 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .map_err(err)?;
-        let mut stmt = tx
-            .prepare(
-                "SELECT seq, prev_hash, hash, content, time_ms, kind, environment, artifact, \
-                 version, digest FROM events ORDER BY seq",
-            )
-            .map_err(err)?;
-        let mut rows = stmt.query([]).map_err(err)?;
-        let mut expected: u64 = 1;
-        let mut prev = [0u8; 64];
-        prev.copy_from_slice(GENESIS_HASH.as_bytes());
-        let mut computed = [0u8; 64];
-        let mut events: u64 = 0;
-        while let Some(row) = rows.next().map_err(err)? {
-            let seq: i64 = row.get(0).map_err(err)?;
-            let content = text(row, 3).unwrap_or("");
-            let id_of = || {
-                serde_json::from_str::<Indexed<'_>>(content)
-                    .ok()
-                    .and_then(|p| uuid::Uuid::parse_str(p.id).ok())
-            };
-            if seq != expected as i64 {
-                let problem = if seq > expected as i64 {
-                    format!("expected event {expected} but found {seq}: events are missing")
-                } else {
-                    format!("expected event {expected} but found {seq}: an event was inserted or reordered")
-                };
-                return Ok(broken(events, expected, id_of(), problem));
-            }
-            let prev_hash = text(row, 1).unwrap_or("");
-            if prev_hash.as_bytes() != prev {
-                return Ok(broken(
-                    events,
-                    expected,
-                    id_of(),
-                    "prev_hash does not match the previous event's hash: an event was removed, inserted or reordered".into(),
-                ));
-            }
-            hash_into(prev_hash.as_bytes(), content.as_bytes(), &mut computed);
-            let hash = text(row, 2).unwrap_or("");
-            if hash.as_bytes() != computed {
-                return Ok(broken(
-                    events,
-                    expected,
-                    id_of(),
-                    "hash does not match the event's content: the event was changed".into(),
-                ));
-            }
-            if let Some((id, problem)) = check_columns(row, seq, content) {
-                return Ok(broken(events, expected, id, problem));
-            }
-            prev.copy_from_slice(hash.as_bytes());
-            events += 1;
-            expected += 1;
-        }
-        drop(rows);
-        let count = count.max(0) as u64;
-        if events < count {
-            return Ok(broken(
-                events,
-                events + 1,
-                None,
-                format!(
-                    "expected event {} but the history ends: the chain head records {count} events, events are missing",
-                    events + 1
-                ),
-            ));
-        }
-        if events > count {
-            return Ok(broken(
-                events,
-                count + 1,
-                None,
-                format!(
-                    "event {} is beyond the chain head ({count} events): an event was inserted",
-                    count + 1
-                ),
-            ));
-        }
-        if head_hash.as_bytes() != prev {
-            return Ok(broken(
-                events,
-                events,
-                None,
-                "the last event's hash does not match the chain head: it was changed".into(),
-            ));
-        }
-        if let Some(problem) = check_current(shared, tx)? {
-            return Ok(problem);
-        }
-        let head = (events > 0).then(|| String::from_utf8_lossy(&prev).into_owned());
-        Ok(VerifyReport {
-            events,
-            head,
-            first_break: None,
-        })
-    })
-}
-
-/// Checks the `current` table against the events it summarises.
-fn check_current(shared: &Shared, tx: &Transaction<'_>) -> Result<Option<VerifyReport>> {
-    let err = |e| shared.err("verifying the current versions", e);
-    let expected_sql = format!(
-        "SELECT environment, artifact, max(seq) FROM events WHERE kind IN {CURRENT_KINDS_SQL} \
-         AND environment IS NOT NULL AND artifact IS NOT NULL AND version IS NOT NULL \
-         AND digest IS NOT NULL GROUP BY environment, artifact ORDER BY environment, artifact"
-    );
-    let read = |sql: &str| -> Result<Vec<(String, String, i64)>> {
-        let mut stmt = tx.prepare(sql).map_err(err)?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(err)?;
-        rows.collect::<rusqlite::Result<_>>().map_err(err)
-    };
-    let expected = read(&expected_sql)?;
-    let actual =
-        read("SELECT environment, artifact, seq FROM current ORDER BY environment, artifact")?;
-    if expected == actual {
-        return Ok(None);
-    }
-    let (e, a, seq) = expected
-        .iter()
-        .zip(&actual)
-        .find(|(x, y)| x != y)
-        .map(|(x, _)| x.clone())
-        .or_else(|| expected.get(actual.len()).cloned())
-        .or_else(|| actual.get(expected.len()).cloned())
-        .unwrap_or_default();
-    Ok(Some(broken(
-        0,
-        seq.max(0) as u64,
-        None,
-        format!(
-            "the current-version table disagrees with the events for {e}/{a}: it was changed behind the library's back"
-        ),
-    )))
-}
-
 /// A `Write` that hands full chunks to the caller's side of a bounded channel.
 struct ChunkSink {
     buf: Vec<u8>,
@@ -584,7 +351,8 @@ impl HistoryStore for SqliteStore {
     /// content directly; also checks the indexed columns, the chain head and the
     /// current-version table against the events.
     async fn verify(&self) -> Result<VerifyReport> {
-        self.blocking("verifying the history", verify).await
+        self.blocking("verifying the history", crate::verify::verify)
+            .await
     }
 
     /// Formats the events on a blocking thread inside one read transaction and hands them

@@ -66,6 +66,7 @@ mod history;
 mod schema;
 mod state;
 mod store;
+mod verify;
 
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
 pub use store::{SqliteOptions, SqliteStore};

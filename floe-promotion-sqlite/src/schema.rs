@@ -17,10 +17,6 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// `PRAGMA application_id` of floe-promotion databases ("FLOE").
 pub const APPLICATION_ID: i32 = 0x464c_4f45;
 
-/// The event kinds that set the current version, as stored in the `kind` column.
-pub(crate) const CURRENT_KINDS_SQL: &str =
-    "('promotion_succeeded', 'rollback_succeeded', 'switched')";
-
 /// Migration `n` (1-based) brings the schema from version `n - 1` to `n`.
 const MIGRATIONS: &[&str] = &[
     // Version 1.
