@@ -284,6 +284,9 @@ fn export(
     sink: &mut ChunkSink,
 ) -> Result<u64> {
     shared.with_read("exporting the history", |tx| {
+        if format == ExportFormat::Jsonl && query.since.is_none() && query.until.is_none() {
+            return export_jsonl_stored(shared, tx, query, sink);
+        }
         let mut writer = ExportWriter::new(format, sink)?;
         scan(shared, tx, query, Order::OldestFirst, |event| {
             writer.write(&event)?;
@@ -291,6 +294,60 @@ fn export(
         })?;
         writer.finish()
     })
+}
+
+fn is_hex_hash(h: &[u8]) -> bool {
+    h.len() == 64 && h.iter().all(|b| b.is_ascii_hexdigit())
+}
+
+/// JSON Lines straight from the stored bytes, without parsing the events: an exported line is
+/// the `AuditEvent` JSON, which is the hashed canonical content (`{"seq":…,…record}`) with
+/// `prev_hash` and `hash` added before its closing brace. A row that does not have that shape
+/// goes through the core's [`ExportWriter`]. Used when the SQL filter is exact (no time
+/// bounds: times are indexed to the millisecond).
+fn export_jsonl_stored(
+    shared: &Shared,
+    tx: &Transaction<'_>,
+    query: &HistoryQuery,
+    sink: &mut ChunkSink,
+) -> Result<u64> {
+    let io = |e| Error::io("writing the audit export", e);
+    let err = |e| shared.err("exporting the history", e);
+    let limit = query.limit.unwrap_or(usize::MAX) as u64;
+    let mut n = 0u64;
+    if limit > 0 {
+        let (sql, args) = select_sql(query, Order::OldestFirst);
+        let mut stmt = tx.prepare_cached(&sql).map_err(err)?;
+        let mut rows = stmt.query(params_from_iter(args)).map_err(err)?;
+        while let Some(row) = rows.next().map_err(err)? {
+            let bytes = |i| row.get_ref(i).ok().and_then(|v| v.as_bytes().ok());
+            match (bytes(1), bytes(2), bytes(3)) {
+                (Some(content), Some(prev), Some(hash))
+                    if content.starts_with(b"{\"seq\":")
+                        && content.ends_with(b"}")
+                        && is_hex_hash(prev)
+                        && is_hex_hash(hash) =>
+                {
+                    sink.write_all(&content[..content.len() - 1]).map_err(io)?;
+                    sink.write_all(b",\"prev_hash\":\"").map_err(io)?;
+                    sink.write_all(prev).map_err(io)?;
+                    sink.write_all(b"\",\"hash\":\"").map_err(io)?;
+                    sink.write_all(hash).map_err(io)?;
+                    sink.write_all(b"\"}\n").map_err(io)?;
+                }
+                _ => {
+                    let event = event_from_row(shared, row)?;
+                    ExportWriter::new(ExportFormat::Jsonl, sink)?.write(&event)?;
+                }
+            }
+            n += 1;
+            if n >= limit {
+                break;
+            }
+        }
+    }
+    sink.flush().map_err(io)?;
+    Ok(n)
 }
 
 #[async_trait]
@@ -389,5 +446,88 @@ impl HistoryStore for SqliteStore {
         let (produced, consumed) = tokio::join!(producer, consumer);
         consumed?;
         produced
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use floe_promotion::history::EventKind;
+    use floe_promotion::{ArtifactName, Digest};
+    use rusqlite::Connection;
+
+    use super::*;
+
+    fn plan(conn: &Connection, query: &HistoryQuery) -> String {
+        let (sql, args) = select_sql(query, query.order);
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("explain");
+        let rows = stmt
+            .query_map(params_from_iter(args), |r| r.get::<_, String>(3))
+            .expect("plan");
+        rows.map(|r| r.expect("row")).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn the_cli_queries_use_indexes() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        crate::schema::migrate(&mut conn, ":memory:", |a, e| {
+            store_err(":memory:", format!("{a}: {e}"))
+        })
+        .expect("migrate");
+        let t = Utc
+            .with_ymd_and_hms(2025, 1, 1, 0, 0, 0)
+            .single()
+            .expect("time");
+        let cases = [
+            (
+                HistoryQuery {
+                    environment: EnvName::new("prod").ok(),
+                    limit: Some(50),
+                    order: Order::NewestFirst,
+                    ..Default::default()
+                },
+                "events_by_environment",
+            ),
+            (
+                HistoryQuery {
+                    artifact: ArtifactName::new("app").ok(),
+                    kinds: vec![EventKind::PromotionSucceeded],
+                    ..Default::default()
+                },
+                "events_by_artifact",
+            ),
+            (
+                HistoryQuery {
+                    digest: Some(Digest::of(b"x")),
+                    ..Default::default()
+                },
+                "events_by_digest",
+            ),
+            (
+                HistoryQuery {
+                    since: Some(t),
+                    until: Some(t + chrono::Duration::hours(1)),
+                    ..Default::default()
+                },
+                "events_by_time",
+            ),
+        ];
+        for (query, index) in cases {
+            let plan = plan(&conn, &query);
+            assert!(plan.contains(index), "{query:?}: {plan}");
+            assert!(!plan.contains("SCAN events"), "{query:?}: {plan}");
+        }
+        // The latest events of an environment come straight off the index, unsorted.
+        let latest = plan(
+            &conn,
+            &HistoryQuery {
+                environment: EnvName::new("prod").ok(),
+                order: Order::NewestFirst,
+                ..Default::default()
+            },
+        );
+        assert!(!latest.contains("TEMP B-TREE"), "{latest}");
     }
 }
