@@ -5,5 +5,7 @@
 //! case (see [`registry_conformance!`](crate::registry_conformance)).
 
 pub mod fakes;
+pub mod history;
 pub mod pipeline;
 pub mod registry;
+pub mod state;

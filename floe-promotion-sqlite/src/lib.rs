@@ -1,0 +1,72 @@
+//! # floe-promotion-sqlite
+//!
+//! The durable state of floe-promotion in one SQLite file, shared by separate processes (a
+//! `floe promote` now, a `floe approve` or `floe unlock` later, two CI runners at once):
+//! [`SqliteStore`] implements the core's [`HistoryStore`](floe_promotion::HistoryStore),
+//! [`LockStore`](floe_promotion::LockStore) and [`ApprovalStore`](floe_promotion::ApprovalStore).
+//!
+//! ```
+//! use std::sync::Arc;
+//! use floe_promotion::history::{EventKind, EventRecord, HistoryExt, HistoryStore};
+//! use floe_promotion::{Actor, ApprovalStore, LockStore};
+//! use floe_promotion_sqlite::SqliteStore;
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = SqliteStore::open(dir.path().join("floe.db")).await?;
+//! let history: Arc<dyn HistoryStore> = Arc::new(store.clone());
+//! let _locks: Arc<dyn LockStore> = Arc::new(store.clone());
+//! let _approvals: Arc<dyn ApprovalStore> = Arc::new(store);
+//!
+//! let event = EventRecord::new(EventKind::Locked, Actor::new("ops")?, chrono::Utc::now());
+//! assert_eq!(history.append(event).await?.seq, 1);
+//! assert!(history.verify().await?.is_intact());
+//! # Ok::<(), floe_promotion::Error>(()) }).unwrap();
+//! ```
+//!
+//! ## Durability and concurrency
+//!
+//! - The file is in WAL mode with `synchronous=FULL`: a call that returned `Ok` has been
+//!   fsynced, and survives a crash of the process or the machine.
+//! - Every write is one `BEGIN IMMEDIATE` transaction: appends read the chain head and write
+//!   the events and the new head atomically, so two processes appending at once produce one
+//!   chain. A writer waits for another up to the busy timeout (default 10 s, see
+//!   [`SqliteOptions::busy_timeout`]) and then fails with
+//!   [`Error::Unavailable`](floe_promotion::Error::Unavailable) naming the file.
+//! - All SQLite work runs on tokio's blocking threads (`spawn_blocking`), never on the async
+//!   executor's threads. Connections come from a small per-store pool (reused, so prepared
+//!   statements stay cached; at most 4 kept idle), because opening a connection costs more
+//!   than most queries.
+//! - Leases and locks are rows holding an expiry time: a promoter that crashed stops holding
+//!   its environment when its lease expires.
+//!
+//! ## Schema
+//!
+//! Versioned with `PRAGMA user_version` ([`SCHEMA_VERSION`]) and marked with
+//! `PRAGMA application_id`; migrations run when a read-write store opens the file. A file with
+//! a newer schema, another application's file, a corrupt file or a non-database is refused with
+//! [`Error::Store`](floe_promotion::Error::Store) naming the file.
+//!
+//! Each event row stores the exact bytes that were hashed (the canonical JSON of the sequence
+//! number and the record) with `prev_hash` and `hash`, plus copies of the environment,
+//! artifact, version, digest, kind and time (in milliseconds) in indexed columns. Queries use
+//! the indexes to pre-filter and then check every row exactly.
+//!
+//! ## What `verify` detects
+//!
+//! A row whose content, hash, `prev_hash`, sequence number or indexed columns were changed
+//! (also with the `sqlite3` shell), a deleted row (including the last ones: the chain head
+//! row records the count and head hash), an inserted row, rows reordered, and a current-version
+//! table that disagrees with the events. It cannot detect a rewrite of the whole chain from
+//! the edited event onwards together with the chain head (whoever can write the file can
+//! recompute every hash): keep the head hash that `verify` reports somewhere else, and compare.
+
+mod errors;
+mod history;
+mod schema;
+mod state;
+mod store;
+mod verify;
+
+pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
+pub use store::{SqliteOptions, SqliteStore};

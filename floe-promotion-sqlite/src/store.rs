@@ -1,0 +1,326 @@
+//! The store handle: opening the file, the connection pool and running work off the executor.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use floe_promotion::{Error, Result};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use crate::errors::{sql_err, store_err};
+use crate::schema;
+
+/// How to open a [`SqliteStore`].
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    busy_timeout: Duration,
+    read_only: bool,
+    max_idle: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            busy_timeout: Duration::from_secs(10),
+            read_only: false,
+            max_idle: 4,
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// How long a call waits for another connection or process that holds the write lock
+    /// before failing with [`Error::Unavailable`]. Default: 10 s.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Opens the file read-only: it must exist and have this build's schema, and every write
+    /// fails with [`Error::Store`]. Default: read-write, creating the file.
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// How many idle connections the store keeps open for reuse. Default: 4.
+    pub fn max_idle_connections(mut self, n: usize) -> Self {
+        self.max_idle = n;
+        self
+    }
+}
+
+/// The audit history, locks, leases and approvals of floe-promotion in one SQLite file.
+///
+/// Implements [`HistoryStore`](floe_promotion::HistoryStore),
+/// [`LockStore`](floe_promotion::LockStore) and [`ApprovalStore`](floe_promotion::ApprovalStore).
+/// Clones share the same connections. Several stores, in one process or in several, may open
+/// the same file: SQLite's locking serialises their writes (see the crate documentation).
+#[derive(Clone)]
+pub struct SqliteStore {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.shared.path)
+            .field("read_only", &self.shared.options.read_only)
+            .finish()
+    }
+}
+
+/// What clones of a store share.
+pub(crate) struct Shared {
+    pub(crate) path: PathBuf,
+    /// The path as shown in messages.
+    pub(crate) name: String,
+    pub(crate) options: SqliteOptions,
+    idle: Mutex<Vec<Connection>>,
+    /// Serialises this process's writers before they reach SQLite's lock, so that they queue
+    /// fairly instead of polling the busy handler; other processes still meet the file lock.
+    write_gate: Mutex<()>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub(crate) fn err(&self, action: &str, e: rusqlite::Error) -> Error {
+        sql_err(&self.name, action, self.options.busy_timeout, e)
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        let flags = if self.options.read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let conn = Connection::open_with_flags(&self.path, flags)
+            .map_err(|e| self.err("opening the database", e))?;
+        conn.busy_timeout(self.options.busy_timeout)
+            .map_err(|e| self.err("setting the busy timeout", e))?;
+        // FULL: every commit is fsynced before it is acknowledged, so an acknowledged audit
+        // event survives a crash or power loss.
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(|e| self.err("setting synchronous=FULL", e))?;
+        conn.pragma_update(None, "cache_size", -16_000)
+            .map_err(|e| self.err("setting the cache size", e))?;
+        Ok(conn)
+    }
+
+    fn checkout(&self) -> Result<Connection> {
+        match lock(&self.idle).pop() {
+            Some(c) => Ok(c),
+            None => self.connect(),
+        }
+    }
+
+    fn checkin(&self, conn: Connection) {
+        let mut idle = lock(&self.idle);
+        if idle.len() < self.options.max_idle {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `f` with a pooled connection on the current (blocking) thread.
+    pub(crate) fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.checkout()?;
+        let result = f(&mut conn);
+        // A failed call rolled its transaction back when the transaction was dropped; the
+        // connection is reusable unless it is still inside one.
+        if conn.is_autocommit() {
+            self.checkin(conn);
+        }
+        result
+    }
+
+    /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`), committing when it returns `Ok`.
+    pub(crate) fn with_write<T>(
+        &self,
+        action: &str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        if self.options.read_only {
+            return Err(store_err(
+                &self.name,
+                format!("{action}: the store was opened read-only"),
+            ));
+        }
+        let _gate = lock(&self.write_gate);
+        self.with_conn(|conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| self.err(action, e))?;
+            let value = f(&tx)?;
+            tx.commit().map_err(|e| self.err(action, e))?;
+            Ok(value)
+        })
+    }
+
+    /// Runs `f` in a read transaction: every statement in it sees one snapshot.
+    pub(crate) fn with_read<T>(
+        &self,
+        action: &str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.with_conn(|conn| {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Deferred)
+                .map_err(|e| self.err(action, e))?;
+            let value = f(&tx)?;
+            // Ending a read transaction cannot lose data; its error is only reported.
+            tx.finish().map_err(|e| self.err(action, e))?;
+            Ok(value)
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it if needed) the database file at `path`, read-write, with the
+    /// default options. The directory must exist.
+    ///
+    /// Fails with a clear error naming the file when the directory is missing, the file is
+    /// not a SQLite database, is corrupt, belongs to another application, has a newer schema
+    /// than this build, or is locked longer than the busy timeout.
+    pub async fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
+        Self::open_with(path, SqliteOptions::default()).await
+    }
+
+    /// Opens an existing database file read-only (for `history`, `status`, `verify`,
+    /// `export` on a file the caller may not write).
+    pub async fn open_read_only(path: impl AsRef<Path>) -> Result<SqliteStore> {
+        Self::open_with(path, SqliteOptions::default().read_only(true)).await
+    }
+
+    /// Opens the database file at `path` with `options`. The file is opened, checked and
+    /// migrated on a blocking thread.
+    pub async fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        tokio::task::spawn_blocking(move || Self::open_blocking(path, options))
+            .await
+            .map_err(|e| Error::Store {
+                backend: crate::errors::BACKEND,
+                location: String::new(),
+                message: format!("the thread opening the database failed: {e}"),
+            })?
+    }
+
+    /// Like [`open_with`](Self::open_with), on the calling thread: for programs without an
+    /// async runtime, or already on a blocking thread.
+    pub fn open_blocking(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        let name = path.display().to_string();
+        if path.as_os_str().is_empty() {
+            return Err(Error::invalid(
+                "database path",
+                "",
+                "the path of the SQLite database is empty",
+            ));
+        }
+        if path.is_dir() {
+            return Err(store_err(&name, "the database path is a directory"));
+        }
+        if options.read_only {
+            if !path.exists() {
+                return Err(Error::not_found(format!("SQLite database {name}")));
+            }
+        } else {
+            let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+            if let Some(dir) = parent
+                && !dir.is_dir()
+            {
+                return Err(Error::not_found(format!(
+                    "directory {} of the SQLite database {name}",
+                    dir.display()
+                )));
+            }
+        }
+        let shared = Shared {
+            path,
+            name,
+            options,
+            idle: Mutex::new(Vec::new()),
+            write_gate: Mutex::new(()),
+        };
+        let mut conn = shared.connect()?;
+        if shared.options.read_only {
+            schema::check_read_only(&conn, &shared.name)?;
+        } else {
+            let read_only = conn
+                .is_readonly(rusqlite::MAIN_DB)
+                .map_err(|e| shared.err("opening the database", e))?;
+            if read_only {
+                return Err(store_err(
+                    &shared.name,
+                    "the database file is not writable; open it with open_read_only",
+                ));
+            }
+            let mode: String = conn
+                .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+                .map_err(|e| shared.err("switching to WAL mode", e))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(store_err(
+                    &shared.name,
+                    format!("cannot use WAL mode (journal_mode is {mode})"),
+                ));
+            }
+            schema::migrate(&mut conn, &shared.name, |action, e| shared.err(action, e))?;
+        }
+        shared.checkin(conn);
+        Ok(SqliteStore {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// Runs SQLite's `PRAGMA integrity_check` and fails with [`Error::Store`] listing the
+    /// problems when the file is damaged.
+    pub async fn check_integrity(&self) -> Result<()> {
+        self.blocking("checking integrity", |shared| {
+            shared.with_conn(|conn| {
+                let mut stmt = conn
+                    .prepare("PRAGMA integrity_check")
+                    .map_err(|e| shared.err("checking integrity", e))?;
+                let problems: Vec<String> = stmt
+                    .query_map([], |r| r.get(0))
+                    .and_then(|rows| rows.collect())
+                    .map_err(|e| shared.err("checking integrity", e))?;
+                if problems == ["ok"] {
+                    Ok(())
+                } else {
+                    Err(store_err(
+                        &shared.name,
+                        format!("integrity check failed: {}", problems.join("; ")),
+                    ))
+                }
+            })
+        })
+        .await
+    }
+
+    /// Runs `f` on a blocking thread, never on the async executor's threads.
+    pub(crate) async fn blocking<T, F>(&self, action: &'static str, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Shared) -> Result<T> + Send + 'static,
+    {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || f(&shared))
+            .await
+            .map_err(|e| {
+                store_err(
+                    &self.shared.name,
+                    format!("{action}: the worker thread failed: {e}"),
+                )
+            })?
+    }
+}

@@ -1,0 +1,36 @@
+//! The core's history and state conformance suites against a SQLite file in a temporary
+//! directory, through `Arc<dyn _>`.
+
+use std::sync::Arc;
+
+use floe_promotion::{ApprovalStore, HistoryStore, LockStore};
+use floe_promotion_sqlite::SqliteStore;
+
+async fn open() -> (SqliteStore, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = SqliteStore::open(dir.path().join("floe.db"))
+        .await
+        .expect("open the database");
+    (store, dir)
+}
+
+mod history {
+    use super::*;
+
+    floe_promotion::history_conformance!(async {
+        let (store, dir) = open().await;
+        let history: Arc<dyn HistoryStore> = Arc::new(store);
+        (history, dir)
+    });
+}
+
+mod state {
+    use super::*;
+
+    floe_promotion::state_conformance!(async {
+        let (store, dir) = open().await;
+        let locks: Arc<dyn LockStore> = Arc::new(store.clone());
+        let approvals: Arc<dyn ApprovalStore> = Arc::new(store);
+        (locks, approvals, dir)
+    });
+}

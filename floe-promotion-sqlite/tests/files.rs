@@ -1,0 +1,284 @@
+//! A missing, read-only, locked, corrupt, foreign or newer-schema database file gives a clear
+//! error naming the file, never a panic.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use floe_promotion::history::{EventKind, HistoryExt, HistoryQuery, HistoryStore};
+use floe_promotion::testing::history::{base_time, record};
+use floe_promotion::{EnvName, Error, LockStore};
+use floe_promotion_sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
+use rusqlite::Connection;
+
+fn message(e: &Error) -> String {
+    e.to_string()
+}
+
+async fn open_err(path: &std::path::Path, options: SqliteOptions) -> Error {
+    SqliteStore::open_with(path, options)
+        .await
+        .expect_err("opening must fail")
+}
+
+/// A database with two events, closed again.
+async fn two_events(path: &std::path::Path) {
+    let store = SqliteStore::open(path).await.expect("open");
+    store
+        .append_batch(vec![
+            record(
+                EventKind::PromotionRequested,
+                "prod",
+                "app",
+                "v1",
+                base_time(),
+            ),
+            record(
+                EventKind::PromotionSucceeded,
+                "prod",
+                "app",
+                "v1",
+                base_time(),
+            ),
+        ])
+        .await
+        .expect("append");
+}
+
+#[tokio::test]
+async fn open_creates_the_file_and_reopens_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("new.db");
+    two_events(&path).await;
+    assert!(path.is_file());
+    let again = SqliteStore::open(&path).await.expect("reopen");
+    assert_eq!(again.path(), path);
+    assert_eq!(again.verify().await.expect("verify").events, 2);
+    let version: i64 = Connection::open(&path)
+        .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+        .expect("version");
+    assert_eq!(version, i64::from(SCHEMA_VERSION));
+    let mode: String = Connection::open(&path)
+        .and_then(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)))
+        .expect("journal mode");
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn missing_directory_is_not_found() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("no/such/dir/floe.db");
+    let err = open_err(&path, SqliteOptions::default()).await;
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert!(message(&err).contains("no/such/dir"), "{err}");
+    assert!(!path.exists());
+}
+
+#[tokio::test]
+async fn missing_file_read_only_is_not_found() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("absent.db");
+    let err = SqliteStore::open_read_only(&path)
+        .await
+        .expect_err("missing");
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert!(message(&err).contains("absent.db"), "{err}");
+    assert!(!path.exists(), "read-only open creates nothing");
+}
+
+#[tokio::test]
+async fn directory_path_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let err = open_err(dir.path(), SqliteOptions::default()).await;
+    assert!(matches!(err, Error::Store { .. }), "{err:?}");
+    assert!(message(&err).contains("directory"), "{err}");
+}
+
+#[tokio::test]
+async fn not_a_database_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("notes.db");
+    std::fs::write(
+        &path,
+        "these are not the tables you are looking for\n".repeat(100),
+    )
+    .expect("write");
+    for options in [
+        SqliteOptions::default(),
+        SqliteOptions::default().read_only(true),
+    ] {
+        let err = open_err(&path, options).await;
+        assert!(matches!(err, Error::Store { .. }), "{err:?}");
+        let m = message(&err);
+        assert!(
+            m.contains("notes.db") && m.contains("not a SQLite database"),
+            "{m}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn corrupt_database_is_reported() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("corrupt.db");
+    two_events(&path).await;
+    // Overwrite the schema page after the 100-byte header.
+    let mut bytes = std::fs::read(&path).expect("read");
+    assert!(bytes.len() > 4096);
+    for b in &mut bytes[100..4000] {
+        *b = 0xA5;
+    }
+    std::fs::write(&path, &bytes).expect("write");
+    let err = open_err(&path, SqliteOptions::default()).await;
+    assert!(matches!(err, Error::Store { .. }), "{err:?}");
+    let m = message(&err);
+    assert!(m.contains("corrupt.db") && m.contains("corrupt"), "{m}");
+}
+
+#[tokio::test]
+async fn newer_schema_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("future.db");
+    two_events(&path).await;
+    Connection::open(&path)
+        .and_then(|c| c.pragma_update(None, "user_version", 99))
+        .expect("bump version");
+    for options in [
+        SqliteOptions::default(),
+        SqliteOptions::default().read_only(true),
+    ] {
+        let err = open_err(&path, options).await;
+        assert!(matches!(err, Error::Store { .. }), "{err:?}");
+        let m = message(&err);
+        assert!(
+            m.contains("future.db")
+                && m.contains("schema version 99")
+                && m.contains(&format!("up to {SCHEMA_VERSION}")),
+            "{m}"
+        );
+    }
+    let version: i64 = Connection::open(&path)
+        .and_then(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+        .expect("version");
+    assert_eq!(version, 99, "the file was not touched");
+}
+
+#[tokio::test]
+async fn another_applications_database_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let tables = dir.path().join("tables.db");
+    Connection::open(&tables)
+        .and_then(|c| c.execute_batch("CREATE TABLE customers (id INTEGER PRIMARY KEY);"))
+        .expect("create");
+    let err = open_err(&tables, SqliteOptions::default()).await;
+    assert!(
+        message(&err).contains("not a floe-promotion database"),
+        "{err}"
+    );
+    assert!(message(&err).contains("tables.db"), "{err}");
+
+    let app = dir.path().join("app.db");
+    Connection::open(&app)
+        .and_then(|c| c.pragma_update(None, "application_id", 1234))
+        .expect("create");
+    let err = open_err(&app, SqliteOptions::default()).await;
+    assert!(message(&err).contains("application_id"), "{err}");
+}
+
+#[tokio::test]
+async fn locked_database_is_unavailable_naming_the_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("busy.db");
+    two_events(&path).await;
+    let store = SqliteStore::open_with(
+        &path,
+        SqliteOptions::default().busy_timeout(Duration::from_millis(200)),
+    )
+    .await
+    .expect("open");
+    let holder = Connection::open(&path).expect("raw");
+    holder
+        .execute_batch("BEGIN IMMEDIATE")
+        .expect("take the write lock");
+    let err = store
+        .append(record(EventKind::Locked, "prod", "app", "v1", base_time()))
+        .await
+        .expect_err("busy");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    let m = message(&err);
+    assert!(m.contains("busy.db") && m.contains("locked"), "{m}");
+    let err = store
+        .acquire_lease(
+            &EnvName::new("prod").expect("env"),
+            "me",
+            chrono::Duration::minutes(1),
+            Utc::now(),
+        )
+        .await
+        .expect_err("busy");
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    // Readers are not blocked by a writer in WAL mode.
+    assert_eq!(
+        store
+            .query(&HistoryQuery::default())
+            .await
+            .expect("read")
+            .len(),
+        2
+    );
+    holder.execute_batch("COMMIT").expect("release");
+    let e = store
+        .append(record(EventKind::Locked, "prod", "app", "v1", base_time()))
+        .await
+        .expect("append after the lock is released");
+    assert_eq!(e.seq, 3);
+}
+
+#[tokio::test]
+async fn read_only_store_reads_and_refuses_writes() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("ro.db");
+    two_events(&path).await;
+    let store = SqliteStore::open_read_only(&path)
+        .await
+        .expect("open read-only");
+    assert_eq!(
+        store
+            .query(&HistoryQuery::default())
+            .await
+            .expect("query")
+            .len(),
+        2
+    );
+    assert!(store.verify().await.expect("verify").is_intact());
+    let err = store
+        .append(record(EventKind::Locked, "prod", "app", "v1", base_time()))
+        .await
+        .expect_err("read-only");
+    assert!(matches!(err, Error::Store { .. }), "{err:?}");
+    assert!(
+        message(&err).contains("read-only") && message(&err).contains("ro.db"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn read_only_open_of_a_plain_sqlite_file_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("empty.db");
+    Connection::open(&path)
+        .and_then(|c| c.execute_batch("PRAGMA user_version = 0; VACUUM;"))
+        .expect("create");
+    let err = SqliteStore::open_read_only(&path)
+        .await
+        .expect_err("no schema");
+    assert!(message(&err).contains("no schema"), "{err}");
+}
+
+#[tokio::test]
+async fn integrity_check_passes_on_a_healthy_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("ok.db");
+    two_events(&path).await;
+    let store = SqliteStore::open(&path).await.expect("open");
+    store.check_integrity().await.expect("integrity");
+}

@@ -1,0 +1,1182 @@
+//! Conformance suite of [`HistoryStore`]: one public async function per sentence of the
+//! trait's contract. Run it with [`history_conformance!`](crate::history_conformance).
+//!
+//! Each case gets a fresh, empty store. Tamper detection needs backend-specific editing, so it
+//! is not part of this suite: each backend tests it with its own means (see
+//! [`InMemoryHistory::tamper`](crate::InMemoryHistory::tamper)).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+
+use crate::gate::{GateResult, GateStatus};
+use crate::history::{
+    AuditEvent, CSV_HEADER, Deployment, EventKind, EventRecord, ExportFormat, GENESIS_HASH,
+    HistoryExt, HistoryQuery, HistoryStore, Order, event_hash, verify_export,
+};
+use crate::model::{Actor, ArtifactName, Digest, EnvName, Tag};
+
+/// Something that gives the store under test, and keeps whatever it needs alive (a temporary
+/// directory) for as long as the case runs.
+pub trait HistoryFixture: Send + 'static {
+    /// The store under test.
+    fn history(&self) -> Arc<dyn HistoryStore>;
+}
+
+impl HistoryFixture for Arc<dyn HistoryStore> {
+    fn history(&self) -> Arc<dyn HistoryStore> {
+        self.clone()
+    }
+}
+
+impl<G: Send + 'static> HistoryFixture for (Arc<dyn HistoryStore>, G) {
+    fn history(&self) -> Arc<dyn HistoryStore> {
+        self.0.clone()
+    }
+}
+
+/// A fixed instant with a sub-millisecond part, so that backends storing coarser times show.
+pub fn base_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 4, 5, 6, 7)
+        .single()
+        .expect("valid date")
+        + Duration::nanoseconds(123_456_789)
+}
+
+fn env(s: &str) -> EnvName {
+    EnvName::new(s).expect("test environment names are valid")
+}
+
+fn art(s: &str) -> ArtifactName {
+    ArtifactName::new(s).expect("test artifact names are valid")
+}
+
+fn tag(s: &str) -> Tag {
+    Tag::new(s).expect("test tags are valid")
+}
+
+fn actor(s: &str) -> Actor {
+    Actor::new(s).expect("test actors are valid")
+}
+
+/// The digest the suite uses for `version`.
+pub fn digest_of(version: &str) -> Digest {
+    Digest::of(version.as_bytes())
+}
+
+/// A record of `kind` about `artifact:version` in `environment` at `time`, with its digest.
+pub fn record(
+    kind: EventKind,
+    environment: &str,
+    artifact: &str,
+    version: &str,
+    time: DateTime<Utc>,
+) -> EventRecord {
+    let mut r = EventRecord::new(kind, actor("ci"), time);
+    r.environment = Some(env(environment));
+    r.artifact = Some(art(artifact));
+    r.version = Some(tag(version));
+    r.digest = Some(digest_of(version));
+    r
+}
+
+/// A record with every field set, including text that needs escaping in JSON and CSV.
+pub fn rich_record(time: DateTime<Utc>) -> EventRecord {
+    let mut r = record(
+        EventKind::PromotionSucceeded,
+        "prod",
+        "team/app",
+        "v1.2.3",
+        time,
+    );
+    r.actor = actor("alice").with_groups(["release", "ops"]);
+    r.from = Some(env("staging"));
+    r.reason = Some("ship \"it\", now;\nline two — ünïcödé ✓".into());
+    r.gates = vec![
+        GateResult {
+            gate: "signature".into(),
+            status: GateStatus::Passed,
+            message: "verified by key \"a\"".into(),
+            duration_ms: 12,
+        },
+        GateResult {
+            gate: "scan".into(),
+            status: GateStatus::Warned,
+            message: "1 low, 0 high".into(),
+            duration_ms: 3400,
+        },
+    ];
+    r.details = BTreeMap::from([
+        ("tags".into(), "v1.2.3-prod,latest-prod".into()),
+        ("copied_blobs".into(), "3".into()),
+        ("note".into(), "comma, quote \" and\ttab".into()),
+    ]);
+    r
+}
+
+async fn append_one(store: &dyn HistoryStore, r: EventRecord) -> AuditEvent {
+    store.append(r).await.expect("append")
+}
+
+async fn all(store: &dyn HistoryStore) -> Vec<AuditEvent> {
+    store
+        .query(&HistoryQuery::default())
+        .await
+        .expect("query all")
+}
+
+fn seqs(events: &[AuditEvent]) -> Vec<u64> {
+    events.iter().map(|e| e.seq).collect()
+}
+
+fn assert_chain(events: &[AuditEvent]) {
+    let mut prev = GENESIS_HASH.to_string();
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(
+            e.seq,
+            i as u64 + 1,
+            "sequence numbers are consecutive from 1"
+        );
+        assert_eq!(
+            e.prev_hash, prev,
+            "event {} links to its predecessor",
+            e.seq
+        );
+        assert_eq!(
+            e.hash,
+            event_hash(&e.prev_hash, e.seq, &e.record),
+            "event {} hash is SHA-256(prev_hash ‖ canonical JSON)",
+            e.seq
+        );
+        prev = e.hash.clone();
+    }
+}
+
+/// A small mixed history used by the query cases: 12 events over two environments, two
+/// artifacts, three versions, several kinds, one second apart.
+async fn seed(store: &dyn HistoryStore) -> Vec<AuditEvent> {
+    let t = base_time();
+    let plan = [
+        (EventKind::PromotionRequested, "staging", "app", "v1"),
+        (EventKind::PromotionSucceeded, "staging", "app", "v1"),
+        (EventKind::PromotionRequested, "staging", "api", "v1"),
+        (EventKind::PromotionFailed, "staging", "api", "v1"),
+        (EventKind::PromotionSucceeded, "prod", "app", "v1"),
+        (EventKind::Locked, "prod", "app", "v2"),
+        (EventKind::PromotionSucceeded, "staging", "app", "v2"),
+        (EventKind::Unlocked, "prod", "app", "v2"),
+        (EventKind::RollbackSucceeded, "staging", "app", "v1"),
+        (EventKind::PromotionSucceeded, "staging", "api", "v3"),
+        (EventKind::ApprovalRequested, "prod", "api", "v3"),
+        (EventKind::Switched, "prod", "api", "v3"),
+    ];
+    let records = plan
+        .iter()
+        .enumerate()
+        .map(|(i, (k, e, a, v))| record(*k, e, a, v, t + Duration::seconds(i as i64)))
+        .collect();
+    store.append_batch(records).await.expect("seed")
+}
+
+fn expect_filtered(all: &[AuditEvent], keep: impl Fn(&AuditEvent) -> bool) -> Vec<AuditEvent> {
+    all.iter().filter(|e| keep(e)).cloned().collect()
+}
+
+/// `append_batch` assigns consecutive sequence numbers from 1, across batches.
+pub async fn append_assigns_consecutive_seqs(store: Arc<dyn HistoryStore>) {
+    let t = base_time();
+    let first = append_one(
+        store.as_ref(),
+        record(EventKind::PromotionRequested, "dev", "app", "v1", t),
+    )
+    .await;
+    assert_eq!(first.seq, 1);
+    let batch = store
+        .append_batch(
+            (0..5)
+                .map(|i| {
+                    record(
+                        EventKind::CanaryStep,
+                        "dev",
+                        "app",
+                        "v1",
+                        t + Duration::seconds(i),
+                    )
+                })
+                .collect(),
+        )
+        .await
+        .expect("batch");
+    assert_eq!(seqs(&batch), vec![2, 3, 4, 5, 6]);
+    let last = append_one(
+        store.as_ref(),
+        record(EventKind::PromotionSucceeded, "dev", "app", "v1", t),
+    )
+    .await;
+    assert_eq!(last.seq, 7);
+    assert_eq!(
+        seqs(&all(store.as_ref()).await),
+        (1..=7).collect::<Vec<_>>()
+    );
+}
+
+/// Each event is chained to the previous one: the first to [`GENESIS_HASH`], and
+/// `hash = event_hash(prev_hash, seq, record)`; the stored record is the one appended.
+pub async fn append_links_hashes(store: Arc<dyn HistoryStore>) {
+    let t = base_time();
+    let records: Vec<_> = (0..4)
+        .map(|i| rich_record(t + Duration::milliseconds(i)))
+        .collect();
+    let mut stored = store
+        .append_batch(records[..2].to_vec())
+        .await
+        .expect("first batch");
+    stored.extend(
+        store
+            .append_batch(records[2..].to_vec())
+            .await
+            .expect("second"),
+    );
+    assert_eq!(stored[0].prev_hash, GENESIS_HASH);
+    assert_chain(&stored);
+    for (s, r) in stored.iter().zip(&records) {
+        assert_eq!(&s.record, r, "the stored record is the appended one");
+    }
+    assert_eq!(all(store.as_ref()).await, stored);
+}
+
+/// An empty batch stores nothing and returns nothing.
+pub async fn append_empty_batch(store: Arc<dyn HistoryStore>) {
+    assert!(store.append_batch(vec![]).await.expect("empty").is_empty());
+    assert!(all(store.as_ref()).await.is_empty());
+    let e = append_one(
+        store.as_ref(),
+        record(EventKind::Locked, "dev", "app", "v1", base_time()),
+    )
+    .await;
+    assert_eq!(e.seq, 1, "an empty batch consumes no sequence number");
+    assert!(store.append_batch(vec![]).await.expect("empty").is_empty());
+    assert_eq!(all(store.as_ref()).await.len(), 1);
+}
+
+/// A batch is atomic: readers see all of its events or none, with consecutive sequence numbers
+/// even while other batches are appended concurrently.
+pub async fn append_batch_is_atomic(store: Arc<dyn HistoryStore>) {
+    const WRITERS: usize = 4;
+    const BATCHES: usize = 15;
+    const SIZE: usize = 5;
+    let done = Arc::new(AtomicBool::new(false));
+    let check = |events: &[AuditEvent]| {
+        let mut by_batch: HashMap<String, Vec<(u64, String)>> = HashMap::new();
+        for e in events {
+            by_batch
+                .entry(e.record.details["batch"].clone())
+                .or_default()
+                .push((e.seq, e.record.details["i"].clone()));
+        }
+        for (batch, members) in by_batch {
+            assert_eq!(
+                members.len(),
+                SIZE,
+                "batch {batch} seen partly: {members:?}"
+            );
+            for (k, (seq, i)) in members.iter().enumerate() {
+                assert_eq!(*seq, members[0].0 + k as u64, "batch {batch} is contiguous");
+                assert_eq!(i, &k.to_string(), "batch {batch} keeps its order");
+            }
+        }
+    };
+    let reader = {
+        let store = store.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let mut reads = 0;
+            while !done.load(Ordering::SeqCst) || reads == 0 {
+                let events = store.query(&HistoryQuery::default()).await.expect("read");
+                check(&events);
+                reads += 1;
+                tokio::task::yield_now().await;
+            }
+            reads
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for b in 0..BATCHES {
+                    let batch = (0..SIZE)
+                        .map(|i| {
+                            let mut r = record(
+                                EventKind::CanaryStep,
+                                "dev",
+                                "app",
+                                "v1",
+                                base_time() + Duration::seconds(i as i64),
+                            );
+                            r.details.insert("batch".into(), format!("{w}-{b}"));
+                            r.details.insert("i".into(), i.to_string());
+                            r
+                        })
+                        .collect();
+                    let stored = store.append_batch(batch).await.expect("append batch");
+                    assert_eq!(stored.len(), SIZE);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.expect("writer task");
+    }
+    done.store(true, Ordering::SeqCst);
+    assert!(reader.await.expect("reader task") > 0);
+    let events = all(store.as_ref()).await;
+    assert_eq!(events.len(), WRITERS * BATCHES * SIZE);
+    check(&events);
+    assert_chain(&events);
+}
+
+/// Concurrent appends from many tasks never fork the chain: every acknowledged event is stored
+/// exactly once and the chain verifies.
+pub async fn concurrent_appends_form_one_chain(store: Arc<dyn HistoryStore>) {
+    const TASKS: usize = 16;
+    const EACH: usize = 12;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|t| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                for i in 0..EACH {
+                    let mut r = record(
+                        EventKind::PromotionRequested,
+                        "dev",
+                        "app",
+                        "v1",
+                        base_time(),
+                    );
+                    r.details.insert("task".into(), format!("{t}-{i}"));
+                    let records = if i % 4 == 3 {
+                        vec![r.clone(), {
+                            let mut r2 = r;
+                            r2.id = uuid::Uuid::new_v4();
+                            r2
+                        }]
+                    } else {
+                        vec![r]
+                    };
+                    for e in store
+                        .append_batch(records)
+                        .await
+                        .expect("concurrent append")
+                    {
+                        acked.push((e.record.id, e.seq));
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut acked = Vec::new();
+    for t in tasks {
+        acked.extend(t.await.expect("append task"));
+    }
+    let events = all(store.as_ref()).await;
+    assert_eq!(
+        events.len(),
+        acked.len(),
+        "every acknowledged event, no more"
+    );
+    assert_chain(&events);
+    let stored: HashMap<_, _> = events.iter().map(|e| (e.record.id, e.seq)).collect();
+    assert_eq!(stored.len(), events.len(), "no event stored twice");
+    for (id, seq) in acked {
+        assert_eq!(
+            stored.get(&id),
+            Some(&seq),
+            "acknowledged event {id} at {seq}"
+        );
+    }
+    let report = store.verify().await.expect("verify");
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.events, events.len() as u64);
+}
+
+/// An event, once appended, is returned unchanged by every later query.
+pub async fn events_are_immutable(store: Arc<dyn HistoryStore>) {
+    let t = base_time();
+    let first = append_one(store.as_ref(), rich_record(t)).await;
+    let mut unicode = rich_record(t + Duration::nanoseconds(1));
+    unicode
+        .details
+        .insert("emoji".into(), "🚀 \u{0} \u{7f}".into());
+    let second = append_one(store.as_ref(), unicode).await;
+    let before = all(store.as_ref()).await;
+    assert_eq!(before, vec![first.clone(), second.clone()]);
+    for i in 0..10 {
+        append_one(
+            store.as_ref(),
+            record(
+                EventKind::CanaryStep,
+                "prod",
+                "team/app",
+                "v9",
+                t + Duration::seconds(i),
+            ),
+        )
+        .await;
+    }
+    let after = all(store.as_ref()).await;
+    assert_eq!(&after[..2], &before[..]);
+    let by_env = store
+        .query(&HistoryQuery {
+            environment: Some(env("prod")),
+            version: Some(tag("v1.2.3")),
+            ..Default::default()
+        })
+        .await
+        .expect("query");
+    assert_eq!(by_env, before);
+    let newest = store
+        .query(&HistoryQuery {
+            before_seq: Some(3),
+            order: Order::NewestFirst,
+            ..Default::default()
+        })
+        .await
+        .expect("query");
+    assert_eq!(newest, vec![second, first]);
+}
+
+/// `query` with `environment` returns exactly the events of that environment.
+pub async fn query_by_environment(store: Arc<dyn HistoryStore>) {
+    let events = seed(store.as_ref()).await;
+    for name in ["staging", "prod", "nowhere"] {
+        let got = store
+            .query(&HistoryQuery {
+                environment: Some(env(name)),
+                ..Default::default()
+            })
+            .await
+            .expect("query");
+        let want = expect_filtered(&events, |e| {
+            e.record.environment.as_ref().map(EnvName::as_str) == Some(name)
+        });
+        assert_eq!(got, want, "environment {name}");
+    }
+    // An event without environment never matches an environment filter.
+    let mut r = EventRecord::new(EventKind::EvidenceAttached, actor("ci"), base_time());
+    r.artifact = Some(art("app"));
+    append_one(store.as_ref(), r).await;
+    let got = store
+        .query(&HistoryQuery {
+            environment: Some(env("staging")),
+            ..Default::default()
+        })
+        .await
+        .expect("query");
+    assert!(
+        got.iter()
+            .all(|e| e.record.environment == Some(env("staging")))
+    );
+}
+
+/// `query` with `artifact` returns exactly that artifact's events.
+pub async fn query_by_artifact(store: Arc<dyn HistoryStore>) {
+    let events = seed(store.as_ref()).await;
+    for name in ["app", "api", "other"] {
+        let got = store
+            .query(&HistoryQuery {
+                artifact: Some(art(name)),
+                ..Default::default()
+            })
+            .await
+            .expect("query");
+        let want = expect_filtered(&events, |e| {
+            e.record.artifact.as_ref().map(ArtifactName::as_str) == Some(name)
+        });
+        assert_eq!(got, want, "artifact {name}");
+    }
+}
+
+/// `query` with `version` returns exactly the events about that version.
+pub async fn query_by_version(store: Arc<dyn HistoryStore>) {
+    let events = seed(store.as_ref()).await;
+    for v in ["v1", "v2", "v3", "v4"] {
+        let got = store
+            .query(&HistoryQuery {
+                version: Some(tag(v)),
+                ..Default::default()
+            })
+            .await
+            .expect("query");
+        let want = expect_filtered(&events, |e| {
+            e.record.version.as_ref().map(Tag::as_str) == Some(v)
+        });
+        assert_eq!(got, want, "version {v}");
+    }
+}
+
+/// `query` with `digest` returns exactly the events about that digest.
+pub async fn query_by_digest(store: Arc<dyn HistoryStore>) {
+    let events = seed(store.as_ref()).await;
+    for v in ["v1", "v3", "never"] {
+        let d = digest_of(v);
+        let got = store
+            .query(&HistoryQuery {
+                digest: Some(d.clone()),
+                ..Default::default()
+            })
+            .await
+            .expect("query");
+        let want = expect_filtered(&events, |e| e.record.digest.as_ref() == Some(&d));
+        assert_eq!(got, want, "digest of {v}");
+    }
+}
+
+/// `query` with `kinds` returns the events of any of those kinds; an empty list means all.
+pub async fn query_by_kinds(store: Arc<dyn HistoryStore>) {
+    let events = seed(store.as_ref()).await;
+    let kinds = vec![EventKind::PromotionSucceeded, EventKind::Switched];
+    let got = store
+        .query(&HistoryQuery {
+            kinds: kinds.clone(),
+            ..Default::default()
+        })
+        .await
+        .expect("query");
+    assert_eq!(
+        got,
+        expect_filtered(&events, |e| kinds.contains(&e.record.kind))
+    );
+    assert_eq!(got.len(), 5);
+    let none = store
+        .query(&HistoryQuery {
+            kinds: vec![EventKind::LockOverridden],
+            ..Default::default()
+        })
+        .await
+        .expect("query");
+    assert!(none.is_empty());
+    let every = store
+        .query(&HistoryQuery {
+            kinds: vec![],
+            ..Default::default()
+        })
+        .await
+        .expect("query");
+    assert_eq!(every, events);
+}
+
+/// `since` is inclusive and `until` exclusive, to the nanosecond; results stay in sequence
+/// order even when times are not.
+pub async fn query_time_bounds(store: Arc<dyn HistoryStore>) {
+    let t = base_time();
+    let offsets = [
+        Duration::seconds(5),
+        Duration::zero(),
+        Duration::nanoseconds(1),
+        Duration::nanoseconds(999_999),
+        Duration::milliseconds(1),
+        Duration::milliseconds(1) + Duration::nanoseconds(1),
+        Duration::seconds(-3),
+    ];
+    let events = store
+        .append_batch(
+            offsets
+                .iter()
+                .map(|d| record(EventKind::CanaryStep, "dev", "app", "v1", t + *d))
+                .collect(),
+        )
+        .await
+        .expect("append");
+    let cases = [
+        (Some(t + Duration::nanoseconds(1)), None),
+        (None, Some(t + Duration::milliseconds(1))),
+        (Some(t), Some(t + Duration::milliseconds(1))),
+        (
+            Some(t + Duration::nanoseconds(999_999)),
+            Some(t + Duration::milliseconds(1) + Duration::nanoseconds(1)),
+        ),
+        (Some(t + Duration::seconds(5)), None),
+        (Some(t + Duration::seconds(6)), None),
+        (None, Some(t - Duration::seconds(3))),
+        (Some(t + Duration::seconds(1)), Some(t)),
+    ];
+    for (since, until) in cases {
+        let got = store
+            .query(&HistoryQuery {
+                since,
+                until,
+                ..Default::default()
+            })
+            .await
+            .expect("query");
+        let want = expect_filtered(&events, |e| {
+            since.is_none_or(|s| e.record.time >= s) && until.is_none_or(|u| e.record.time < u)
+        });
+        assert_eq!(got, want, "since {since:?} until {until:?}");
+        let newest = store
+            .query(&HistoryQuery {
+                since,
+                until,
+                order: Order::NewestFirst,
+                limit: Some(2),
+                ..Default::default()
+            })
+            .await
+            .expect("query");
+        let want_newest: Vec<_> = want.iter().rev().take(2).cloned().collect();
+        assert_eq!(
+            newest, want_newest,
+            "newest, since {since:?} until {until:?}"
+        );
+    }
+}
+
+/// `after_seq` and `before_seq` are exclusive cursors, in both orders.
+pub async fn query_seq_cursors(store: Arc<dyn HistoryStore>) {
+    let events = seed(store.as_ref()).await;
+    let q = |after: Option<u64>, before: Option<u64>, order: Order| HistoryQuery {
+        after_seq: after,
+        before_seq: before,
+        order,
+        ..Default::default()
+    };
+    let got = store
+        .query(&q(Some(3), None, Order::OldestFirst))
+        .await
+        .expect("q");
+    assert_eq!(seqs(&got), (4..=12).collect::<Vec<_>>());
+    let got = store
+        .query(&q(None, Some(7), Order::OldestFirst))
+        .await
+        .expect("q");
+    assert_eq!(seqs(&got), (1..=6).collect::<Vec<_>>());
+    let got = store
+        .query(&q(Some(3), Some(7), Order::NewestFirst))
+        .await
+        .expect("q");
+    assert_eq!(seqs(&got), vec![6, 5, 4]);
+    let got = store
+        .query(&q(Some(12), None, Order::OldestFirst))
+        .await
+        .expect("q");
+    assert!(got.is_empty());
+    let got = store
+        .query(&q(None, Some(1), Order::NewestFirst))
+        .await
+        .expect("q");
+    assert!(got.is_empty());
+    let got = store
+        .query(&q(Some(0), None, Order::OldestFirst))
+        .await
+        .expect("q");
+    assert_eq!(got, events);
+
+    // Paging forwards and backwards with a cursor and a limit visits every event once.
+    let mut forward = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .query(&HistoryQuery {
+                after_seq: Some(after),
+                limit: Some(5),
+                ..Default::default()
+            })
+            .await
+            .expect("page");
+        match page.last() {
+            Some(last) => after = last.seq,
+            None => break,
+        }
+        forward.extend(page);
+    }
+    assert_eq!(forward, events);
+    let mut backward = Vec::new();
+    let mut before = u64::MAX;
+    loop {
+        let page = store
+            .query(&HistoryQuery {
+                before_seq: Some(before),
+                limit: Some(5),
+                order: Order::NewestFirst,
+                ..Default::default()
+            })
+            .await
+            .expect("page");
+        match page.last() {
+            Some(last) => before = last.seq,
+            None => break,
+        }
+        backward.extend(page);
+    }
+    backward.reverse();
+    assert_eq!(backward, events);
+}
+
+/// `limit` caps the result; with [`Order::NewestFirst`] it keeps the newest events.
+pub async fn query_limit_and_order(store: Arc<dyn HistoryStore>) {
+    let events = seed(store.as_ref()).await;
+    let q = |limit: Option<usize>, order: Order| HistoryQuery {
+        limit,
+        order,
+        ..Default::default()
+    };
+    let got = store
+        .query(&q(Some(3), Order::OldestFirst))
+        .await
+        .expect("q");
+    assert_eq!(seqs(&got), vec![1, 2, 3]);
+    let got = store
+        .query(&q(Some(3), Order::NewestFirst))
+        .await
+        .expect("q");
+    assert_eq!(seqs(&got), vec![12, 11, 10]);
+    let got = store.query(&q(None, Order::NewestFirst)).await.expect("q");
+    assert_eq!(seqs(&got), (1..=12).rev().collect::<Vec<_>>());
+    let got = store
+        .query(&q(Some(0), Order::NewestFirst))
+        .await
+        .expect("q");
+    assert!(got.is_empty());
+    let got = store
+        .query(&q(Some(100), Order::OldestFirst))
+        .await
+        .expect("q");
+    assert_eq!(got, events);
+    let latest = store.latest(&env("staging"), 2).await.expect("latest");
+    assert_eq!(seqs(&latest), vec![10, 9]);
+}
+
+/// Several filters together must all match.
+pub async fn query_combined_filters(store: Arc<dyn HistoryStore>) {
+    let events = seed(store.as_ref()).await;
+    let t = base_time();
+    let query = HistoryQuery {
+        environment: Some(env("staging")),
+        artifact: Some(art("app")),
+        kinds: vec![EventKind::PromotionSucceeded, EventKind::RollbackSucceeded],
+        since: Some(t + Duration::seconds(1)),
+        until: Some(t + Duration::seconds(9)),
+        after_seq: Some(1),
+        before_seq: Some(12),
+        limit: Some(2),
+        order: Order::NewestFirst,
+        ..Default::default()
+    };
+    let got = store.query(&query).await.expect("query");
+    let mut want = expect_filtered(&events, |e| query.matches(e));
+    want.reverse();
+    want.truncate(2);
+    assert_eq!(seqs(&got), vec![9, 7]);
+    assert_eq!(got, want);
+    let with_version = HistoryQuery {
+        version: Some(tag("v1")),
+        digest: Some(digest_of("v1")),
+        limit: None,
+        order: Order::OldestFirst,
+        ..query
+    };
+    let got = store.query(&with_version).await.expect("query");
+    assert_eq!(seqs(&got), vec![2, 9]);
+}
+
+fn deployment(e: &AuditEvent) -> Deployment {
+    Deployment::from_event(e).expect("a deployment event")
+}
+
+/// `deployments` returns the latest event that sets the current version per environment and
+/// artifact.
+pub async fn deployments_latest_per_environment_and_artifact(store: Arc<dyn HistoryStore>) {
+    assert!(store.deployments(None).await.expect("empty").is_empty());
+    let events = seed(store.as_ref()).await;
+    let got = store.deployments(None).await.expect("deployments");
+    // prod/api: switched v3 (12); prod/app: v1 (5); staging/api: v3 (10);
+    // staging/app: rollback to v1 (9) after v2 (7).
+    let want: Vec<_> = [11usize, 4, 9, 8]
+        .iter()
+        .map(|i| deployment(&events[*i]))
+        .collect();
+    assert_eq!(got, want);
+    let staging_app = &got[3];
+    assert_eq!(staging_app.version, tag("v1"));
+    assert_eq!(staging_app.kind, EventKind::RollbackSucceeded);
+    assert_eq!(staging_app.seq, 9);
+    assert_eq!(staging_app.by, "ci");
+    assert_eq!(staging_app.since, events[8].record.time);
+    // A later promotion moves it again.
+    let again = append_one(
+        store.as_ref(),
+        record(
+            EventKind::PromotionSucceeded,
+            "staging",
+            "app",
+            "v4",
+            base_time() + Duration::seconds(60),
+        ),
+    )
+    .await;
+    let got = store.deployments(None).await.expect("deployments");
+    assert_eq!(got[3], deployment(&again));
+}
+
+/// `deployments` is sorted by environment then artifact, and filters to one environment.
+pub async fn deployments_sorted_and_filtered(store: Arc<dyn HistoryStore>) {
+    let t = base_time();
+    let pairs = [
+        ("prod", "zeta"),
+        ("dev", "beta"),
+        ("staging", "alpha"),
+        ("dev", "alpha"),
+        ("prod", "alpha"),
+        ("dev", "a/b"),
+    ];
+    for (i, (e, a)) in pairs.iter().enumerate() {
+        append_one(
+            store.as_ref(),
+            record(
+                EventKind::PromotionSucceeded,
+                e,
+                a,
+                "v1",
+                t + Duration::seconds(i as i64),
+            ),
+        )
+        .await;
+    }
+    let got = store.deployments(None).await.expect("deployments");
+    let keys: Vec<_> = got
+        .iter()
+        .map(|d| (d.environment.to_string(), d.artifact.to_string()))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    assert_eq!(keys.len(), 6);
+    let dev = store.deployments(Some(&env("dev"))).await.expect("dev");
+    assert_eq!(
+        dev.iter().map(|d| d.artifact.as_str()).collect::<Vec<_>>(),
+        vec!["a/b", "alpha", "beta"]
+    );
+    assert!(dev.iter().all(|d| d.environment == env("dev")));
+    assert!(
+        store
+            .deployments(Some(&env("qa")))
+            .await
+            .expect("qa")
+            .is_empty()
+    );
+}
+
+/// Events of kinds that do not set the current version, or that lack a field a deployment
+/// needs, never count as deployments.
+pub async fn deployments_ignore_other_kinds(store: Arc<dyn HistoryStore>) {
+    let t = base_time();
+    let ok = append_one(
+        store.as_ref(),
+        record(EventKind::PromotionSucceeded, "prod", "app", "v1", t),
+    )
+    .await;
+    for kind in EventKind::ALL.into_iter().filter(|k| !k.sets_current()) {
+        append_one(store.as_ref(), record(kind, "prod", "app", "v2", t)).await;
+    }
+    let mut no_digest = record(EventKind::PromotionSucceeded, "prod", "app", "v3", t);
+    no_digest.digest = None;
+    append_one(store.as_ref(), no_digest).await;
+    let mut no_env = record(EventKind::Switched, "prod", "app", "v4", t);
+    no_env.environment = None;
+    append_one(store.as_ref(), no_env).await;
+    let mut no_version = record(EventKind::RollbackSucceeded, "prod", "app", "v5", t);
+    no_version.version = None;
+    append_one(store.as_ref(), no_version).await;
+    assert_eq!(
+        store.deployments(None).await.expect("deployments"),
+        vec![deployment(&ok)]
+    );
+}
+
+/// `verify` of an intact chain reports no break, every event and the head hash.
+pub async fn verify_intact_chain(store: Arc<dyn HistoryStore>) {
+    let events = seed(store.as_ref()).await;
+    let more = store
+        .append_batch(
+            (0..3)
+                .map(|i| rich_record(base_time() + Duration::hours(i)))
+                .collect(),
+        )
+        .await
+        .expect("append");
+    let report = store.verify().await.expect("verify");
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.events, (events.len() + more.len()) as u64);
+    assert_eq!(report.head.as_deref(), more.last().map(|e| e.hash.as_str()));
+}
+
+/// `verify` of an empty history is intact with no events and no head.
+pub async fn verify_empty_chain(store: Arc<dyn HistoryStore>) {
+    let report = store.verify().await.expect("verify");
+    assert!(report.is_intact());
+    assert_eq!(report.events, 0);
+    assert_eq!(report.head, None);
+}
+
+/// A JSON Lines export of everything holds every event, oldest first, exactly as queried, and
+/// verifies as a whole chain with [`verify_export`].
+pub async fn export_jsonl_is_verifiable(store: Arc<dyn HistoryStore>) {
+    let mut events = seed(store.as_ref()).await;
+    events.push(append_one(store.as_ref(), rich_record(base_time())).await);
+    let mut out = Vec::new();
+    let n = store
+        .export(&HistoryQuery::default(), ExportFormat::Jsonl, &mut out)
+        .await
+        .expect("export");
+    assert_eq!(n, events.len() as u64);
+    let lines: Vec<AuditEvent> = std::str::from_utf8(&out)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is an event"))
+        .collect();
+    assert_eq!(lines, events);
+    let report = verify_export(out.as_slice(), true).expect("verify export");
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.events, events.len() as u64);
+    assert_eq!(
+        report.head.as_deref(),
+        events.last().map(|e| e.hash.as_str())
+    );
+}
+
+/// A CSV export has the [`CSV_HEADER`] and one row per event, with fields that need quoting
+/// intact.
+pub async fn export_csv_has_header_and_rows(store: Arc<dyn HistoryStore>) {
+    let mut events = seed(store.as_ref()).await;
+    events.push(append_one(store.as_ref(), rich_record(base_time())).await);
+    let mut out = Vec::new();
+    let n = store
+        .export(&HistoryQuery::default(), ExportFormat::Csv, &mut out)
+        .await
+        .expect("export");
+    assert_eq!(n, events.len() as u64);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(out.as_slice());
+    let header: Vec<String> = reader
+        .headers()
+        .expect("header")
+        .iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(header, CSV_HEADER);
+    let rows: Vec<csv::StringRecord> = reader
+        .records()
+        .collect::<Result<_, _>>()
+        .expect("rows parse");
+    assert_eq!(rows.len(), events.len());
+    for (row, e) in rows.iter().zip(&events) {
+        assert_eq!(row.len(), CSV_HEADER.len());
+        assert_eq!(&row[0], e.seq.to_string());
+        assert_eq!(&row[1], e.record.id.to_string());
+        assert_eq!(&row[3], e.record.kind.as_str());
+        assert_eq!(&row[14], e.prev_hash);
+        assert_eq!(&row[15], e.hash);
+    }
+    let rich = &rows[rows.len() - 1];
+    assert_eq!(&rich[4], "alice");
+    assert_eq!(&rich[5], "release;ops");
+    assert_eq!(Some(&rich[11]), events[12].record.reason.as_deref());
+    let details: BTreeMap<String, String> = serde_json::from_str(&rich[13]).expect("details");
+    assert_eq!(details, events[12].record.details);
+}
+
+/// `export` applies the query's filters and limit, oldest first; a filtered JSON Lines export
+/// verifies as an excerpt.
+pub async fn export_filtered_and_limited(store: Arc<dyn HistoryStore>) {
+    let events = seed(store.as_ref()).await;
+    let query = HistoryQuery {
+        environment: Some(env("staging")),
+        order: Order::NewestFirst,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let n = store
+        .export(&query, ExportFormat::Jsonl, &mut out)
+        .await
+        .expect("export");
+    let want = expect_filtered(&events, |e| query.matches(e));
+    assert_eq!(n, want.len() as u64);
+    let got: Vec<AuditEvent> = std::str::from_utf8(&out)
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("event"))
+        .collect();
+    assert_eq!(got, want, "oldest first whatever the query's order");
+    let report = verify_export(out.as_slice(), false).expect("verify excerpt");
+    assert!(report.is_intact(), "{report:?}");
+    let whole = verify_export(out.as_slice(), true).expect("verify as whole");
+    assert!(!whole.is_intact(), "an excerpt is not the whole chain");
+
+    let mut out = Vec::new();
+    let limited = HistoryQuery {
+        limit: Some(3),
+        ..query.clone()
+    };
+    let n = store
+        .export(&limited, ExportFormat::Csv, &mut out)
+        .await
+        .expect("export");
+    assert_eq!(n, 3);
+    let mut reader = csv::Reader::from_reader(out.as_slice());
+    let rows: Vec<u64> = reader
+        .records()
+        .map(|r| r.expect("row")[0].parse().expect("seq"))
+        .collect();
+    assert_eq!(rows, seqs(&want[..3]));
+    let mut out = Vec::new();
+    let none = HistoryQuery {
+        environment: Some(env("nowhere")),
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .export(&none, ExportFormat::Jsonl, &mut out)
+            .await
+            .expect("export"),
+        0
+    );
+    assert!(out.is_empty());
+}
+
+/// `export` streams a history longer than one page ([`PAGE_SIZE`](crate::history::PAGE_SIZE))
+/// completely, and a limit across pages.
+pub async fn export_spans_pages(store: Arc<dyn HistoryStore>) {
+    let total = crate::history::PAGE_SIZE * 2 + 345;
+    let t = base_time();
+    let mut count = 0;
+    while count < total {
+        let n = (total - count).min(500);
+        store
+            .append_batch(
+                (count..count + n)
+                    .map(|i| {
+                        let e = if i % 3 == 0 { "prod" } else { "dev" };
+                        record(
+                            EventKind::CanaryStep,
+                            e,
+                            "app",
+                            "v1",
+                            t + Duration::seconds(i as i64),
+                        )
+                    })
+                    .collect(),
+            )
+            .await
+            .expect("append");
+        count += n;
+    }
+    let mut out = Vec::new();
+    let n = store
+        .export(&HistoryQuery::default(), ExportFormat::Jsonl, &mut out)
+        .await
+        .expect("export");
+    assert_eq!(n, total as u64);
+    let report = verify_export(out.as_slice(), true).expect("verify");
+    assert!(report.is_intact(), "{report:?}");
+    assert_eq!(report.events, total as u64);
+
+    let limit = crate::history::PAGE_SIZE + 10;
+    let mut out = Vec::new();
+    let n = store
+        .export(
+            &HistoryQuery {
+                limit: Some(limit),
+                ..Default::default()
+            },
+            ExportFormat::Jsonl,
+            &mut out,
+        )
+        .await
+        .expect("export");
+    assert_eq!(n, limit as u64);
+    let last: AuditEvent = serde_json::from_str(
+        std::str::from_utf8(&out)
+            .expect("utf-8")
+            .lines()
+            .last()
+            .expect("a line"),
+    )
+    .expect("event");
+    assert_eq!(last.seq, limit as u64);
+
+    let prod = HistoryQuery {
+        environment: Some(env("prod")),
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    let n = store
+        .export(&prod, ExportFormat::Csv, &mut out)
+        .await
+        .expect("export");
+    assert_eq!(n, total.div_ceil(3) as u64);
+    let ids: HashSet<u64> = csv::Reader::from_reader(out.as_slice())
+        .records()
+        .map(|r| r.expect("row")[0].parse().expect("seq"))
+        .collect();
+    assert_eq!(ids.len() as u64, n);
+    assert!(ids.iter().all(|s| (s - 1) % 3 == 0));
+}
+
+/// Runs the whole history conformance suite: one `#[tokio::test]` per case.
+///
+/// `$setup` is an `async` expression yielding a fresh [`HistoryFixture`] per test: an
+/// `Arc<dyn HistoryStore>`, or a tuple of it and a guard kept alive during the case.
+///
+/// ```ignore
+/// floe_promotion::history_conformance!(async {
+///     let store: Arc<dyn HistoryStore> = Arc::new(InMemoryHistory::new());
+///     store
+/// });
+/// ```
+#[macro_export]
+macro_rules! history_conformance {
+    ($setup:expr) => {
+        $crate::history_conformance!(@cases $setup;
+            append_assigns_consecutive_seqs,
+            append_links_hashes,
+            append_empty_batch,
+            append_batch_is_atomic,
+            concurrent_appends_form_one_chain,
+            events_are_immutable,
+            query_by_environment,
+            query_by_artifact,
+            query_by_version,
+            query_by_digest,
+            query_by_kinds,
+            query_time_bounds,
+            query_seq_cursors,
+            query_limit_and_order,
+            query_combined_filters,
+            deployments_latest_per_environment_and_artifact,
+            deployments_sorted_and_filtered,
+            deployments_ignore_other_kinds,
+            verify_intact_chain,
+            verify_empty_chain,
+            export_jsonl_is_verifiable,
+            export_csv_has_header_and_rows,
+            export_filtered_and_limited,
+            export_spans_pages
+        );
+    };
+    (@cases $setup:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture = $setup.await;
+                let store = $crate::testing::history::HistoryFixture::history(&fixture);
+                $crate::testing::history::$case(store).await;
+                drop(fixture);
+            }
+        )*
+    };
+}

@@ -1,0 +1,702 @@
+//! Conformance suite of [`LockStore`] and [`ApprovalStore`]: one public async function per
+//! sentence of the traits' contracts. Run it with
+//! [`state_conformance!`](crate::state_conformance).
+//!
+//! Each case gets fresh, empty stores. Stores take the current time as an argument, so the
+//! cases move time by passing later instants.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use uuid::Uuid;
+
+use crate::error::Error;
+use crate::model::{Actor, ArtifactName, Digest, EnvName, Tag};
+use crate::state::{
+    ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovalStore, EnvLock, Lease, LockStore,
+};
+
+/// Something that gives the stores under test, and keeps whatever they need alive (a
+/// temporary directory) for as long as the case runs.
+pub trait StateFixture: Send + 'static {
+    /// The lock store under test.
+    fn locks(&self) -> Arc<dyn LockStore>;
+    /// The approval store under test.
+    fn approvals(&self) -> Arc<dyn ApprovalStore>;
+}
+
+impl StateFixture for (Arc<dyn LockStore>, Arc<dyn ApprovalStore>) {
+    fn locks(&self) -> Arc<dyn LockStore> {
+        self.0.clone()
+    }
+    fn approvals(&self) -> Arc<dyn ApprovalStore> {
+        self.1.clone()
+    }
+}
+
+impl<G: Send + 'static> StateFixture for (Arc<dyn LockStore>, Arc<dyn ApprovalStore>, G) {
+    fn locks(&self) -> Arc<dyn LockStore> {
+        self.0.clone()
+    }
+    fn approvals(&self) -> Arc<dyn ApprovalStore> {
+        self.1.clone()
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 6, 7, 8, 9, 10)
+        .single()
+        .expect("valid date")
+        + Duration::nanoseconds(500_000_001)
+}
+
+fn env(s: &str) -> EnvName {
+    EnvName::new(s).expect("test environment names are valid")
+}
+
+fn actor(s: &str) -> Actor {
+    Actor::new(s).expect("test actors are valid")
+}
+
+fn env_lock(environment: &str, owner: &str, expires: Option<DateTime<Utc>>) -> EnvLock {
+    EnvLock {
+        environment: env(environment),
+        owner: owner.into(),
+        reason: format!("freeze by {owner}: \"release\" ✓"),
+        created: t0(),
+        expires,
+    }
+}
+
+fn assert_locked<T: std::fmt::Debug>(result: Result<T, Error>, in_force: &EnvLock) {
+    match result {
+        Err(Error::Locked { lock }) => assert_eq!(&*lock, in_force, "names the lock in force"),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+}
+
+fn assert_busy(result: Result<Lease, Error>, holder: &Lease) {
+    match result {
+        Err(Error::Busy {
+            environment,
+            holder: who,
+            until: _,
+        }) => {
+            assert_eq!(environment, holder.environment);
+            assert_eq!(who, holder.holder);
+        }
+        other => panic!("expected Busy, got {other:?}"),
+    }
+}
+
+fn assert_conflict<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
+    match result {
+        Err(Error::Conflict(_)) => {}
+        other => panic!("{what}: expected Conflict, got {other:?}"),
+    }
+}
+
+fn assert_not_found<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
+    match result {
+        Err(Error::NotFound { .. }) => {}
+        other => panic!("{what}: expected NotFound, got {other:?}"),
+    }
+}
+
+/// `lock` stores a lock on an unlocked environment; a second lock fails with `Locked` naming
+/// the lock in force, and leaves it unchanged.
+pub async fn lock_then_locked(locks: Arc<dyn LockStore>) {
+    let first = env_lock("prod", "alice", None);
+    assert_eq!(locks.lock(first.clone(), t0()).await.expect("lock"), first);
+    assert_eq!(
+        locks.get_lock(&env("prod"), t0()).await.expect("get"),
+        Some(first.clone())
+    );
+    let second = env_lock("prod", "bob", Some(t0() + Duration::hours(1)));
+    assert_locked(locks.lock(second, t0() + Duration::days(365)).await, &first);
+    assert_eq!(
+        locks.get_lock(&env("prod"), t0()).await.expect("get"),
+        Some(first),
+        "the lock in force is unchanged"
+    );
+    // Another environment is independent.
+    let staging = env_lock("staging", "bob", None);
+    locks
+        .lock(staging.clone(), t0())
+        .await
+        .expect("other environment");
+}
+
+/// An expired lock counts as absent: it is not returned, and a new lock replaces it.
+pub async fn expired_lock_is_replaced(locks: Arc<dyn LockStore>) {
+    let expires = t0() + Duration::minutes(10);
+    let old = env_lock("prod", "alice", Some(expires));
+    locks.lock(old.clone(), t0()).await.expect("lock");
+    let just_before = expires - Duration::nanoseconds(1);
+    assert_eq!(
+        locks
+            .get_lock(&env("prod"), just_before)
+            .await
+            .expect("get"),
+        Some(old.clone())
+    );
+    let blocked = env_lock("prod", "bob", None);
+    assert_locked(locks.lock(blocked, just_before).await, &old);
+    assert_eq!(
+        locks.get_lock(&env("prod"), expires).await.expect("get"),
+        None,
+        "expired at its instant"
+    );
+    assert!(locks.locks(expires).await.expect("locks").is_empty());
+    let new = env_lock("prod", "bob", Some(expires + Duration::hours(1)));
+    assert_eq!(
+        locks.lock(new.clone(), expires).await.expect("replace"),
+        new
+    );
+    assert_eq!(
+        locks.get_lock(&env("prod"), expires).await.expect("get"),
+        Some(new)
+    );
+}
+
+/// `unlock` removes the lock and returns it when active, and returns `None` for an unlocked
+/// environment or an expired lock.
+pub async fn unlock_returns_active_lock(locks: Arc<dyn LockStore>) {
+    assert_eq!(
+        locks.unlock(&env("prod"), t0()).await.expect("unlock"),
+        None
+    );
+    let lock = env_lock("prod", "alice", None);
+    locks.lock(lock.clone(), t0()).await.expect("lock");
+    assert_eq!(
+        locks.unlock(&env("prod"), t0()).await.expect("unlock"),
+        Some(lock.clone())
+    );
+    assert_eq!(locks.get_lock(&env("prod"), t0()).await.expect("get"), None);
+    assert_eq!(
+        locks
+            .unlock(&env("prod"), t0())
+            .await
+            .expect("unlock again"),
+        None
+    );
+    // Locking again works after unlock.
+    locks.lock(lock, t0()).await.expect("relock");
+    let expiring = env_lock("qa", "bob", Some(t0() + Duration::seconds(1)));
+    locks.lock(expiring.clone(), t0()).await.expect("lock qa");
+    assert_eq!(
+        locks
+            .unlock(&env("qa"), t0() + Duration::seconds(2))
+            .await
+            .expect("unlock expired"),
+        None
+    );
+    assert_eq!(
+        locks.get_lock(&env("qa"), t0()).await.expect("get"),
+        None,
+        "the expired lock was removed"
+    );
+}
+
+/// `get_lock` never returns an expired lock; `locks` lists the active locks sorted by
+/// environment.
+pub async fn locks_lists_active_sorted(locks: Arc<dyn LockStore>) {
+    assert!(locks.locks(t0()).await.expect("locks").is_empty());
+    let later = t0() + Duration::hours(2);
+    let all = [
+        env_lock("staging", "a", None),
+        env_lock("dev", "b", Some(t0() + Duration::hours(1))),
+        env_lock("prod", "c", Some(t0() + Duration::hours(3))),
+        env_lock("Prod-eu", "d", None),
+        env_lock("qa", "e", Some(t0() + Duration::minutes(1))),
+    ];
+    for l in &all {
+        locks.lock(l.clone(), t0()).await.expect("lock");
+    }
+    let now = locks.locks(t0()).await.expect("locks");
+    let names: Vec<_> = now.iter().map(|l| l.environment.as_str()).collect();
+    assert_eq!(names, vec!["Prod-eu", "dev", "prod", "qa", "staging"]);
+    let then = locks.locks(later).await.expect("locks later");
+    let names: Vec<_> = then.iter().map(|l| l.environment.as_str()).collect();
+    assert_eq!(names, vec!["Prod-eu", "prod", "staging"]);
+    assert_eq!(then[1], all[2]);
+    assert_eq!(locks.get_lock(&env("dev"), later).await.expect("get"), None);
+    assert_eq!(
+        locks.get_lock(&env("nowhere"), t0()).await.expect("get"),
+        None
+    );
+}
+
+/// Concurrent `lock` calls on one environment: exactly one wins, the others see `Locked`.
+pub async fn concurrent_locks_one_winner(locks: Arc<dyn LockStore>) {
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let locks = locks.clone();
+            tokio::spawn(async move {
+                locks
+                    .lock(env_lock("prod", &format!("owner{i}"), None), t0())
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(l) => winners.push(l),
+            Err(Error::Locked { .. }) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one lock wins");
+    assert_eq!(
+        locks.get_lock(&env("prod"), t0()).await.expect("get"),
+        Some(winners.remove(0))
+    );
+}
+
+/// `acquire_lease` grants one holder at a time: a second acquisition is `Busy` naming the
+/// holder; other environments are independent; concurrent acquisitions have one winner.
+pub async fn lease_is_exclusive(locks: Arc<dyn LockStore>) {
+    let ttl = Duration::minutes(5);
+    let a = locks
+        .acquire_lease(&env("prod"), "promoter-a", ttl, t0())
+        .await
+        .expect("a");
+    assert_eq!(a.environment, env("prod"));
+    assert_eq!(a.holder, "promoter-a");
+    assert_eq!(a.acquired, t0());
+    assert_eq!(a.expires, t0() + ttl);
+    assert_busy(
+        locks
+            .acquire_lease(&env("prod"), "promoter-b", ttl, t0() + Duration::minutes(4))
+            .await,
+        &a,
+    );
+    let other = locks
+        .acquire_lease(&env("staging"), "promoter-b", ttl, t0())
+        .await
+        .expect("other environment");
+    assert_ne!(other.token, a.token);
+
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let locks = locks.clone();
+            tokio::spawn(async move {
+                locks
+                    .acquire_lease(&env("qa"), &format!("p{i}"), ttl, t0())
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(_) => winners += 1,
+            Err(Error::Busy { .. }) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(winners, 1, "exactly one concurrent acquisition wins");
+}
+
+/// An expired lease is handed over: a new holder may take it at or after its expiry.
+pub async fn lease_expiry_handover(locks: Arc<dyn LockStore>) {
+    let ttl = Duration::seconds(30);
+    let a = locks
+        .acquire_lease(&env("prod"), "crashed", ttl, t0())
+        .await
+        .expect("a");
+    assert_busy(
+        locks
+            .acquire_lease(&env("prod"), "b", ttl, a.expires - Duration::nanoseconds(1))
+            .await,
+        &a,
+    );
+    let b = locks
+        .acquire_lease(&env("prod"), "b", ttl, a.expires)
+        .await
+        .expect("handover at expiry");
+    assert_eq!(b.holder, "b");
+    assert_ne!(b.token, a.token);
+    assert_busy(
+        locks
+            .acquire_lease(&env("prod"), "c", ttl, a.expires + Duration::seconds(1))
+            .await,
+        &b,
+    );
+}
+
+/// `release_lease` frees the lease for its holder only: a stale holder's release after
+/// expiry and handover leaves the new holder's lease alone.
+pub async fn release_only_by_holder(locks: Arc<dyn LockStore>) {
+    let ttl = Duration::seconds(30);
+    let a = locks
+        .acquire_lease(&env("prod"), "a", ttl, t0())
+        .await
+        .expect("a");
+    locks.release_lease(&a).await.expect("release");
+    let b = locks
+        .acquire_lease(&env("prod"), "b", ttl, t0())
+        .await
+        .expect("after release");
+    // A forged lease with the same environment and holder but another token frees nothing.
+    let forged = Lease {
+        token: Uuid::new_v4(),
+        ..b.clone()
+    };
+    locks.release_lease(&forged).await.expect("release forged");
+    assert_busy(locks.acquire_lease(&env("prod"), "c", ttl, t0()).await, &b);
+    // b expires, c takes over; b's late release leaves c's lease alone.
+    let c = locks
+        .acquire_lease(&env("prod"), "c", ttl, b.expires)
+        .await
+        .expect("handover");
+    locks.release_lease(&b).await.expect("stale release");
+    assert_busy(
+        locks.acquire_lease(&env("prod"), "d", ttl, b.expires).await,
+        &c,
+    );
+    locks.release_lease(&c).await.expect("release c");
+    locks
+        .acquire_lease(&env("prod"), "d", ttl, b.expires)
+        .await
+        .expect("free again");
+    // Releasing twice, or a lease never held, is harmless.
+    locks.release_lease(&c).await.expect("double release");
+}
+
+fn request(id: Uuid, created: DateTime<Utc>) -> ApprovalRequest {
+    ApprovalRequest {
+        id,
+        artifact: ArtifactName::new("team/app").expect("artifact"),
+        version: Tag::new("v1.2.3").expect("tag"),
+        digest: Digest::of(b"v1.2.3"),
+        from: env("staging"),
+        to: env("prod"),
+        requested_by: actor("carol").with_groups(["dev"]),
+        reason: Some("release \"1.2.3\" ✓".into()),
+        created,
+        expires: created + Duration::days(1),
+        required: 2,
+        approvers: vec!["alice".into(), "bob".into()],
+        approver_groups: vec!["release".into()],
+        decisions: vec![],
+        status: ApprovalStatus::Pending,
+    }
+}
+
+fn decision(who: &str, approve: bool, minutes: i64) -> ApprovalDecision {
+    ApprovalDecision {
+        actor: actor(who).with_groups(["release"]),
+        approve,
+        comment: Some(format!("{who} says {approve}")),
+        time: t0() + Duration::minutes(minutes),
+    }
+}
+
+/// `create` stores a request that `get` returns unchanged; an unknown id is `NotFound`.
+pub async fn approval_create_and_get(approvals: Arc<dyn ApprovalStore>) {
+    let r = request(Uuid::new_v4(), t0());
+    approvals.create(r.clone()).await.expect("create");
+    assert_eq!(approvals.get(r.id).await.expect("get"), r);
+    assert_not_found(approvals.get(Uuid::new_v4()).await, "unknown id");
+}
+
+/// `create` with an id that exists is `Conflict`, and the stored request is unchanged.
+pub async fn approval_create_duplicate_conflicts(approvals: Arc<dyn ApprovalStore>) {
+    let r = request(Uuid::new_v4(), t0());
+    approvals.create(r.clone()).await.expect("create");
+    let mut other = request(r.id, t0() + Duration::hours(1));
+    other.required = 9;
+    assert_conflict(approvals.create(other).await, "duplicate id");
+    assert_eq!(approvals.get(r.id).await.expect("get"), r);
+}
+
+/// `list` returns the requests with a status (all with `None`), oldest first.
+pub async fn approval_list_by_status(approvals: Arc<dyn ApprovalStore>) {
+    assert!(approvals.list(None).await.expect("list").is_empty());
+    let created = [3, 1, 4, 0, 2];
+    let mut ids = Vec::new();
+    for m in created {
+        let r = request(Uuid::new_v4(), t0() + Duration::minutes(m));
+        ids.push((m, r.id));
+        approvals.create(r).await.expect("create");
+    }
+    // Move the one created at minute 4 to rejected.
+    let rejected = ids.iter().find(|(m, _)| *m == 4).expect("id").1;
+    approvals
+        .set_status(rejected, ApprovalStatus::Pending, ApprovalStatus::Rejected)
+        .await
+        .expect("reject");
+    let all = approvals.list(None).await.expect("all");
+    let minutes: Vec<_> = all
+        .iter()
+        .map(|r| (r.created - t0()).num_minutes())
+        .collect();
+    assert_eq!(minutes, vec![0, 1, 2, 3, 4]);
+    let pending = approvals
+        .list(Some(ApprovalStatus::Pending))
+        .await
+        .expect("pending");
+    let minutes: Vec<_> = pending
+        .iter()
+        .map(|r| (r.created - t0()).num_minutes())
+        .collect();
+    assert_eq!(minutes, vec![0, 1, 2, 3]);
+    let rejected_list = approvals
+        .list(Some(ApprovalStatus::Rejected))
+        .await
+        .expect("rejected");
+    assert_eq!(rejected_list.len(), 1);
+    assert_eq!(rejected_list[0].id, rejected);
+    assert!(
+        approvals
+            .list(Some(ApprovalStatus::Executed))
+            .await
+            .expect("none")
+            .is_empty()
+    );
+}
+
+/// `add_decision` appends decisions in order while the request is pending; an unknown id is
+/// `NotFound`.
+pub async fn approval_add_decision(approvals: Arc<dyn ApprovalStore>) {
+    let r = request(Uuid::new_v4(), t0());
+    approvals.create(r.clone()).await.expect("create");
+    let d1 = decision("alice", true, 1);
+    let after = approvals
+        .add_decision(r.id, d1.clone())
+        .await
+        .expect("first");
+    assert_eq!(after.decisions, vec![d1.clone()]);
+    assert_eq!(
+        after.status,
+        ApprovalStatus::Pending,
+        "add_decision does not change the status"
+    );
+    let d2 = decision("bob", false, 2);
+    let after = approvals
+        .add_decision(r.id, d2.clone())
+        .await
+        .expect("second");
+    assert_eq!(after.decisions, vec![d1, d2]);
+    assert_eq!(approvals.get(r.id).await.expect("get"), after);
+    assert_not_found(
+        approvals
+            .add_decision(Uuid::new_v4(), decision("alice", true, 3))
+            .await,
+        "unknown id",
+    );
+}
+
+/// `add_decision` refuses a second decision by the same actor, and any decision on a request
+/// that is not pending, with `Conflict`, changing nothing.
+pub async fn approval_decision_conflicts(approvals: Arc<dyn ApprovalStore>) {
+    let r = request(Uuid::new_v4(), t0());
+    approvals.create(r.clone()).await.expect("create");
+    let first = approvals
+        .add_decision(r.id, decision("alice", true, 1))
+        .await
+        .expect("first");
+    // Same actor id, different groups, comment and verdict: still the same actor.
+    let again = ApprovalDecision {
+        actor: actor("alice"),
+        approve: false,
+        comment: None,
+        time: t0() + Duration::minutes(2),
+    };
+    assert_conflict(
+        approvals.add_decision(r.id, again).await,
+        "second decision by alice",
+    );
+    assert_eq!(approvals.get(r.id).await.expect("get"), first);
+    for status in [
+        ApprovalStatus::Approved,
+        ApprovalStatus::Rejected,
+        ApprovalStatus::Expired,
+        ApprovalStatus::Executed,
+    ] {
+        let mut closed = request(Uuid::new_v4(), t0());
+        closed.status = status;
+        approvals
+            .create(closed.clone())
+            .await
+            .expect("create closed");
+        assert_conflict(
+            approvals
+                .add_decision(closed.id, decision("bob", true, 1))
+                .await,
+            "closed request",
+        );
+        assert_eq!(
+            approvals.get(closed.id).await.expect("get"),
+            closed,
+            "{status} unchanged"
+        );
+    }
+}
+
+/// Concurrent decisions are atomic: every distinct actor's decision is kept, and of several
+/// decisions by one actor exactly one is kept.
+pub async fn approval_concurrent_decisions(approvals: Arc<dyn ApprovalStore>) {
+    let r = request(Uuid::new_v4(), t0());
+    approvals.create(r.clone()).await.expect("create");
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let approvals = approvals.clone();
+            tokio::spawn(async move {
+                approvals
+                    .add_decision(r.id, decision(&format!("user{i}"), true, i))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task").expect("distinct actors all succeed");
+    }
+    let same: Vec<_> = (0..8)
+        .map(|i| {
+            let approvals = approvals.clone();
+            tokio::spawn(async move {
+                approvals
+                    .add_decision(r.id, decision("eve", i % 2 == 0, i))
+                    .await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in same {
+        match t.await.expect("task") {
+            Ok(_) => ok += 1,
+            Err(Error::Conflict(_)) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(ok, 1, "one decision per actor");
+    let stored = approvals.get(r.id).await.expect("get");
+    assert_eq!(stored.decisions.len(), 11);
+    let actors: HashSet<_> = stored
+        .decisions
+        .iter()
+        .map(|d| d.actor.id.clone())
+        .collect();
+    assert_eq!(actors.len(), 11);
+}
+
+/// `set_status` moves a request from `from` to `to`; when it is not in `from` it is `Conflict`
+/// and nothing changes; an unknown id is `NotFound`.
+pub async fn approval_set_status_compare_and_set(approvals: Arc<dyn ApprovalStore>) {
+    let r = request(Uuid::new_v4(), t0());
+    approvals.create(r.clone()).await.expect("create");
+    approvals
+        .add_decision(r.id, decision("alice", true, 1))
+        .await
+        .expect("decide");
+    let approved = approvals
+        .set_status(r.id, ApprovalStatus::Pending, ApprovalStatus::Approved)
+        .await
+        .expect("approve");
+    assert_eq!(approved.status, ApprovalStatus::Approved);
+    assert_eq!(approved.decisions.len(), 1, "decisions are kept");
+    assert_eq!(approvals.get(r.id).await.expect("get"), approved);
+    assert_conflict(
+        approvals
+            .set_status(r.id, ApprovalStatus::Pending, ApprovalStatus::Rejected)
+            .await,
+        "not pending any more",
+    );
+    assert_eq!(
+        approvals.get(r.id).await.expect("get"),
+        approved,
+        "unchanged"
+    );
+    let executed = approvals
+        .set_status(r.id, ApprovalStatus::Approved, ApprovalStatus::Executed)
+        .await
+        .expect("execute");
+    assert_eq!(executed.status, ApprovalStatus::Executed);
+    assert_not_found(
+        approvals
+            .set_status(
+                Uuid::new_v4(),
+                ApprovalStatus::Pending,
+                ApprovalStatus::Approved,
+            )
+            .await,
+        "unknown id",
+    );
+}
+
+/// Concurrent `set_status` from the same state: exactly one wins.
+pub async fn approval_set_status_one_winner(approvals: Arc<dyn ApprovalStore>) {
+    let r = request(Uuid::new_v4(), t0());
+    approvals.create(r.clone()).await.expect("create");
+    let tasks: Vec<_> = (0..10)
+        .map(|i| {
+            let approvals = approvals.clone();
+            let to = if i % 2 == 0 {
+                ApprovalStatus::Approved
+            } else {
+                ApprovalStatus::Expired
+            };
+            tokio::spawn(async move {
+                approvals
+                    .set_status(r.id, ApprovalStatus::Pending, to)
+                    .await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(req) => winners.push(req.status),
+            Err(Error::Conflict(_)) => {}
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one transition wins");
+    assert_eq!(approvals.get(r.id).await.expect("get").status, winners[0]);
+}
+
+/// Runs the whole state conformance suite: one `#[tokio::test]` per case.
+///
+/// `$setup` is an `async` expression yielding a fresh [`StateFixture`] per test: a tuple
+/// `(Arc<dyn LockStore>, Arc<dyn ApprovalStore>)`, optionally with a guard kept alive during
+/// the case as a third element.
+#[macro_export]
+macro_rules! state_conformance {
+    ($setup:expr) => {
+        $crate::state_conformance!(@cases $setup; locks;
+            lock_then_locked,
+            expired_lock_is_replaced,
+            unlock_returns_active_lock,
+            locks_lists_active_sorted,
+            concurrent_locks_one_winner,
+            lease_is_exclusive,
+            lease_expiry_handover,
+            release_only_by_holder
+        );
+        $crate::state_conformance!(@cases $setup; approvals;
+            approval_create_and_get,
+            approval_create_duplicate_conflicts,
+            approval_list_by_status,
+            approval_add_decision,
+            approval_decision_conflicts,
+            approval_concurrent_decisions,
+            approval_set_status_compare_and_set,
+            approval_set_status_one_winner
+        );
+    };
+    (@cases $setup:expr; $store:ident; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let fixture = $setup.await;
+                let store = $crate::testing::state::StateFixture::$store(&fixture);
+                $crate::testing::state::$case(store).await;
+                drop(fixture);
+            }
+        )*
+    };
+}
