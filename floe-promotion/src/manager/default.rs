@@ -198,7 +198,9 @@ impl DefaultPromotionManager {
                 .resolve(&repo, &Reference::Tag(version.clone()))
                 .await?
         } else {
-            self.resolve_promoted(artifact, version, env, &repo).await?.0
+            self.resolve_promoted(artifact, version, env, &repo)
+                .await?
+                .0
         };
         Ok((repo, manifest))
     }
@@ -228,7 +230,8 @@ impl DefaultPromotionManager {
         e.environment = Some(environment.clone());
         e.details.insert("evidence".into(), attached.to_string());
         e.details.insert("kind".into(), evidence.kind.to_string());
-        e.details.insert("status".into(), evidence.status.to_string());
+        e.details
+            .insert("status".into(), evidence.status.to_string());
         let mut warnings = Vec::new();
         self.record(vec![e], &mut warnings).await?;
         Ok((manifest.digest().clone(), attached))
