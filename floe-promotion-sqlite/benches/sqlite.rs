@@ -5,7 +5,15 @@
 //! 1,000 events, timed and printed), then measured: the latest 50 events of one environment,
 //! the current version of every environment, a full `verify`, a full JSON Lines export, and
 //! appends (durable, one event per transaction; and batches of 100). The figures are recorded
-//! in the crate's README.
+//! in the crate's README. Last run (2 vCPU, shared, 1,000,000 events, 992 MB file):
+//!
+//! - build in batches of 1,000: 10,650 events/s
+//! - append, durable, one per transaction: 294 µs (3,400 events/s)
+//! - append, batch of 100: 9.2 ms (10,860 events/s)
+//! - latest 50 of one environment: 168 µs
+//! - current version of every environment (1,600 pairs): 5.1 ms
+//! - full verify: 1.26 s
+//! - full JSON Lines export: 1.10 s
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
