@@ -12,5 +12,10 @@ mod layout;
 mod remote;
 
 pub use cosign::CosignVerifier;
+pub use cosign::{SIGNATURE_ANNOTATION, SIGNATURE_TYPE, SIMPLE_SIGNING_MEDIA_TYPE};
 pub use layout::OciLayoutRegistry;
 pub use remote::OciRegistry;
+pub use remote::{CredentialSource, OciOptions};
+
+#[cfg(feature = "testing")]
+pub mod testing;
