@@ -13,7 +13,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use floe_promotion::Repository;
+use std::collections::BTreeMap;
+
+use floe_promotion::registry::{Manifest, OCI_INDEX, OCI_MANIFEST};
+use floe_promotion::{ArtifactRegistry, Digest, Repository, Tag};
 
 use crate::{CredentialSource, OciOptions, OciRegistry};
 
@@ -85,15 +88,21 @@ impl TestRegistry {
 
     /// Starts a registry with `options`.
     pub fn start_with(options: TestRegistryOptions) -> Self {
+        sweep_stale_dirs();
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port();
+            let dir = tempfile::Builder::new()
+                .prefix(DIR_PREFIX)
+                .tempdir()
+                .unwrap_or_else(|e| panic!("creating a temp dir for the test registry: {e}"));
+            // A registry in a static is never dropped; the next test process removes its
+            // directory once this process is gone (see `sweep_stale_dirs`).
+            std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string())
+                .unwrap_or_else(|e| panic!("writing {}: {e}", dir.path().display()));
             let registry = TestRegistry {
                 port,
-                dir: tempfile::Builder::new()
-                    .prefix("floe-test-registry-")
-                    .tempdir()
-                    .unwrap_or_else(|e| panic!("creating a temp dir for the test registry: {e}")),
+                dir,
                 options: options.clone(),
                 child: Mutex::new(None),
             };
@@ -156,12 +165,19 @@ impl TestRegistry {
             .unwrap_or_else(|e| panic!("client for the test registry: {e}"))
     }
 
-    /// Every request answered so far, in order.
+    /// Every request answered so far, in order. The registry logs a request just after
+    /// answering it, so this first waits until the log has been quiet for 100 ms (2 s at most).
     pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.settle_log();
         let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
         text.lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter(|v| v.get("msg").and_then(|m| m.as_str()) == Some("response completed"))
+            // "response completed", or "response completed with error" for 4xx and 5xx.
+            .filter(|v| {
+                v.get("msg")
+                    .and_then(|m| m.as_str())
+                    .is_some_and(|m| m.starts_with("response completed"))
+            })
             .filter_map(|v| {
                 Some(LoggedRequest {
                     method: v.get("http.request.method")?.as_str()?.to_string(),
@@ -170,6 +186,24 @@ impl TestRegistry {
                 })
             })
             .collect()
+    }
+
+    fn settle_log(&self) {
+        let size = || {
+            std::fs::metadata(self.log_path())
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut last = size();
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = size();
+            if now == last || Instant::now() > deadline {
+                return;
+            }
+            last = now;
+        }
     }
 
     /// Requests answered so far whose URI contains `needle` (e.g. a repository path).
@@ -318,6 +352,36 @@ fn write_htpasswd(path: &Path, user: &str, password: &str) -> Result<(), String>
     std::fs::write(path, &out.stdout).map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
+/// The prefix of a test registry's temp directory.
+const DIR_PREFIX: &str = "floe-test-registry-";
+/// The file in a test registry's directory that names the owning process.
+const OWNER_FILE: &str = "owner.pid";
+
+/// Removes the directories of test registries whose owning process has exited (those kept in
+/// statics are never dropped).
+fn sweep_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_ours = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(DIR_PREFIX));
+        if !is_ours {
+            continue;
+        }
+        let owner = std::fs::read_to_string(path.join(OWNER_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        let alive = owner.is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+        if owner.is_some() && !alive {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 /// A port that was free a moment ago.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -362,4 +426,295 @@ fn spawn_from_long_lived_thread(command: Command) -> Result<Child, String> {
         .recv()
         .map_err(|_| "the spawner thread did not answer".to_string())?
         .map_err(|e| format!("spawning {REGISTRY_BINARY}: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fixtures: generated images, OCI layout directories for skopeo, cosign signatures.
+// ---------------------------------------------------------------------------------------------
+
+/// `len` bytes that do not compress, the same for the same `seed` (xorshift64*).
+pub fn pseudo_random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Pushes an OCI image whose layers are `layer_sizes` pseudo-random bytes (from `seed`) and
+/// tags it `tag` when given. The manifest is formatted with unusual spacing, so a client that
+/// re-serialises it would change its digest.
+pub async fn push_generated_image(
+    registry: &dyn ArtifactRegistry,
+    repo: &Repository,
+    tag: Option<&Tag>,
+    layer_sizes: &[usize],
+    seed: u64,
+) -> Manifest {
+    let config = format!(
+        "{{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":{seed},\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[]}}}}"
+    );
+    let config_digest = registry
+        .push_blob(repo, config.clone().into_bytes())
+        .await
+        .unwrap_or_else(|e| panic!("push config to {repo}: {e}"));
+    let mut layers = Vec::new();
+    for (i, size) in layer_sizes.iter().enumerate() {
+        let data = pseudo_random_bytes(*size, seed.wrapping_add(i as u64 + 1));
+        let digest = registry
+            .push_blob(repo, data)
+            .await
+            .unwrap_or_else(|e| panic!("push layer {i} to {repo}: {e}"));
+        layers.push(format!(
+            "{{ \"mediaType\": \"application/vnd.oci.image.layer.v1.tar\", \"digest\": \"{digest}\", \"size\": {size} }}"
+        ));
+    }
+    let bytes = format!(
+        "{{\n   \"schemaVersion\": 2,\n   \"mediaType\": \"{OCI_MANIFEST}\",\n   \"config\": {{ \"mediaType\": \"application/vnd.oci.image.config.v1+json\", \"digest\": \"{config_digest}\", \"size\": {} }},\n   \"layers\": [\n      {}\n   ]\n}}",
+        config.len(),
+        layers.join(",\n      ")
+    );
+    let manifest = Manifest::from_bytes(bytes.into_bytes(), Some(OCI_MANIFEST))
+        .unwrap_or_else(|e| panic!("generated manifest: {e}"));
+    registry
+        .put_manifest(repo, tag, &manifest)
+        .await
+        .unwrap_or_else(|e| panic!("put manifest to {repo}: {e}"));
+    manifest
+}
+
+/// Writes an OCI image-layout directory (`oci-layout`, `index.json`, `blobs/sha256/..`), the
+/// input format of `skopeo copy oci:DIR:TAG ...`.
+#[derive(Debug)]
+pub struct OciLayoutWriter {
+    dir: PathBuf,
+    entries: Vec<serde_json::Value>,
+}
+
+impl OciLayoutWriter {
+    /// Starts a layout in `dir` (created if needed).
+    pub fn create(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir.join("blobs/sha256"))
+            .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        std::fs::write(dir.join("oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}")
+            .unwrap_or_else(|e| panic!("writing oci-layout in {}: {e}", dir.display()));
+        OciLayoutWriter {
+            dir: dir.to_path_buf(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Stores a blob and returns its descriptor fields (digest, size).
+    pub fn blob(&mut self, data: &[u8]) -> (Digest, u64) {
+        let digest = Digest::of(data);
+        let path = self.dir.join("blobs/sha256").join(digest.hex());
+        std::fs::write(&path, data).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        (digest, data.len() as u64)
+    }
+
+    /// Stores a manifest's bytes; with `tag`, lists it in `index.json` under that name.
+    pub fn manifest(&mut self, manifest: &Manifest, tag: Option<&str>) {
+        self.blob(manifest.bytes());
+        if let Some(tag) = tag {
+            self.entries.push(serde_json::json!({
+                "mediaType": manifest.media_type(),
+                "digest": manifest.digest().as_str(),
+                "size": manifest.bytes().len(),
+                "annotations": {"org.opencontainers.image.ref.name": tag},
+            }));
+        }
+    }
+
+    /// Writes `index.json`.
+    pub fn finish(self) -> PathBuf {
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": self.entries,
+        });
+        std::fs::write(self.dir.join("index.json"), index.to_string())
+            .unwrap_or_else(|e| panic!("writing index.json in {}: {e}", self.dir.display()));
+        self.dir
+    }
+}
+
+/// Runs `skopeo` with `args` and returns its standard output; panics with its standard error
+/// when it fails, and with install advice when it is missing.
+pub fn skopeo(args: &[&str]) -> Vec<u8> {
+    if which("skopeo").is_none() {
+        panic!("`skopeo` is not installed: {INSTALL_HINT}");
+    }
+    let out = Command::new("skopeo")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("running skopeo {args:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "skopeo {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out.stdout
+}
+
+/// The raw manifest bytes at `reference` (`HOST/REPO:TAG` or `HOST/REPO@DIGEST`), read by
+/// skopeo over plain HTTP: an independent client.
+pub fn skopeo_raw_manifest(reference: &str) -> Vec<u8> {
+    skopeo(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ])
+}
+
+/// A P-256 key pair for signing test fixtures the way `cosign sign --key` does.
+pub struct TestSigningKey {
+    signer: sigstore::crypto::SigStoreSigner,
+    public_pem: String,
+}
+
+impl std::fmt::Debug for TestSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestSigningKey").finish_non_exhaustive()
+    }
+}
+
+impl TestSigningKey {
+    /// A fresh ECDSA P-256 key pair.
+    pub fn generate() -> Self {
+        let signer = sigstore::crypto::SigningScheme::ECDSA_P256_SHA256_ASN1
+            .create_signer()
+            .unwrap_or_else(|e| panic!("generating a P-256 key: {e}"));
+        let public_pem = signer
+            .to_sigstore_keypair()
+            .and_then(|k| k.public_key_to_pem())
+            .unwrap_or_else(|e| panic!("encoding the public key: {e}"));
+        TestSigningKey { signer, public_pem }
+    }
+
+    /// The public key, PEM (what `cosign.pub` holds).
+    pub fn public_key_pem(&self) -> &str {
+        &self.public_pem
+    }
+
+    /// The base64 signature of `payload`, as cosign stores it in the layer annotation.
+    pub fn sign(&self, payload: &[u8]) -> String {
+        use base64::Engine as _;
+        let signature = self
+            .signer
+            .sign(payload)
+            .unwrap_or_else(|e| panic!("signing: {e}"));
+        base64::engine::general_purpose::STANDARD.encode(signature)
+    }
+}
+
+/// A cosign simple-signing payload naming `digest`, with `annotations` in `optional`.
+pub fn simple_signing_payload(
+    docker_reference: &str,
+    digest: &Digest,
+    annotations: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let optional = if annotations.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::to_value(annotations).unwrap_or(serde_json::Value::Null)
+    };
+    serde_json::to_vec(&serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": docker_reference},
+            "image": {"docker-manifest-digest": digest.as_str()},
+            "type": crate::SIGNATURE_TYPE,
+        },
+        "optional": optional,
+    }))
+    .unwrap_or_else(|e| panic!("payload: {e}"))
+}
+
+/// One layer of a cosign signature manifest: who signs, which digest the payload names, and
+/// the payload's annotations.
+#[derive(Debug)]
+pub struct SignatureLayerSpec<'a> {
+    /// The signing key.
+    pub key: &'a TestSigningKey,
+    /// The digest the signed payload names.
+    pub signed_digest: Digest,
+    /// Annotations in the payload's `optional` section.
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl<'a> SignatureLayerSpec<'a> {
+    /// A layer by `key` naming `digest`, without annotations.
+    pub fn new(key: &'a TestSigningKey, digest: &Digest) -> Self {
+        SignatureLayerSpec {
+            key,
+            signed_digest: digest.clone(),
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+/// Pushes a cosign signature manifest with `layers` for `subject` into `repo`, tagged
+/// `sha256-<hex>.sig`, the way `cosign sign --key` lays it out.
+pub async fn push_cosign_signature(
+    registry: &dyn ArtifactRegistry,
+    repo: &Repository,
+    subject: &Digest,
+    layers: &[SignatureLayerSpec<'_>],
+) -> Manifest {
+    let config = b"{\"architecture\":\"\",\"config\":{},\"created\":\"0001-01-01T00:00:00Z\",\"history\":[{\"created\":\"0001-01-01T00:00:00Z\"}],\"os\":\"\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}".to_vec();
+    let config_len = config.len();
+    let config_digest = registry
+        .push_blob(repo, config)
+        .await
+        .unwrap_or_else(|e| panic!("push signature config: {e}"));
+    let mut descriptors = Vec::new();
+    for layer in layers {
+        let payload =
+            simple_signing_payload(repo.as_str(), &layer.signed_digest, &layer.annotations);
+        let signature = layer.key.sign(&payload);
+        let size = payload.len();
+        let digest = registry
+            .push_blob(repo, payload)
+            .await
+            .unwrap_or_else(|e| panic!("push signature payload: {e}"));
+        descriptors.push(serde_json::json!({
+            "mediaType": crate::SIMPLE_SIGNING_MEDIA_TYPE,
+            "size": size,
+            "digest": digest.as_str(),
+            "annotations": {crate::SIGNATURE_ANNOTATION: signature},
+        }));
+    }
+    let body = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "size": config_len,
+            "digest": config_digest.as_str(),
+        },
+        "layers": descriptors,
+    });
+    let manifest = Manifest::from_bytes(body.to_string().into_bytes(), Some(OCI_MANIFEST))
+        .unwrap_or_else(|e| panic!("signature manifest: {e}"));
+    let tag = Tag::new(subject.signature_tag()).unwrap_or_else(|e| panic!("signature tag: {e}"));
+    registry
+        .put_manifest(repo, Some(&tag), &manifest)
+        .await
+        .unwrap_or_else(|e| panic!("put signature manifest to {repo}: {e}"));
+    manifest
+}
+
+/// The peak resident memory of this process so far (`VmHWM` of `/proc/self/status`), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
