@@ -89,12 +89,21 @@ pub(crate) fn classify(e: &OciDistributionError, host: &str, what: &str, target:
         })
     };
     match e {
+        // Some calls (`blob_exists`) turn an HTTP error status into a request error.
+        E::RequestError(re) if re.status().is_some() => {
+            let code = re.status().map(|s| s.as_u16()).unwrap_or_default();
+            classify_status(code, "", host, what, target)
+        }
         E::RequestError(_) | E::IoError(_) => {
             Failure::unavailable(host, format!("{what} {target}: {}", chain(e)))
         }
         E::ServerError { code, message, url } if (400..500).contains(code) => {
             // Some calls (manifest and blob uploads) do not parse the error body; do it here.
             match serde_json::from_str::<OciEnvelope>(message) {
+                // The status decides where it is unambiguous; the codes say the rest.
+                Ok(envelope) if matches!(code, 401 | 403 | 404) => {
+                    classify_status(*code, &envelope_message(&envelope), host, what, target)
+                }
                 Ok(envelope) if !envelope.errors.is_empty() => classify(
                     &E::RegistryError {
                         envelope,
@@ -163,7 +172,10 @@ pub(crate) fn classify(e: &OciDistributionError, host: &str, what: &str, target:
 
 /// Classifies an HTTP status whose body is not an OCI error envelope.
 fn classify_status(code: u16, message: &str, host: &str, what: &str, target: &str) -> Failure {
-    let detail = format!("HTTP {code} {}", message.trim());
+    let detail = match message.trim() {
+        "" => format!("HTTP {code}"),
+        text => format!("HTTP {code} {text}"),
+    };
     match code {
         401 | 403 => Failure::fatal(Error::Unauthorized {
             registry: host.to_string(),

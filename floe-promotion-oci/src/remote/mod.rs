@@ -225,13 +225,15 @@ impl Inner {
         }
     }
 
+    /// The limit for one attempt of an operation that moves no blob bytes: twice the request
+    /// timeout, since oci-client may precede the request with an authentication round trip.
     fn timeout(&self) -> Duration {
-        self.options.request_timeout
+        self.options.request_timeout.saturating_mul(2)
     }
 
-    /// The limit for moving `size` bytes: the request timeout plus one second per MiB.
+    /// The limit for moving `size` bytes: twice the request timeout plus one second per MiB.
     fn transfer_timeout(&self, size: u64) -> Duration {
-        self.options.request_timeout + Duration::from_secs(size / (1024 * 1024) + 1)
+        self.timeout() + Duration::from_secs(size / (1024 * 1024) + 1)
     }
 
     async fn resolve(&self, r: &RemoteRepo, reference: &Reference) -> Result<Manifest> {

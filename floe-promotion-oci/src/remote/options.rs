@@ -108,9 +108,9 @@ pub struct OciOptions {
     pub credentials: CredentialSource,
     /// Credentials per host (`HOST[:PORT]`), overriding `credentials`.
     pub host_credentials: BTreeMap<String, CredentialSource>,
-    /// Limit for one request that moves no blob bytes (manifests, tags, HEADs, mounts), for
-    /// connecting, and for each read of a response; a blob transfer may take
-    /// `request_timeout` plus one second per MiB.
+    /// Limit for connecting and for each read of a response. One attempt of an operation that
+    /// moves no blob bytes (manifests, tags, HEADs, mounts) may take twice this (it may start
+    /// with an authentication round trip); a blob transfer twice this plus one second per MiB.
     pub request_timeout: Duration,
     /// How many times a request is retried after a connection error, a timeout, a 5xx or a
     /// 429 answer. 4xx answers are never retried.
