@@ -278,30 +278,11 @@ impl Inner {
         Ok(manifest)
     }
 
-    /// The digest a tag or digest points at, or `None` when it does not exist.
+    /// The digest a tag or digest points at, or `None` when it does not exist. One GET: a
+    /// HEAD would be followed by a GET whenever the manifest is missing.
     async fn head_manifest(&self, r: &RemoteRepo, reference: &Reference) -> Result<Option<Digest>> {
-        let auth = self.auth(r).await?;
-        let oref = r.reference(reference);
-        let target = format!("{r}{reference}");
-        let found = self
-            .retry(
-                r.host(),
-                &format!("checking manifest {target}"),
-                self.timeout(),
-                || async {
-                    self.client
-                        .fetch_manifest_digest(&oref, &auth)
-                        .await
-                        .map_err(|e| classify(&e, r.host(), "manifest", &target))
-                },
-            )
-            .await;
-        match found {
-            Ok(d) => Digest::new(d.as_str()).map(Some).map_err(|e| Error::Store {
-                backend: "oci",
-                location: target,
-                message: format!("the registry announced a malformed digest: {e}"),
-            }),
+        match self.resolve(r, reference).await {
+            Ok(m) => Ok(Some(m.digest().clone())),
             Err(Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
