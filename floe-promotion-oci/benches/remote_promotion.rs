@@ -289,7 +289,10 @@ fn summary(memory: &[(&str, u64)]) {
     println!("|---|---|---|---|");
     for (group, label) in [
         ("retag", "retag, same repository"),
-        ("mount", "promotion to another repository (mount, 3 blobs)"),
+        (
+            "mount",
+            "promotion to another repository (mount: 3 layers + config)",
+        ),
         (
             "cross_registry_256mib",
             "promotion to another registry, 256 MiB",
