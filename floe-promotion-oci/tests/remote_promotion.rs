@@ -361,18 +361,22 @@ async fn tag_listing_ends_when_the_registry_ignores_pagination() {
     let r = repo(&registry.namespace("many-tags"), "app");
     let image = push_generated_image(&client, &r, None, &[10], 9).await;
     let count = 1010;
-    futures::future::join_all((0..count).map(|i| {
-        let (client, r, image) = (client.clone(), r.clone(), image.clone());
-        async move {
-            client
-                .put_manifest(&r, Some(&tag(&format!("t{i:04}"))), &image)
-                .await
-        }
-    }))
-    .await
-    .into_iter()
-    .collect::<Result<Vec<()>, _>>()
-    .unwrap();
+    use futures::StreamExt as _;
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let (client, r, image) = (client.clone(), r.clone(), image.clone());
+            async move {
+                client
+                    .put_manifest(&r, Some(&tag(&format!("t{i:04}"))), &image)
+                    .await
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()
+        .unwrap();
     let path = format!("/v2/{}/tags/list", r.as_str().split_once('/').unwrap().1);
     let tags = client.list_tags(&r).await.unwrap();
     assert_eq!(tags.len(), count);

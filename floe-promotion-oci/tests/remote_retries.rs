@@ -1,6 +1,7 @@
-//! Retries and timeouts, against a scripted HTTP server on loopback that counts the requests
-//! it gets (the interaction under test): 5xx answers and silence are retried with backoff up
-//! to the configured count, 4xx answers are not retried.
+//! Retries, timeouts and misbehaving registries, against a scripted HTTP server on loopback
+//! that counts the requests it gets (the interaction under test): 5xx answers and silence are
+//! retried with backoff up to the configured count, 4xx answers are not retried, and a push
+//! answered without a `Location` header is an error, not a panic.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -17,6 +18,8 @@ enum Script {
     Status(u16),
     /// Read the request and never answer (for 3 s, then close).
     Silence,
+    /// Answer every request with `201 Created` and no `Location` header.
+    CreatedWithoutLocation,
 }
 
 /// Serves `script` on a free loopback port; returns the host and the count of manifest
@@ -71,6 +74,12 @@ fn scripted_server(script: Script) -> (String, Arc<AtomicUsize>) {
                         );
                     }
                     Script::Silence => std::thread::sleep(Duration::from_secs(3)),
+                    Script::CreatedWithoutLocation => {
+                        let _ = write!(
+                            stream,
+                            "HTTP/1.1 201 Created\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        );
+                    }
                 }
             });
         }
@@ -178,4 +187,36 @@ async fn connection_refused_is_retried_then_unavailable() {
     }
     // Backoff 20 ms then 40 ms.
     assert!(started.elapsed() >= Duration::from_millis(60));
+}
+
+/// oci-client `expect`s a `Location` header when a manifest pushed by digest is answered
+/// without one; `OciRegistry` turns that into an error naming the manifest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_answered_without_location_is_an_error_not_a_panic() {
+    let (host, count) = scripted_server(Script::CreatedWithoutLocation);
+    let repo = Repository::new(format!("{host}/floe/app")).unwrap();
+    let manifest = floe_promotion::registry::Manifest::from_bytes(
+        br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[]}"#.to_vec(),
+        None,
+    )
+    .unwrap();
+    let err = client(&host)
+        .put_manifest(&repo, None, &manifest)
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Store {
+            location, message, ..
+        } => {
+            assert!(location.contains(manifest.digest().as_str()), "{location}");
+            assert!(message.contains("Location"), "{message}");
+        }
+        other => panic!("expected a Store error, got {other:?}"),
+    }
+    assert_eq!(count.load(Ordering::SeqCst), 1, "not retried");
+    // With a tag, oci-client works around the missing header itself.
+    client(&host)
+        .put_manifest(&repo, Some(&Tag::new("v1").unwrap()), &manifest)
+        .await
+        .unwrap();
 }

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use floe_promotion::gate::{SignatureReport, SignatureVerifier};
-use floe_promotion::registry::SMALL_BLOB_LIMIT;
 use floe_promotion::{ArtifactRegistry, Digest, Error, Reference, Repository, Result, Tag};
 use serde::Deserialize;
 use sigstore::crypto::{CosignVerificationKey, Signature};
@@ -19,6 +18,8 @@ pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 pub const SIGNATURE_TYPE: &str = "cosign container image signature";
 /// Layers of a signature manifest looked at, at most.
 const MAX_LAYERS: usize = 64;
+/// The largest simple-signing payload read (cosign's are well under 1 KiB).
+const MAX_PAYLOAD: u64 = 256 * 1024;
 
 /// The [`SignatureVerifier`] for cosign signatures made with a key (`cosign sign --key`),
 /// checked offline: no Rekor, no Fulcio.
@@ -153,13 +154,10 @@ impl CosignVerifier {
         let Some(signature) = layer.annotations.get(SIGNATURE_ANNOTATION) else {
             return Ok(Err(format!("no {SIGNATURE_ANNOTATION} annotation")));
         };
-        if layer.size > SMALL_BLOB_LIMIT {
+        if layer.size > MAX_PAYLOAD {
             return Ok(Err(format!("payload of {} bytes is too large", layer.size)));
         }
-        let payload = match registry
-            .fetch_blob(repo, &layer.digest, SMALL_BLOB_LIMIT)
-            .await
-        {
+        let payload = match registry.fetch_blob(repo, &layer.digest, MAX_PAYLOAD).await {
             Ok(p) => p,
             Err(Error::NotFound { .. }) => {
                 return Ok(Err(format!("payload blob {} is missing", layer.digest)));
