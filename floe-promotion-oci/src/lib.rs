@@ -14,6 +14,11 @@ mod remote;
 mod route;
 
 pub use cosign::CosignVerifier;
+pub use cosign::{SIGNATURE_ANNOTATION, SIGNATURE_TYPE, SIMPLE_SIGNING_MEDIA_TYPE};
 pub use layout::OciLayoutRegistry;
 pub use remote::OciRegistry;
+pub use remote::{CredentialSource, OciOptions};
 pub use route::RoutingRegistry;
+
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -1,5 +1,613 @@
-//! Remote registries over oci-client.
+//! Remote registries over oci-client: [`OciRegistry`].
+//!
+//! Repository locations are `HOST[:PORT]/PATH` (`registry.example.com/floe/prod/app`,
+//! `127.0.0.1:5000/floe/dev/app`): the first path component is the host, the rest the
+//! repository. `oci-layout:` locations belong to [`OciLayoutRegistry`](crate::OciLayoutRegistry).
 
-/// The `ArtifactRegistry` over remote OCI registries.
-#[derive(Debug, Clone, Default)]
-pub struct OciRegistry {}
+mod auth;
+mod copy;
+mod error;
+mod location;
+mod options;
+mod referrers;
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use floe_promotion::registry::{CopyMode, CopyReport, Descriptor, MANIFEST_MEDIA_TYPES, Manifest};
+use floe_promotion::{ArtifactRegistry, Digest, Error, Reference, Repository, Result, Tag};
+use futures::StreamExt;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+
+use self::error::{Failure, classify};
+use self::location::RemoteRepo;
+
+pub use self::options::{CredentialSource, OciOptions};
+
+/// Tags asked for per page when listing.
+const TAG_PAGE: usize = 1000;
+/// A bound on pages, for registries whose pagination never ends.
+const MAX_TAG_PAGES: usize = 10_000;
+/// Locks that serialise updates of referrers fallback indexes in this process.
+const INDEX_LOCKS: usize = 64;
+/// The longest wait between two retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+/// The [`ArtifactRegistry`] over remote OCI registries (Docker Registry HTTP API v2 / OCI
+/// distribution), built on oci-client.
+///
+/// - Manifests are read and written as raw bytes: a tag written by [`put_manifest`] resolves
+///   to the same digest as its source, for OCI and Docker media types and image indexes.
+/// - [`copy`] skips blobs the destination has, mounts blobs between repositories of the same
+///   registry (streaming them when the registry declines the mount), and streams blobs between
+///   registries with flat memory (one streaming `PUT` per blob). Index children are copied
+///   before the index; the cosign signature tag `sha256-<hex>.sig` and the referrers
+///   (evidence, attestations) are copied along.
+/// - Referrers: registries without the referrers API (distribution 2.8) use the referrers tag
+///   schema; `put_manifest` of a manifest with a `subject` adds it to the `sha256-<hex>` index
+///   tag of its subject.
+/// - Every request has a timeout; connection errors, timeouts, 5xx and 429 answers are retried
+///   with exponential backoff, other 4xx answers are not.
+/// - Errors map to [`Error::NotFound`], [`Error::Unauthorized`], [`Error::Unavailable`],
+///   [`Error::Immutability`] (a registry refusing to move an immutable tag), naming the
+///   registry and the reference.
+///
+/// ```no_run
+/// # async fn demo() -> floe_promotion::Result<()> {
+/// use floe_promotion::{ArtifactRegistry, Reference, Repository, Tag};
+/// use floe_promotion_oci::{CredentialSource, OciOptions, OciRegistry};
+///
+/// let registry = OciRegistry::new(OciOptions {
+///     insecure_hosts: vec!["127.0.0.1:5000".into()],
+///     credentials: CredentialSource::DockerConfig { path: None },
+///     ..OciOptions::default()
+/// })?;
+/// let dev = Repository::new("127.0.0.1:5000/floe/dev/app")?;
+/// let manifest = registry.resolve(&dev, &Reference::Tag(Tag::new("v1.2.3")?)).await?;
+/// println!("{}", manifest.digest());
+/// # Ok(()) }
+/// ```
+///
+/// [`put_manifest`]: ArtifactRegistry::put_manifest
+/// [`copy`]: ArtifactRegistry::copy
+#[derive(Clone)]
+pub struct OciRegistry {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: oci_client::Client,
+    options: OciOptions,
+    auths: tokio::sync::Mutex<HashMap<String, RegistryAuth>>,
+    index_locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl fmt::Debug for OciRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OciRegistry")
+            .field("options", &self.inner.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OciRegistry {
+    /// A registry client with `options`. Refuses malformed insecure hosts and zero timeouts.
+    pub fn new(options: OciOptions) -> Result<Self> {
+        for host in &options.insecure_hosts {
+            location::validate_host(host)
+                .map_err(|reason| Error::invalid("insecure host", host.clone(), reason))?;
+        }
+        for host in options.host_credentials.keys() {
+            location::validate_host(host)
+                .map_err(|reason| Error::invalid("credentials host", host.clone(), reason))?;
+        }
+        if options.request_timeout.is_zero() {
+            return Err(Error::invalid(
+                "request timeout",
+                "0s",
+                "a request timeout must be longer than zero",
+            ));
+        }
+        let protocol = if options.insecure_hosts.is_empty() {
+            ClientProtocol::Https
+        } else {
+            ClientProtocol::HttpsExcept(options.insecure_hosts.clone())
+        };
+        let config = ClientConfig {
+            protocol,
+            // One streaming PUT per blob: flat memory and far fewer requests than chunks.
+            use_monolithic_push: true,
+            read_timeout: Some(options.request_timeout),
+            connect_timeout: Some(options.request_timeout),
+            user_agent: concat!("floe-promotion-oci/", env!("CARGO_PKG_VERSION")),
+            ..ClientConfig::default()
+        };
+        let client = oci_client::Client::try_from(config).map_err(|e| {
+            Error::invalid(
+                "registry client options",
+                format!("{options:?}"),
+                error::chain(&e),
+            )
+        })?;
+        Ok(OciRegistry {
+            inner: Arc::new(Inner {
+                client,
+                options,
+                auths: tokio::sync::Mutex::new(HashMap::new()),
+                index_locks: (0..INDEX_LOCKS)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
+            }),
+        })
+    }
+
+    /// The options this registry was built with.
+    pub fn options(&self) -> &OciOptions {
+        &self.inner.options
+    }
+}
+
+impl Inner {
+    /// The credentials for `repo`'s host, resolved once and handed to oci-client (whose blob
+    /// calls take no credentials argument).
+    async fn auth(&self, repo: &RemoteRepo) -> Result<RegistryAuth> {
+        let key = repo.auth_key();
+        if let Some(auth) = self.auths.lock().await.get(&key) {
+            return Ok(auth.clone());
+        }
+        let source = self.options.credentials_for(repo.host()).clone();
+        let host = repo.host().to_string();
+        let resolved = tokio::task::spawn_blocking(move || auth::resolve(&source, &host))
+            .await
+            .map_err(|e| Error::Unauthorized {
+                registry: repo.host().to_string(),
+                message: format!("resolving credentials did not finish: {e}"),
+            })??;
+        let mut auths = self.auths.lock().await;
+        let auth = auths.entry(key.clone()).or_insert(resolved).clone();
+        self.client.store_auth_if_needed(&key, &auth).await;
+        Ok(auth)
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the retries are used up. Each
+    /// attempt is limited to `limit`.
+    async fn retry<T, F, Fut>(
+        &self,
+        host: &str,
+        what: &str,
+        limit: Duration,
+        mut attempt: F,
+    ) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = std::result::Result<T, Failure>>,
+    {
+        let mut tries: u32 = 0;
+        loop {
+            let outcome = match tokio::time::timeout(limit, attempt()).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(Failure::unavailable(
+                    host,
+                    format!("{what}: no answer within {limit:?}"),
+                )),
+            };
+            match outcome {
+                Ok(value) => return Ok(value),
+                Err(f) if f.retryable && tries < self.options.retries => {
+                    let wait = self
+                        .options
+                        .retry_backoff
+                        .saturating_mul(1u32 << tries.min(16))
+                        .min(MAX_BACKOFF);
+                    tracing::debug!(%host, %what, error = %f.error, ?wait, "retrying");
+                    tries += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                Err(f) => {
+                    return Err(match f.error {
+                        Error::Unavailable { registry, message } if tries > 0 => {
+                            Error::Unavailable {
+                                registry,
+                                message: format!("{message} (after {} attempts)", tries + 1),
+                            }
+                        }
+                        other => other,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The limit for one attempt of an operation that moves no blob bytes: twice the request
+    /// timeout, since oci-client may precede the request with an authentication round trip.
+    fn timeout(&self) -> Duration {
+        self.options.request_timeout.saturating_mul(2)
+    }
+
+    /// The limit for moving `size` bytes: twice the request timeout plus one second per MiB.
+    fn transfer_timeout(&self, size: u64) -> Duration {
+        self.timeout() + Duration::from_secs(size / (1024 * 1024) + 1)
+    }
+
+    async fn resolve(&self, r: &RemoteRepo, reference: &Reference) -> Result<Manifest> {
+        let auth = self.auth(r).await?;
+        let oref = r.reference(reference);
+        let target = format!("{r}{reference}");
+        let (bytes, digest) = self
+            .retry(
+                r.host(),
+                &format!("reading manifest {target}"),
+                self.timeout(),
+                || async {
+                    self.client
+                        .pull_manifest_raw(&oref, &auth, MANIFEST_MEDIA_TYPES)
+                        .await
+                        .map_err(|e| classify(&e, r.host(), "manifest", &target))
+                },
+            )
+            .await?;
+        let manifest = Manifest::from_bytes(bytes.to_vec(), None).map_err(|e| Error::Store {
+            backend: "oci",
+            location: target.clone(),
+            message: format!("the registry returned something that is not a manifest: {e}"),
+        })?;
+        let announced = Digest::new(digest.as_str()).ok();
+        let expected = match reference {
+            Reference::Digest(d) => Some(d),
+            Reference::Tag(_) => announced.as_ref(),
+        };
+        if let Some(expected) = expected
+            && expected != manifest.digest()
+        {
+            return Err(Error::Store {
+                backend: "oci",
+                location: target,
+                message: format!(
+                    "the manifest bytes hash to {} but {expected} was expected",
+                    manifest.digest()
+                ),
+            });
+        }
+        Ok(manifest)
+    }
+
+    /// The digest a tag or digest points at, or `None` when it does not exist. One GET: a
+    /// HEAD would be followed by a GET whenever the manifest is missing.
+    async fn head_manifest(&self, r: &RemoteRepo, reference: &Reference) -> Result<Option<Digest>> {
+        match self.resolve(r, reference).await {
+            Ok(m) => Ok(Some(m.digest().clone())),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Writes manifest bytes under `tag` (or by digest), then, for a manifest with a
+    /// `subject`, adds it to the subject's referrers fallback index.
+    async fn put_manifest(
+        &self,
+        r: &RemoteRepo,
+        tag: Option<&Tag>,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        let body = manifest.body();
+        // Refuse an index whose children are missing here: not every registry checks.
+        for child in body.children() {
+            if self
+                .head_manifest(r, &Reference::Digest(child.digest.clone()))
+                .await?
+                .is_none()
+            {
+                return Err(Error::not_found(format!(
+                    "manifest {} referenced by index {}",
+                    r.at_digest(&child.digest),
+                    manifest.digest()
+                )));
+            }
+        }
+        self.push_manifest_raw(r, tag, manifest).await?;
+        if let Some(subject) = &body.subject {
+            self.add_referrer(r, &subject.digest, referrers::entry_for(manifest, &body))
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// PUTs the exact bytes. oci-client panics (`expect`) when a registry answers a push by
+    /// digest without a `Location` header; the push runs in its own task so that such a panic
+    /// becomes an error.
+    async fn push_manifest_raw(
+        &self,
+        r: &RemoteRepo,
+        tag: Option<&Tag>,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        self.auth(r).await?;
+        let (oref, target) = match tag {
+            Some(t) => (r.tag_ref(t.as_str()), r.at_tag(t)),
+            None => (
+                r.digest_ref(manifest.digest()),
+                r.at_digest(manifest.digest()),
+            ),
+        };
+        let content_type = reqwest_header(manifest.media_type()).ok_or_else(|| {
+            Error::invalid(
+                "manifest media type",
+                manifest.media_type(),
+                "not a valid HTTP header value",
+            )
+        })?;
+        let bytes = Bytes::copy_from_slice(manifest.bytes());
+        let outcome = self
+            .retry(r.host(), &format!("writing manifest {target}"), self.timeout(), || {
+                let client = self.client.clone();
+                let oref = oref.clone();
+                let bytes = bytes.clone();
+                let content_type = content_type.clone();
+                let target = target.clone();
+                let host = r.host().to_string();
+                async move {
+                    let task = tokio::spawn(async move {
+                        client.push_manifest_raw(&oref, bytes, content_type).await
+                    });
+                    match task.await {
+                        Ok(Ok(_)) => Ok(Ok(())),
+                        Ok(Err(e)) if error::is_immutable_tag_refusal(&e) => Ok(Err(e)),
+                        Ok(Err(e)) => Err(classify(&e, &host, "manifest", &target)),
+                        Err(join) => Err(Failure::fatal(Error::Store {
+                            backend: "oci",
+                            location: target,
+                            message: if join.is_panic() {
+                                "the registry answered the manifest upload without a Location header, which the client cannot handle".into()
+                            } else {
+                                "the manifest upload was cancelled".into()
+                            },
+                        })),
+                    }
+                }
+            })
+            .await?;
+        match (outcome, tag) {
+            (Ok(()), _) => Ok(()),
+            (Err(refusal), Some(t)) => {
+                let existing = self.head_manifest(r, &Reference::Tag(t.clone())).await?;
+                match existing {
+                    Some(existing) => Err(Error::Immutability {
+                        repository: r.to_string(),
+                        tag: t.to_string(),
+                        existing,
+                        attempted: manifest.digest().clone(),
+                    }),
+                    None => Err(classify(&refusal, r.host(), "manifest", &target).error),
+                }
+            }
+            (Err(refusal), None) => Err(classify(&refusal, r.host(), "manifest", &target).error),
+        }
+    }
+
+    async fn blob_exists(&self, r: &RemoteRepo, digest: &Digest) -> Result<bool> {
+        self.auth(r).await?;
+        let oref = r.tag_ref("latest");
+        let target = format!("blob {}", r.at_digest(digest));
+        self.retry(
+            r.host(),
+            &format!("checking {target}"),
+            self.timeout(),
+            || async {
+                self.client
+                    .blob_exists(&oref, digest.as_str())
+                    .await
+                    .map_err(|e| classify(&e, r.host(), "blob", &r.at_digest(digest)))
+            },
+        )
+        .await
+    }
+
+    async fn push_blob(&self, r: &RemoteRepo, data: Vec<u8>) -> Result<Digest> {
+        let digest = Digest::of(&data);
+        if self.blob_exists(r, &digest).await? {
+            return Ok(digest);
+        }
+        let oref = r.tag_ref("latest");
+        let data = Bytes::from(data);
+        let size = data.len() as u64;
+        let target = r.at_digest(&digest);
+        self.retry(
+            r.host(),
+            &format!("uploading blob {target}"),
+            self.transfer_timeout(size),
+            || {
+                let data = data.clone();
+                let oref = oref.clone();
+                let (digest, target) = (&digest, &target);
+                async move {
+                    let stream = futures::stream::once(async move { Ok(data) });
+                    self.client
+                        .push_blob_stream(&oref, stream, digest.as_str(), Some(size))
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| classify(&e, r.host(), "blob upload", target))
+                }
+            },
+        )
+        .await?;
+        Ok(digest)
+    }
+
+    async fn fetch_blob(&self, r: &RemoteRepo, digest: &Digest, max_bytes: u64) -> Result<Vec<u8>> {
+        self.auth(r).await?;
+        let oref = r.tag_ref("latest");
+        let target = r.at_digest(digest);
+        let too_large = |len: u64| {
+            Failure::fatal(Error::invalid(
+                "blob",
+                target.clone(),
+                format!("{len} bytes or more is more than the limit of {max_bytes}"),
+            ))
+        };
+        self.retry(
+            r.host(),
+            &format!("reading blob {target}"),
+            self.transfer_timeout(max_bytes),
+            || async {
+                let mut stream = self
+                    .client
+                    .pull_blob_stream(&oref, digest.as_str())
+                    .await
+                    .map_err(|e| classify(&e, r.host(), "blob", &target))?;
+                if let Some(len) = stream.content_length
+                    && len > max_bytes
+                {
+                    return Err(too_large(len));
+                }
+                let mut out = Vec::new();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.map_err(|e| {
+                        classify(
+                            &oci_client::errors::OciDistributionError::IoError(e),
+                            r.host(),
+                            "blob",
+                            &target,
+                        )
+                    })?;
+                    if (out.len() + chunk.len()) as u64 > max_bytes {
+                        return Err(too_large((out.len() + chunk.len()) as u64));
+                    }
+                    out.extend_from_slice(&chunk);
+                }
+                Ok(out)
+            },
+        )
+        .await
+    }
+
+    async fn list_tags(&self, r: &RemoteRepo) -> Result<Vec<Tag>> {
+        let auth = self.auth(r).await?;
+        let oref = r.tag_ref("latest");
+        let target = format!("tags of {r}");
+        let mut all = BTreeSet::new();
+        let mut last: Option<String> = None;
+        for _ in 0..MAX_TAG_PAGES {
+            let page = self
+                .retry(
+                    r.host(),
+                    &format!("listing {target}"),
+                    self.timeout(),
+                    || async {
+                        self.client
+                            .list_tags(&oref, &auth, Some(TAG_PAGE), last.as_deref())
+                            .await
+                            .map_err(|e| classify(&e, r.host(), "repository", &r.to_string()))
+                    },
+                )
+                .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(Error::NotFound { .. }) if last.is_none() => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let before = all.len();
+            all.extend(page.tags.iter().cloned());
+            // A short page ends the listing; so does a page with nothing new, which is what a
+            // registry that ignores `n` and `last` (distribution 2.8) sends every time.
+            if page.tags.len() < TAG_PAGE || all.len() == before {
+                break;
+            }
+            let next = page.tags.iter().max().cloned();
+            if next == last {
+                break;
+            }
+            last = next;
+        }
+        Ok(all
+            .into_iter()
+            .filter_map(|t| match Tag::new(t.as_str()) {
+                Ok(tag) => Some(tag),
+                Err(_) => {
+                    tracing::warn!(repository = %r, tag = %t, "skipping a tag floe cannot represent");
+                    None
+                }
+            })
+            .collect())
+    }
+
+    fn index_lock(&self, r: &RemoteRepo, subject: &Digest) -> &tokio::sync::Mutex<()> {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (r.to_string(), subject.as_str()).hash(&mut h);
+        &self.index_locks[(h.finish() % INDEX_LOCKS as u64) as usize]
+    }
+}
+
+/// A header value for a media type.
+fn reqwest_header(media_type: &str) -> Option<http::HeaderValue> {
+    http::HeaderValue::from_str(media_type).ok()
+}
+
+#[async_trait]
+impl ArtifactRegistry for OciRegistry {
+    async fn resolve(&self, repo: &Repository, reference: &Reference) -> Result<Manifest> {
+        let r = RemoteRepo::parse(repo)?;
+        self.inner.resolve(&r, reference).await
+    }
+
+    async fn put_manifest(
+        &self,
+        repo: &Repository,
+        tag: Option<&Tag>,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        let r = RemoteRepo::parse(repo)?;
+        self.inner.put_manifest(&r, tag, manifest).await
+    }
+
+    async fn push_blob(&self, repo: &Repository, data: Vec<u8>) -> Result<Digest> {
+        let r = RemoteRepo::parse(repo)?;
+        self.inner.push_blob(&r, data).await
+    }
+
+    async fn fetch_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>> {
+        let r = RemoteRepo::parse(repo)?;
+        self.inner.fetch_blob(&r, digest, max_bytes).await
+    }
+
+    async fn copy(
+        &self,
+        src: &Repository,
+        dst: &Repository,
+        digest: &Digest,
+    ) -> Result<CopyReport> {
+        let s = RemoteRepo::parse(src)?;
+        let d = RemoteRepo::parse(dst)?;
+        self.inner.copy(&s, &d, digest).await
+    }
+
+    async fn list_tags(&self, repo: &Repository) -> Result<Vec<Tag>> {
+        let r = RemoteRepo::parse(repo)?;
+        self.inner.list_tags(&r).await
+    }
+
+    async fn referrers(&self, repo: &Repository, subject: &Digest) -> Result<Vec<Descriptor>> {
+        let r = RemoteRepo::parse(repo)?;
+        self.inner.referrers(&r, subject).await
+    }
+
+    fn copy_mode(&self, src: &Repository, dst: &Repository) -> CopyMode {
+        match (RemoteRepo::parse(src), RemoteRepo::parse(dst)) {
+            (Ok(s), Ok(d)) => copy::mode(&s, &d),
+            // Unparseable locations fail in `copy`; say "stream", the most general answer.
+            _ if src == dst => CopyMode::TagOnly,
+            _ => CopyMode::Stream,
+        }
+    }
+}

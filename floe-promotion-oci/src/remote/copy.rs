@@ -1,0 +1,292 @@
+//! Copying a manifest with everything it needs and everything attached to it.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use floe_promotion::registry::{CopyMode, CopyReport, Descriptor};
+use floe_promotion::{Digest, Error, Reference, Result, Tag};
+use futures::future::BoxFuture;
+use futures::{StreamExt, TryStreamExt};
+use oci_client::errors::{DigestError, OciDistributionError};
+
+use super::Inner;
+use super::error::{Failure, chain, classify};
+use super::location::RemoteRepo;
+
+/// How blobs move from `src` to `dst`: same repository, same host, or across hosts.
+pub(super) fn mode(src: &RemoteRepo, dst: &RemoteRepo) -> CopyMode {
+    if src == dst {
+        CopyMode::TagOnly
+    } else if src.host() == dst.host() {
+        CopyMode::Mount
+    } else {
+        CopyMode::Stream
+    }
+}
+
+/// What happened to one blob.
+enum BlobMove {
+    Skipped,
+    Mounted,
+    Uploaded(u64),
+}
+
+struct CopyRun<'a> {
+    src: &'a RemoteRepo,
+    dst: &'a RemoteRepo,
+    mode: CopyMode,
+    report: CopyReport,
+    seen: HashSet<Digest>,
+}
+
+impl Inner {
+    /// Copies `digest` from `src` to `dst`: index children first, then blobs, then the
+    /// manifest's exact bytes (by digest, no tag), then its signature tag and referrers.
+    pub(super) async fn copy(
+        &self,
+        src: &RemoteRepo,
+        dst: &RemoteRepo,
+        digest: &Digest,
+    ) -> Result<CopyReport> {
+        if src == dst {
+            // Nothing moves; the digest must still exist.
+            self.resolve(src, &Reference::Digest(digest.clone()))
+                .await?;
+            return Ok(CopyReport::default());
+        }
+        let mut run = CopyRun {
+            src,
+            dst,
+            mode: mode(src, dst),
+            report: CopyReport::default(),
+            seen: HashSet::new(),
+        };
+        self.copy_tree(&mut run, digest.clone()).await?;
+        Ok(run.report)
+    }
+
+    fn copy_tree<'a>(
+        &'a self,
+        run: &'a mut CopyRun<'_>,
+        digest: Digest,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            if !run.seen.insert(digest.clone()) {
+                return Ok(());
+            }
+            let (src, dst) = (run.src, run.dst);
+            let manifest = self
+                .resolve(src, &Reference::Digest(digest.clone()))
+                .await?;
+            let body = manifest.body();
+            // Children first: an index may only be written once they are there.
+            for child in body.children() {
+                self.copy_tree(run, child.digest.clone()).await?;
+            }
+            let present = self
+                .head_manifest(dst, &Reference::Digest(digest.clone()))
+                .await?
+                .is_some();
+            if !present {
+                let mut blobs: Vec<Descriptor> = Vec::new();
+                for b in body.blobs() {
+                    if !blobs.iter().any(|x| x.digest == b.digest) {
+                        blobs.push(b.clone());
+                    }
+                }
+                let mode = run.mode;
+                let moves: Vec<BlobMove> =
+                    futures::stream::iter(blobs)
+                        .map(move |b: Descriptor| async move {
+                            self.copy_blob(src, dst, mode, &b).await
+                        })
+                        .buffer_unordered(self.options.max_concurrent_blobs.max(1))
+                        .try_collect()
+                        .await?;
+                for m in moves {
+                    match m {
+                        BlobMove::Skipped => run.report.blobs_skipped += 1,
+                        BlobMove::Mounted => run.report.blobs_mounted += 1,
+                        BlobMove::Uploaded(bytes) => {
+                            run.report.blobs_uploaded += 1;
+                            run.report.bytes_uploaded += bytes;
+                        }
+                    }
+                }
+                // `put_manifest` also records a manifest with a subject in the destination's
+                // referrers index.
+                self.put_manifest(dst, None, &manifest).await?;
+                run.report.manifests_copied += 1;
+            } else if let Some(subject) = &body.subject {
+                // Present already; make sure an interrupted earlier copy left it listed.
+                self.add_referrer(
+                    dst,
+                    &subject.digest,
+                    super::referrers::entry_for(&manifest, &body),
+                )
+                .await?;
+            }
+            self.copy_attachments(run, &digest).await
+        })
+    }
+
+    /// Copies the cosign signature tag and the referrers of `digest`.
+    async fn copy_attachments(&self, run: &mut CopyRun<'_>, digest: &Digest) -> Result<()> {
+        let (src, dst) = (run.src, run.dst);
+        let sig_tag = Tag::new(digest.signature_tag())?;
+        if let Some(sig) = self
+            .head_manifest(src, &Reference::Tag(sig_tag.clone()))
+            .await?
+        {
+            self.copy_tree(run, sig.clone()).await?;
+            let current = self
+                .head_manifest(dst, &Reference::Tag(sig_tag.clone()))
+                .await?;
+            if current.as_ref() != Some(&sig) {
+                let manifest = self.resolve(src, &Reference::Digest(sig.clone())).await?;
+                self.push_manifest_raw(dst, Some(&sig_tag), &manifest)
+                    .await?;
+                run.report.signatures_copied += 1;
+            }
+        }
+        for referrer in self.referrers(src, digest).await? {
+            let before = run.report.manifests_copied;
+            self.copy_tree(run, referrer.digest.clone()).await?;
+            if run.report.manifests_copied > before {
+                run.report.referrers_copied += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes one blob present in `dst`: skipped when there, mounted within a registry
+    /// (streamed when the registry declines), streamed across registries.
+    async fn copy_blob(
+        &self,
+        src: &RemoteRepo,
+        dst: &RemoteRepo,
+        mode: CopyMode,
+        blob: &Descriptor,
+    ) -> Result<BlobMove> {
+        if self.blob_exists(dst, &blob.digest).await? {
+            return Ok(BlobMove::Skipped);
+        }
+        if mode == CopyMode::Mount && self.mount_blob(src, dst, &blob.digest).await? {
+            return Ok(BlobMove::Mounted);
+        }
+        self.stream_blob(src, dst, blob).await?;
+        Ok(BlobMove::Uploaded(blob.size))
+    }
+
+    /// Asks `dst`'s registry to mount the blob from `src`. `false` when the registry answers
+    /// 202 (it opened an upload instead, e.g. because it cannot see the source blob).
+    async fn mount_blob(
+        &self,
+        src: &RemoteRepo,
+        dst: &RemoteRepo,
+        digest: &Digest,
+    ) -> Result<bool> {
+        self.auth(dst).await?;
+        let (sref, dref) = (src.tag_ref("latest"), dst.tag_ref("latest"));
+        let target = dst.at_digest(digest);
+        let mounted = self
+            .retry(
+                dst.host(),
+                &format!("mounting blob {target}"),
+                self.timeout(),
+                || async {
+                    match self.client.mount_blob(&dref, &sref, digest.as_str()).await {
+                        Ok(()) => Ok(true),
+                        Err(OciDistributionError::SpecViolationError(_)) => Ok(false),
+                        Err(e) => Err(classify(&e, dst.host(), "blob mount", &target)),
+                    }
+                },
+            )
+            .await?;
+        if !mounted {
+            tracing::debug!(%target, from = %src, "registry declined the mount; streaming the blob");
+        }
+        Ok(mounted)
+    }
+
+    /// Streams one blob from `src` into `dst`: the source's verifying stream feeds a single
+    /// streaming PUT, so memory stays flat whatever the size.
+    async fn stream_blob(
+        &self,
+        src: &RemoteRepo,
+        dst: &RemoteRepo,
+        blob: &Descriptor,
+    ) -> Result<()> {
+        self.auth(src).await?;
+        self.auth(dst).await?;
+        let (sref, dref) = (src.tag_ref("latest"), dst.tag_ref("latest"));
+        let (src_target, dst_target) = (src.at_digest(&blob.digest), dst.at_digest(&blob.digest));
+        let digest = blob.digest.as_str();
+        self.retry(
+            dst.host(),
+            &format!("copying blob {src_target} to {dst}"),
+            self.transfer_timeout(blob.size),
+            || async {
+                let source = self
+                    .client
+                    .pull_blob_stream(&sref, digest)
+                    .await
+                    .map_err(|e| classify(&e, src.host(), "blob", &src_target))?;
+                if let Some(len) = source.content_length
+                    && len != blob.size
+                {
+                    return Err(Failure::fatal(Error::Store {
+                        backend: "oci",
+                        location: src_target.clone(),
+                        message: format!(
+                            "the registry sends {len} bytes but the manifest says {}",
+                            blob.size
+                        ),
+                    }));
+                }
+                // Remember why the source stream broke, to blame the right registry.
+                let source_failure: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
+                let slot = Arc::clone(&source_failure);
+                let body = source.stream.map(move |chunk| {
+                    chunk.map_err(|e| {
+                        let copy = std::io::Error::new(e.kind(), chain(&e));
+                        if let Ok(mut s) = slot.lock() {
+                            *s = Some(e);
+                        }
+                        OciDistributionError::IoError(copy)
+                    })
+                });
+                let pushed = self
+                    .client
+                    .push_blob_stream(&dref, body, digest, Some(blob.size))
+                    .await;
+                let broke = source_failure.lock().ok().and_then(|mut s| s.take());
+                match (pushed, broke) {
+                    (Ok(_), _) => Ok(()),
+                    (Err(_), Some(e)) => {
+                        let corrupt = e
+                            .get_ref()
+                            .is_some_and(|inner| inner.downcast_ref::<DigestError>().is_some());
+                        if corrupt {
+                            Err(Failure::fatal(Error::Store {
+                                backend: "oci",
+                                location: src_target.clone(),
+                                message: format!(
+                                    "the blob does not match its digest: {}",
+                                    chain(&e)
+                                ),
+                            }))
+                        } else {
+                            Err(Failure::unavailable(
+                                src.host(),
+                                format!("reading blob {src_target}: {}", chain(&e)),
+                            ))
+                        }
+                    }
+                    (Err(e), None) => Err(classify(&e, dst.host(), "blob upload", &dst_target)),
+                }
+            },
+        )
+        .await
+    }
+}

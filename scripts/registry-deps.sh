@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs the system packages the registry tests and benchmarks need, when any is missing:
+#   docker-registry  the CNCF distribution registry 2.8 (/usr/bin/docker-registry)
+#   skopeo           an independent registry client, to push fixtures and check digests
+#   apache2-utils    htpasswd -B, for the registry with Basic auth
+# Idempotent and quick when everything is installed.
+set -euo pipefail
+
+missing=()
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
+command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=()
+elif command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+else
+    echo "registry-deps: missing ${missing[*]}; run as root or install sudo" >&2
+    exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+echo "registry-deps: installing ${missing[*]}" >&2
+if ! "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"; then
+    "${sudo[@]}" apt-get update
+    "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+fi
