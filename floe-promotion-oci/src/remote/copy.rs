@@ -122,7 +122,7 @@ impl Inner {
                 self.add_referrer(
                     dst,
                     &subject.digest,
-                    super::referrers::entry_for(&manifest, &body),
+                    super::referrers::entry_for(&manifest, body),
                 )
                 .await?;
             }
@@ -222,71 +222,84 @@ impl Inner {
         let (sref, dref) = (src.tag_ref("latest"), dst.tag_ref("latest"));
         let (src_target, dst_target) = (src.at_digest(&blob.digest), dst.at_digest(&blob.digest));
         let digest = blob.digest.as_str();
-        self.retry(
-            dst.host(),
-            &format!("copying blob {src_target} to {dst}"),
-            self.transfer_timeout(blob.size),
-            || async {
-                let source = self
-                    .client
-                    .pull_blob_stream(&sref, digest)
-                    .await
-                    .map_err(|e| classify(&e, src.host(), "blob", &src_target))?;
-                if let Some(len) = source.content_length
-                    && len != blob.size
-                {
-                    return Err(Failure::fatal(Error::Store {
-                        backend: "oci",
-                        location: src_target.clone(),
-                        message: format!(
-                            "the registry sends {len} bytes but the manifest says {}",
-                            blob.size
-                        ),
-                    }));
-                }
-                // Remember why the source stream broke, to blame the right registry.
-                let source_failure: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
-                let slot = Arc::clone(&source_failure);
-                let body = source.stream.map(move |chunk| {
-                    chunk.map_err(|e| {
-                        let copy = std::io::Error::new(e.kind(), chain(&e));
-                        if let Ok(mut s) = slot.lock() {
-                            *s = Some(e);
-                        }
-                        OciDistributionError::IoError(copy)
-                    })
-                });
-                let pushed = self
-                    .client
-                    .push_blob_stream(&dref, body, digest, Some(blob.size))
-                    .await;
-                let broke = source_failure.lock().ok().and_then(|mut s| s.take());
-                match (pushed, broke) {
-                    (Ok(_), _) => Ok(()),
-                    (Err(_), Some(e)) => {
-                        let corrupt = e
-                            .get_ref()
-                            .is_some_and(|inner| inner.downcast_ref::<DigestError>().is_some());
-                        if corrupt {
-                            Err(Failure::fatal(Error::Store {
-                                backend: "oci",
-                                location: src_target.clone(),
-                                message: format!(
-                                    "the blob does not match its digest: {}",
-                                    chain(&e)
-                                ),
-                            }))
-                        } else {
-                            Err(Failure::unavailable(
-                                src.host(),
-                                format!("reading blob {src_target}: {}", chain(&e)),
-                            ))
-                        }
+        if let Some(o) = &self.observer {
+            o.blob_started(&blob.digest, blob.size);
+        }
+        let result = self
+            .retry(
+                dst.host(),
+                &format!("copying blob {src_target} to {dst}"),
+                self.transfer_timeout(blob.size),
+                || async {
+                    let source = self
+                        .client
+                        .pull_blob_stream(&sref, digest)
+                        .await
+                        .map_err(|e| classify(&e, src.host(), "blob", &src_target))?;
+                    if let Some(len) = source.content_length
+                        && len != blob.size
+                    {
+                        return Err(Failure::fatal(Error::Store {
+                            backend: "oci",
+                            location: src_target.clone(),
+                            message: format!(
+                                "the registry sends {len} bytes but the manifest says {}",
+                                blob.size
+                            ),
+                        }));
                     }
-                    (Err(e), None) => Err(classify(&e, dst.host(), "blob upload", &dst_target)),
-                }
-            },
-        )
-        .await
+                    // Remember why the source stream broke, to blame the right registry.
+                    let source_failure: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
+                    let slot = Arc::clone(&source_failure);
+                    let observer = self.observer.clone();
+                    let blob_digest = blob.digest.clone();
+                    let body = source.stream.map(move |chunk| {
+                        if let (Some(o), Ok(bytes)) = (observer.as_ref(), chunk.as_ref()) {
+                            o.blob_progress(&blob_digest, bytes.len() as u64);
+                        }
+                        chunk.map_err(|e| {
+                            let copy = std::io::Error::new(e.kind(), chain(&e));
+                            if let Ok(mut s) = slot.lock() {
+                                *s = Some(e);
+                            }
+                            OciDistributionError::IoError(copy)
+                        })
+                    });
+                    let pushed = self
+                        .client
+                        .push_blob_stream(&dref, body, digest, Some(blob.size))
+                        .await;
+                    let broke = source_failure.lock().ok().and_then(|mut s| s.take());
+                    match (pushed, broke) {
+                        (Ok(_), _) => Ok(()),
+                        (Err(_), Some(e)) => {
+                            let corrupt = e
+                                .get_ref()
+                                .is_some_and(|inner| inner.downcast_ref::<DigestError>().is_some());
+                            if corrupt {
+                                Err(Failure::fatal(Error::Store {
+                                    backend: "oci",
+                                    location: src_target.clone(),
+                                    message: format!(
+                                        "the blob does not match its digest: {}",
+                                        chain(&e)
+                                    ),
+                                }))
+                            } else {
+                                Err(Failure::unavailable(
+                                    src.host(),
+                                    format!("reading blob {src_target}: {}", chain(&e)),
+                                ))
+                            }
+                        }
+                        (Err(e), None) => Err(classify(&e, dst.host(), "blob upload", &dst_target)),
+                    }
+                },
+            )
+            .await;
+        if let Some(o) = &self.observer {
+            o.blob_finished(&blob.digest);
+        }
+        result
     }
 }

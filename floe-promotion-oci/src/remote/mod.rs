@@ -20,7 +20,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use floe_promotion::registry::{CopyMode, CopyReport, Descriptor, MANIFEST_MEDIA_TYPES, Manifest};
+use floe_promotion::registry::{
+    CopyMode, CopyReport, Descriptor, MANIFEST_MEDIA_TYPES, Manifest, TransferObserver,
+};
 use floe_promotion::{ArtifactRegistry, Digest, Error, Reference, Repository, Result, Tag};
 use futures::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
@@ -87,6 +89,7 @@ struct Inner {
     options: OciOptions,
     auths: tokio::sync::Mutex<HashMap<String, RegistryAuth>>,
     index_locks: Vec<tokio::sync::Mutex<()>>,
+    observer: Option<Arc<dyn TransferObserver>>,
 }
 
 impl fmt::Debug for OciRegistry {
@@ -144,8 +147,22 @@ impl OciRegistry {
                 index_locks: (0..INDEX_LOCKS)
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
+                observer: None,
             }),
         })
+    }
+
+    /// Builds a registry that reports blob uploads (streamed copies) to `observer`, e.g. for a
+    /// progress bar. Mounted and skipped blobs are not reported.
+    pub fn new_with_observer(
+        options: OciOptions,
+        observer: Arc<dyn TransferObserver>,
+    ) -> Result<Self> {
+        let mut registry = Self::new(options)?;
+        if let Some(inner) = Arc::get_mut(&mut registry.inner) {
+            inner.observer = Some(observer);
+        }
+        Ok(registry)
     }
 
     /// The options this registry was built with.
@@ -313,7 +330,7 @@ impl Inner {
         }
         self.push_manifest_raw(r, tag, manifest).await?;
         if let Some(subject) = &body.subject {
-            self.add_referrer(r, &subject.digest, referrers::entry_for(manifest, &body))
+            self.add_referrer(r, &subject.digest, referrers::entry_for(manifest, body))
                 .await?;
         }
         Ok(())

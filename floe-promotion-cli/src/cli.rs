@@ -1,0 +1,259 @@
+//! The command-line surface (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Promote immutable OCI artifacts through ordered environments.
+///
+/// Every decision is made by the floe-promotion library; this command parses, wires and prints.
+#[derive(Debug, Parser)]
+#[command(name = "floe", version, about, long_about = None)]
+pub struct Cli {
+    /// Global options.
+    #[command(flatten)]
+    pub global: Global,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The manifest describing the environments.
+    #[arg(
+        long,
+        global = true,
+        default_value = "manifest.yaml",
+        env = "FLOE_MANIFEST"
+    )]
+    pub manifest: PathBuf,
+    /// The state file (audit trail, locks, leases).
+    #[arg(
+        long,
+        global = true,
+        default_value = ".floe/state.db",
+        env = "FLOE_STATE"
+    )]
+    pub state: PathBuf,
+    /// Who acts (default: $FLOE_ACTOR, then $USER).
+    #[arg(long, global = true)]
+    pub actor: Option<String>,
+    /// Groups of the actor, for authorization rules (repeatable; default: $FLOE_ACTOR_GROUPS,
+    /// comma-separated).
+    #[arg(long = "group", global = true)]
+    pub groups: Vec<String>,
+    /// Output format.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+    /// Docker config file for registry credentials (default: $DOCKER_CONFIG/config.json, then
+    /// ~/.docker/config.json).
+    #[arg(long, global = true, env = "FLOE_DOCKER_CONFIG")]
+    pub docker_config: Option<PathBuf>,
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Lines for people.
+    Text,
+    /// One JSON document (errors too).
+    Json,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Promote NAME:VERSION from one environment to the next.
+    Promote(PromoteArgs),
+    /// Roll an environment back to a version it ran before.
+    Rollback(RollbackArgs),
+    /// What runs where: version, digest, since, by whom, locks.
+    Status(StatusArgs),
+    /// The audit trail, newest first.
+    History(HistoryArgs),
+    /// Lock an environment: promotions and rollbacks into it are refused.
+    Lock(LockArgs),
+    /// Unlock an environment.
+    Unlock(UnlockArgs),
+    /// The environments, in order, with their gates and rules.
+    Envs,
+    /// Verify or export the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Attach test or policy evidence to the digest of NAME:VERSION in an environment.
+    Attest(AttestArgs),
+    /// Print shell completions.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// `floe promote`.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The artifact and version, NAME:VERSION.
+    pub reference: String,
+    /// Source environment.
+    #[arg(long)]
+    pub from: String,
+    /// Target environment.
+    #[arg(long)]
+    pub to: String,
+    /// Check everything and show what would be written, without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Why (recorded; required with --override-lock).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Break-glass: promote although the target is locked (needs --reason).
+    #[arg(long)]
+    pub override_lock: bool,
+}
+
+/// `floe rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The environment to roll back.
+    #[arg(long)]
+    pub env: String,
+    /// The version to return to: VERSION, or NAME:VERSION when the environment runs several
+    /// artifacts.
+    #[arg(long)]
+    pub to: String,
+    /// Why (required).
+    #[arg(long)]
+    pub reason: String,
+    /// Check everything and show what would be written, without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Break-glass: roll back although the environment is locked.
+    #[arg(long)]
+    pub override_lock: bool,
+}
+
+/// `floe status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this environment.
+    #[arg(long)]
+    pub env: Option<String>,
+}
+
+/// `floe history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only events of this environment.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Only events of NAME or NAME:VERSION.
+    #[arg(long)]
+    pub artifact: Option<String>,
+    /// At most this many events (newest first).
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+/// `floe lock`.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The environment.
+    pub env: String,
+    /// Why.
+    #[arg(long)]
+    pub reason: String,
+    /// Lift the lock by itself after this long (e.g. 2h, 30m).
+    #[arg(long)]
+    pub expires: Option<String>,
+}
+
+/// `floe unlock`.
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The environment.
+    pub env: String,
+    /// Why.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// `floe audit`.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Exit 0 when the audit chain is intact, else name the first bad event.
+    Verify {
+        /// Verify a JSON Lines export instead of the state file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Export the audit trail.
+    Export(ExportArgs),
+}
+
+/// `floe audit export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// jsonl or csv.
+    #[arg(long, value_enum)]
+    pub format: ExportFormatArg,
+    /// Events at or after this time (RFC 3339, or a date YYYY-MM-DD).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Events before this time (RFC 3339, or a date YYYY-MM-DD).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only events of this environment.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Write to this file instead of standard output.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormatArg {
+    /// JSON Lines, verifiable with `floe audit verify --file`.
+    Jsonl,
+    /// CSV with a header row.
+    Csv,
+}
+
+/// `floe attest`.
+#[derive(Debug, Args)]
+pub struct AttestArgs {
+    /// The artifact and version, NAME:VERSION.
+    pub reference: String,
+    /// The environment whose copy of the artifact gets the evidence.
+    #[arg(long)]
+    pub env: String,
+    /// What the evidence attests.
+    #[arg(long, value_enum)]
+    pub kind: EvidenceKindArg,
+    /// The verdict.
+    #[arg(long, value_enum)]
+    pub status: EvidenceStatusArg,
+    /// A report to attach (JSON is kept as JSON, anything else as text; at most 1 MiB).
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+}
+
+/// Evidence kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EvidenceKindArg {
+    /// Test results.
+    Tests,
+    /// A policy evaluation.
+    Policy,
+}
+
+/// Evidence verdicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EvidenceStatusArg {
+    /// Passed.
+    Passed,
+    /// Failed.
+    Failed,
+}

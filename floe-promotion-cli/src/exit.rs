@@ -1,0 +1,153 @@
+//! Exit codes of `floe`: named constants, mapped from error variants in one `match`.
+//!
+//! floe's historical numbers are kept where the meaning matches (3, 4, 5, 6, 8, 9, 11, 12, 13,
+//! 14); the others are new.
+
+use floe_promotion::Error;
+
+/// Success.
+pub const OK: u8 = 0;
+/// An unexpected failure (I/O, a store).
+pub const FAILURE: u8 = 1;
+/// Bad input: command-line usage, an invalid value or manifest.
+pub const USAGE: u8 = 2;
+/// An environment, artifact, tag or record was not found.
+pub const NOT_FOUND: u8 = 3;
+/// An immutable tag already points at another digest.
+pub const IMMUTABILITY: u8 = 4;
+/// The registry (or state store) is unavailable.
+pub const UNAVAILABLE: u8 = 5;
+/// A signature check failed.
+pub const SIGNATURE: u8 = 6;
+/// The registry refused the credentials.
+pub const REGISTRY_AUTH: u8 = 7;
+/// A gate failed, errored or timed out.
+pub const GATE_FAILED: u8 = 8;
+/// The transition is not allowed (backwards, skipping, same environment, already current).
+pub const INVALID_TRANSITION: u8 = 9;
+/// The audit chain does not verify.
+pub const INTEGRITY: u8 = 10;
+/// The version was never promoted to the environment.
+pub const VERSION_NOT_PROMOTED: u8 = 11;
+/// The actor is not authorized for the environment.
+pub const AUTHORIZATION: u8 = 12;
+/// The environment is locked.
+pub const LOCKED: u8 = 13;
+/// Separation of duties refuses the actor.
+pub const SEPARATION_OF_DUTIES: u8 = 14;
+/// The promotion waits for approval.
+pub const APPROVAL_PENDING: u8 = 15;
+/// The approval was rejected or expired.
+pub const APPROVAL_CLOSED: u8 = 16;
+/// An environment policy refuses (version pattern, soak, source, freeze window).
+pub const POLICY_VIOLATION: u8 = 17;
+/// A dependency is missing in the target environment.
+pub const DEPENDENCY_MISSING: u8 = 18;
+/// Another promoter holds the environment's lease; try again.
+pub const BUSY: u8 = 19;
+/// The state changed concurrently or disagrees with the registry.
+pub const CONFLICT: u8 = 20;
+/// The manifest uses a setting whose behaviour is not implemented yet.
+pub const NOT_SUPPORTED: u8 = 21;
+
+/// Every exit code with its name, for the documentation and its test.
+pub const ALL: [(u8, &str); 22] = [
+    (OK, "ok"),
+    (FAILURE, "failure"),
+    (USAGE, "usage"),
+    (NOT_FOUND, "not_found"),
+    (IMMUTABILITY, "immutability"),
+    (UNAVAILABLE, "unavailable"),
+    (SIGNATURE, "signature"),
+    (REGISTRY_AUTH, "registry_auth"),
+    (GATE_FAILED, "gate_failed"),
+    (INVALID_TRANSITION, "invalid_transition"),
+    (INTEGRITY, "integrity"),
+    (VERSION_NOT_PROMOTED, "version_not_promoted"),
+    (AUTHORIZATION, "authorization"),
+    (LOCKED, "locked"),
+    (SEPARATION_OF_DUTIES, "separation_of_duties"),
+    (APPROVAL_PENDING, "approval_pending"),
+    (APPROVAL_CLOSED, "approval_closed"),
+    (POLICY_VIOLATION, "policy_violation"),
+    (DEPENDENCY_MISSING, "dependency_missing"),
+    (BUSY, "busy"),
+    (CONFLICT, "conflict"),
+    (NOT_SUPPORTED, "not_supported"),
+];
+
+/// The exit code of an error.
+pub fn code(error: &Error) -> u8 {
+    match error {
+        Error::InvalidInput { .. } | Error::Config { .. } => USAGE,
+        Error::NotSupported { .. } => NOT_SUPPORTED,
+        Error::NotFound { .. } => NOT_FOUND,
+        Error::Unauthorized { .. } => REGISTRY_AUTH,
+        Error::Unavailable { .. } => UNAVAILABLE,
+        Error::Immutability { .. } => IMMUTABILITY,
+        Error::Signature { .. } => SIGNATURE,
+        Error::GateFailed { failed } => {
+            if failed.iter().all(|g| g.gate == "signature") {
+                SIGNATURE
+            } else {
+                GATE_FAILED
+            }
+        }
+        Error::InvalidTransition { .. } => INVALID_TRANSITION,
+        Error::VersionNotPromoted { .. } => VERSION_NOT_PROMOTED,
+        Error::Forbidden { .. } => AUTHORIZATION,
+        Error::Locked { .. } => LOCKED,
+        Error::SeparationOfDuties { .. } => SEPARATION_OF_DUTIES,
+        Error::ApprovalPending { .. } => APPROVAL_PENDING,
+        Error::ApprovalClosed { .. } => APPROVAL_CLOSED,
+        Error::PolicyViolation { .. } => POLICY_VIOLATION,
+        Error::DependencyMissing { .. } => DEPENDENCY_MISSING,
+        Error::Busy { .. } => BUSY,
+        Error::Conflict(_) => CONFLICT,
+        Error::Integrity { .. } => INTEGRITY,
+        Error::Store { .. } | Error::Io { .. } => FAILURE,
+        _ => FAILURE,
+    }
+}
+
+/// The name of an exit code.
+pub fn name(code: u8) -> &'static str {
+    ALL.iter()
+        .find(|(c, _)| *c == code)
+        .map(|(_, n)| *n)
+        .unwrap_or("failure")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_named() {
+        let mut seen = std::collections::HashSet::new();
+        for (c, n) in ALL {
+            assert!(seen.insert(c), "duplicate code {c}");
+            assert_eq!(name(c), n);
+        }
+    }
+
+    #[test]
+    fn floe_numbers_are_kept() {
+        assert_eq!(code(&Error::not_found("x")), 3);
+        assert_eq!(
+            code(&Error::InvalidTransition {
+                from: "a".into(),
+                to: "b".into(),
+                reason: "r".into()
+            }),
+            9
+        );
+        assert_eq!(
+            code(&Error::SeparationOfDuties {
+                actor: "a".into(),
+                reason: "r".into()
+            }),
+            14
+        );
+    }
+}

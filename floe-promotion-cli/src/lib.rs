@@ -1,0 +1,537 @@
+//! # floe-promotion-cli
+//!
+//! The `floe` command, a thin embedder of [`floe_promotion`]: it parses arguments, wires the
+//! manifest, the SQLite state file and the OCI backends into a
+//! [`DefaultPromotionManager`](floe_promotion::DefaultPromotionManager), and prints.
+//! [`run`] is the whole program; `main` only calls it.
+
+mod app;
+pub mod cli;
+pub mod exit;
+pub mod output;
+mod progress;
+
+use std::fs::File;
+use std::io::{BufReader, IsTerminal, Write};
+use std::process::ExitCode;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{CommandFactory, Parser};
+use floe_promotion::history::{ExportFormat, HistoryQuery, Order, verify_export};
+use floe_promotion::registry::{Evidence, EvidenceKind, EvidenceStatus};
+use floe_promotion::{
+    ArtifactName, ArtifactRef, EnvName, EnvironmentConfig, Error, HistoryStore, PromotionManager,
+    PromotionRequest, Reference, Result, RollbackRequest, Tag,
+};
+
+use crate::app::App;
+use crate::cli::{AuditCommand, Cli, Command, Global, OutputFormat};
+use crate::output::{AttestOutput, EnvOutput, ErrorOutput, Output, PlanOutput, VerifyOutput};
+
+/// Runs `floe` with the process's arguments and returns its exit code.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with success; usage errors exit 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    init_tracing();
+    let format = cli.global.output;
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return report(format, &Error::io("starting the async runtime", e));
+        }
+    };
+    match runtime.block_on(execute(cli)) {
+        Ok((output, code)) => {
+            if let Some(output) = output {
+                let printed = match format {
+                    OutputFormat::Json => serde_json::to_string_pretty(&output)
+                        .map(|s| s + "\n")
+                        .unwrap_or_default(),
+                    OutputFormat::Text => output.text(),
+                };
+                let mut stdout = std::io::stdout().lock();
+                let _ = stdout.write_all(printed.as_bytes());
+                let _ = stdout.flush();
+            }
+            ExitCode::from(code)
+        }
+        Err(e) => report(format, &e),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+}
+
+fn report(format: OutputFormat, error: &Error) -> ExitCode {
+    let doc = ErrorOutput::of(error);
+    match format {
+        OutputFormat::Json => {
+            let _ = writeln!(
+                std::io::stdout(),
+                "{}",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            );
+        }
+        OutputFormat::Text => {
+            let _ = writeln!(std::io::stderr(), "floe: {}", doc.error.replace('\n', " "));
+        }
+    }
+    ExitCode::from(doc.exit_code)
+}
+
+fn actor(global: &Global) -> Result<floe_promotion::Actor> {
+    let id = global
+        .actor
+        .clone()
+        .or_else(|| std::env::var("FLOE_ACTOR").ok().filter(|s| !s.is_empty()))
+        .or_else(|| std::env::var("USER").ok().filter(|s| !s.is_empty()))
+        .ok_or_else(|| Error::invalid("actor", "", "give --actor, or set FLOE_ACTOR or USER"))?;
+    let mut groups = global.groups.clone();
+    if groups.is_empty()
+        && let Ok(g) = std::env::var("FLOE_ACTOR_GROUPS")
+    {
+        groups = g
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+    }
+    Ok(floe_promotion::Actor::new(id)?.with_groups(groups))
+}
+
+fn parse_time(what: &'static str, s: &str) -> Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            Error::invalid(
+                what,
+                s,
+                "expected RFC 3339 (2026-01-31T12:00:00Z) or YYYY-MM-DD",
+            )
+        })
+}
+
+fn artifact_version(s: &str) -> Result<(ArtifactName, Tag)> {
+    let r: ArtifactRef = s.parse()?;
+    match r.reference {
+        Reference::Tag(t) => Ok((r.name, t)),
+        Reference::Digest(_) => Err(Error::invalid(
+            "artifact reference",
+            s,
+            "give NAME:VERSION; promotion resolves the digest itself",
+        )),
+    }
+}
+
+/// The exit code of a dry run: that of the first blocker, or success.
+fn plan_code(plan: &PlanOutput) -> u8 {
+    plan.blockers
+        .first()
+        .map(|b| b.exit_code)
+        .unwrap_or(exit::OK)
+}
+
+async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
+    let g = &cli.global;
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "floe", &mut std::io::stdout());
+            Ok((None, exit::OK))
+        }
+        Command::Promote(a) => {
+            let app = App::open(g, true).await?;
+            let (artifact, version) = artifact_version(&a.reference)?;
+            let mut req = PromotionRequest {
+                artifact,
+                version,
+                from: EnvName::new(&a.from)?,
+                to: EnvName::new(&a.to)?,
+                actor: actor(g)?,
+                reason: a.reason.clone(),
+                override_lock: a.override_lock,
+            };
+            if a.override_lock && a.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+                return Err(Error::invalid(
+                    "--override-lock",
+                    "",
+                    "overriding a lock needs --reason",
+                ));
+            }
+            if a.dry_run {
+                req.override_lock = a.override_lock;
+                let plan = PlanOutput::of(&app.manager.plan(req).await?);
+                let code = plan_code(&plan);
+                return Ok((Some(Output::Plan(plan)), code));
+            }
+            let progress = app.progress();
+            let record = app.manager.promote(req).await;
+            progress.finish();
+            Ok((Some(Output::Promote(record?)), exit::OK))
+        }
+        Command::Rollback(a) => {
+            let app = App::open(g, true).await?;
+            let env = EnvName::new(&a.env)?;
+            let (artifact, version) = if a.to.contains(':') {
+                artifact_version(&a.to)?
+            } else {
+                let running = app.store.deployments(Some(&env)).await?;
+                match running.as_slice() {
+                    [one] => (one.artifact.clone(), Tag::new(&a.to)?),
+                    [] => {
+                        return Err(Error::VersionNotPromoted {
+                            artifact: "(any artifact)".into(),
+                            version: a.to.clone(),
+                            environment: env,
+                        });
+                    }
+                    _ => {
+                        return Err(Error::invalid(
+                            "--to",
+                            a.to.clone(),
+                            format!(
+                                "{env} runs several artifacts ({}); give NAME:VERSION",
+                                running
+                                    .iter()
+                                    .map(|d| d.artifact.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    }
+                }
+            };
+            let req = RollbackRequest {
+                artifact,
+                environment: env,
+                to_version: version,
+                actor: actor(g)?,
+                reason: a.reason.clone(),
+                override_lock: a.override_lock,
+            };
+            if a.dry_run {
+                let plan = PlanOutput::of(&app.manager.plan_rollback(req).await?);
+                let code = plan_code(&plan);
+                return Ok((Some(Output::Plan(plan)), code));
+            }
+            Ok((
+                Some(Output::Rollback(app.manager.rollback(req).await?)),
+                exit::OK,
+            ))
+        }
+        Command::Status(a) => {
+            let app = App::open(g, false).await?;
+            let env = a.env.as_deref().map(EnvName::new).transpose()?;
+            let environments = app.manager.status(env.as_ref()).await?;
+            Ok((Some(Output::Status { environments }), exit::OK))
+        }
+        Command::History(a) => {
+            let app = App::open(g, false).await?;
+            let mut q = HistoryQuery {
+                environment: a.env.as_deref().map(EnvName::new).transpose()?,
+                limit: Some(a.limit),
+                order: Order::NewestFirst,
+                ..Default::default()
+            };
+            if let Some(env) = &q.environment {
+                app.config.environment(env)?;
+            }
+            if let Some(s) = &a.artifact {
+                if s.contains(':') {
+                    let (name, version) = artifact_version(s)?;
+                    q.artifact = Some(name);
+                    q.version = Some(version);
+                } else {
+                    q.artifact = Some(ArtifactName::new(s)?);
+                }
+            }
+            let events = app.manager.history(&q).await?;
+            Ok((Some(Output::History { events }), exit::OK))
+        }
+        Command::Lock(a) => {
+            let app = App::open(g, false).await?;
+            let expires = a
+                .expires
+                .as_deref()
+                .map(|s| {
+                    humantime::parse_duration(s)
+                        .map_err(|e| Error::invalid("--expires", s, e.to_string()))
+                        .and_then(|d| {
+                            chrono::Duration::from_std(d)
+                                .map_err(|e| Error::invalid("--expires", s, e.to_string()))
+                        })
+                })
+                .transpose()?;
+            let lock = app
+                .manager
+                .lock(&EnvName::new(&a.env)?, &actor(g)?, &a.reason, expires)
+                .await?;
+            Ok((Some(Output::Lock { lock }), exit::OK))
+        }
+        Command::Unlock(a) => {
+            let app = App::open(g, false).await?;
+            let lock = app
+                .manager
+                .unlock(&EnvName::new(&a.env)?, &actor(g)?, a.reason.as_deref())
+                .await?;
+            Ok((Some(Output::Unlock { lock }), exit::OK))
+        }
+        Command::Envs => {
+            let app = App::open(g, false).await?;
+            let settings = app.config.settings();
+            let environments = settings
+                .environments
+                .iter()
+                .enumerate()
+                .map(|(position, e)| EnvOutput {
+                    name: e.name.clone(),
+                    position,
+                    repository: e.repository.as_ref().map(ToString::to_string),
+                    gates: app
+                        .manager
+                        .gates(&e.name)
+                        .iter()
+                        .map(|g| g.name().to_string())
+                        .collect(),
+                    gate_timeout_seconds: e
+                        .gate_timeout
+                        .unwrap_or(settings.default_timeout)
+                        .as_secs(),
+                    allowed_operators: e.authorization.allowed_operators.clone(),
+                    allowed_groups: e.authorization.allowed_groups.clone(),
+                    separation_of_duties: e.authorization.separation_of_duties,
+                    version_pattern: e
+                        .policy
+                        .version_pattern
+                        .as_ref()
+                        .map(|r| r.as_str().to_string()),
+                    minimum_soak_seconds: e.policy.minimum_soak.map(|d| d.as_secs()),
+                    allowed_sources: e.policy.allowed_sources.clone(),
+                    freeze_windows: e
+                        .freeze_windows
+                        .iter()
+                        .map(|w| match w {
+                            floe_promotion::config::FreezeWindow::Absolute {
+                                start,
+                                end,
+                                reason,
+                            } => {
+                                format!("{} to {}: {reason}", start.to_rfc3339(), end.to_rfc3339())
+                            }
+                            floe_promotion::config::FreezeWindow::Weekly {
+                                days,
+                                start,
+                                end,
+                                reason,
+                            } => {
+                                format!("weekly {days:?} {start}-{end} UTC: {reason}")
+                            }
+                        })
+                        .collect(),
+                })
+                .collect();
+            Ok((Some(Output::Envs { environments }), exit::OK))
+        }
+        Command::Audit(AuditCommand::Verify { file }) => {
+            let (report, source) = match &file {
+                Some(path) => {
+                    let f = File::open(path)
+                        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+                    (
+                        verify_export(BufReader::new(f), true)?,
+                        path.display().to_string(),
+                    )
+                }
+                None => {
+                    let app = App::open(g, false).await?;
+                    (
+                        app.manager.verify().await?,
+                        app.state_path.display().to_string(),
+                    )
+                }
+            };
+            let code = if report.is_intact() {
+                exit::OK
+            } else {
+                exit::INTEGRITY
+            };
+            Ok((
+                Some(Output::Verify(VerifyOutput {
+                    intact: report.is_intact(),
+                    events: report.events,
+                    head: report.head,
+                    first_break: report.first_break,
+                    source,
+                })),
+                code,
+            ))
+        }
+        Command::Audit(AuditCommand::Export(a)) => {
+            let app = App::open(g, false).await?;
+            let environment = a.env.as_deref().map(EnvName::new).transpose()?;
+            if let Some(env) = &environment {
+                app.config.environment(env)?;
+            }
+            let q = HistoryQuery {
+                environment,
+                since: a
+                    .since
+                    .as_deref()
+                    .map(|s| parse_time("--since", s))
+                    .transpose()?,
+                until: a
+                    .until
+                    .as_deref()
+                    .map(|s| parse_time("--until", s))
+                    .transpose()?,
+                ..Default::default()
+            };
+            let format = match a.format {
+                cli::ExportFormatArg::Jsonl => ExportFormat::Jsonl,
+                cli::ExportFormatArg::Csv => ExportFormat::Csv,
+            };
+            let name = match format {
+                ExportFormat::Jsonl => "jsonl",
+                _ => "csv",
+            };
+            match &a.out {
+                Some(path) => {
+                    // Write to a temporary file next to the target and rename, so a failed
+                    // export never leaves a half-written file under the requested name.
+                    let dir = path
+                        .parent()
+                        .filter(|p| !p.as_os_str().is_empty())
+                        .unwrap_or(std::path::Path::new("."));
+                    let tmp = dir.join(format!(
+                        ".{}.floe-tmp-{}",
+                        path.file_name()
+                            .map(|n| n.to_string_lossy())
+                            .unwrap_or_default(),
+                        std::process::id()
+                    ));
+                    let file = File::create(&tmp)
+                        .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+                    let mut w = std::io::BufWriter::new(file);
+                    let result = app.store.export(&q, format, &mut w).await.and_then(|n| {
+                        w.flush()
+                            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+                        Ok(n)
+                    });
+                    let n = match result {
+                        Ok(n) => n,
+                        Err(e) => {
+                            let _ = std::fs::remove_file(&tmp);
+                            return Err(e);
+                        }
+                    };
+                    std::fs::rename(&tmp, path).map_err(|e| {
+                        let _ = std::fs::remove_file(&tmp);
+                        Error::io(format!("writing {}", path.display()), e)
+                    })?;
+                    Ok((
+                        Some(Output::Export {
+                            format: name.into(),
+                            events: n,
+                            out: path.display().to_string(),
+                        }),
+                        exit::OK,
+                    ))
+                }
+                None => {
+                    let mut out = std::io::BufWriter::new(std::io::stdout());
+                    app.store.export(&q, format, &mut out).await?;
+                    out.flush()
+                        .map_err(|e| Error::io("writing the export to standard output", e))?;
+                    Ok((None, exit::OK))
+                }
+            }
+        }
+        Command::Attest(a) => {
+            let app = App::open(g, true).await?;
+            let (artifact, version) = artifact_version(&a.reference)?;
+            let env = EnvName::new(&a.env)?;
+            let who = actor(g)?;
+            let details = match &a.file {
+                None => serde_json::Value::Null,
+                Some(path) => read_report(path)?,
+            };
+            let evidence = Evidence {
+                kind: match a.kind {
+                    cli::EvidenceKindArg::Tests => EvidenceKind::Tests,
+                    cli::EvidenceKindArg::Policy => EvidenceKind::Policy,
+                },
+                status: match a.status {
+                    cli::EvidenceStatusArg::Passed => EvidenceStatus::Passed,
+                    cli::EvidenceStatusArg::Failed => EvidenceStatus::Failed,
+                },
+                environment: Some(env.clone()),
+                created: Utc::now(),
+                actor: Some(who.id.clone()),
+                details,
+            };
+            let (digest, attached) = app
+                .manager
+                .attest(&artifact, &version, &env, &evidence, &who)
+                .await?;
+            Ok((
+                Some(Output::Attest(AttestOutput {
+                    artifact: artifact.to_string(),
+                    version,
+                    environment: env,
+                    digest,
+                    evidence: attached,
+                    kind: evidence.kind.to_string(),
+                    status: evidence.status.to_string(),
+                })),
+                exit::OK,
+            ))
+        }
+    }
+}
+
+/// The largest report `floe attest --file` attaches.
+const MAX_REPORT: u64 = 1024 * 1024;
+
+fn read_report(path: &std::path::Path) -> Result<serde_json::Value> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    if meta.len() > MAX_REPORT {
+        return Err(Error::invalid(
+            "--file",
+            path.display().to_string(),
+            format!("{} bytes is more than the 1 MiB limit", meta.len()),
+        ));
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    Ok(serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+        serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
+    }))
+}
