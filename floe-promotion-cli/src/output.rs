@@ -362,6 +362,9 @@ impl Output {
                 }
             }
             Output::History { events } => {
+                if events.is_empty() {
+                    let _ = writeln!(out, "no events");
+                }
                 for e in events {
                     let r = &e.record;
                     let _ = writeln!(
