@@ -4,7 +4,9 @@
 //! sentence of a trait's `# Contract`, and a macro that expands to one `#[tokio::test]` per
 //! case (see [`registry_conformance!`](crate::registry_conformance)).
 
+pub mod config;
 pub mod fakes;
+pub mod gate;
 pub mod history;
 pub mod pipeline;
 pub mod registry;

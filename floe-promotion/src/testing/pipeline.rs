@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use crate::clock::ManualClock;
 use crate::config::{Environment, EnvironmentConfig, InMemoryConfig, PromotionSettings};
 use crate::error::Result;
+use crate::gate::GateContext;
 use crate::history::InMemoryHistory;
 use crate::manager::{DefaultPromotionManager, PromotionManagerBuilder};
 use crate::model::{Actor, ArtifactName, Digest, EnvName, Reference, Repository, Tag};
@@ -134,6 +135,41 @@ impl TestPipeline {
         self.tag_digest(&first, artifact, version)
             .await
             .expect("release exists")
+    }
+
+    /// The context a gate sees when `artifact:version` (a release in the first environment)
+    /// is promoted from `from` to `to` by `actor`: for unit tests of gates.
+    pub async fn gate_context(
+        &self,
+        artifact: &str,
+        version: &str,
+        from: &str,
+        to: &str,
+        actor: &str,
+    ) -> GateContext {
+        let first = self.settings.environments[0].name.to_string();
+        let source = self.repo(&first, artifact);
+        let manifest = self
+            .registry
+            .resolve(
+                &source,
+                &Reference::Tag(Tag::new(version).expect("valid tag")),
+            )
+            .await
+            .expect("the release exists");
+        GateContext {
+            artifact: ArtifactName::new(artifact).expect("valid artifact"),
+            version: Tag::new(version).expect("valid tag"),
+            digest: manifest.digest().clone(),
+            manifest,
+            source,
+            from: EnvName::new(from).expect("valid env"),
+            to: EnvName::new(to).expect("valid env"),
+            actor: self.actor(actor),
+            now: crate::Clock::now(&self.clock),
+            registry: Arc::new(self.registry.clone()),
+            history: Arc::new(self.history.clone()),
+        }
     }
 
     /// What `tag` resolves to in `env`'s repository of `artifact`, if it exists.
