@@ -61,3 +61,28 @@ impl Clock for ManualClock {
         *self.now.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `now` never goes backwards between two calls on the same clock.
+    #[test]
+    fn clocks_never_go_backwards() {
+        let system = SystemClock;
+        let mut last = system.now();
+        for _ in 0..1000 {
+            let now = system.now();
+            assert!(now >= last);
+            last = now;
+        }
+        let manual = ManualClock::new(last);
+        manual.advance(Duration::seconds(-10));
+        assert_eq!(manual.now(), last);
+        manual.advance(Duration::seconds(10));
+        assert_eq!(manual.now(), last + Duration::seconds(10));
+        let shared = manual.clone();
+        shared.advance(Duration::seconds(1));
+        assert_eq!(manual.now(), shared.now());
+    }
+}
