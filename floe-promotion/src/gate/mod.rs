@@ -241,9 +241,11 @@ pub async fn run_gates(
             duration_ms: 0,
         })
         .collect();
+    // One copy of the context shared by every gate task.
+    let shared = Arc::new(ctx.clone());
     for (index, gate) in gates.iter().enumerate() {
         let gate = Arc::clone(gate);
-        let ctx = ctx.clone();
+        let ctx = Arc::clone(&shared);
         let limit = gate.timeout().unwrap_or(default_timeout);
         let handle = set.spawn(async move {
             let started = Instant::now();
