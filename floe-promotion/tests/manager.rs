@@ -862,3 +862,81 @@ async fn history_queries_through_the_manager() {
         "v1-staging,latest-staging"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_promoters_into_one_environment_serialise() {
+    let p = three();
+    let mut digests = Vec::new();
+    for i in 0..8 {
+        digests.push(
+            p.push_release("app", &format!("v{i}"), format!("c{i}").as_bytes())
+                .await
+                .digest()
+                .clone(),
+        );
+    }
+    let m = p.manager();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let m = m.clone();
+            tokio::spawn(async move {
+                m.promote(req(&format!("v{i}"), "dev", "staging", "ci"))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        let r = t.await.unwrap().unwrap();
+        assert_eq!(r.outcome, Outcome::Promoted);
+    }
+    // Every promotion wrote its own environment tag; the pointer holds the last one recorded.
+    for (i, d) in digests.iter().enumerate() {
+        assert_eq!(
+            p.tag_digest("staging", "app", &format!("v{i}-staging"))
+                .await
+                .as_ref(),
+            Some(d)
+        );
+    }
+    let last = m.status(Some(&env("staging"))).await.unwrap()[0].deployments[0]
+        .digest
+        .clone();
+    assert_eq!(
+        p.tag_digest("staging", "app", "latest-staging").await,
+        Some(last)
+    );
+    assert!(m.verify().await.unwrap().is_intact());
+}
+
+#[tokio::test]
+async fn a_held_lease_makes_a_promoter_wait_then_give_up() {
+    let p = three();
+    p.push_release("app", "v1", b"one").await;
+    let m = p
+        .builder()
+        .lease_wait(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let held = p
+        .state
+        .acquire_lease(
+            &env("staging"),
+            "another promoter",
+            chrono::Duration::minutes(5),
+            p.clock.now(),
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = m
+        .promote(req("v1", "dev", "staging", "ci"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Busy { .. }), "{err}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(100),
+        "it did not wait"
+    );
+    p.state.release_lease(&held).await.unwrap();
+    m.promote(req("v1", "dev", "staging", "ci")).await.unwrap();
+}

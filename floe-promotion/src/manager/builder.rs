@@ -36,6 +36,7 @@ pub struct PromotionManagerBuilder {
     gates: Vec<(Option<EnvName>, Arc<dyn PromotionGate>)>,
     signature_verifier: Option<Arc<dyn SignatureVerifier>>,
     policy_evaluator: Option<Arc<dyn PolicyEvaluator>>,
+    lease_wait: Option<std::time::Duration>,
 }
 
 impl PromotionManagerBuilder {
@@ -102,6 +103,14 @@ impl PromotionManagerBuilder {
     /// A policy engine consulted by every `policy_compliance` gate.
     pub fn policy_evaluator(mut self, evaluator: Arc<dyn PolicyEvaluator>) -> Self {
         self.policy_evaluator = Some(evaluator);
+        self
+    }
+
+    /// How long a promotion waits for another promoter's lease on the same environment before
+    /// giving up with [`Error::Busy`] (default: 60 s). Concurrent promoters into one
+    /// environment run one after the other.
+    pub fn lease_wait(mut self, wait: std::time::Duration) -> Self {
+        self.lease_wait = Some(wait);
         self
     }
 
@@ -179,6 +188,9 @@ impl PromotionManagerBuilder {
             notifiers: self.notifiers,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             gates,
+            lease_wait: self
+                .lease_wait
+                .unwrap_or(std::time::Duration::from_secs(60)),
         }))
     }
 }

@@ -32,6 +32,7 @@ pub(super) struct Parts {
     pub(super) notifiers: Vec<Arc<dyn Notifier>>,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) gates: HashMap<EnvName, Vec<Arc<dyn PromotionGate>>>,
+    pub(super) lease_wait: std::time::Duration,
 }
 
 /// The [`PromotionManager`] of the library, assembled from parts with
@@ -636,22 +637,39 @@ impl DefaultPromotionManager {
         Ok(stored)
     }
 
+    /// Takes the environment's promotion lease, waiting (with backoff, in real time) while
+    /// another promoter holds it, up to the builder's `lease_wait`; then [`Error::Busy`].
     async fn take_lease(&self, env: &EnvName, actor: &Actor, id: Uuid) -> Result<Lease> {
         let ttl = Duration::from_std(self.settings().lease_ttl).unwrap_or(Duration::minutes(15));
-        self.parts
-            .locks
-            .acquire_lease(env, &format!("{} ({id})", actor.id), ttl, self.now())
-            .await
+        let holder = format!("{} ({id})", actor.id);
+        let deadline = tokio::time::Instant::now() + self.parts.lease_wait;
+        let mut pause = std::time::Duration::from_millis(5);
+        loop {
+            match self
+                .parts
+                .locks
+                .acquire_lease(env, &holder, ttl, self.now())
+                .await
+            {
+                Err(Error::Busy { .. }) if tokio::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
     }
 
-    /// Writes the planned tags (copying first when the repositories differ).
+    /// Writes the planned tags (copying first when the repositories differ) under the
+    /// environment's lease, which the caller releases after recording the outcome, so the
+    /// order of outcome events is the order of the writes.
     async fn write(
         &self,
         ev: &Evaluation,
         lease_env: &EnvName,
         actor: &Actor,
         immutable: &[&Tag],
-    ) -> Result<(Vec<Tag>, Option<CopyReport>)> {
+    ) -> Result<(Vec<Tag>, Option<CopyReport>, Lease)> {
         let (Some(manifest), Some(source), Some(target)) =
             (ev.manifest.as_ref(), ev.source.as_ref(), ev.target.as_ref())
         else {
@@ -694,10 +712,20 @@ impl DefaultPromotionManager {
             Ok((written, copy))
         }
         .await;
-        if let Err(e) = self.parts.locks.release_lease(&lease).await {
-            tracing::warn!(environment = %lease_env, error = %e, "could not release the promotion lease; it will expire");
+        match result {
+            Ok((written, copy)) => Ok((written, copy, lease)),
+            Err(e) => {
+                self.release(&lease).await;
+                Err(e)
+            }
         }
-        result
+    }
+
+    /// Gives the lease back; a failure only delays the next promoter until it expires.
+    async fn release(&self, lease: &Lease) {
+        if let Err(e) = self.parts.locks.release_lease(lease).await {
+            tracing::warn!(environment = %lease.environment, error = %e, "could not release the promotion lease; it will expire");
+        }
     }
 
     async fn record_failure(&self, mut record: EventRecord, ev: &Evaluation, error: &Error) {
@@ -878,7 +906,7 @@ impl PromotionManager for DefaultPromotionManager {
         }
         let env_tag = ev.tags.first().map(|t| t.tag.clone());
         let immutable: Vec<&Tag> = env_tag.iter().collect();
-        let (written, copy) = match self.write(&ev, &req.to, &req.actor, &immutable).await {
+        let (written, copy, lease) = match self.write(&ev, &req.to, &req.actor, &immutable).await {
             Ok(w) => w,
             Err(e) => return Err(self.fail_promotion(&req, &ev, e).await),
         };
@@ -924,7 +952,9 @@ impl PromotionManager for DefaultPromotionManager {
         for g in ev.gates.iter().filter(|g| g.status == GateStatus::Warned) {
             warnings.push(format!("gate {}: {}", g.gate, g.message));
         }
-        let stored = self.record(vec![done], &mut warnings).await?;
+        let stored = self.record(vec![done], &mut warnings).await;
+        self.release(&lease).await;
+        let stored = stored?;
         Ok(PromotionRecord {
             id: ev.id,
             outcome: if written.is_empty() {
@@ -974,7 +1004,7 @@ impl PromotionManager for DefaultPromotionManager {
         }
         let rollback_tag = ev.tags.first().map(|t| t.tag.clone());
         let immutable: Vec<&Tag> = rollback_tag.iter().collect();
-        let (written, _) = match self
+        let (written, _, lease) = match self
             .write(&ev, &req.environment, &req.actor, &immutable)
             .await
         {
@@ -1006,7 +1036,9 @@ impl PromotionManager for DefaultPromotionManager {
                 .join(","),
         );
         events.push(done);
-        let stored = self.record(events, &mut warnings).await?;
+        let stored = self.record(events, &mut warnings).await;
+        self.release(&lease).await;
+        let stored = stored?;
         Ok(PromotionRecord {
             id: ev.id,
             outcome: Outcome::RolledBack,
