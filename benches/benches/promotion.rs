@@ -1,6 +1,7 @@
 //! In-memory promotion with three gates and history, on one core (current-thread runtime).
 //!
 //! Run: `cargo bench -p floe-benches --bench promotion`
+//! Measured (2 shared cores, the other busy): 16.8 µs a promotion, 59,600 promotions/s.
 //!
 //! Each measured promotion resolves the digest, checks the transition, lock, immutability and
 //! pointer tags, runs three passing gates concurrently, takes and releases the lease, writes
