@@ -7,13 +7,10 @@
 //! pointer tags, runs three passing gates concurrently, takes and releases the lease, writes
 //! two tags and appends two hash-chained events. Releases are pushed outside the timing.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use floe_promotion::gate::{GateOutcome, gate_fn};
-use floe_promotion::testing::pipeline::TestPipeline;
-use floe_promotion::{EnvName, PromotionManager, PromotionRequest};
+use floe_benches::{promote_all, three_gate_pipeline};
 
 fn promotion(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -25,38 +22,9 @@ fn promotion(c: &mut Criterion) {
     group.bench_function("promote_three_gates", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
-                let p = TestPipeline::new(&["dev", "staging", "prod"]);
-                let mut builder = p.builder();
-                for name in ["tests", "policy", "scan"] {
-                    builder = builder.gate(
-                        EnvName::new("staging").expect("env"),
-                        Arc::new(gate_fn(name, |ctx| async move {
-                            Ok(GateOutcome::pass(format!("{} ok", ctx.digest.short())))
-                        })),
-                    );
-                }
-                let manager = builder.build().expect("manager");
-                for i in 0..iters {
-                    p.push_release("app", &format!("v{i}"), format!("content {i}").as_bytes())
-                        .await;
-                }
-                let actor = p.actor("ci");
+                let (p, manager) = three_gate_pipeline(iters).await;
                 let start = Instant::now();
-                for i in 0..iters {
-                    manager
-                        .promote(
-                            PromotionRequest::new(
-                                "app",
-                                &format!("v{i}"),
-                                "dev",
-                                "staging",
-                                actor.clone(),
-                            )
-                            .expect("request"),
-                        )
-                        .await
-                        .expect("promotion");
-                }
+                promote_all(&p, &manager, iters).await;
                 start.elapsed()
             })
         })

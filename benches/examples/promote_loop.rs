@@ -4,12 +4,9 @@
 //!
 //! Run: `cargo run --release -p floe-benches --example promote_loop -- 20000`
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use floe_promotion::gate::{GateOutcome, gate_fn};
-use floe_promotion::testing::pipeline::TestPipeline;
-use floe_promotion::{EnvName, PromotionManager, PromotionRequest};
+use floe_benches::{promote_all, three_gate_pipeline};
 
 fn main() {
     let n: u64 = std::env::args()
@@ -21,32 +18,9 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let p = TestPipeline::new(&["dev", "staging", "prod"]);
-        let mut builder = p.builder();
-        for name in ["tests", "policy", "scan"] {
-            builder = builder.gate(
-                EnvName::new("staging").expect("env"),
-                Arc::new(gate_fn(name, |ctx| async move {
-                    Ok(GateOutcome::pass(format!("{} ok", ctx.digest.short())))
-                })),
-            );
-        }
-        let manager = builder.build().expect("manager");
-        for i in 0..n {
-            p.push_release("app", &format!("v{i}"), format!("content {i}").as_bytes())
-                .await;
-        }
-        let actor = p.actor("ci");
+        let (p, manager) = three_gate_pipeline(n).await;
         let start = Instant::now();
-        for i in 0..n {
-            manager
-                .promote(
-                    PromotionRequest::new("app", &format!("v{i}"), "dev", "staging", actor.clone())
-                        .expect("request"),
-                )
-                .await
-                .expect("promotion");
-        }
+        promote_all(&p, &manager, n).await;
         let took = start.elapsed();
         println!(
             "{n} promotions in {:.3} s: {:.0} per second",

@@ -304,23 +304,7 @@ impl ApprovalStore for SqliteStore {
             let action = format!("recording a decision on approval request {id}");
             shared.with_write(&action, |tx| {
                 let mut request = get_request(shared, tx, &action, id)?;
-                if request.status != ApprovalStatus::Pending {
-                    return Err(Error::Conflict(format!(
-                        "approval request {id} is {}, not pending",
-                        request.status
-                    )));
-                }
-                if request
-                    .decisions
-                    .iter()
-                    .any(|d| d.actor.id == decision.actor.id)
-                {
-                    return Err(Error::Conflict(format!(
-                        "{} has already decided on approval request {id}",
-                        decision.actor.id
-                    )));
-                }
-                request.decisions.push(decision);
+                request.record_decision(decision)?;
                 put_request(shared, tx, &action, &request)?;
                 Ok(request)
             })
@@ -338,13 +322,7 @@ impl ApprovalStore for SqliteStore {
             let action = format!("moving approval request {id} from {from} to {to}");
             shared.with_write(&action, |tx| {
                 let mut request = get_request(shared, tx, &action, id)?;
-                if request.status != from {
-                    return Err(Error::Conflict(format!(
-                        "approval request {id} is {}, not {from}",
-                        request.status
-                    )));
-                }
-                request.status = to;
+                request.transition(from, to)?;
                 put_request(shared, tx, &action, &request)?;
                 Ok(request)
             })

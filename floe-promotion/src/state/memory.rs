@@ -156,23 +156,7 @@ impl ApprovalStore for InMemoryState {
             .approvals
             .get_mut(&id)
             .ok_or_else(|| Error::not_found(format!("approval request {id}")))?;
-        if req.status != ApprovalStatus::Pending {
-            return Err(Error::Conflict(format!(
-                "approval request {id} is {}, not pending",
-                req.status
-            )));
-        }
-        if req
-            .decisions
-            .iter()
-            .any(|d| d.actor.id == decision.actor.id)
-        {
-            return Err(Error::Conflict(format!(
-                "{} has already decided on approval request {id}",
-                decision.actor.id
-            )));
-        }
-        req.decisions.push(decision);
+        req.record_decision(decision)?;
         Ok(req.clone())
     }
 
@@ -187,13 +171,7 @@ impl ApprovalStore for InMemoryState {
             .approvals
             .get_mut(&id)
             .ok_or_else(|| Error::not_found(format!("approval request {id}")))?;
-        if req.status != from {
-            return Err(Error::Conflict(format!(
-                "approval request {id} is {}, not {from}",
-                req.status
-            )));
-        }
-        req.status = to;
+        req.transition(from, to)?;
         Ok(req.clone())
     }
 }

@@ -171,6 +171,45 @@ pub struct ApprovalRequest {
     pub status: ApprovalStatus,
 }
 
+impl ApprovalRequest {
+    /// Appends a decision if the request is pending and the actor has not decided yet;
+    /// otherwise [`Error::Conflict`](crate::Error::Conflict) and nothing changes. The rule every
+    /// [`ApprovalStore`] applies inside its atomic update.
+    pub fn record_decision(&mut self, decision: ApprovalDecision) -> Result<()> {
+        if self.status != ApprovalStatus::Pending {
+            return Err(crate::Error::Conflict(format!(
+                "approval request {} is {}, not pending",
+                self.id, self.status
+            )));
+        }
+        if self
+            .decisions
+            .iter()
+            .any(|d| d.actor.id == decision.actor.id)
+        {
+            return Err(crate::Error::Conflict(format!(
+                "{} has already decided on approval request {}",
+                decision.actor.id, self.id
+            )));
+        }
+        self.decisions.push(decision);
+        Ok(())
+    }
+
+    /// Moves the request from `from` to `to` (compare and set); otherwise
+    /// [`Error::Conflict`](crate::Error::Conflict) and nothing changes.
+    pub fn transition(&mut self, from: ApprovalStatus, to: ApprovalStatus) -> Result<()> {
+        if self.status != from {
+            return Err(crate::Error::Conflict(format!(
+                "approval request {} is {}, not {from}",
+                self.id, self.status
+            )));
+        }
+        self.status = to;
+        Ok(())
+    }
+}
+
 /// Durable approval requests.
 ///
 /// # Contract
