@@ -3,6 +3,7 @@
 #   docker-registry  the CNCF distribution registry 2.8 (/usr/bin/docker-registry)
 #   skopeo           an independent registry client, to push fixtures and check digests
 #   apache2-utils    htpasswd -B, for the registry with Basic auth
+#   sqlite3          the sqlite3 shell, with which tamper tests edit state files behind floe's back
 # Idempotent and quick when everything is installed.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ missing=()
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
+command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0
