@@ -83,15 +83,7 @@ impl World {
 
     fn rollback(&self, env: &str, to: &str, extra: &[&str]) -> common::Run {
         let mut args = vec![
-            "--output",
-            "json",
-            "rollback",
-            "--env",
-            env,
-            "--to",
-            to,
-            "--actor",
-            "oncall",
+            "--output", "json", "rollback", "--env", env, "--to", to, "--actor", "oncall",
         ];
         args.extend_from_slice(extra);
         self.ws.run(&args)
@@ -107,10 +99,12 @@ impl World {
             panic!("not a status")
         };
         assert_eq!(environments.len(), 1);
-        environments[0]
-            .deployments
-            .first()
-            .map(|d| (d.version.to_string(), d.digest.clone()))
+        environments[0].deployments.first().map(|d| {
+            (
+                d.deployment.version.to_string(),
+                d.deployment.digest.clone(),
+            )
+        })
     }
 }
 
@@ -146,7 +140,10 @@ fn promote_dev_staging_prod_keeps_the_digest_everywhere() {
     assert_eq!(copy.blobs_mounted, 3, "{copy:?}");
     assert_eq!(copy.blobs_uploaded, 0, "{copy:?}");
 
-    let Output::Promote(record) = w.promote("v1.0.0", "staging", "prod", "release").ok().output()
+    let Output::Promote(record) = w
+        .promote("v1.0.0", "staging", "prod", "release")
+        .ok()
+        .output()
     else {
         panic!("not a promotion")
     };
@@ -164,8 +161,7 @@ fn promote_dev_staging_prod_keeps_the_digest_everywhere() {
     assert_eq!(w.tags("dev"), ["v1.0.0"]);
 
     // status: per environment, the version and digest, by whom.
-    let Output::Status { environments } =
-        w.ws.run(&["--output", "json", "status"]).ok().output()
+    let Output::Status { environments } = w.ws.run(&["--output", "json", "status"]).ok().output()
     else {
         panic!("not a status")
     };
@@ -175,15 +171,28 @@ fn promote_dev_staging_prod_keeps_the_digest_everywhere() {
         .collect();
     assert_eq!(names, ["dev", "staging", "prod"]);
     assert!(environments[0].deployments.is_empty());
-    for (i, by) in [(1, "ci"), (2, "release")] {
+    for (i, env, by) in [(1, "staging", "ci"), (2, "prod", "release")] {
         let d = &environments[i].deployments;
         assert_eq!(d.len(), 1, "{d:?}");
-        assert_eq!(d[0].digest, digest);
-        assert_eq!(d[0].version.as_str(), "v1.0.0");
-        assert_eq!(d[0].by, by);
+        assert_eq!(d[0].deployment.digest, digest);
+        assert_eq!(d[0].deployment.version.as_str(), "v1.0.0");
+        assert_eq!(d[0].deployment.by, by);
+        assert_eq!(d[0].repository.as_str(), w.repo(env));
+        let tags: Vec<&str> = d[0].tags.iter().map(|t| t.as_str()).collect();
+        assert_eq!(tags, [format!("v1.0.0-{env}"), format!("latest-{env}")]);
+        // The tags status names are the registry's, at that digest.
+        for t in tags {
+            assert_eq!(w.digest(env, t), digest);
+        }
     }
     let text = w.ws.run(&["status"]).ok().stdout.clone();
-    for needle in ["staging", "prod", "v1.0.0", &digest.hex()[..12]] {
+    for needle in [
+        "staging",
+        "prod",
+        "v1.0.0",
+        &digest.hex()[..12],
+        "v1.0.0-prod,latest-prod",
+    ] {
         assert!(text.contains(needle), "status lacks {needle}:\n{text}");
     }
 
@@ -199,9 +208,8 @@ fn promote_dev_staging_prod_keeps_the_digest_everywhere() {
         ]
     );
     // history --artifact NAME:VERSION filters.
-    let Output::History { events } = w
-        .ws
-        .run(&[
+    let Output::History { events } =
+        w.ws.run(&[
             "--output",
             "json",
             "history",
@@ -275,7 +283,11 @@ fn dry_run_changes_nothing() {
     assert!(text.ok().stdout.contains("would succeed"), "{text:?}");
     assert!(text.stdout.contains("latest-prod"), "{text:?}");
 
-    assert_eq!(w.snapshot(), before, "a dry run changed the registry or history");
+    assert_eq!(
+        w.snapshot(),
+        before,
+        "a dry run changed the registry or history"
+    );
     assert!(w.tags("prod").is_empty());
 }
 
@@ -316,9 +328,8 @@ fn failing_gate_blocks_and_leaves_the_destination_untouched() {
     assert_eq!(plan.blockers[0].exit_code, exit::GATE_FAILED);
     assert_eq!(plan.blockers[0].kind, "gate_failed");
 
-    let line = w
-        .ws
-        .run(&[
+    let line =
+        w.ws.run(&[
             "promote",
             "app:v2.0.0",
             "--from",
@@ -384,7 +395,9 @@ fn lock_blocks_promote_and_rollback_until_unlock_or_override() {
     assert_eq!(lock.environment.as_str(), "prod");
     assert_eq!(lock.owner, "ops");
     let Output::Status { environments } =
-        w.ws.run(&["--output", "json", "status", "--env", "prod"]).ok().output()
+        w.ws.run(&["--output", "json", "status", "--env", "prod"])
+            .ok()
+            .output()
     else {
         panic!()
     };
@@ -392,21 +405,21 @@ fn lock_blocks_promote_and_rollback_until_unlock_or_override() {
         environments[0].lock.as_ref().map(|l| l.reason.as_str()),
         Some("incident 42")
     );
+    let text = w.ws.run(&["status"]).ok().stdout.clone();
+    assert!(text.contains("prod is locked by ops"), "{text}");
     let prod_tags = w.tags("prod");
 
     let doc = w
         .promote("v2.0.0", "staging", "prod", "release")
         .json_error(exit::LOCKED);
     assert!(doc.error.contains("incident 42"), "{doc:?}");
-    let line = w
-        .ws
-        .run(&["promote", "app:v2.0.0", "--from", "staging", "--to", "prod"])
-        .one_error_line(exit::LOCKED);
+    let line =
+        w.ws.run(&["promote", "app:v2.0.0", "--from", "staging", "--to", "prod"])
+            .one_error_line(exit::LOCKED);
     assert!(line.contains("prod"), "{line}");
     // Break-glass needs a reason.
-    let line = w
-        .ws
-        .run(&[
+    let line =
+        w.ws.run(&[
             "promote",
             "app:v2.0.0",
             "--from",
@@ -458,9 +471,8 @@ fn lock_blocks_promote_and_rollback_until_unlock_or_override() {
     assert_eq!(w.current("prod"), Some(("v2.0.0".into(), d2.clone())));
 
     // Unlocked: both go through.
-    let Output::Unlock { lock } = w
-        .ws
-        .run(&[
+    let Output::Unlock { lock } =
+        w.ws.run(&[
             "--output", "json", "unlock", "prod", "--reason", "resolved", "--actor", "ops",
         ])
         .ok()
@@ -493,7 +505,11 @@ fn rollback_moves_the_pointer_back_and_writes_the_rollback_tag() {
     // A dry run first: nothing moves.
     let before = w.snapshot();
     let Output::Plan(plan) = w
-        .rollback("prod", "v1.0.0", &["--reason", "checkout broken", "--dry-run"])
+        .rollback(
+            "prod",
+            "v1.0.0",
+            &["--reason", "checkout broken", "--dry-run"],
+        )
         .ok()
         .output()
     else {
@@ -525,7 +541,11 @@ fn rollback_moves_the_pointer_back_and_writes_the_rollback_tag() {
     );
     assert_eq!(w.digest("prod", "latest-prod"), d1);
     assert_eq!(w.digest("prod", "v1.0.0-prod-rollback-1"), d1);
-    assert_eq!(w.digest("prod", "v2.0.0-prod"), d2, "an immutable tag moved");
+    assert_eq!(
+        w.digest("prod", "v2.0.0-prod"),
+        d2,
+        "an immutable tag moved"
+    );
     assert_eq!(w.current("prod"), Some(("v1.0.0".into(), d1.clone())));
     let last = w.ws.history().pop().unwrap().record;
     assert_eq!(last.kind, EventKind::RollbackSucceeded);
@@ -535,9 +555,8 @@ fn rollback_moves_the_pointer_back_and_writes_the_rollback_tag() {
     assert_eq!(w.digest("staging", "latest-staging"), d2);
 
     // Already current.
-    let line = w
-        .ws
-        .run(&[
+    let line =
+        w.ws.run(&[
             "rollback", "--env", "prod", "--to", "v1.0.0", "--reason", "again",
         ])
         .one_error_line(exit::INVALID_TRANSITION);
@@ -570,14 +589,20 @@ fn audit_verify_passes_then_fails_after_the_state_file_is_edited() {
     w.push("v1.0.0", 10);
     w.promote_through("v1.0.0", "prod");
 
-    let Output::Verify(v) = w.ws.run(&["--output", "json", "audit", "verify"]).ok().output()
+    let Output::Verify(v) =
+        w.ws.run(&["--output", "json", "audit", "verify"])
+            .ok()
+            .output()
     else {
         panic!()
     };
     assert!(v.intact && v.first_break.is_none(), "{v:?}");
     assert_eq!(v.events, 4);
     let text = w.ws.run(&["audit", "verify"]).ok().stdout.clone();
-    assert!(text.contains("intact") && text.contains("4 events"), "{text}");
+    assert!(
+        text.contains("intact") && text.contains("4 events"),
+        "{text}"
+    );
 
     // Rewrite who promoted into staging (event 2), as someone with write access to the file
     // would: the table's append-only trigger is dropped first.
@@ -595,10 +620,16 @@ fn audit_verify_passes_then_fails_after_the_state_file_is_edited() {
         panic!()
     };
     assert!(!intact);
-    assert_eq!(first_break.as_ref().map(|b| b.seq), Some(2), "{first_break:?}");
+    assert_eq!(
+        first_break.as_ref().map(|b| b.seq),
+        Some(2),
+        "{first_break:?}"
+    );
     let text = w.ws.run(&["audit", "verify"]);
     assert!(
-        text.expect(exit::INTEGRITY).stdout.contains("BROKEN at event 2"),
+        text.expect(exit::INTEGRITY)
+            .stdout
+            .contains("BROKEN at event 2"),
         "{text:?}"
     );
 }
@@ -653,10 +684,20 @@ fn audit_export_in_both_formats() {
     assert_eq!(total, 5);
 
     // JSON Lines to a file.
-    let Output::Export { format, events, out } = w
-        .ws
-        .run(&[
-            "--output", "json", "audit", "export", "--format", "jsonl", "--out", "trail.jsonl",
+    let Output::Export {
+        format,
+        events,
+        out,
+    } =
+        w.ws.run(&[
+            "--output",
+            "json",
+            "audit",
+            "export",
+            "--format",
+            "jsonl",
+            "--out",
+            "trail.jsonl",
         ])
         .ok()
         .output()
@@ -676,9 +717,8 @@ fn audit_export_in_both_formats() {
         assert!(l["hash"].as_str().is_some_and(|h| h.len() == 64), "{l}");
     }
     assert!(jsonl.contains(digest.as_str()));
-    let Output::Verify(v) = w
-        .ws
-        .run(&[
+    let Output::Verify(v) =
+        w.ws.run(&[
             "--output",
             "json",
             "audit",
@@ -707,7 +747,10 @@ fn audit_export_in_both_formats() {
         .map(str::to_string)
         .collect();
     for column in ["seq", "kind", "environment", "digest", "hash"] {
-        assert!(header.iter().any(|h| h == column), "no {column} in {header:?}");
+        assert!(
+            header.iter().any(|h| h == column),
+            "no {column} in {header:?}"
+        );
     }
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
     assert_eq!(rows.len(), total);
@@ -742,11 +785,22 @@ fn separate_repositories_on_one_registry_mount_blobs() {
         panic!()
     };
     let copy = record.copy.unwrap();
-    assert_eq!((copy.blobs_mounted, copy.blobs_uploaded), (3, 0), "{copy:?}");
+    assert_eq!(
+        (copy.blobs_mounted, copy.blobs_uploaded),
+        (3, 0),
+        "{copy:?}"
+    );
     let path = format!("/v2/{}/", w.repo("staging").split_once('/').unwrap().1);
     let requests = registry.requests_for(&path);
-    assert_eq!(requests.iter().filter(|r| r.is_mount()).count(), 3, "{requests:#?}");
-    assert!(!requests.iter().any(|r| r.is_blob_upload()), "{requests:#?}");
+    assert_eq!(
+        requests.iter().filter(|r| r.is_mount()).count(),
+        3,
+        "{requests:#?}"
+    );
+    assert!(
+        !requests.iter().any(|r| r.is_blob_upload()),
+        "{requests:#?}"
+    );
     assert_eq!(w.digest("staging", "v1.0.0-staging"), digest);
 }
 
@@ -756,7 +810,10 @@ fn separate_repositories_on_one_registry_mount_blobs() {
 fn environments_on_two_registries_stream_blobs() {
     let a = TestRegistry::shared();
     let b = TestRegistry::start();
-    let (ns_a, ns_b) = (a.namespace("stream").to_string(), b.namespace("stream").to_string());
+    let (ns_a, ns_b) = (
+        a.namespace("stream").to_string(),
+        b.namespace("stream").to_string(),
+    );
     let manifest = format!(
         "artifacts:\n  promotion:\n    insecure_registries: [\"{}\", \"{}\"]\n    environments:\n      - name: dev\n        repository: {ns_a}/dev\n      - name: prod\n        repository: oci://{ns_b}/prod\n",
         a.host(),
@@ -765,7 +822,15 @@ fn environments_on_two_registries_stream_blobs() {
     let ws = Workspace::new(&manifest);
     let digest = push(&format!("{ns_a}/dev/app"), "v1.0.0", 13, None);
     let run = ws.run(&[
-        "--output", "json", "promote", "app:v1.0.0", "--from", "dev", "--to", "prod", "--actor",
+        "--output",
+        "json",
+        "promote",
+        "app:v1.0.0",
+        "--from",
+        "dev",
+        "--to",
+        "prod",
+        "--actor",
         "ci",
     ]);
     let Output::Promote(record) = run.ok().output() else {
@@ -776,9 +841,15 @@ fn environments_on_two_registries_stream_blobs() {
     assert_eq!(copy.blobs_uploaded, 3, "{copy:?}");
     assert!(copy.bytes_uploaded > 43_000, "{copy:?}");
     for tag in ["v1.0.0-prod", "latest-prod"] {
-        assert_eq!(skopeo_digest(&format!("{ns_b}/prod/app:{tag}"), None), digest);
+        assert_eq!(
+            skopeo_digest(&format!("{ns_b}/prod/app:{tag}"), None),
+            digest
+        );
     }
-    assert_eq!(skopeo_digest(&format!("{ns_a}/dev/app:v1.0.0"), None), digest);
+    assert_eq!(
+        skopeo_digest(&format!("{ns_a}/dev/app:v1.0.0"), None),
+        digest
+    );
     assert!(b.requests().iter().any(|r| r.is_blob_upload()));
 }
 

@@ -37,7 +37,8 @@ impl Run {
     #[track_caller]
     pub fn expect(&self, code: u8) -> &Self {
         assert_eq!(
-            self.code, code,
+            self.code,
+            code,
             "floe {:?} exited {} ({}), expected {} ({})\nstdout:\n{}\nstderr:\n{}",
             self.args,
             self.code,
@@ -115,7 +116,10 @@ impl Run {
         let doc: ErrorOutput = self.json();
         assert_eq!(doc.exit_code, code, "{doc:?}");
         assert_eq!(doc.kind, floe_promotion_cli::exit::name(code), "{doc:?}");
-        assert!(!doc.error.is_empty() && !doc.error.contains('\n'), "{doc:?}");
+        assert!(
+            !doc.error.is_empty() && !doc.error.contains('\n'),
+            "{doc:?}"
+        );
         assert!(
             self.stderr.is_empty(),
             "floe {:?}: stderr is not empty in JSON mode: {}",
