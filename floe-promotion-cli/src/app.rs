@@ -85,6 +85,15 @@ impl App {
         with_progress: bool,
         environments: &[&EnvName],
     ) -> Result<App> {
+        if let Some(path) = &global.docker_config
+            && !path.is_file()
+        {
+            return Err(Error::invalid(
+                "--docker-config",
+                path.display().to_string(),
+                "no such file: give the path of a docker config.json",
+            ));
+        }
         let config = Arc::new(manifest(&global.manifest)?);
         for env in environments {
             config.environment(env)?;
