@@ -281,8 +281,9 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
                 match running.as_slice() {
                     [one] => (one.artifact.clone(), Tag::new(&a.to)?),
                     [] => {
+                        // Nothing runs there: no artifact of any name was promoted.
                         return Err(Error::VersionNotPromoted {
-                            artifact: "(any artifact)".into(),
+                            artifact: "*".into(),
                             version: a.to.clone(),
                             environment: env,
                         });
@@ -524,11 +525,11 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
                         std::process::id()
                     ));
                     let file = File::create(&tmp)
-                        .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+                        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
                     let mut w = std::io::BufWriter::new(file);
                     let result = app.store.export(&q, format, &mut w).await.and_then(|n| {
                         w.flush()
-                            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+                            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
                         Ok(n)
                     });
                     let n = match result {

@@ -540,3 +540,27 @@ fn empty_reason_and_bad_times_are_usage_errors() {
     w.refused(&["history", "--artifact", "app@sha256:00"], exit::USAGE);
     w.assert_unchanged();
 }
+
+#[test]
+fn export_to_an_unwritable_path_names_it() {
+    let ws = Workspace::new(
+        "artifacts:\n  promotion:\n    environments:\n      - name: dev\n        repository: oci-layout:./dev\n      - name: prod\n        repository: oci-layout:./prod\n",
+    );
+    ws.run(&["lock", "prod", "--reason", "x", "--actor", "ops"])
+        .ok();
+    ws.write("a-file", "");
+    for out in ["nodir/trail.jsonl", "a-file/trail.jsonl"] {
+        let line = ws
+            .run(&["audit", "export", "--format", "jsonl", "--out", out])
+            .one_error_line(exit::FAILURE);
+        assert!(line.contains(out), "{line}");
+        assert!(!line.contains("floe-tmp"), "{line}");
+    }
+    assert!(!ws.join("nodir").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(ws.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("floe-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
