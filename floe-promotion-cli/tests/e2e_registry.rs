@@ -874,3 +874,37 @@ fn envs_lists_environments_in_order() {
     let text = w.ws.run(&["envs"]).ok().stdout.clone();
     assert!(text.contains("3. prod") && text.contains("smoke"), "{text}");
 }
+
+/// An environment tag someone else already wrote with another digest is never moved: the
+/// promotion exits with the immutability code and the registry keeps both digests as they were.
+#[test]
+fn an_environment_tag_at_another_digest_is_not_moved() {
+    let w = World::new("immutable", &[]);
+    let digest = w.push("v1.0.0", 14);
+    // Someone pushed other bytes under staging's environment tag.
+    let other = push(&w.repo("staging"), "v1.0.0-staging", 15, None);
+    assert_ne!(other, digest);
+    let line =
+        w.ws.run(&["promote", "app:v1.0.0", "--from", "dev", "--to", "staging"])
+            .one_error_line(exit::IMMUTABILITY);
+    assert!(line.contains("v1.0.0-staging"), "{line}");
+    assert_eq!(w.digest("staging", "v1.0.0-staging"), other);
+    assert_eq!(w.tags("staging"), ["v1.0.0-staging"]);
+    assert_eq!(w.current("staging"), None);
+}
+
+/// Only the listed operators may promote into an environment.
+#[test]
+fn an_operator_not_allowed_is_refused() {
+    let w = World::new(
+        "authz",
+        &[("staging", "authorization:\n  allowed_operators: [release]")],
+    );
+    w.push("v1.0.0", 16);
+    let doc = w
+        .promote("v1.0.0", "dev", "staging", "intern")
+        .json_error(exit::AUTHORIZATION);
+    assert!(doc.error.contains("intern"), "{doc:?}");
+    assert!(w.tags("staging").is_empty());
+    w.promote("v1.0.0", "dev", "staging", "release").ok();
+}
