@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use floe_promotion::config::{InMemoryConfig, load_manifest};
 use floe_promotion::{
-    ArtifactRegistry, DefaultPromotionManager, EnvironmentConfig, Error, LogNotifier, Result,
+    ArtifactRegistry, DefaultPromotionManager, EnvName, EnvironmentConfig, Error, LogNotifier,
+    Result,
 };
 use floe_promotion_oci::{
     CosignVerifier, CredentialSource, OciLayoutRegistry, OciOptions, OciRegistry, RoutingRegistry,
@@ -23,37 +24,80 @@ pub(crate) struct App {
     progress: Option<crate::progress::Progress>,
 }
 
-/// Reads the manifest; a missing or unreadable file is a usage error naming it.
+/// Reads the manifest; a missing, unreadable or non-file path is a usage error naming it.
 fn manifest(path: &Path) -> Result<InMemoryConfig> {
+    let config_error = |message: String| Error::Config {
+        file: Some(path.to_path_buf()),
+        location: None,
+        message,
+    };
     if !path.exists() {
-        return Err(Error::Config {
-            file: Some(path.to_path_buf()),
-            location: None,
-            message: "no such file (give --manifest PATH or run where manifest.yaml is)".into(),
-        });
+        return Err(config_error(
+            "no such file (give --manifest PATH or run where manifest.yaml is)".into(),
+        ));
     }
-    load_manifest(path)
+    if !path.is_file() {
+        return Err(config_error("not a file".into()));
+    }
+    load_manifest(path).map_err(|e| match e {
+        Error::Io { source, .. } => config_error(format!("cannot read it: {source}")),
+        other => other,
+    })
 }
 
-/// Opens (creating if needed) the state file and its directory.
+/// Opens (creating if needed) the state file and its directory. Every failure is a store
+/// error naming the state file.
 async fn open_state(path: &Path) -> Result<SqliteStore> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.exists()
-    {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Store {
-            backend: "sqlite",
-            location: path.display().to_string(),
-            message: format!("cannot create the directory {}: {e}", dir.display()),
-        })?;
+    let store_error = |message: String| Error::Store {
+        backend: "sqlite",
+        location: path.display().to_string(),
+        message,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // The nearest existing ancestor must be a directory, or nothing can be created.
+        if let Some(blocker) = dir.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir()) {
+            return Err(store_error(format!(
+                "cannot create the state file: {} is not a directory",
+                blocker.display()
+            )));
+        }
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                store_error(format!(
+                    "cannot create the directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
     }
-    SqliteStore::open(path).await
+    SqliteStore::open(path).await.map_err(|e| match e {
+        Error::NotFound { what } => store_error(format!("cannot open the state file: {what}")),
+        other => other,
+    })
 }
 
 impl App {
-    /// Opens the manifest and the state file; the registry is connected lazily by the
+    /// Opens the manifest, checks that `environments` are in it, then opens the state file
+    /// (so bad input never creates or writes one); the registry is connected lazily by the
     /// backends, so commands that only read the state never reach a registry.
-    pub(crate) async fn open(global: &Global, with_progress: bool) -> Result<App> {
+    pub(crate) async fn open(
+        global: &Global,
+        with_progress: bool,
+        environments: &[&EnvName],
+    ) -> Result<App> {
+        if let Some(path) = &global.docker_config
+            && !path.is_file()
+        {
+            return Err(Error::invalid(
+                "--docker-config",
+                path.display().to_string(),
+                "no such file: give the path of a docker config.json",
+            ));
+        }
         let config = Arc::new(manifest(&global.manifest)?);
+        for env in environments {
+            config.environment(env)?;
+        }
         let settings = config.settings();
         let store = Arc::new(open_state(&global.state).await?);
         let progress = with_progress.then(crate::progress::Progress::new);

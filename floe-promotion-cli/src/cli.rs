@@ -44,7 +44,8 @@ pub struct Global {
     /// comma-separated).
     #[arg(long = "group", global = true)]
     pub groups: Vec<String>,
-    /// Output format.
+    /// Output format: text, or one JSON document (errors too; `audit export` without `--out`
+    /// prints the export itself).
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
     /// Docker config file for registry credentials (default: $DOCKER_CONFIG/config.json, then

@@ -131,6 +131,97 @@ mod tests {
         }
     }
 
+    /// The README's table lists every code with its name, in order.
+    #[test]
+    fn the_readme_documents_every_code() {
+        let readme = include_str!("../README.md");
+        let rows: Vec<(u8, String)> = readme
+            .lines()
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                Some((cells.get(1)?.parse().ok()?, cells.get(2)?.to_string()))
+            })
+            .collect();
+        let expected: Vec<(u8, String)> = ALL.iter().map(|(c, n)| (*c, n.to_string())).collect();
+        assert_eq!(rows, expected);
+    }
+
+    /// The numbers the design keeps from floe, variant by variant.
+    #[test]
+    fn design_numbers_are_kept() {
+        use floe_promotion::gate::{GateResult, GateStatus};
+        let env = floe_promotion::EnvName::new("prod").unwrap();
+        let cases = [
+            (Error::not_found("environment qa"), 3),
+            (
+                Error::Immutability {
+                    repository: "r.example.com/a".into(),
+                    tag: "v1-prod".into(),
+                    existing: floe_promotion::Digest::of(b"a"),
+                    attempted: floe_promotion::Digest::of(b"b"),
+                },
+                4,
+            ),
+            (
+                Error::Unavailable {
+                    registry: "r.example.com".into(),
+                    message: "connection refused".into(),
+                },
+                5,
+            ),
+            (
+                Error::GateFailed {
+                    failed: vec![GateResult {
+                        gate: "smoke".into(),
+                        status: GateStatus::Failed,
+                        message: "exit 1".into(),
+                        duration_ms: 1,
+                    }],
+                },
+                8,
+            ),
+            (
+                Error::VersionNotPromoted {
+                    artifact: "app".into(),
+                    version: "v9".into(),
+                    environment: env.clone(),
+                },
+                11,
+            ),
+            (
+                Error::Signature {
+                    digest: floe_promotion::Digest::of(b"a"),
+                    message: "no trusted signature".into(),
+                },
+                6,
+            ),
+            (
+                Error::Forbidden {
+                    actor: "eve".into(),
+                    action: "promote",
+                    environment: env.clone(),
+                    reason: "not an operator".into(),
+                },
+                12,
+            ),
+            (
+                Error::Locked {
+                    lock: Box::new(floe_promotion::state::EnvLock {
+                        environment: env.clone(),
+                        owner: "ops".into(),
+                        reason: "incident".into(),
+                        created: chrono::Utc::now(),
+                        expires: None,
+                    }),
+                },
+                13,
+            ),
+        ];
+        for (error, code) in cases {
+            assert_eq!(super::code(&error), code, "{error}");
+        }
+    }
+
     #[test]
     fn floe_numbers_are_kept() {
         assert_eq!(code(&Error::not_found("x")), 3);

@@ -26,21 +26,15 @@ use floe_promotion::{
 
 use crate::app::App;
 use crate::cli::{AuditCommand, Cli, Command, Global, OutputFormat};
-use crate::output::{AttestOutput, EnvOutput, ErrorOutput, Output, PlanOutput, VerifyOutput};
+use crate::output::{
+    AttestOutput, EnvOutput, ErrorOutput, Output, PlanOutput, StatusOutput, VerifyOutput,
+};
 
 /// Runs `floe` with the process's arguments and returns its exit code.
 pub fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            // Help and version go to stdout with success; usage errors exit 2.
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::USAGE
-            } else {
-                exit::OK
-            });
-        }
+        Err(e) => return usage_error(&e),
     };
     init_tracing();
     let format = cli.global.output;
@@ -73,6 +67,70 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// Whether the raw arguments ask for `--output json` (used when they do not parse).
+fn json_requested() -> bool {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    args.iter().any(|a| a == "--output=json")
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--output" && w[1] == "json")
+}
+
+/// Reports an argument the parser refused: help and version go to stdout with success; an
+/// error is one line (`floe: <what>; usage: ...`) or one JSON document, with exit code 2.
+fn usage_error(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if !e.use_stderr() {
+        let _ = e.print();
+        return ExitCode::from(exit::OK);
+    }
+    let json = json_requested();
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand && !json {
+        // `floe` or `floe audit` alone: the help is the answer.
+        let _ = e.print();
+        return ExitCode::from(exit::USAGE);
+    }
+    // clap's rendering, on one line: the error with its details, tips, then the usage.
+    let rendered = e.render().to_string();
+    let (mut what, mut tips, mut usage) = (Vec::new(), Vec::new(), None);
+    for line in rendered.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with("For more information") {
+            continue;
+        } else if let Some(u) = line.strip_prefix("Usage: ") {
+            usage = Some(u);
+        } else if let Some(tip) = line.strip_prefix("tip: ") {
+            tips.push(tip);
+        } else {
+            what.push(line.strip_prefix("error: ").unwrap_or(line));
+        }
+    }
+    let mut message = if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        "a command is missing (see floe --help)".to_string()
+    } else if what.is_empty() {
+        "invalid arguments".to_string()
+    } else {
+        what.join(" ")
+    };
+    for tip in tips {
+        message = format!("{message}; {tip}");
+    }
+    if let Some(usage) = usage {
+        message = format!("{message}; usage: {usage}");
+    }
+    print_error(
+        if json {
+            OutputFormat::Json
+        } else {
+            OutputFormat::Text
+        },
+        &ErrorOutput {
+            error: message,
+            exit_code: exit::USAGE,
+            kind: exit::name(exit::USAGE).to_string(),
+        },
+    )
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -84,7 +142,11 @@ fn init_tracing() {
 }
 
 fn report(format: OutputFormat, error: &Error) -> ExitCode {
-    let doc = ErrorOutput::of(error);
+    print_error(format, &ErrorOutput::of(error))
+}
+
+/// Prints an error: one JSON document on stdout, or one line on stderr.
+fn print_error(format: OutputFormat, doc: &ErrorOutput) -> ExitCode {
     match format {
         OutputFormat::Json => {
             let _ = writeln!(
@@ -94,7 +156,7 @@ fn report(format: OutputFormat, error: &Error) -> ExitCode {
             );
         }
         OutputFormat::Text => {
-            let _ = writeln!(std::io::stderr(), "floe: {}", doc.error.replace('\n', " "));
+            let _ = writeln!(std::io::stderr(), "floe: {}", output::one_line(&doc.error));
         }
     }
     ExitCode::from(doc.exit_code)
@@ -167,17 +229,11 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
             Ok((None, exit::OK))
         }
         Command::Promote(a) => {
-            let app = App::open(g, true).await?;
+            // Every argument is checked before the state file is opened: bad input writes
+            // nothing.
             let (artifact, version) = artifact_version(&a.reference)?;
-            let mut req = PromotionRequest {
-                artifact,
-                version,
-                from: EnvName::new(&a.from)?,
-                to: EnvName::new(&a.to)?,
-                actor: actor(g)?,
-                reason: a.reason.clone(),
-                override_lock: a.override_lock,
-            };
+            let (from, to) = (EnvName::new(&a.from)?, EnvName::new(&a.to)?);
+            let actor = actor(g)?;
             if a.override_lock && a.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
                 return Err(Error::invalid(
                     "--override-lock",
@@ -185,8 +241,17 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
                     "overriding a lock needs --reason",
                 ));
             }
+            let app = App::open(g, true, &[&from, &to]).await?;
+            let req = PromotionRequest {
+                artifact,
+                version,
+                from,
+                to,
+                actor,
+                reason: a.reason.clone(),
+                override_lock: a.override_lock,
+            };
             if a.dry_run {
-                req.override_lock = a.override_lock;
                 let plan = PlanOutput::of(&app.manager.plan(req).await?);
                 let code = plan_code(&plan);
                 return Ok((Some(Output::Plan(plan)), code));
@@ -197,17 +262,28 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
             Ok((Some(Output::Promote(record?)), exit::OK))
         }
         Command::Rollback(a) => {
-            let app = App::open(g, true).await?;
             let env = EnvName::new(&a.env)?;
-            let (artifact, version) = if a.to.contains(':') {
-                artifact_version(&a.to)?
+            let named = if a.to.contains(':') {
+                Some(artifact_version(&a.to)?)
+            } else {
+                Tag::new(&a.to)?;
+                None
+            };
+            let actor = actor(g)?;
+            if a.reason.trim().is_empty() {
+                return Err(Error::invalid("--reason", "", "a rollback needs a reason"));
+            }
+            let app = App::open(g, true, &[&env]).await?;
+            let (artifact, version) = if let Some(named) = named {
+                named
             } else {
                 let running = app.store.deployments(Some(&env)).await?;
                 match running.as_slice() {
                     [one] => (one.artifact.clone(), Tag::new(&a.to)?),
                     [] => {
+                        // Nothing runs there: no artifact of any name was promoted.
                         return Err(Error::VersionNotPromoted {
-                            artifact: "(any artifact)".into(),
+                            artifact: "*".into(),
                             version: a.to.clone(),
                             environment: env,
                         });
@@ -232,7 +308,7 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
                 artifact,
                 environment: env,
                 to_version: version,
-                actor: actor(g)?,
+                actor,
                 reason: a.reason.clone(),
                 override_lock: a.override_lock,
             };
@@ -247,22 +323,35 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
             ))
         }
         Command::Status(a) => {
-            let app = App::open(g, false).await?;
             let env = a.env.as_deref().map(EnvName::new).transpose()?;
-            let environments = app.manager.status(env.as_ref()).await?;
+            let app = App::open(g, false, &env.iter().collect::<Vec<_>>()).await?;
+            let scheme = &app.config.settings().tag_scheme;
+            let environments = app
+                .manager
+                .status(env.as_ref())
+                .await?
+                .into_iter()
+                .map(|s| {
+                    StatusOutput::of(s, |d| {
+                        Ok((
+                            app.config.repository(&d.environment, &d.artifact)?,
+                            vec![
+                                scheme.environment_tag(&d.version, &d.environment)?,
+                                scheme.pointer_tag(&d.environment)?,
+                            ],
+                        ))
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
             Ok((Some(Output::Status { environments }), exit::OK))
         }
         Command::History(a) => {
-            let app = App::open(g, false).await?;
             let mut q = HistoryQuery {
                 environment: a.env.as_deref().map(EnvName::new).transpose()?,
                 limit: Some(a.limit),
                 order: Order::NewestFirst,
                 ..Default::default()
             };
-            if let Some(env) = &q.environment {
-                app.config.environment(env)?;
-            }
             if let Some(s) = &a.artifact {
                 if s.contains(':') {
                     let (name, version) = artifact_version(s)?;
@@ -272,11 +361,13 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
                     q.artifact = Some(ArtifactName::new(s)?);
                 }
             }
+            let app = App::open(g, false, &q.environment.iter().collect::<Vec<_>>()).await?;
             let events = app.manager.history(&q).await?;
             Ok((Some(Output::History { events }), exit::OK))
         }
         Command::Lock(a) => {
-            let app = App::open(g, false).await?;
+            let env = EnvName::new(&a.env)?;
+            let actor = actor(g)?;
             let expires = a
                 .expires
                 .as_deref()
@@ -289,22 +380,22 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
                         })
                 })
                 .transpose()?;
-            let lock = app
-                .manager
-                .lock(&EnvName::new(&a.env)?, &actor(g)?, &a.reason, expires)
-                .await?;
+            let app = App::open(g, false, &[&env]).await?;
+            let lock = app.manager.lock(&env, &actor, &a.reason, expires).await?;
             Ok((Some(Output::Lock { lock }), exit::OK))
         }
         Command::Unlock(a) => {
-            let app = App::open(g, false).await?;
+            let env = EnvName::new(&a.env)?;
+            let actor = actor(g)?;
+            let app = App::open(g, false, &[&env]).await?;
             let lock = app
                 .manager
-                .unlock(&EnvName::new(&a.env)?, &actor(g)?, a.reason.as_deref())
+                .unlock(&env, &actor, a.reason.as_deref())
                 .await?;
             Ok((Some(Output::Unlock { lock }), exit::OK))
         }
         Command::Envs => {
-            let app = App::open(g, false).await?;
+            let app = App::open(g, false, &[]).await?;
             let settings = app.config.settings();
             let environments = settings
                 .environments
@@ -370,7 +461,7 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
                     )
                 }
                 None => {
-                    let app = App::open(g, false).await?;
+                    let app = App::open(g, false, &[]).await?;
                     (
                         app.manager.verify().await?,
                         app.state_path.display().to_string(),
@@ -394,13 +485,8 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
             ))
         }
         Command::Audit(AuditCommand::Export(a)) => {
-            let app = App::open(g, false).await?;
             let environment = a.env.as_deref().map(EnvName::new).transpose()?;
-            if let Some(env) = &environment {
-                app.config.environment(env)?;
-            }
             let q = HistoryQuery {
-                environment,
                 since: a
                     .since
                     .as_deref()
@@ -411,8 +497,10 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
                     .as_deref()
                     .map(|s| parse_time("--until", s))
                     .transpose()?,
+                environment,
                 ..Default::default()
             };
+            let app = App::open(g, false, &q.environment.iter().collect::<Vec<_>>()).await?;
             let format = match a.format {
                 cli::ExportFormatArg::Jsonl => ExportFormat::Jsonl,
                 cli::ExportFormatArg::Csv => ExportFormat::Csv,
@@ -437,11 +525,11 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
                         std::process::id()
                     ));
                     let file = File::create(&tmp)
-                        .map_err(|e| Error::io(format!("creating {}", tmp.display()), e))?;
+                        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
                     let mut w = std::io::BufWriter::new(file);
                     let result = app.store.export(&q, format, &mut w).await.and_then(|n| {
                         w.flush()
-                            .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+                            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
                         Ok(n)
                     });
                     let n = match result {
@@ -474,7 +562,6 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
             }
         }
         Command::Attest(a) => {
-            let app = App::open(g, true).await?;
             let (artifact, version) = artifact_version(&a.reference)?;
             let env = EnvName::new(&a.env)?;
             let who = actor(g)?;
@@ -482,6 +569,7 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
                 None => serde_json::Value::Null,
                 Some(path) => read_report(path)?,
             };
+            let app = App::open(g, true, &[&env]).await?;
             let evidence = Evidence {
                 kind: match a.kind {
                     cli::EvidenceKindArg::Tests => EvidenceKind::Tests,

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use floe_promotion::gate::GateResult;
-use floe_promotion::history::{AuditEvent, ChainBreak};
+use floe_promotion::history::{AuditEvent, ChainBreak, Deployment};
 use floe_promotion::manager::{EnvironmentStatus, PlannedTag, PromotionPlan, PromotionRecord};
 use floe_promotion::registry::CopyMode;
 use floe_promotion::state::EnvLock;
@@ -28,7 +28,7 @@ pub enum Output {
     /// `floe status`.
     Status {
         /// Per environment, in order.
-        environments: Vec<EnvironmentStatus>,
+        environments: Vec<StatusOutput>,
     },
     /// `floe history`.
     History {
@@ -65,6 +65,60 @@ pub enum Output {
     Attest(AttestOutput),
 }
 
+/// An environment as `floe status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusOutput {
+    /// The environment.
+    pub environment: EnvName,
+    /// Its position in the promotion order (0 first).
+    pub position: usize,
+    /// The current version of each artifact there.
+    pub deployments: Vec<DeploymentOutput>,
+    /// Its active lock.
+    pub lock: Option<EnvLock>,
+}
+
+/// What runs in an environment, where, and under which tags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentOutput {
+    /// The deployment: environment, artifact, version, digest, since, by, the event.
+    #[serde(flatten)]
+    pub deployment: Deployment,
+    /// The repository holding the environment's copy.
+    pub repository: Repository,
+    /// The tags there that name this digest: the version's environment tag and the
+    /// environment's pointer.
+    pub tags: Vec<Tag>,
+}
+
+impl StatusOutput {
+    /// The printable status of an environment; `locate` gives a deployment's repository and
+    /// tags (from the configuration, without reaching the registry).
+    pub fn of(
+        status: EnvironmentStatus,
+        locate: impl Fn(&Deployment) -> floe_promotion::Result<(Repository, Vec<Tag>)>,
+    ) -> floe_promotion::Result<Self> {
+        let deployments = status
+            .deployments
+            .into_iter()
+            .map(|d| {
+                let (repository, tags) = locate(&d)?;
+                Ok(DeploymentOutput {
+                    deployment: d,
+                    repository,
+                    tags,
+                })
+            })
+            .collect::<floe_promotion::Result<_>>()?;
+        Ok(StatusOutput {
+            environment: status.environment,
+            position: status.position,
+            deployments,
+            lock: status.lock,
+        })
+    }
+}
+
 /// The JSON document of a failed command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorOutput {
@@ -81,11 +135,20 @@ impl ErrorOutput {
     pub fn of(error: &Error) -> Self {
         let code = exit::code(error);
         ErrorOutput {
-            error: error.to_string(),
+            error: one_line(&error.to_string()),
             exit_code: code,
             kind: exit::name(code).to_string(),
         }
     }
+}
+
+/// `text` on one line: its lines trimmed and joined with a space.
+pub fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// One thing that would refuse a planned operation.
@@ -152,7 +215,7 @@ impl PlanOutput {
                 .map(|e| {
                     let code = exit::code(e);
                     Blocker {
-                        message: e.to_string(),
+                        message: one_line(&e.to_string()),
                         exit_code: code,
                         kind: exit::name(code).to_string(),
                     }
@@ -326,19 +389,14 @@ impl Output {
             Output::Status { environments } => {
                 let _ = writeln!(
                     out,
-                    "{:<12} {:<16} {:<14} {:<19} {:<20} {:<12} LOCK",
+                    "{:<12} {:<16} {:<14} {:<19} {:<20} {:<12} TAGS",
                     "ENVIRONMENT", "ARTIFACT", "VERSION", "DIGEST", "SINCE", "BY"
                 );
                 for s in environments {
-                    let lock = s
-                        .lock
-                        .as_ref()
-                        .map(|l| format!("locked by {}: {}", l.owner, l.reason))
-                        .unwrap_or_default();
                     if s.deployments.is_empty() {
                         let _ = writeln!(
                             out,
-                            "{:<12} {:<16} {:<14} {:<19} {:<20} {:<12} {lock}",
+                            "{:<12} {:<16} {:<14} {:<19} {:<20} {:<12} -",
                             s.environment.as_str(),
                             "-",
                             "-",
@@ -348,15 +406,33 @@ impl Output {
                         );
                     }
                     for d in &s.deployments {
+                        let tags: Vec<&str> = d.tags.iter().map(Tag::as_str).collect();
+                        let dep = &d.deployment;
                         let _ = writeln!(
                             out,
-                            "{:<12} {:<16} {:<14} {:<19} {:<20} {:<12} {lock}",
+                            "{:<12} {:<16} {:<14} {:<19} {:<20} {:<12} {}",
                             s.environment.as_str(),
-                            d.artifact.as_str(),
-                            d.version.as_str(),
-                            format!("sha256:{}", d.digest.short()),
-                            d.since.format("%Y-%m-%d %H:%M:%S"),
-                            d.by
+                            dep.artifact.as_str(),
+                            dep.version.as_str(),
+                            format!("sha256:{}", dep.digest.short()),
+                            dep.since.format("%Y-%m-%d %H:%M:%S"),
+                            dep.by,
+                            tags.join(",")
+                        );
+                    }
+                }
+                for s in environments {
+                    if let Some(l) = &s.lock {
+                        let _ = writeln!(
+                            out,
+                            "{} is locked by {} since {}{}: {}",
+                            s.environment,
+                            l.owner,
+                            l.created.format("%Y-%m-%d %H:%M:%S"),
+                            l.expires
+                                .map(|e| format!(" until {}", e.format("%Y-%m-%d %H:%M:%S")))
+                                .unwrap_or_default(),
+                            l.reason
                         );
                     }
                 }
@@ -541,7 +617,32 @@ mod tests {
             created: chrono::Utc::now(),
             expires: None,
         };
+        let deployment = Deployment {
+            environment: EnvName::new("prod").unwrap(),
+            artifact: floe_promotion::ArtifactName::new("app").unwrap(),
+            version: Tag::new("v1.0.0").unwrap(),
+            digest: Digest::of(b"x"),
+            since: chrono::Utc::now(),
+            by: "ci".into(),
+            seq: 7,
+            kind: floe_promotion::history::EventKind::PromotionSucceeded,
+        };
         let outputs = vec![
+            Output::Status {
+                environments: vec![StatusOutput {
+                    environment: EnvName::new("prod").unwrap(),
+                    position: 2,
+                    deployments: vec![DeploymentOutput {
+                        deployment,
+                        repository: Repository::new("r.example.com/prod/app").unwrap(),
+                        tags: vec![
+                            Tag::new("v1.0.0-prod").unwrap(),
+                            Tag::new("latest-prod").unwrap(),
+                        ],
+                    }],
+                    lock: Some(lock.clone()),
+                }],
+            },
             Output::Lock { lock: lock.clone() },
             Output::Unlock { lock },
             Output::History { events: vec![] },

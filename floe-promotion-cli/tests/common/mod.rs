@@ -1,0 +1,374 @@
+//! Shared harness of the end-to-end tests: run the built `floe` binary in a temporary working
+//! directory, push fixtures with skopeo, read registries back with skopeo.
+//!
+//! Every test binary shares one `TestRegistry` (a real `docker-registry` on a free loopback
+//! port) and uses a fresh repository namespace per test.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use floe_promotion::Digest;
+use floe_promotion::history::AuditEvent;
+use floe_promotion::registry::{Manifest, OCI_MANIFEST};
+use floe_promotion_cli::output::{ErrorOutput, Output};
+use floe_promotion_oci::testing::{OciLayoutWriter, pseudo_random_bytes, skopeo};
+use serde::de::DeserializeOwned;
+
+/// The built binary.
+pub const FLOE: &str = env!("CARGO_BIN_EXE_floe");
+
+/// The result of one run of `floe`.
+#[derive(Debug)]
+pub struct Run {
+    /// The exit code (a signal is a test failure).
+    pub code: u8,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// The arguments, for messages.
+    pub args: Vec<String>,
+}
+
+impl Run {
+    /// Panics unless the run exited with `code`.
+    #[track_caller]
+    pub fn expect(&self, code: u8) -> &Self {
+        assert_eq!(
+            self.code,
+            code,
+            "floe {:?} exited {} ({}), expected {} ({})\nstdout:\n{}\nstderr:\n{}",
+            self.args,
+            self.code,
+            floe_promotion_cli::exit::name(self.code),
+            code,
+            floe_promotion_cli::exit::name(code),
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless the run succeeded.
+    #[track_caller]
+    pub fn ok(&self) -> &Self {
+        self.expect(floe_promotion_cli::exit::OK)
+    }
+
+    /// The whole standard output as one JSON document of type `T` (trailing content fails).
+    #[track_caller]
+    pub fn json<T: DeserializeOwned>(&self) -> T {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "floe {:?}: stdout is not one JSON document of the expected type: {e}\nstdout:\n{}\nstderr:\n{}",
+                self.args, self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// The success document.
+    #[track_caller]
+    pub fn output(&self) -> Output {
+        self.json()
+    }
+
+    /// A failed text-mode run: exactly one line on stderr, `floe: ...`, nothing on stdout, no
+    /// panic. Returns the line.
+    #[track_caller]
+    pub fn one_error_line(&self, code: u8) -> String {
+        self.expect(code);
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "floe {:?}: expected one line on stderr, got:\n{}",
+            self.args,
+            self.stderr
+        );
+        assert!(
+            lines[0].starts_with("floe: "),
+            "floe {:?}: the error line does not start with `floe: `: {}",
+            self.args,
+            lines[0]
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "floe {:?} panicked: {}",
+            self.args,
+            self.stderr
+        );
+        assert!(
+            self.stdout.is_empty(),
+            "floe {:?}: an error printed on stdout too: {}",
+            self.args,
+            self.stdout
+        );
+        lines[0].to_string()
+    }
+
+    /// A failed JSON-mode run: stdout is one [`ErrorOutput`] with this exit code, stderr is
+    /// empty. Returns the document.
+    #[track_caller]
+    pub fn json_error(&self, code: u8) -> ErrorOutput {
+        self.expect(code);
+        let doc: ErrorOutput = self.json();
+        assert_eq!(doc.exit_code, code, "{doc:?}");
+        assert_eq!(doc.kind, floe_promotion_cli::exit::name(code), "{doc:?}");
+        assert!(
+            !doc.error.is_empty() && !doc.error.contains('\n'),
+            "{doc:?}"
+        );
+        assert!(
+            self.stderr.is_empty(),
+            "floe {:?}: stderr is not empty in JSON mode: {}",
+            self.args,
+            self.stderr
+        );
+        doc
+    }
+}
+
+/// A temporary working directory with a `manifest.yaml`, where `floe` runs.
+#[derive(Debug)]
+pub struct Workspace {
+    dir: tempfile::TempDir,
+    /// An empty directory given as `DOCKER_CONFIG`, so no credentials of the machine are used.
+    docker_home: tempfile::TempDir,
+}
+
+impl Workspace {
+    /// A workspace with `manifest` as its `manifest.yaml`.
+    pub fn new(manifest: &str) -> Self {
+        let ws = Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+            docker_home: tempfile::tempdir().expect("temp dir"),
+        };
+        ws.write("manifest.yaml", manifest);
+        ws
+    }
+
+    /// The working directory.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path in the working directory.
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// The default state file (`.floe/state.db`).
+    pub fn state(&self) -> PathBuf {
+        self.join(".floe/state.db")
+    }
+
+    /// Writes a file in the working directory.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    /// Runs `floe ARGS` in the working directory, with a clean environment for floe.
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.run_env(args, &[])
+    }
+
+    /// Runs `floe ARGS` with extra environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(FLOE);
+        cmd.args(args)
+            .current_dir(self.path())
+            .stdin(Stdio::null())
+            .env_remove("RUST_LOG")
+            .env_remove("FLOE_MANIFEST")
+            .env_remove("FLOE_STATE")
+            .env_remove("FLOE_ACTOR")
+            .env_remove("FLOE_ACTOR_GROUPS")
+            .env_remove("FLOE_DOCKER_CONFIG")
+            .env("DOCKER_CONFIG", self.docker_home.path())
+            .env("USER", "e2e-user");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("running floe");
+        let code = out
+            .status
+            .code()
+            .unwrap_or_else(|| panic!("floe {args:?} was killed by a signal: {:?}", out.status));
+        Run {
+            code: u8::try_from(code).expect("exit code fits u8"),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// `floe --output json history --limit 100000`, oldest first.
+    pub fn history(&self) -> Vec<AuditEvent> {
+        match self
+            .run(&["--output", "json", "history", "--limit", "100000"])
+            .ok()
+            .output()
+        {
+            Output::History { mut events } => {
+                events.reverse();
+                events
+            }
+            other => panic!("history printed {other:?}"),
+        }
+    }
+}
+
+/// An image with one config and two layers (pseudo-random bytes from `seed`), written as an OCI
+/// layout in `dir` under `tag`. Returns the manifest digest.
+pub fn image_layout(dir: &Path, tag: &str, seed: u64) -> Digest {
+    let mut layout = OciLayoutWriter::create(dir);
+    let config = format!(
+        "{{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":{seed},\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[]}}}}"
+    );
+    let (config_digest, config_size) = layout.blob(config.as_bytes());
+    let mut layers = Vec::new();
+    for (i, size) in [40_000usize, 3_000].into_iter().enumerate() {
+        let (d, s) = layout.blob(&pseudo_random_bytes(size, seed * 10 + i as u64));
+        layers.push(format!(
+            "{{\"mediaType\":\"application/vnd.oci.image.layer.v1.tar\",\"digest\":\"{d}\",\"size\":{s}}}"
+        ));
+    }
+    // Unusual spacing: a client that re-serialised the manifest would change its digest.
+    let bytes = format!(
+        "{{ \"schemaVersion\": 2, \"mediaType\": \"{OCI_MANIFEST}\",\n  \"config\": {{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{config_digest}\",\"size\":{config_size}}},\n  \"layers\": [ {} ],\n  \"annotations\": {{ \"org.opencontainers.image.source\": \"https://example.com/app\" }} }}\n",
+        layers.join(", ")
+    );
+    let manifest = Manifest::from_bytes(bytes.into_bytes(), Some(OCI_MANIFEST)).expect("manifest");
+    layout.manifest(&manifest, Some(tag));
+    layout.finish();
+    manifest.digest().clone()
+}
+
+/// Pushes `NAME:TAG` as CI would: builds an image layout and `skopeo copy`s it to
+/// `docker://REPO:TAG` (plain HTTP, digests preserved). `creds` is `user:password`.
+pub fn push(repo: &str, tag: &str, seed: u64, creds: Option<&str>) -> Digest {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let digest = image_layout(dir.path(), tag, seed);
+    let src = format!("oci:{}:{tag}", dir.path().display());
+    let dst = format!("docker://{repo}:{tag}");
+    let mut args = vec![
+        "copy",
+        "--quiet",
+        "--preserve-digests",
+        "--dest-tls-verify=false",
+    ];
+    let creds_arg;
+    if let Some(c) = creds {
+        creds_arg = format!("--dest-creds={c}");
+        args.push(&creds_arg);
+    }
+    args.extend([src.as_str(), dst.as_str()]);
+    skopeo(&args);
+    assert_eq!(skopeo_digest(&format!("{repo}:{tag}"), creds), digest);
+    digest
+}
+
+/// The digest at `HOST/REPO:TAG` (or `@DIGEST`), read by skopeo.
+pub fn skopeo_digest(reference: &str, creds: Option<&str>) -> Digest {
+    let target = format!("docker://{reference}");
+    let creds_arg = creds.map(|c| format!("--creds={c}"));
+    let mut args = vec!["inspect", "--tls-verify=false", "--format", "{{.Digest}}"];
+    if let Some(c) = &creds_arg {
+        args.push(c);
+    }
+    args.push(&target);
+    let out = skopeo(&args);
+    Digest::new(String::from_utf8_lossy(&out).trim()).expect("skopeo printed a digest")
+}
+
+/// The tags of `HOST/REPO`, sorted, by `skopeo list-tags`; none when the repository does not
+/// exist yet.
+pub fn tags(repo: &str, creds: Option<&str>) -> Vec<String> {
+    let mut cmd = Command::new("skopeo");
+    cmd.args(["list-tags", "--tls-verify=false"]);
+    if let Some(c) = creds {
+        cmd.arg(format!("--creds={c}"));
+    }
+    let out = cmd
+        .arg(format!("docker://{repo}"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("running skopeo list-tags");
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("404") || err.contains("NAME_UNKNOWN"),
+            "skopeo list-tags {repo} failed: {err}"
+        );
+        return Vec::new();
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("list-tags JSON");
+    let mut tags: Vec<String> = v["Tags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.sort();
+    tags
+}
+
+/// A manifest whose environments `dev`, `staging`, `prod` are repositories `ns/<env>` on the
+/// registry `host`, with `extra` YAML appended under each environment (by name).
+pub fn three_env_manifest(host: &str, ns: &str, extra: &[(&str, &str)]) -> String {
+    let mut out = format!(
+        "artifacts:\n  promotion:\n    default_timeout_seconds: 30\n    insecure_registries: [\"{host}\"]\n    environments:\n"
+    );
+    for env in ["dev", "staging", "prod"] {
+        out.push_str(&format!(
+            "      - name: {env}\n        repository: {ns}/{env}\n"
+        ));
+        for (e, yaml) in extra {
+            if *e == env {
+                for line in yaml.lines() {
+                    out.push_str("        ");
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A loopback port nothing listens on (bound, then released).
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+/// Standard base64 (for the `auth` field of a docker config).
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}

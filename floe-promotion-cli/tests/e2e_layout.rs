@@ -1,0 +1,251 @@
+//! End to end: the quick start (environments in OCI image-layout directories, no server) run
+//! through the built binary, and the shell completions.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{FLOE, Workspace};
+use floe_promotion::Digest;
+use floe_promotion::history::EventKind;
+use floe_promotion_cli::exit;
+use floe_promotion_cli::output::{AttestOutput, Output};
+use floe_promotion_oci::testing::skopeo;
+
+fn quickstart() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The quick start's workspace: its manifest, and the demo artifact pushed into dev.
+fn workspace() -> Workspace {
+    let manifest = std::fs::read_to_string(quickstart().join("manifest.yaml")).unwrap();
+    let ws = Workspace::new(&manifest);
+    copy_dir(
+        &quickstart().join("demo-artifact"),
+        &ws.join("registry/dev/demo"),
+    );
+    ws
+}
+
+/// The digest skopeo reads at `oci:DIR:TAG`.
+fn layout_digest(dir: &Path, tag: &str) -> Digest {
+    let out = skopeo(&[
+        "inspect",
+        "--format",
+        "{{.Digest}}",
+        &format!("oci:{}:{tag}", dir.display()),
+    ]);
+    Digest::new(String::from_utf8_lossy(&out).trim()).unwrap()
+}
+
+/// `scripts/quickstart.sh`, step by step: attest, promote to staging, dry run and promote to
+/// prod (separation of duties: another actor), status, history, verify. skopeo reads the same
+/// digest in every environment's layout.
+#[test]
+fn quick_start_promotes_through_layout_directories() {
+    let ws = workspace();
+    let dev_dir = ws.join("registry/dev/demo");
+    let digest = layout_digest(&dev_dir, "v1.0.0");
+
+    let text = ws.run(&["envs"]).ok().stdout.clone();
+    assert!(
+        text.contains("1. dev") && text.contains("3. prod"),
+        "{text}"
+    );
+
+    // Without test evidence the staging gate refuses.
+    let line = ws
+        .run(&[
+            "promote",
+            "demo:v1.0.0",
+            "--from",
+            "dev",
+            "--to",
+            "staging",
+            "--actor",
+            "ci",
+        ])
+        .one_error_line(exit::GATE_FAILED);
+    assert!(line.contains("tests"), "{line}");
+    assert!(!ws.join("registry/staging/demo").join("index.json").exists());
+
+    let attest = ws.run(&[
+        "--output",
+        "json",
+        "attest",
+        "demo:v1.0.0",
+        "--env",
+        "dev",
+        "--kind",
+        "tests",
+        "--status",
+        "passed",
+        "--actor",
+        "ci",
+    ]);
+    let Output::Attest(AttestOutput {
+        digest: attested, ..
+    }) = attest.ok().output()
+    else {
+        panic!()
+    };
+    assert_eq!(attested, digest);
+
+    ws.run(&[
+        "promote",
+        "demo:v1.0.0",
+        "--from",
+        "dev",
+        "--to",
+        "staging",
+        "--actor",
+        "ci",
+    ])
+    .ok();
+    // The promoter into staging may not promote out of it.
+    ws.run(&[
+        "promote",
+        "demo:v1.0.0",
+        "--from",
+        "staging",
+        "--to",
+        "prod",
+        "--actor",
+        "ci",
+    ])
+    .one_error_line(exit::SEPARATION_OF_DUTIES);
+
+    let dry = ws.run(&[
+        "--output",
+        "json",
+        "promote",
+        "demo:v1.0.0",
+        "--from",
+        "staging",
+        "--to",
+        "prod",
+        "--actor",
+        "release-manager",
+        "--dry-run",
+    ]);
+    let Output::Plan(plan) = dry.ok().output() else {
+        panic!()
+    };
+    assert!(plan.would_succeed, "{plan:?}");
+    assert!(!ws.join("registry/prod").exists(), "a dry run wrote prod");
+
+    let run = ws.run(&[
+        "promote",
+        "demo:v1.0.0",
+        "--from",
+        "staging",
+        "--to",
+        "prod",
+        "--actor",
+        "release-manager",
+    ]);
+    assert!(run.ok().stdout.contains("promoted demo:v1.0.0"), "{run:?}");
+
+    for (env, tag) in [
+        ("dev", "v1.0.0"),
+        ("staging", "v1.0.0-staging"),
+        ("staging", "latest-staging"),
+        ("prod", "v1.0.0-prod"),
+        ("prod", "latest-prod"),
+    ] {
+        assert_eq!(
+            layout_digest(&ws.join(&format!("registry/{env}/demo")), tag),
+            digest,
+            "{env}:{tag}"
+        );
+    }
+
+    let Output::Status { environments } = ws.run(&["--output", "json", "status"]).ok().output()
+    else {
+        panic!()
+    };
+    let prod = &environments[2].deployments[0];
+    assert_eq!(prod.deployment.digest, digest);
+    assert_eq!(prod.deployment.by, "release-manager");
+    assert!(prod.repository.as_str().starts_with("oci-layout:"));
+
+    let kinds: Vec<EventKind> = ws.history().iter().map(|e| e.record.kind).collect();
+    assert_eq!(kinds.first(), Some(&EventKind::PromotionRequested));
+    assert_eq!(kinds.last(), Some(&EventKind::PromotionSucceeded));
+    assert!(kinds.contains(&EventKind::EvidenceAttached));
+
+    let verify = ws.run(&["audit", "verify"]);
+    assert!(verify.ok().stdout.contains("intact"), "{verify:?}");
+}
+
+/// The shipped script runs the same steps; its manifest stays valid for the binary.
+#[test]
+fn quick_start_manifest_is_what_the_script_uses() {
+    let script = std::fs::read_to_string(quickstart().join("../../scripts/quickstart.sh")).unwrap();
+    for step in [
+        "attest demo:v1.0.0 --env dev --kind tests --status passed",
+        "promote demo:v1.0.0 --from dev --to staging",
+        "promote demo:v1.0.0 --from staging --to prod",
+        "audit verify",
+    ] {
+        assert!(
+            script.contains(step),
+            "the quick start no longer runs `{step}`"
+        );
+    }
+    let ws = workspace();
+    let Output::Envs { environments } = ws.run(&["--output", "json", "envs"]).ok().output() else {
+        panic!()
+    };
+    assert_eq!(environments.len(), 3);
+}
+
+/// `floe completions SHELL` prints a script the shell accepts.
+#[test]
+fn completions_for_bash_zsh_and_fish() {
+    let ws = Workspace::new("");
+    let bash = ws.run(&["completions", "bash"]);
+    assert!(bash.ok().stdout.contains("_floe()"), "{bash:?}");
+    for sub in ["promote", "rollback", "status", "audit"] {
+        assert!(
+            bash.stdout.contains(sub),
+            "no {sub} in the bash completions"
+        );
+    }
+    // bash loads it and registers the completion for `floe`.
+    let script = ws.write("floe.bash", &bash.stdout);
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p floe", script.display()))
+        .output()
+        .expect("running bash");
+    assert!(
+        out.status.success(),
+        "bash rejected the script: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("floe"));
+
+    let zsh = ws.run(&["completions", "zsh"]);
+    assert!(zsh.ok().stdout.starts_with("#compdef floe"), "{zsh:?}");
+    let fish = ws.run(&["completions", "fish"]);
+    assert!(fish.ok().stdout.contains("complete -c floe"), "{fish:?}");
+
+    ws.run(&["completions", "tcsh"]).one_error_line(exit::USAGE);
+    // Completions need no manifest and write no state.
+    assert!(!ws.join(".floe").exists());
+    assert!(Path::new(FLOE).exists());
+}
