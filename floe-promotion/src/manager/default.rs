@@ -738,6 +738,36 @@ impl DefaultPromotionManager {
         }
     }
 
+    /// Input that does not form a request at all (an unknown environment, an override without
+    /// a reason) is refused before anything is recorded; every refusal of a well-formed
+    /// request is recorded as a failed event.
+    fn check_request_input(&self, req: &PromotionRequest) -> Result<()> {
+        let config = &self.parts.config;
+        config.environment(&req.from)?;
+        config.environment(&req.to)?;
+        if req.override_lock && req.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+            return Err(Error::invalid(
+                "lock override",
+                req.to.to_string(),
+                "overriding a lock needs a reason",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Like [`Self::check_request_input`], for rollbacks: a known environment and a reason.
+    fn check_rollback_input(&self, req: &RollbackRequest) -> Result<()> {
+        self.parts.config.environment(&req.environment)?;
+        if req.reason.trim().is_empty() {
+            return Err(Error::invalid(
+                "rollback reason",
+                "",
+                "a rollback needs a reason",
+            ));
+        }
+        Ok(())
+    }
+
     async fn fail_promotion(&self, req: &PromotionRequest, ev: &Evaluation, e: Error) -> Error {
         let record = self.promotion_event(EventKind::PromotionFailed, req, self.now());
         self.record_failure(record, ev, &e).await;
@@ -886,6 +916,7 @@ impl PromotionManager for DefaultPromotionManager {
         let started = self.now();
         let mut ev = Evaluation::new(started, false);
         let mut warnings = Vec::new();
+        self.check_request_input(&req)?;
         let mut requested = self.promotion_event(EventKind::PromotionRequested, &req, started);
         requested.id = ev.id;
         self.record(vec![requested], &mut warnings).await?;
@@ -991,6 +1022,7 @@ impl PromotionManager for DefaultPromotionManager {
         let started = self.now();
         let mut ev = Evaluation::new(started, false);
         let mut warnings = Vec::new();
+        self.check_rollback_input(&req)?;
         if let Err(e) = self.evaluate_rollback(&req, &mut ev).await {
             let record = self.rollback_event(EventKind::RollbackFailed, &req, self.now());
             self.record_failure(record, &ev, &e).await;
