@@ -9,7 +9,7 @@ use floe_promotion::{
     Result,
 };
 use floe_promotion_oci::{
-    CosignVerifier, CredentialSource, OciLayoutRegistry, OciOptions, OciRegistry, RoutingRegistry,
+    CosignVerifier, CredentialSource, OciLayoutRegistry, OciOptions, RoutingRegistry,
 };
 use floe_promotion_sqlite::SqliteStore;
 
@@ -107,10 +107,7 @@ impl App {
                 Some(path) => CredentialSource::docker_config(path),
                 None => CredentialSource::default(),
             });
-        let remote = match &progress {
-            Some(p) => OciRegistry::new_with_observer(options, p.observer())?,
-            None => OciRegistry::new(options)?,
-        };
+        let remote = crate::lazy::LazyRemote::new(options, progress.as_ref().map(|p| p.observer()));
         let registry: Arc<dyn ArtifactRegistry> =
             Arc::new(RoutingRegistry::new(OciLayoutRegistry::new(), remote));
         let mut builder = DefaultPromotionManager::builder()

@@ -8,6 +8,7 @@
 mod app;
 pub mod cli;
 pub mod exit;
+mod lazy;
 pub mod output;
 mod progress;
 

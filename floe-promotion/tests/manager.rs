@@ -172,7 +172,10 @@ async fn unknown_environment_is_not_found() {
         .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
     assert!(err.to_string().contains("qa"));
-    assert!(p.history.is_empty(), "input that names no environment is not recorded");
+    assert!(
+        p.history.is_empty(),
+        "input that names no environment is not recorded"
+    );
 }
 
 #[tokio::test]

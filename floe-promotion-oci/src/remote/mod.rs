@@ -165,6 +165,17 @@ impl OciRegistry {
         Ok(registry)
     }
 
+    /// How a copy between two remote locations moves blobs, without a client and without
+    /// I/O: the same repository needs tags only, the same registry mounts, another streams.
+    pub fn copy_mode_between(src: &Repository, dst: &Repository) -> CopyMode {
+        match (RemoteRepo::parse(src), RemoteRepo::parse(dst)) {
+            (Ok(s), Ok(d)) => copy::mode(&s, &d),
+            // Unparseable locations fail in `copy`; say "stream", the most general answer.
+            _ if src == dst => CopyMode::TagOnly,
+            _ => CopyMode::Stream,
+        }
+    }
+
     /// The options this registry was built with.
     pub fn options(&self) -> &OciOptions {
         &self.inner.options
@@ -620,11 +631,6 @@ impl ArtifactRegistry for OciRegistry {
     }
 
     fn copy_mode(&self, src: &Repository, dst: &Repository) -> CopyMode {
-        match (RemoteRepo::parse(src), RemoteRepo::parse(dst)) {
-            (Ok(s), Ok(d)) => copy::mode(&s, &d),
-            // Unparseable locations fail in `copy`; say "stream", the most general answer.
-            _ if src == dst => CopyMode::TagOnly,
-            _ => CopyMode::Stream,
-        }
+        OciRegistry::copy_mode_between(src, dst)
     }
 }
