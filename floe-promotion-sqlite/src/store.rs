@@ -234,10 +234,14 @@ impl SqliteStore {
             if let Some(dir) = parent
                 && !dir.is_dir()
             {
-                return Err(Error::not_found(format!(
-                    "directory {} of the SQLite database {name}",
-                    dir.display()
-                )));
+                return Err(if dir.exists() {
+                    store_err(&name, format!("{} is not a directory", dir.display()))
+                } else {
+                    Error::not_found(format!(
+                        "directory {} of the SQLite database {name}",
+                        dir.display()
+                    ))
+                });
             }
         }
         let shared = Shared {
@@ -257,7 +261,7 @@ impl SqliteStore {
             if read_only {
                 return Err(store_err(
                     &shared.name,
-                    "the database file is not writable; open it with open_read_only",
+                    "the database file is not writable (commands that change state need write access)",
                 ));
             }
             let mode: String = conn
