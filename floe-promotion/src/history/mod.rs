@@ -391,7 +391,13 @@ pub trait HistoryStore: Send + Sync + Debug + 'static {
     }
 }
 
-/// Conveniences over any [`HistoryStore`].
+/// Conveniences over any [`HistoryStore`], implemented for every store.
+///
+/// # Contract
+///
+/// - `append` stores one event exactly as `append_batch` of a one-element batch would, and
+///   returns it as stored.
+/// - `latest` returns the newest `n` events of an environment, newest first.
 #[async_trait]
 pub trait HistoryExt: HistoryStore {
     /// Appends one event.

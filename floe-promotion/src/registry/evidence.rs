@@ -78,7 +78,16 @@ pub struct Evidence {
     pub details: serde_json::Value,
 }
 
-/// Conveniences over any [`ArtifactRegistry`]: evidence attachment and lookup.
+/// Conveniences over any [`ArtifactRegistry`]: evidence attachment and lookup, implemented for
+/// every registry.
+///
+/// # Contract
+///
+/// - `attach_evidence` stores the evidence as an OCI artifact whose `subject` is the digest
+///   (so it is one of its referrers and travels with it on `copy`), and returns its digest; a
+///   subject missing from the repository is [`Error::NotFound`](crate::Error::NotFound).
+/// - `evidence` returns every piece of evidence attached to that digest, oldest first, and
+///   none attached to another digest; referrers that are not floe evidence are skipped.
 #[async_trait]
 pub trait RegistryExt: ArtifactRegistry {
     /// Attaches `evidence` to `subject` in `repo` as an OCI artifact whose `subject` is the

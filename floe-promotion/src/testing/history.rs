@@ -20,6 +20,11 @@ use crate::model::{Actor, ArtifactName, Digest, EnvName, Tag};
 
 /// Something that gives the store under test, and keeps whatever it needs alive (a temporary
 /// directory) for as long as the case runs.
+///
+/// # Contract
+///
+/// - `history` returns the same store every time it is called on one fixture, fresh (empty)
+///   for each case.
 pub trait HistoryFixture: Send + 'static {
     /// The store under test.
     fn history(&self) -> Arc<dyn HistoryStore>;

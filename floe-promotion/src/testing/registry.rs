@@ -602,7 +602,8 @@ pub async fn concurrent_writes(registry: &dyn ArtifactRegistry, base: &Repositor
 }
 
 /// Evidence attached with [`RegistryExt::attach_evidence`] reads back with
-/// [`RegistryExt::evidence`], bound to its digest only.
+/// [`RegistryExt::evidence`], bound to its digest only; other referrers are skipped, and a
+/// missing subject is `NotFound`.
 pub async fn evidence_round_trip(registry: &dyn ArtifactRegistry, base: &Repository) {
     let r = repo(base, "app");
     let a = push_image(registry, &r, "a", &[b"a"]).await;
@@ -619,9 +620,17 @@ pub async fn evidence_round_trip(registry: &dyn ArtifactRegistry, base: &Reposit
         .attach_evidence(&r, a.digest(), &evidence)
         .await
         .expect("attach");
+    // A referrer that is not floe evidence (an SBOM, say) is skipped.
+    push_referrer(registry, &r, &a, "application/vnd.example.sbom", b"sbom").await;
     assert_eq!(
         registry.evidence(&r, a.digest()).await.expect("a"),
-        vec![evidence]
+        vec![evidence.clone()]
+    );
+    assert_not_found(
+        registry
+            .attach_evidence(&r, &Digest::of(b"never pushed"), &evidence)
+            .await,
+        "evidence for a missing subject",
     );
     assert!(
         registry

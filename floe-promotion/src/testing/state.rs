@@ -19,6 +19,11 @@ use crate::state::{
 
 /// Something that gives the stores under test, and keeps whatever they need alive (a
 /// temporary directory) for as long as the case runs.
+///
+/// # Contract
+///
+/// - `locks` and `approvals` return the same stores every time they are called on one
+///   fixture, fresh (empty) for each case.
 pub trait StateFixture: Send + 'static {
     /// The lock store under test.
     fn locks(&self) -> Arc<dyn LockStore>;
