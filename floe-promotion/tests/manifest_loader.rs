@@ -138,12 +138,17 @@ fn a_complete_manifest_loads_into_the_expected_settings() {
             )
         })
         .collect();
+    // A relative program is the manifest's neighbour; commands run in the manifest's directory.
+    let smoke = fixtures().join("scripts/smoke.sh");
+    for (_, spec) in &g.commands {
+        assert_eq!(spec.working_dir.as_deref(), Some(fixtures().as_path()));
+    }
     assert_eq!(
         commands,
         [
             (
                 "smoke",
-                vec!["./scripts/smoke.sh", "--target", "${ARTIFACT_REF}"],
+                vec![smoke.to_str().unwrap(), "--target", "${ARTIFACT_REF}"],
                 Some(Duration::from_secs(120))
             ),
             (

@@ -789,7 +789,22 @@ impl<'a> Loader<'a> {
                 format!("{field}: a command needs a program as its first argument"),
             ));
         }
+        let mut argv = argv;
+        // A program given as a relative path (`./smoke.sh`, `scripts/check`) is the manifest's
+        // neighbour, like every other path in it; a bare name is looked up in PATH.
+        if argv[0].contains('/') && Path::new(&argv[0]).is_relative() {
+            argv[0] = self.path(&argv[0]).to_string_lossy().into_owned();
+        }
         Ok(argv)
+    }
+
+    /// Commands run in the manifest's directory, so relative arguments mean the same from
+    /// wherever floe is started.
+    fn anchored(&self, mut spec: CommandSpec) -> CommandSpec {
+        if spec.working_dir.is_none() {
+            spec.working_dir = self.base.clone();
+        }
+        spec
     }
 
     fn command(
@@ -804,7 +819,7 @@ impl<'a> Loader<'a> {
         if let Some(t) = timeout {
             spec.timeout = Some(self.seconds(&format!("{field}.timeout_seconds"), t)?);
         }
-        Ok(spec)
+        Ok(self.anchored(spec))
     }
 
     /// A `gate_commands` entry or an inline command gate.
@@ -812,7 +827,9 @@ impl<'a> Loader<'a> {
         match &value.value {
             RawGateValue::Args(args) => {
                 let argv = self.argv(field, args, &value.referenced)?;
-                CommandSpec::new(argv).map_err(|e| self.at(value, format!("{field}: {e}")))
+                CommandSpec::new(argv)
+                    .map(|spec| self.anchored(spec))
+                    .map_err(|e| self.at(value, format!("{field}: {e}")))
             }
             RawGateValue::Map(map) => {
                 self.command(field, &map.command, map.timeout_seconds.as_ref())
@@ -1207,13 +1224,7 @@ impl<'a> Loader<'a> {
     fn scan(&self, field: &str, at: &Spanned<RawScanGate>, raw: &RawScan) -> Result<ScanSettings> {
         let source = match (&raw.command, &raw.report) {
             (Some(cmd), None) => {
-                let argv = self.argv(&format!("{field}.command"), &cmd.value, &cmd.referenced)?;
-                let mut spec =
-                    CommandSpec::new(argv).map_err(|e| self.at(cmd, format!("{field}: {e}")))?;
-                if let Some(t) = &raw.timeout_seconds {
-                    spec.timeout = Some(self.seconds(&format!("{field}.timeout_seconds"), t)?);
-                }
-                ScanSource::Command(spec)
+                ScanSource::Command(self.command(field, cmd, raw.timeout_seconds.as_ref())?)
             }
             (None, Some(report)) => {
                 if raw.timeout_seconds.is_some() {
