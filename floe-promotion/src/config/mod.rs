@@ -22,11 +22,11 @@ pub use settings::{
 /// - `environments` returns the environments in promotion order (first is where CI pushes),
 ///   with unique names; the list is never empty.
 /// - `environment` returns the environment with that name, or
-///   [`Error::NotFound`](crate::Error::NotFound) naming it and the known environments.
+///   [`Error::NotFound`] naming it and the known environments.
 /// - `settings` returns the workspace-wide settings (tag scheme, timeouts, signatures).
 /// - `repository` is where an artifact lives in an environment: the environment's repository
 ///   location joined with the artifact name, or the default registry's when the environment
-///   names none; [`Error::Config`](crate::Error::Config) when neither is set.
+///   names none; [`Error::Config`] when neither is set.
 /// - The answers do not change during the life of the value.
 pub trait EnvironmentConfig: Send + Sync + Debug + 'static {
     /// The workspace-wide settings, including every environment in order.

@@ -86,7 +86,7 @@ const NAMED_FINDINGS: usize = 5;
 /// A scanner command runs like a [`CommandGate`](super::CommandGate) (argv, placeholders,
 /// process group, timeout); its stdout is the report. A scanner that exits non-zero but
 /// printed a report (Trivy's `--exit-code`, Grype's `--fail-on`) is judged by the report. A
-/// report that cannot be read or parsed, or is larger than [`MAX_REPORT_BYTES`], is an error
+/// report that cannot be read or parsed, or is larger than 64 MiB, is an error
 /// naming the file or command.
 #[derive(Debug, Clone)]
 pub struct ScanGate {

@@ -1,6 +1,6 @@
 //! Conformance suite of [`PromotionGate`]: checks any gate, built-in or your own, against the
 //! sentences of the trait's contract that hold for every gate. Use it with a
-//! [`TestPipeline`](super::pipeline::TestPipeline) and its
+//! [`TestPipeline`] and its
 //! [`gate_context`](super::pipeline::TestPipeline::gate_context).
 
 use std::time::Duration;
