@@ -595,7 +595,6 @@ impl Output {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use floe_promotion::Actor;
 
     #[test]
     fn error_documents_have_the_documented_shape() {
@@ -666,6 +665,5 @@ mod tests {
             assert_eq!(back, o);
             assert!(!o.text().is_empty());
         }
-        let _ = Actor::new("x");
     }
 }

@@ -114,37 +114,16 @@ impl Layout {
         digest: &Digest,
         media_type: Option<&str>,
     ) -> Result<Manifest> {
-        let path = self.blob_path(digest);
         let not_found =
             |why: &str| Error::not_found(format!("manifest {}@{digest}{why}", self.repo));
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(not_found("")),
-            Err(e) => return Err(io_error("reading", &path, e)),
+        let bytes = match self.read_blob(digest, SMALL_BLOB_LIMIT) {
+            Ok(bytes) => bytes,
+            Err(Error::NotFound { .. }) => return Err(not_found("")),
+            Err(Error::InvalidInput { .. }) => {
+                return Err(not_found(" (a blob larger than any manifest)"));
+            }
+            Err(e) => return Err(e),
         };
-        let len = file
-            .metadata()
-            .map_err(|e| io_error("reading", &path, e))?
-            .len();
-        if len > SMALL_BLOB_LIMIT {
-            return Err(not_found(&format!(
-                " (a blob of {len} bytes, larger than any manifest)"
-            )));
-        }
-        let mut bytes = Vec::with_capacity(len as usize);
-        (&file)
-            .take(SMALL_BLOB_LIMIT + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| io_error("reading", &path, e))?;
-        if Digest::of(&bytes) != *digest {
-            return Err(self.corrupt(
-                &path,
-                format!(
-                    "content does not match its name: hashes to {}",
-                    Digest::of(&bytes)
-                ),
-            ));
-        }
         let media_type = media_type.filter(|m| !m.is_empty());
         let manifest = Manifest::from_bytes(bytes, media_type)
             .map_err(|_| not_found(" (the blob is not a manifest)"))?;
