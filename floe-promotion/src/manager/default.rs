@@ -134,6 +134,25 @@ impl Evaluation {
     }
 }
 
+/// What [`DefaultPromotionManager::write`] did, under a lease the caller releases.
+struct Written {
+    /// The tags written, in order.
+    tags: Vec<Tag>,
+    /// What the copy moved, when the repositories differ.
+    copy: Option<CopyReport>,
+    /// The environment's promotion lease.
+    lease: Lease,
+    /// A lock found in force under the lease and passed with the request's override.
+    lock: Option<EnvLock>,
+    /// Tags whose write failed but that the registry holds all the same (a lost reply).
+    confirmed: Vec<Tag>,
+}
+
+/// Tags as a comma-separated list, for event details.
+fn tag_list(tags: &[Tag]) -> String {
+    tags.iter().map(Tag::as_str).collect::<Vec<_>>().join(",")
+}
+
 const SETS_CURRENT: [EventKind; 3] = [
     EventKind::PromotionSucceeded,
     EventKind::RollbackSucceeded,
@@ -663,20 +682,35 @@ impl DefaultPromotionManager {
     /// Writes the planned tags (copying first when the repositories differ) under the
     /// environment's lease, which the caller releases after recording the outcome, so the
     /// order of outcome events is the order of the writes.
+    ///
+    /// Under the lease, what changed while the gates ran decides: the lock is checked again
+    /// before the first write and again before the first tag moves (a lock taken meanwhile
+    /// refuses the request unless it carries a break-glass override), and immutable tags are
+    /// checked again. A tag write that fails is read back: a write the registry applied but
+    /// whose reply was lost counts as written, so the record agrees with the registry.
     async fn write(
         &self,
         ev: &Evaluation,
         lease_env: &EnvName,
         actor: &Actor,
         immutable: &[&Tag],
-    ) -> Result<(Vec<Tag>, Option<CopyReport>, Lease)> {
+        override_lock: bool,
+    ) -> Result<Written> {
         let (Some(manifest), Some(source), Some(target)) =
             (ev.manifest.as_ref(), ev.source.as_ref(), ev.target.as_ref())
         else {
             return Err(Error::Conflict("nothing resolved to write".into()));
         };
         let lease = self.take_lease(lease_env, actor, ev.id).await?;
+        let mut out = Written {
+            tags: Vec::new(),
+            copy: None,
+            lease,
+            lock: None,
+            confirmed: Vec::new(),
+        };
         let result = async {
+            out.lock = self.recheck_lock(lease_env, override_lock).await?;
             // Another promoter may have written while we checked: look again under the lease.
             for planned in &ev.tags {
                 if immutable.contains(&&planned.tag)
@@ -691,33 +725,73 @@ impl DefaultPromotionManager {
                     });
                 }
             }
-            let copy = if source != target {
-                Some(
+            if source != target {
+                out.copy = Some(
                     self.parts
                         .registry
                         .copy(source, target, manifest.digest())
                         .await?,
-                )
-            } else {
-                None
-            };
-            let mut written = Vec::new();
-            for planned in ev.tags.iter().filter(|t| t.action != TagAction::Unchanged) {
-                self.parts
-                    .registry
-                    .put_manifest(target, Some(&planned.tag), manifest)
-                    .await?;
-                written.push(planned.tag.clone());
+                );
+                // A copy can take long: a lock taken meanwhile still stops the tags.
+                if let Some(lock) = self.recheck_lock(lease_env, override_lock).await? {
+                    out.lock = Some(lock);
+                }
             }
-            Ok((written, copy))
+            for planned in ev.tags.iter().filter(|t| t.action != TagAction::Unchanged) {
+                if self.put_tag(target, &planned.tag, manifest).await? {
+                    out.confirmed.push(planned.tag.clone());
+                }
+                out.tags.push(planned.tag.clone());
+            }
+            Ok(())
         }
         .await;
         match result {
-            Ok((written, copy)) => Ok((written, copy, lease)),
+            Ok(()) => Ok(out),
             Err(e) => {
-                self.release(&lease).await;
+                self.release(&out.lease).await;
                 Err(e)
             }
+        }
+    }
+
+    /// The lock check of step 6, under the lease: a lock in force refuses the write unless
+    /// the request overrides it; the lock that was overridden is returned.
+    async fn recheck_lock(&self, env: &EnvName, override_lock: bool) -> Result<Option<EnvLock>> {
+        match self.parts.locks.get_lock(env, self.now()).await? {
+            Some(lock) if !override_lock => Err(Error::Locked {
+                lock: Box::new(lock),
+            }),
+            other => Ok(other),
+        }
+    }
+
+    /// Writes `tag` in `repo`. When the write fails, the tag is read back: `Ok(true)` when
+    /// the registry holds the manifest there all the same (the reply was lost), the write's
+    /// error when it does not (the tag is as it was) or cannot be read.
+    async fn put_tag(&self, repo: &Repository, tag: &Tag, manifest: &Manifest) -> Result<bool> {
+        let Err(e) = self
+            .parts
+            .registry
+            .put_manifest(repo, Some(tag), manifest)
+            .await
+        else {
+            return Ok(false);
+        };
+        match self.tag_digest(repo, tag).await {
+            Ok(Some(m)) if m.digest() == manifest.digest() => {
+                tracing::warn!(%repo, %tag, error = %e, "the tag write failed but the registry applied it");
+                Ok(true)
+            }
+            Ok(_) => Err(e),
+            Err(read) => Err(Error::Unavailable {
+                registry: repo.to_string(),
+                message: format!(
+                    "writing {repo}:{tag} failed ({e}) and reading it back failed too ({read}): \
+                     the tag may point at {} or at what it pointed at before",
+                    manifest.digest()
+                ),
+            }),
         }
     }
 
@@ -786,6 +860,34 @@ impl DefaultPromotionManager {
         e.from = Some(req.from.clone());
         e.environment = Some(req.to.clone());
         e.reason = req.reason.clone();
+        e
+    }
+
+    /// The record of a lock passed with a break-glass override.
+    fn lock_overridden_event(
+        &self,
+        req: &PromotionRequest,
+        ev: &Evaluation,
+        lock: &EnvLock,
+    ) -> EventRecord {
+        let mut e = self.promotion_event(EventKind::LockOverridden, req, self.now());
+        e.digest = ev.digest().cloned();
+        e.details.insert("lock_owner".into(), lock.owner.clone());
+        e.details.insert("lock_reason".into(), lock.reason.clone());
+        e
+    }
+
+    /// The record of a lock passed with a break-glass override by a rollback.
+    fn rollback_lock_overridden_event(
+        &self,
+        req: &RollbackRequest,
+        ev: &Evaluation,
+        lock: &EnvLock,
+    ) -> EventRecord {
+        let mut e = self.rollback_event(EventKind::LockOverridden, req, self.now());
+        e.digest = ev.digest().cloned();
+        e.details.insert("lock_owner".into(), lock.owner.clone());
+        e.details.insert("lock_reason".into(), lock.reason.clone());
         e
     }
 
@@ -924,23 +1026,28 @@ impl PromotionManager for DefaultPromotionManager {
         if let Err(e) = self.evaluate_promotion(&req, &mut ev).await {
             return Err(self.fail_promotion(&req, &ev, e).await);
         }
-        if ev.lock_overridden {
-            let mut e = self.promotion_event(EventKind::LockOverridden, &req, self.now());
-            e.digest = ev.digest().cloned();
-            if let Some(lock) = &ev.lock {
-                e.details.insert("lock_owner".into(), lock.owner.clone());
-                e.details.insert("lock_reason".into(), lock.reason.clone());
-            }
+        if let (true, Some(lock)) = (ev.lock_overridden, &ev.lock) {
+            let e = self.lock_overridden_event(&req, &ev, lock);
             if let Err(err) = self.record(vec![e], &mut warnings).await {
                 return Err(self.fail_promotion(&req, &ev, err).await);
             }
         }
         let env_tag = ev.tags.first().map(|t| t.tag.clone());
         let immutable: Vec<&Tag> = env_tag.iter().collect();
-        let (written, copy, lease) = match self.write(&ev, &req.to, &req.actor, &immutable).await {
+        let w = match self
+            .write(&ev, &req.to, &req.actor, &immutable, req.override_lock)
+            .await
+        {
             Ok(w) => w,
             Err(e) => return Err(self.fail_promotion(&req, &ev, e).await),
         };
+        let mut outcome_events = Vec::new();
+        if let (Some(lock), false) = (&w.lock, ev.lock_overridden) {
+            // Locked while the gates ran; the override passes it, and says so.
+            ev.lock_overridden = true;
+            outcome_events.push(self.lock_overridden_event(&req, &ev, lock));
+        }
+        let (written, copy, lease) = (w.tags, w.copy, w.lease);
         let repository = ev
             .target
             .clone()
@@ -954,14 +1061,7 @@ impl PromotionManager for DefaultPromotionManager {
         done.digest = Some(digest.clone());
         done.gates = ev.gates.clone();
         done.details.insert("request".into(), ev.id.to_string());
-        done.details.insert(
-            "tags".into(),
-            written
-                .iter()
-                .map(Tag::as_str)
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+        done.details.insert("tags".into(), tag_list(&written));
         if written.is_empty() {
             done.details.insert("noop".into(), "true".into());
         }
@@ -983,7 +1083,12 @@ impl PromotionManager for DefaultPromotionManager {
         for g in ev.gates.iter().filter(|g| g.status == GateStatus::Warned) {
             warnings.push(format!("gate {}: {}", g.gate, g.message));
         }
-        let stored = self.record(vec![done], &mut warnings).await;
+        if !w.confirmed.is_empty() {
+            done.details
+                .insert("confirmed_after_lost_reply".into(), tag_list(&w.confirmed));
+        }
+        outcome_events.push(done);
+        let stored = self.record(outcome_events, &mut warnings).await;
         self.release(&lease).await;
         let stored = stored?;
         Ok(PromotionRecord {
@@ -1029,15 +1134,19 @@ impl PromotionManager for DefaultPromotionManager {
             return Err(e);
         }
         let mut events = Vec::new();
-        if ev.lock_overridden {
-            let mut e = self.rollback_event(EventKind::LockOverridden, &req, self.now());
-            e.digest = ev.digest().cloned();
-            events.push(e);
+        if let (true, Some(lock)) = (ev.lock_overridden, &ev.lock) {
+            events.push(self.rollback_lock_overridden_event(&req, &ev, lock));
         }
         let rollback_tag = ev.tags.first().map(|t| t.tag.clone());
         let immutable: Vec<&Tag> = rollback_tag.iter().collect();
-        let (written, _, lease) = match self
-            .write(&ev, &req.environment, &req.actor, &immutable)
+        let w = match self
+            .write(
+                &ev,
+                &req.environment,
+                &req.actor,
+                &immutable,
+                req.override_lock,
+            )
             .await
         {
             Ok(w) => w,
@@ -1047,6 +1156,11 @@ impl PromotionManager for DefaultPromotionManager {
                 return Err(e);
             }
         };
+        if let (Some(lock), false) = (&w.lock, ev.lock_overridden) {
+            ev.lock_overridden = true;
+            events.push(self.rollback_lock_overridden_event(&req, &ev, lock));
+        }
+        let (written, lease) = (w.tags, w.lease);
         let repository = ev
             .target
             .clone()
@@ -1059,14 +1173,11 @@ impl PromotionManager for DefaultPromotionManager {
         let mut done = self.rollback_event(EventKind::RollbackSucceeded, &req, finished);
         done.id = ev.id;
         done.digest = Some(digest.clone());
-        done.details.insert(
-            "tags".into(),
-            written
-                .iter()
-                .map(Tag::as_str)
-                .collect::<Vec<_>>()
-                .join(","),
-        );
+        done.details.insert("tags".into(), tag_list(&written));
+        if !w.confirmed.is_empty() {
+            done.details
+                .insert("confirmed_after_lost_reply".into(), tag_list(&w.confirmed));
+        }
         events.push(done);
         let stored = self.record(events, &mut warnings).await;
         self.release(&lease).await;
