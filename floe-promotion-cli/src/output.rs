@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use floe_promotion::gate::GateResult;
 use floe_promotion::history::{AuditEvent, ChainBreak, Deployment};
 use floe_promotion::manager::{EnvironmentStatus, PlannedTag, PromotionPlan, PromotionRecord};
+use floe_promotion::model::text::printable as safe;
 use floe_promotion::registry::CopyMode;
 use floe_promotion::state::EnvLock;
 use floe_promotion::{Digest, EnvName, Error, Repository, Tag};
@@ -142,13 +143,15 @@ impl ErrorOutput {
     }
 }
 
-/// `text` on one line: its lines trimmed and joined with a space.
+/// `text` on one line: its lines trimmed and joined with a space, control characters escaped.
 pub fn one_line(text: &str) -> String {
-    text.lines()
+    let joined = text
+        .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
-        .join(" ")
+        .join(" ");
+    safe(&joined).into_owned()
 }
 
 /// One thing that would refuse a planned operation.
@@ -295,7 +298,7 @@ fn gates_text(out: &mut String, gates: &[GateResult]) {
             "  gate {:<20} {:<9} {}",
             g.gate,
             g.status.to_string(),
-            g.message
+            safe(&g.message)
         );
     }
 }
@@ -333,11 +336,11 @@ fn record_text(out: &mut String, verb: &str, r: &PromotionRecord) {
         let _ = writeln!(
             out,
             "  lock overridden: {}",
-            r.reason.as_deref().unwrap_or("")
+            safe(r.reason.as_deref().unwrap_or(""))
         );
     }
     for w in &r.warnings {
-        let _ = writeln!(out, "  warning: {w}");
+        let _ = writeln!(out, "  warning: {}", safe(w));
     }
 }
 
@@ -383,7 +386,7 @@ impl Output {
                 }
                 gates_text(&mut out, &p.gates);
                 for b in &p.blockers {
-                    let _ = writeln!(out, "  blocked ({}): {}", b.kind, b.message);
+                    let _ = writeln!(out, "  blocked ({}): {}", b.kind, safe(&b.message));
                 }
             }
             Output::Status { environments } => {
@@ -427,12 +430,12 @@ impl Output {
                             out,
                             "{} is locked by {} since {}{}: {}",
                             s.environment,
-                            l.owner,
+                            safe(&l.owner),
                             l.created.format("%Y-%m-%d %H:%M:%S"),
                             l.expires
                                 .map(|e| format!(" until {}", e.format("%Y-%m-%d %H:%M:%S")))
                                 .unwrap_or_default(),
-                            l.reason
+                            safe(&l.reason)
                         );
                     }
                 }
@@ -449,7 +452,7 @@ impl Output {
                         e.seq,
                         r.time.format("%Y-%m-%d %H:%M:%S"),
                         r.kind.as_str(),
-                        r.actor.id,
+                        safe(&r.actor.id),
                         r.artifact
                             .as_ref()
                             .map(|a| format!(
@@ -474,11 +477,11 @@ impl Output {
                             .unwrap_or_default(),
                         r.reason
                             .as_ref()
-                            .map(|x| format!(" ({x})"))
+                            .map(|x| format!(" ({})", safe(x)))
                             .unwrap_or_default(),
                     );
                     if let Some(err) = r.details.get("error") {
-                        let _ = writeln!(out, "       error: {err}");
+                        let _ = writeln!(out, "       error: {}", safe(err));
                     }
                 }
             }
@@ -487,8 +490,8 @@ impl Output {
                     out,
                     "locked {} by {}: {}{}",
                     lock.environment,
-                    lock.owner,
-                    lock.reason,
+                    safe(&lock.owner),
+                    safe(&lock.reason),
                     lock.expires
                         .map(|e| format!(" (until {})", e.to_rfc3339()))
                         .unwrap_or_default()
@@ -498,7 +501,9 @@ impl Output {
                 let _ = writeln!(
                     out,
                     "unlocked {} (was locked by {}: {})",
-                    lock.environment, lock.owner, lock.reason
+                    lock.environment,
+                    safe(&lock.owner),
+                    safe(&lock.reason)
                 );
             }
             Output::Envs { environments } => {

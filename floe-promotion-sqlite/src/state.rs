@@ -4,7 +4,9 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use floe_promotion::state::{ApprovalDecision, ApprovalRequest, ApprovalStatus, EnvLock, Lease};
+use floe_promotion::state::{
+    ApprovalDecision, ApprovalRequest, ApprovalStatus, EnvLock, Lease, LeaseHolder,
+};
 use floe_promotion::{ApprovalStore, EnvName, Error, LockStore, Result};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
@@ -147,22 +149,8 @@ impl LockStore for SqliteStore {
     async fn locks(&self, now: DateTime<Utc>) -> Result<Vec<EnvLock>> {
         self.blocking("listing locks", move |shared| {
             shared.with_read("listing locks", |tx| {
-                let err = |e| shared.err("listing locks", e);
-                let mut stmt = tx
-                    .prepare_cached("SELECT environment, body FROM locks ORDER BY environment")
-                    .map_err(err)?;
-                let rows = stmt
-                    .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                    .map_err(err)?;
-                let mut out = Vec::new();
-                for row in rows {
-                    let (env, body) = row.map_err(err)?;
-                    let lock: EnvLock = from_json(shared, &format!("lock of {env}"), &body)?;
-                    if lock.is_active(now) {
-                        out.push(lock);
-                    }
-                }
-                Ok(out)
+                let all: Vec<EnvLock> = list_bodies(shared, tx, "locks", "lock")?;
+                Ok(all.into_iter().filter(|l| l.is_active(now)).collect())
             })
         })
         .await
@@ -171,12 +159,12 @@ impl LockStore for SqliteStore {
     async fn acquire_lease(
         &self,
         environment: &EnvName,
-        holder: &str,
+        holder: &LeaseHolder,
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<Lease> {
         let environment = environment.clone();
-        let holder = holder.to_string();
+        let holder = holder.clone();
         self.blocking("taking a promotion lease", move |shared| {
             let action = format!("taking the promotion lease of {environment}");
             shared.with_write(&action, |tx| {
@@ -189,7 +177,7 @@ impl LockStore for SqliteStore {
                     &format!("lease of {environment}"),
                 )?;
                 if let Some(l) = existing
-                    && now < l.expires
+                    && l.is_active(now)
                 {
                     return Err(Error::Busy {
                         environment: environment.clone(),
@@ -199,10 +187,11 @@ impl LockStore for SqliteStore {
                 }
                 let lease = Lease {
                     environment: environment.clone(),
-                    holder,
+                    holder: holder.name,
                     token: Uuid::new_v4(),
                     acquired: now,
                     expires: now + ttl,
+                    process: holder.process,
                 };
                 tx.execute(
                     "INSERT OR REPLACE INTO leases (environment, token, body) VALUES (?1, ?2, ?3)",
@@ -220,20 +209,68 @@ impl LockStore for SqliteStore {
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<()> {
-        let lease = lease.clone();
-        self.blocking("releasing a promotion lease", move |shared| {
-            let action = format!("releasing the promotion lease of {}", lease.environment);
-            shared.with_write(&action, |tx| {
-                tx.execute(
-                    "DELETE FROM leases WHERE environment = ?1 AND token = ?2",
-                    params![lease.environment.as_str(), lease.token.to_string()],
-                )
-                .map_err(|e| shared.err(&action, e))?;
-                Ok(())
+        self.remove_lease("releasing", lease).await.map(|_| ())
+    }
+
+    async fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>> {
+        self.blocking("listing leases", move |shared| {
+            shared.with_read("listing promotion leases", |tx| {
+                let all: Vec<Lease> = list_bodies(shared, tx, "leases", "lease")?;
+                Ok(all.into_iter().filter(|l| l.is_active(now)).collect())
             })
         })
         .await
     }
+
+    async fn break_lease(&self, lease: &Lease) -> Result<bool> {
+        self.remove_lease("breaking", lease).await
+    }
+}
+
+impl SqliteStore {
+    /// Deletes `lease` if the environment's lease is still that one (same token).
+    async fn remove_lease(&self, verb: &'static str, lease: &Lease) -> Result<bool> {
+        let lease = lease.clone();
+        self.blocking("removing a promotion lease", move |shared| {
+            let action = format!("{verb} the promotion lease of {}", lease.environment);
+            shared.with_write(&action, |tx| {
+                let removed = tx
+                    .execute(
+                        "DELETE FROM leases WHERE environment = ?1 AND token = ?2",
+                        params![lease.environment.as_str(), lease.token.to_string()],
+                    )
+                    .map_err(|e| shared.err(&action, e))?;
+                Ok(removed > 0)
+            })
+        })
+        .await
+    }
+}
+
+/// Every row of `table` (`locks` or `leases`: `environment`, `body`), parsed, sorted by
+/// environment.
+fn list_bodies<T: DeserializeOwned>(
+    shared: &Shared,
+    tx: &Transaction<'_>,
+    table: &'static str,
+    what: &str,
+) -> Result<Vec<T>> {
+    let action = format!("listing {table}");
+    let err = |e| shared.err(&action, e);
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "SELECT environment, body FROM {table} ORDER BY environment"
+        ))
+        .map_err(err)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(err)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (env, body) = row.map_err(err)?;
+        out.push(from_json(shared, &format!("{what} of {env}"), &body)?);
+    }
+    Ok(out)
 }
 
 #[async_trait]

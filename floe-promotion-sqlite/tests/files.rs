@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use floe_promotion::history::{EventKind, HistoryExt, HistoryQuery, HistoryStore};
+use floe_promotion::state::LeaseHolder;
 use floe_promotion::testing::history::{base_time, record};
 use floe_promotion::{EnvName, Error, LockStore};
 use floe_promotion_sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
@@ -209,7 +210,7 @@ async fn locked_database_is_unavailable_naming_the_file() {
     let err = store
         .acquire_lease(
             &EnvName::new("prod").expect("env"),
-            "me",
+            &LeaseHolder::named("me"),
             chrono::Duration::minutes(1),
             Utc::now(),
         )

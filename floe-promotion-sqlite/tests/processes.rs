@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use floe_promotion::history::{AuditEvent, EventKind, EventRecord, HistoryQuery, HistoryStore};
+use floe_promotion::state::LeaseHolder;
 use floe_promotion::{Actor, EnvName, Error, LockStore};
 use floe_promotion_sqlite::SqliteStore;
 use uuid::Uuid;
@@ -44,7 +45,12 @@ async fn writer(store: &SqliteStore, name: &str, count: usize) {
     for i in 0..count {
         if i % 5 == 0 {
             match store
-                .acquire_lease(&prod, name, chrono::Duration::minutes(5), Utc::now())
+                .acquire_lease(
+                    &prod,
+                    &LeaseHolder::named(name),
+                    chrono::Duration::minutes(5),
+                    Utc::now(),
+                )
                 .await
             {
                 Ok(lease) => {

@@ -10,6 +10,7 @@ use floe_promotion::gate::{GateOutcome, GateStatus, gate_fn};
 use floe_promotion::history::{EventKind, HistoryQuery};
 use floe_promotion::manager::{Outcome, TagAction};
 use floe_promotion::registry::{Evidence, EvidenceKind, EvidenceStatus};
+use floe_promotion::state::LeaseHolder;
 use floe_promotion::testing::fakes::FailingNotifier;
 use floe_promotion::testing::pipeline::TestPipeline;
 use floe_promotion::*;
@@ -927,7 +928,7 @@ async fn a_held_lease_makes_a_promoter_wait_then_give_up() {
         .state
         .acquire_lease(
             &env("staging"),
-            "another promoter",
+            &LeaseHolder::named("another promoter"),
             chrono::Duration::minutes(5),
             p.clock.now(),
         )

@@ -11,7 +11,8 @@ use floe_promotion::history::{
 };
 use floe_promotion::registry::{ArtifactRegistry, CopyReport, Descriptor, Manifest};
 use floe_promotion::state::{
-    ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovalStore, EnvLock, Lease, LockStore,
+    ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovalStore, EnvLock, Lease, LeaseHolder,
+    LockStore,
 };
 use floe_promotion::*;
 use mockall::mock;
@@ -95,8 +96,10 @@ mock! {
         async fn unlock(&self, environment: &EnvName, now: DateTime<Utc>) -> Result<Option<EnvLock>>;
         async fn get_lock(&self, environment: &EnvName, now: DateTime<Utc>) -> Result<Option<EnvLock>>;
         async fn locks(&self, now: DateTime<Utc>) -> Result<Vec<EnvLock>>;
-        async fn acquire_lease(&self, environment: &EnvName, holder: &str, ttl: chrono::Duration, now: DateTime<Utc>) -> Result<Lease>;
+        async fn acquire_lease(&self, environment: &EnvName, holder: &LeaseHolder, ttl: chrono::Duration, now: DateTime<Utc>) -> Result<Lease>;
         async fn release_lease(&self, lease: &Lease) -> Result<()>;
+        async fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>>;
+        async fn break_lease(&self, lease: &Lease) -> Result<bool>;
     }
 }
 
@@ -202,6 +205,7 @@ fn no_writes_locks(locked: bool) -> MockLocks {
     l.expect_unlock().never();
     l.expect_acquire_lease().never();
     l.expect_release_lease().never();
+    l.expect_break_lease().never();
     l
 }
 

@@ -123,7 +123,8 @@ proptest! {
         a in artifact(), v in tag(), approve in any::<bool>(), n in 0u32..5,
     ) {
         round_trip(&EnvLock { environment: e.clone(), owner: who.id.clone(), reason: reason.clone(), created: t, expires: Some(t) });
-        round_trip(&Lease { environment: e.clone(), holder: who.id.clone(), token: Uuid::from_u128(7), acquired: t, expires: t });
+        round_trip(&Lease { environment: e.clone(), holder: who.id.clone(), token: Uuid::from_u128(7), acquired: t, expires: t, process: None });
+        round_trip(&Lease { environment: e.clone(), holder: who.id.clone(), token: Uuid::from_u128(8), acquired: t, expires: t, process: Some(floe_promotion::state::HolderProcess { host: "h".into(), pid: 7, start_ticks: Some(9) }) });
         round_trip(&ApprovalRequest {
             id: Uuid::from_u128(9), artifact: a.clone(), version: v.clone(), digest: d.clone(),
             from: e.clone(), to: e.clone(), requested_by: who.clone(), reason: Some(reason.clone()),

@@ -11,7 +11,7 @@ use floe_promotion::gate::{GateOutcome, gate_fn};
 use floe_promotion::history::{EventKind, HistoryQuery};
 use floe_promotion::manager::Outcome;
 use floe_promotion::registry::{CopyMode, CopyReport, Descriptor, Manifest};
-use floe_promotion::state::{EnvLock, LockStore};
+use floe_promotion::state::{EnvLock, LeaseHolder, LockStore};
 use floe_promotion::testing::pipeline::TestPipeline;
 use floe_promotion::*;
 
@@ -266,7 +266,7 @@ async fn a_lock_taken_while_a_rollback_waits_refuses_it() {
         .state
         .acquire_lease(
             &env("staging"),
-            "another promoter",
+            &LeaseHolder::named("another promoter"),
             chrono::Duration::minutes(5),
             p.clock.now(),
         )

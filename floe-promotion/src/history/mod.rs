@@ -57,6 +57,8 @@ pub enum EventKind {
     CanaryStep,
     /// A blue-green switch moved the pointer.
     Switched,
+    /// A promotion lease left by a promoter was broken.
+    LeaseBroken,
 }
 
 impl EventKind {
@@ -85,11 +87,12 @@ impl EventKind {
             EventKind::EvidenceAttached => "evidence_attached",
             EventKind::CanaryStep => "canary_step",
             EventKind::Switched => "switched",
+            EventKind::LeaseBroken => "lease_broken",
         }
     }
 
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::PromotionRequested,
         EventKind::PromotionSucceeded,
         EventKind::PromotionFailed,
@@ -104,6 +107,7 @@ impl EventKind {
         EventKind::EvidenceAttached,
         EventKind::CanaryStep,
         EventKind::Switched,
+        EventKind::LeaseBroken,
     ];
 }
 

@@ -18,10 +18,13 @@ use crate::gate::{GateContext, GateResult, GateStatus, PromotionGate, run_gates,
 use crate::history::{
     AuditEvent, EventKind, EventRecord, HistoryQuery, HistoryStore, Order, VerifyReport,
 };
+use crate::model::text::check_free_text;
 use crate::model::{Actor, ArtifactName, Digest, EnvName, Reference, Repository, Tag};
 use crate::notify::Notifier;
 use crate::registry::{ArtifactRegistry, CopyMode, CopyReport, Manifest};
-use crate::state::{ApprovalStore, EnvLock, Lease, LockStore};
+use crate::state::{
+    ApprovalStore, EnvLock, HolderProcess, Lease, LeaseHolder, Liveness, LockStore,
+};
 
 pub(super) struct Parts {
     pub(super) config: Arc<dyn EnvironmentConfig>,
@@ -148,6 +151,19 @@ struct Written {
     confirmed: Vec<Tag>,
 }
 
+/// Refuses an actor or a reason that could forge output: control characters in the actor's
+/// id or groups or in the reason (see [`check_free_text`]).
+fn check_text_input(actor: &Actor, reason: Option<&str>) -> Result<()> {
+    check_free_text("actor id", &actor.id)?;
+    for group in &actor.groups {
+        check_free_text("actor group", group)?;
+    }
+    if let Some(reason) = reason {
+        check_free_text("reason", reason)?;
+    }
+    Ok(())
+}
+
 /// Tags as a comma-separated list, for event details.
 fn tag_list(tags: &[Tag]) -> String {
     tags.iter().map(Tag::as_str).collect::<Vec<_>>().join(",")
@@ -237,6 +253,10 @@ impl DefaultPromotionManager {
         actor: &Actor,
     ) -> Result<(Digest, Digest)> {
         use crate::registry::RegistryExt;
+        check_text_input(actor, None)?;
+        if let Some(by) = &evidence.actor {
+            check_free_text("evidence actor", by)?;
+        }
         let (repo, manifest) = self.resolve_in(artifact, version, environment).await?;
         let attached = self
             .parts
@@ -660,7 +680,7 @@ impl DefaultPromotionManager {
     /// another promoter holds it, up to the builder's `lease_wait`; then [`Error::Busy`].
     async fn take_lease(&self, env: &EnvName, actor: &Actor, id: Uuid) -> Result<Lease> {
         let ttl = Duration::from_std(self.settings().lease_ttl).unwrap_or(Duration::minutes(15));
-        let holder = format!("{} ({id})", actor.id);
+        let holder = LeaseHolder::this_process(format!("{} ({id})", actor.id));
         let deadline = tokio::time::Instant::now() + self.parts.lease_wait;
         let mut pause = std::time::Duration::from_millis(5);
         loop {
@@ -816,6 +836,7 @@ impl DefaultPromotionManager {
     /// a reason) is refused before anything is recorded; every refusal of a well-formed
     /// request is recorded as a failed event.
     fn check_request_input(&self, req: &PromotionRequest) -> Result<()> {
+        check_text_input(&req.actor, req.reason.as_deref())?;
         let config = &self.parts.config;
         config.environment(&req.from)?;
         config.environment(&req.to)?;
@@ -831,6 +852,7 @@ impl DefaultPromotionManager {
 
     /// Like [`Self::check_request_input`], for rollbacks: a known environment and a reason.
     fn check_rollback_input(&self, req: &RollbackRequest) -> Result<()> {
+        check_text_input(&req.actor, Some(&req.reason))?;
         self.parts.config.environment(&req.environment)?;
         if req.reason.trim().is_empty() {
             return Err(Error::invalid(
@@ -1118,6 +1140,7 @@ impl PromotionManager for DefaultPromotionManager {
     }
 
     async fn plan(&self, req: PromotionRequest) -> Result<PromotionPlan> {
+        self.check_request_input(&req)?;
         let mut ev = Evaluation::new(self.now(), true);
         self.evaluate_promotion(&req, &mut ev).await?;
         ev.into_plan(req.artifact, req.version, Some(req.from), req.to)
@@ -1205,6 +1228,7 @@ impl PromotionManager for DefaultPromotionManager {
     }
 
     async fn plan_rollback(&self, req: RollbackRequest) -> Result<PromotionPlan> {
+        self.check_rollback_input(&req)?;
         let mut ev = Evaluation::new(self.now(), true);
         self.evaluate_rollback(&req, &mut ev).await?;
         let from = None;
@@ -1219,6 +1243,7 @@ impl PromotionManager for DefaultPromotionManager {
         expires_in: Option<Duration>,
     ) -> Result<EnvLock> {
         let env = self.parts.config.environment(environment)?;
+        check_text_input(actor, Some(reason))?;
         if reason.trim().is_empty() {
             return Err(Error::invalid("lock reason", "", "a lock needs a reason"));
         }
@@ -1265,6 +1290,7 @@ impl PromotionManager for DefaultPromotionManager {
         reason: Option<&str>,
     ) -> Result<EnvLock> {
         let env = self.parts.config.environment(environment)?;
+        check_text_input(actor, reason)?;
         self.check_authorized(env, actor, "unlock")?;
         let now = self.now();
         let lock = self
@@ -1309,5 +1335,84 @@ impl PromotionManager for DefaultPromotionManager {
 
     async fn verify(&self) -> Result<VerifyReport> {
         self.parts.history.verify().await
+    }
+
+    async fn leases(&self) -> Result<Vec<Lease>> {
+        self.parts.locks.leases(self.now()).await
+    }
+
+    async fn break_lease(
+        &self,
+        environment: &EnvName,
+        actor: &Actor,
+        reason: &str,
+        force: bool,
+    ) -> Result<Lease> {
+        let env = self.parts.config.environment(environment)?;
+        check_text_input(actor, Some(reason))?;
+        if reason.trim().is_empty() {
+            return Err(Error::invalid(
+                "lease break reason",
+                "",
+                "breaking a lease needs a reason",
+            ));
+        }
+        self.check_authorized(env, actor, "break the promotion lease of")?;
+        let now = self.now();
+        let lease = self
+            .parts
+            .locks
+            .leases(now)
+            .await?
+            .into_iter()
+            .find(|l| &l.environment == environment)
+            .ok_or_else(|| {
+                Error::not_found(format!("a promotion lease on environment {environment}"))
+            })?;
+        let liveness = lease
+            .process
+            .as_ref()
+            .map_or(Liveness::Unknown, HolderProcess::liveness);
+        if liveness == Liveness::Alive && !force {
+            return Err(Error::Busy {
+                environment: environment.clone(),
+                holder: format!(
+                    "{}, whose process {} is still running on this machine",
+                    lease.holder,
+                    lease.process.as_ref().map_or(0, |p| p.pid)
+                ),
+                until: lease.expires.to_rfc3339(),
+            });
+        }
+        if !self.parts.locks.break_lease(&lease).await? {
+            return Err(Error::Conflict(format!(
+                "the promotion lease of {environment} changed hands while it was being broken; look again"
+            )));
+        }
+        let mut e = self.event(EventKind::LeaseBroken, actor, now);
+        e.environment = Some(environment.clone());
+        e.reason = Some(reason.to_string());
+        e.details.insert("holder".into(), lease.holder.clone());
+        e.details
+            .insert("expires".into(), lease.expires.to_rfc3339());
+        if let Some(p) = &lease.process {
+            e.details
+                .insert("holder_process".into(), format!("{}:{}", p.host, p.pid));
+        }
+        e.details.insert(
+            "holder_liveness".into(),
+            match liveness {
+                Liveness::Alive => "alive",
+                Liveness::Gone => "gone",
+                Liveness::Unknown => "unknown",
+            }
+            .into(),
+        );
+        if force {
+            e.details.insert("override".into(), "true".into());
+        }
+        let mut warnings = Vec::new();
+        self.record(vec![e], &mut warnings).await?;
+        Ok(lease)
     }
 }

@@ -12,7 +12,7 @@ use chrono::Duration;
 use crate::error::Result;
 use crate::history::{AuditEvent, HistoryQuery, VerifyReport};
 use crate::model::{Actor, EnvName};
-use crate::state::EnvLock;
+use crate::state::{EnvLock, Lease};
 
 pub use builder::PromotionManagerBuilder;
 pub use default::DefaultPromotionManager;
@@ -47,6 +47,16 @@ pub use types::{
 /// - `lock` refuses an environment that is already locked; `unlock` of an unlocked environment
 ///   is [`Error::NotFound`](crate::Error::NotFound). Both are recorded.
 /// - `status` reports, per environment in order, what runs there and its lock.
+/// - `promote` and `rollback` check the target's lock again under the environment's promotion
+///   lease, before the copy and before the first tag is written: a lock taken while the gates
+///   ran refuses them unless the request overrides it, and the override is recorded.
+/// - A tag write that fails is read back: when the registry holds the new digest all the same,
+///   the operation succeeded; otherwise it failed and the pointer is where it was. The recorded
+///   outcome never disagrees with what the registry shows.
+/// - `leases` lists the promotion leases in force. `break_lease` needs a reason, removes the
+///   environment's lease and records a `lease_broken` event; it refuses a lease whose holder
+///   process is provably alive on this machine unless the request is a break-glass override,
+///   which is recorded as such.
 /// - Every recorded event is also sent to the notifiers; a notifier's failure becomes a warning
 ///   on the record and never fails the operation.
 #[async_trait]
@@ -88,4 +98,17 @@ pub trait PromotionManager: Send + Sync + Debug + 'static {
 
     /// Verifies the audit chain.
     async fn verify(&self) -> Result<VerifyReport>;
+
+    /// The promotion leases in force, sorted by environment.
+    async fn leases(&self) -> Result<Vec<Lease>>;
+
+    /// Removes the promotion lease of `environment` (left by a promoter that died), for
+    /// `reason`. `force` breaks it even when its holder's process is alive on this machine.
+    async fn break_lease(
+        &self,
+        environment: &EnvName,
+        actor: &Actor,
+        reason: &str,
+        force: bool,
+    ) -> Result<Lease>;
 }

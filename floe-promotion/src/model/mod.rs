@@ -2,6 +2,7 @@
 
 mod digest;
 mod names;
+pub mod text;
 
 pub use digest::Digest;
 pub use names::{Actor, ArtifactName, ArtifactRef, EnvName, Reference, Repository, Tag};

@@ -249,10 +249,10 @@ impl Actor {
     /// An actor with no groups. Refuses an empty id or one with control characters.
     pub fn new(id: impl Into<String>) -> Result<Self> {
         let id = id.into();
-        if id.trim().is_empty() || id.len() > 256 || id.chars().any(char::is_control) {
+        if id.trim().is_empty() || id.len() > 256 || id.chars().any(super::text::is_unsafe_char) {
             return Err(Error::invalid(
                 "actor id",
-                id,
+                super::text::printable(&id).into_owned(),
                 "an actor id is 1 to 256 printable characters",
             ));
         }

@@ -6,7 +6,8 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::{
-    ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovalStore, EnvLock, Lease, LockStore,
+    ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovalStore, EnvLock, Lease, LeaseHolder,
+    LockStore,
 };
 use crate::error::{Error, Result};
 use crate::model::EnvName;
@@ -78,13 +79,13 @@ impl LockStore for InMemoryState {
     async fn acquire_lease(
         &self,
         environment: &EnvName,
-        holder: &str,
+        holder: &LeaseHolder,
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<Lease> {
         let mut inner = self.lock_inner();
         if let Some(l) = inner.leases.get(environment)
-            && now < l.expires
+            && l.is_active(now)
         {
             return Err(Error::Busy {
                 environment: environment.clone(),
@@ -94,16 +95,31 @@ impl LockStore for InMemoryState {
         }
         let lease = Lease {
             environment: environment.clone(),
-            holder: holder.to_string(),
+            holder: holder.name.clone(),
             token: Uuid::new_v4(),
             acquired: now,
             expires: now + ttl,
+            process: holder.process.clone(),
         };
         inner.leases.insert(environment.clone(), lease.clone());
         Ok(lease)
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<()> {
+        self.break_lease(lease).await.map(|_| ())
+    }
+
+    async fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>> {
+        let inner = self.lock_inner();
+        Ok(inner
+            .leases
+            .values()
+            .filter(|l| l.is_active(now))
+            .cloned()
+            .collect())
+    }
+
+    async fn break_lease(&self, lease: &Lease) -> Result<bool> {
         let mut inner = self.lock_inner();
         if inner
             .leases
@@ -111,8 +127,9 @@ impl LockStore for InMemoryState {
             .is_some_and(|l| l.token == lease.token)
         {
             inner.leases.remove(&lease.environment);
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 }
 

@@ -5,6 +5,7 @@
 //! argument, so expiry follows the manager's [`Clock`](crate::Clock).
 
 mod memory;
+mod process;
 
 use std::fmt::{self, Debug};
 
@@ -17,6 +18,7 @@ use crate::error::Result;
 use crate::model::{Actor, ArtifactName, Digest, EnvName, Tag};
 
 pub use memory::InMemoryState;
+pub use process::{HolderProcess, Liveness};
 
 /// A lock on an environment: promotions and rollbacks into it are refused while it is active.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +56,44 @@ pub struct Lease {
     pub acquired: DateTime<Utc>,
     /// When it lapses if not released.
     pub expires: DateTime<Utc>,
+    /// The process that took it, when the holder said so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<HolderProcess>,
+}
+
+impl Lease {
+    /// Whether the lease is still held at `now` (not expired).
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        now < self.expires
+    }
+}
+
+/// Who asks for a promotion lease: a name for messages and, for a promoter process, which
+/// process it is (so that a lease left by a killed promoter can be proven stale).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaseHolder {
+    /// Who holds it, for messages (e.g. `ci (request id)`).
+    pub name: String,
+    /// The holder's process.
+    pub process: Option<HolderProcess>,
+}
+
+impl LeaseHolder {
+    /// A holder known by name only.
+    pub fn named(name: impl Into<String>) -> Self {
+        LeaseHolder {
+            name: name.into(),
+            process: None,
+        }
+    }
+
+    /// A holder that is this process.
+    pub fn this_process(name: impl Into<String>) -> Self {
+        LeaseHolder {
+            name: name.into(),
+            process: HolderProcess::current(),
+        }
+    }
 }
 
 /// Locks and promotion leases.
@@ -70,8 +110,14 @@ pub struct Lease {
 /// - `acquire_lease` grants the lease when no unexpired lease is held on the environment, and
 ///   otherwise fails with [`Error::Busy`](crate::Error::Busy); at most one holder at a time,
 ///   also across processes sharing a durable store.
+/// - `acquire_lease` stores the holder's name and process in the lease it returns.
 /// - `release_lease` frees the lease only if it is still the holder's (same token); releasing
 ///   a lease that expired and was taken by another holder leaves the new holder's lease alone.
+/// - `leases` lists every unexpired lease sorted by environment, never an expired or released
+///   one.
+/// - `break_lease` removes the given lease, expired or not, only if the environment's lease is
+///   still that one (same token), and says whether it removed it; a lease taken since by
+///   another holder is left alone. After a break the environment's lease can be acquired.
 /// - Every method is atomic with respect to concurrent callers.
 #[async_trait]
 pub trait LockStore: Send + Sync + Debug + 'static {
@@ -87,12 +133,16 @@ pub trait LockStore: Send + Sync + Debug + 'static {
     async fn acquire_lease(
         &self,
         environment: &EnvName,
-        holder: &str,
+        holder: &LeaseHolder,
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<Lease>;
     /// Gives the lease back.
     async fn release_lease(&self, lease: &Lease) -> Result<()>;
+    /// Every unexpired lease.
+    async fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>>;
+    /// Removes a lease someone else holds (a stale lease of a promoter that died).
+    async fn break_lease(&self, lease: &Lease) -> Result<bool>;
 }
 
 /// Where an approval request stands.

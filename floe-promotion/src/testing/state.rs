@@ -14,7 +14,8 @@ use uuid::Uuid;
 use crate::error::Error;
 use crate::model::{Actor, ArtifactName, Digest, EnvName, Tag};
 use crate::state::{
-    ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovalStore, EnvLock, Lease, LockStore,
+    ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovalStore, EnvLock, HolderProcess,
+    Lease, LeaseHolder, LockStore,
 };
 
 /// Something that gives the stores under test, and keeps whatever they need alive (a
@@ -265,7 +266,7 @@ pub async fn concurrent_locks_one_winner(locks: Arc<dyn LockStore>) {
 pub async fn lease_is_exclusive(locks: Arc<dyn LockStore>) {
     let ttl = Duration::minutes(5);
     let a = locks
-        .acquire_lease(&env("prod"), "promoter-a", ttl, t0())
+        .acquire_lease(&env("prod"), &LeaseHolder::named("promoter-a"), ttl, t0())
         .await
         .expect("a");
     assert_eq!(a.environment, env("prod"));
@@ -274,12 +275,22 @@ pub async fn lease_is_exclusive(locks: Arc<dyn LockStore>) {
     assert_eq!(a.expires, t0() + ttl);
     assert_busy(
         locks
-            .acquire_lease(&env("prod"), "promoter-b", ttl, t0() + Duration::minutes(4))
+            .acquire_lease(
+                &env("prod"),
+                &LeaseHolder::named("promoter-b"),
+                ttl,
+                t0() + Duration::minutes(4),
+            )
             .await,
         &a,
     );
     let other = locks
-        .acquire_lease(&env("staging"), "promoter-b", ttl, t0())
+        .acquire_lease(
+            &env("staging"),
+            &LeaseHolder::named("promoter-b"),
+            ttl,
+            t0(),
+        )
         .await
         .expect("other environment");
     assert_ne!(other.token, a.token);
@@ -289,7 +300,7 @@ pub async fn lease_is_exclusive(locks: Arc<dyn LockStore>) {
             let locks = locks.clone();
             tokio::spawn(async move {
                 locks
-                    .acquire_lease(&env("qa"), &format!("p{i}"), ttl, t0())
+                    .acquire_lease(&env("qa"), &LeaseHolder::named(format!("p{i}")), ttl, t0())
                     .await
             })
         })
@@ -309,24 +320,34 @@ pub async fn lease_is_exclusive(locks: Arc<dyn LockStore>) {
 pub async fn lease_expiry_handover(locks: Arc<dyn LockStore>) {
     let ttl = Duration::seconds(30);
     let a = locks
-        .acquire_lease(&env("prod"), "crashed", ttl, t0())
+        .acquire_lease(&env("prod"), &LeaseHolder::named("crashed"), ttl, t0())
         .await
         .expect("a");
     assert_busy(
         locks
-            .acquire_lease(&env("prod"), "b", ttl, a.expires - Duration::nanoseconds(1))
+            .acquire_lease(
+                &env("prod"),
+                &LeaseHolder::named("b"),
+                ttl,
+                a.expires - Duration::nanoseconds(1),
+            )
             .await,
         &a,
     );
     let b = locks
-        .acquire_lease(&env("prod"), "b", ttl, a.expires)
+        .acquire_lease(&env("prod"), &LeaseHolder::named("b"), ttl, a.expires)
         .await
         .expect("handover at expiry");
     assert_eq!(b.holder, "b");
     assert_ne!(b.token, a.token);
     assert_busy(
         locks
-            .acquire_lease(&env("prod"), "c", ttl, a.expires + Duration::seconds(1))
+            .acquire_lease(
+                &env("prod"),
+                &LeaseHolder::named("c"),
+                ttl,
+                a.expires + Duration::seconds(1),
+            )
             .await,
         &b,
     );
@@ -337,12 +358,12 @@ pub async fn lease_expiry_handover(locks: Arc<dyn LockStore>) {
 pub async fn release_only_by_holder(locks: Arc<dyn LockStore>) {
     let ttl = Duration::seconds(30);
     let a = locks
-        .acquire_lease(&env("prod"), "a", ttl, t0())
+        .acquire_lease(&env("prod"), &LeaseHolder::named("a"), ttl, t0())
         .await
         .expect("a");
     locks.release_lease(&a).await.expect("release");
     let b = locks
-        .acquire_lease(&env("prod"), "b", ttl, t0())
+        .acquire_lease(&env("prod"), &LeaseHolder::named("b"), ttl, t0())
         .await
         .expect("after release");
     // A forged lease with the same environment and holder but another token frees nothing.
@@ -351,20 +372,27 @@ pub async fn release_only_by_holder(locks: Arc<dyn LockStore>) {
         ..b.clone()
     };
     locks.release_lease(&forged).await.expect("release forged");
-    assert_busy(locks.acquire_lease(&env("prod"), "c", ttl, t0()).await, &b);
+    assert_busy(
+        locks
+            .acquire_lease(&env("prod"), &LeaseHolder::named("c"), ttl, t0())
+            .await,
+        &b,
+    );
     // b expires, c takes over; b's late release leaves c's lease alone.
     let c = locks
-        .acquire_lease(&env("prod"), "c", ttl, b.expires)
+        .acquire_lease(&env("prod"), &LeaseHolder::named("c"), ttl, b.expires)
         .await
         .expect("handover");
     locks.release_lease(&b).await.expect("stale release");
     assert_busy(
-        locks.acquire_lease(&env("prod"), "d", ttl, b.expires).await,
+        locks
+            .acquire_lease(&env("prod"), &LeaseHolder::named("d"), ttl, b.expires)
+            .await,
         &c,
     );
     locks.release_lease(&c).await.expect("release c");
     locks
-        .acquire_lease(&env("prod"), "d", ttl, b.expires)
+        .acquire_lease(&env("prod"), &LeaseHolder::named("d"), ttl, b.expires)
         .await
         .expect("free again");
     // Releasing twice, or a lease never held, is harmless.
@@ -664,6 +692,120 @@ pub async fn approval_set_status_one_winner(approvals: Arc<dyn ApprovalStore>) {
     assert_eq!(approvals.get(r.id).await.expect("get").status, winners[0]);
 }
 
+/// `acquire_lease` stores the holder's name and process in the lease it returns, and `leases`
+/// returns them as stored.
+pub async fn lease_keeps_its_holder_process(locks: Arc<dyn LockStore>) {
+    let holder = LeaseHolder {
+        name: "ci (1234)".into(),
+        process: Some(HolderProcess {
+            host: "build-7".into(),
+            pid: 4242,
+            start_ticks: Some(987_654),
+        }),
+    };
+    let lease = locks
+        .acquire_lease(&env("prod"), &holder, Duration::minutes(5), t0())
+        .await
+        .expect("lease");
+    assert_eq!(lease.holder, holder.name);
+    assert_eq!(lease.process, holder.process);
+    assert_eq!(locks.leases(t0()).await.expect("leases"), vec![lease]);
+    let anonymous = locks
+        .acquire_lease(
+            &env("qa"),
+            &LeaseHolder::named("x"),
+            Duration::minutes(5),
+            t0(),
+        )
+        .await
+        .expect("lease");
+    assert_eq!(anonymous.process, None);
+}
+
+/// `leases` lists every unexpired lease sorted by environment, never an expired or released
+/// one.
+pub async fn leases_lists_unexpired_sorted(locks: Arc<dyn LockStore>) {
+    assert!(locks.leases(t0()).await.expect("leases").is_empty());
+    let mut taken = Vec::new();
+    for (name, minutes) in [("staging", 10), ("dev", 10), ("prod", 1), ("qa", 10)] {
+        taken.push(
+            locks
+                .acquire_lease(
+                    &env(name),
+                    &LeaseHolder::named(name),
+                    Duration::minutes(minutes),
+                    t0(),
+                )
+                .await
+                .expect("lease"),
+        );
+    }
+    let qa = taken.pop().expect("qa");
+    locks.release_lease(&qa).await.expect("release");
+    let listed: Vec<String> = locks
+        .leases(t0() + Duration::minutes(1))
+        .await
+        .expect("leases")
+        .into_iter()
+        .map(|l| l.environment.to_string())
+        .collect();
+    assert_eq!(listed, ["dev", "staging"], "prod expired, qa released");
+    let at_start: Vec<String> = locks
+        .leases(t0())
+        .await
+        .expect("leases")
+        .into_iter()
+        .map(|l| l.environment.to_string())
+        .collect();
+    assert_eq!(at_start, ["dev", "prod", "staging"]);
+}
+
+/// `break_lease` removes the given lease, expired or not, only while it is still the
+/// environment's lease, says whether it did, and frees the environment.
+pub async fn break_lease_removes_only_that_lease(locks: Arc<dyn LockStore>) {
+    let ttl = Duration::minutes(15);
+    let stale = locks
+        .acquire_lease(&env("prod"), &LeaseHolder::named("killed"), ttl, t0())
+        .await
+        .expect("lease");
+    // A copy with another token breaks nothing.
+    let forged = Lease {
+        token: Uuid::new_v4(),
+        ..stale.clone()
+    };
+    assert!(!locks.break_lease(&forged).await.expect("break forged"));
+    assert_busy(
+        locks
+            .acquire_lease(&env("prod"), &LeaseHolder::named("b"), ttl, t0())
+            .await,
+        &stale,
+    );
+    assert!(locks.break_lease(&stale).await.expect("break"));
+    assert!(locks.leases(t0()).await.expect("leases").is_empty());
+    let next = locks
+        .acquire_lease(&env("prod"), &LeaseHolder::named("b"), ttl, t0())
+        .await
+        .expect("free after the break");
+    // The broken lease again: already gone, and the new holder's lease stays.
+    assert!(!locks.break_lease(&stale).await.expect("break again"));
+    assert_eq!(
+        locks.leases(t0()).await.expect("leases"),
+        vec![next.clone()]
+    );
+    // An expired lease can be broken too.
+    assert!(locks.break_lease(&next).await.expect("break next"));
+    let expiring = locks
+        .acquire_lease(
+            &env("prod"),
+            &LeaseHolder::named("c"),
+            Duration::seconds(1),
+            t0(),
+        )
+        .await
+        .expect("lease");
+    assert!(locks.break_lease(&expiring).await.expect("break expired"));
+}
+
 /// Runs the whole state conformance suite: one `#[tokio::test]` per case.
 ///
 /// `$setup` is an `async` expression yielding a fresh [`StateFixture`] per test: a tuple
@@ -680,7 +822,10 @@ macro_rules! state_conformance {
             concurrent_locks_one_winner,
             lease_is_exclusive,
             lease_expiry_handover,
-            release_only_by_holder
+            release_only_by_holder,
+            lease_keeps_its_holder_process,
+            leases_lists_unexpired_sorted,
+            break_lease_removes_only_that_lease
         );
         $crate::state_conformance!(@cases $setup; approvals;
             approval_create_and_get,

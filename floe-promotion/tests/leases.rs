@@ -1,0 +1,233 @@
+//! A stale promotion lease has a way out: `leases` lists the leases in force and
+//! `break_lease` removes one, audited, refused while the holder's process is provably alive on
+//! this machine unless the request is a break-glass override.
+
+use floe_promotion::config::Authorization;
+use floe_promotion::history::{EventKind, HistoryQuery};
+use floe_promotion::state::{HolderProcess, LeaseHolder, Liveness};
+use floe_promotion::testing::pipeline::TestPipeline;
+use floe_promotion::*;
+
+fn env(name: &str) -> EnvName {
+    EnvName::new(name).unwrap()
+}
+
+/// A process that ran on this machine and exited.
+fn exited_process() -> HolderProcess {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    let me = HolderProcess::current().unwrap();
+    HolderProcess {
+        host: me.host,
+        pid,
+        start_ticks: None,
+    }
+}
+
+async fn hold(p: &TestPipeline, holder: LeaseHolder) -> floe_promotion::state::Lease {
+    p.state
+        .acquire_lease(
+            &env("staging"),
+            &holder,
+            chrono::Duration::minutes(15),
+            p.clock.now(),
+        )
+        .await
+        .unwrap()
+}
+
+async fn last_event(p: &TestPipeline) -> floe_promotion::history::AuditEvent {
+    p.history
+        .query(&HistoryQuery::default())
+        .await
+        .unwrap()
+        .pop()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_lease_left_by_a_dead_promoter_is_broken_and_recorded() {
+    let p = TestPipeline::new(&["dev", "staging"]);
+    p.push_release("app", "v1", b"one").await;
+    let m = p
+        .builder()
+        .lease_wait(std::time::Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let dead = LeaseHolder {
+        name: "ci (killed)".into(),
+        process: Some(exited_process()),
+    };
+    let stale = hold(&p, dead).await;
+    assert_eq!(m.leases().await.unwrap(), vec![stale.clone()]);
+    // The next promoter cannot get in.
+    let req = || PromotionRequest::new("app", "v1", "dev", "staging", p.actor("ci")).unwrap();
+    let busy = m.promote(req()).await.unwrap_err();
+    assert!(matches!(busy, Error::Busy { .. }), "{busy:?}");
+
+    let broken = m
+        .break_lease(
+            &env("staging"),
+            &p.actor("ops"),
+            "promoter was killed",
+            false,
+        )
+        .await
+        .unwrap();
+    assert_eq!(broken, stale);
+    assert!(m.leases().await.unwrap().is_empty());
+    let e = last_event(&p).await;
+    assert_eq!(e.record.kind, EventKind::LeaseBroken);
+    assert_eq!(e.record.actor.id, "ops");
+    assert_eq!(e.record.reason.as_deref(), Some("promoter was killed"));
+    assert_eq!(e.record.details["holder"], "ci (killed)");
+    assert_eq!(e.record.details["holder_liveness"], "gone");
+    assert!(!e.record.details.contains_key("override"));
+    m.promote(req()).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lease_whose_holder_is_alive_here_is_refused_without_an_override() {
+    let p = TestPipeline::new(&["dev", "staging"]);
+    let m = p.manager();
+    let held = hold(&p, LeaseHolder::this_process("ci (running)")).await;
+    assert_eq!(
+        held.process.as_ref().map(HolderProcess::liveness),
+        Some(Liveness::Alive)
+    );
+    let err = m
+        .break_lease(&env("staging"), &p.actor("ops"), "looks stuck", false)
+        .await
+        .unwrap_err();
+    match &err {
+        Error::Busy { holder, .. } => {
+            assert!(holder.contains("still running on this machine"), "{err}")
+        }
+        other => panic!("expected Busy, got {other:?}"),
+    }
+    assert_eq!(m.leases().await.unwrap(), vec![held.clone()]);
+    let before = p.history.query(&HistoryQuery::default()).await.unwrap();
+    assert!(before.is_empty(), "a refusal records nothing: {before:?}");
+
+    m.break_lease(&env("staging"), &p.actor("ops"), "break-glass", true)
+        .await
+        .unwrap();
+    assert!(m.leases().await.unwrap().is_empty());
+    let e = last_event(&p).await;
+    assert_eq!(e.record.kind, EventKind::LeaseBroken);
+    assert_eq!(e.record.details["override"], "true");
+    assert_eq!(e.record.details["holder_liveness"], "alive");
+}
+
+#[tokio::test]
+async fn a_lease_from_another_machine_or_without_a_process_can_be_broken() {
+    let p = TestPipeline::new(&["dev", "staging"]);
+    let m = p.manager();
+    let mut elsewhere = HolderProcess::current().unwrap();
+    elsewhere.host.push_str("-other-machine");
+    hold(
+        &p,
+        LeaseHolder {
+            name: "ci".into(),
+            process: Some(elsewhere),
+        },
+    )
+    .await;
+    m.break_lease(&env("staging"), &p.actor("ops"), "host is gone", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        last_event(&p).await.record.details["holder_liveness"],
+        "unknown"
+    );
+    hold(&p, LeaseHolder::named("old client")).await;
+    m.break_lease(&env("staging"), &p.actor("ops"), "old client died", false)
+        .await
+        .unwrap();
+    assert!(m.leases().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn breaking_needs_a_reason_a_lease_and_authorization() {
+    let mut p = TestPipeline::new(&["dev", "staging"]);
+    p.env_mut("staging").authorization = Authorization {
+        allowed_operators: vec!["ops".into()],
+        ..Authorization::default()
+    };
+    let m = p.manager();
+    let err = m
+        .break_lease(&env("staging"), &p.actor("ops"), "nothing held", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    hold(&p, LeaseHolder::named("gone")).await;
+    let err = m
+        .break_lease(&env("staging"), &p.actor("ops"), "  ", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    let err = m
+        .break_lease(&env("staging"), &p.actor("mallory"), "mine now", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden { .. }), "{err:?}");
+    let err = m
+        .break_lease(&env("nowhere"), &p.actor("ops"), "x", false)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    assert_eq!(m.leases().await.unwrap().len(), 1, "still held");
+    assert!(
+        p.history
+            .query(&HistoryQuery::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// Sees the leases in force when the outcome of a promotion is recorded (still under the
+/// lease).
+#[derive(Debug, Clone)]
+struct LeaseWatcher {
+    state: floe_promotion::InMemoryState,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<floe_promotion::state::Lease>>>,
+}
+
+#[async_trait]
+impl Notifier for LeaseWatcher {
+    async fn notify(&self, event: &floe_promotion::history::AuditEvent) -> Result<()> {
+        if event.record.kind == EventKind::PromotionSucceeded {
+            let leases = self.state.leases(event.record.time).await?;
+            self.seen.lock().unwrap().extend(leases);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn promotions_record_their_process_in_the_lease() {
+    let p = TestPipeline::new(&["dev", "staging"]);
+    p.push_release("app", "v1", b"one").await;
+    let watcher = LeaseWatcher {
+        state: p.state.clone(),
+        seen: Default::default(),
+    };
+    let m = p
+        .builder()
+        .notifier(std::sync::Arc::new(watcher.clone()))
+        .build()
+        .unwrap();
+    m.promote(PromotionRequest::new("app", "v1", "dev", "staging", p.actor("ci")).unwrap())
+        .await
+        .unwrap();
+    let seen = watcher.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(seen[0].holder.starts_with("ci ("), "{}", seen[0].holder);
+    assert_eq!(seen[0].process, HolderProcess::current());
+    assert!(
+        m.leases().await.unwrap().is_empty(),
+        "released after the promotion"
+    );
+}
