@@ -78,6 +78,9 @@ pub enum Command {
     Lock(LockArgs),
     /// Unlock an environment.
     Unlock(UnlockArgs),
+    /// The promotion leases in force, or break one left by a promoter that died.
+    #[command(subcommand)]
+    Lease(LeaseCommand),
     /// The environments, in order, with their gates and rules.
     Envs,
     /// Verify or export the audit trail.
@@ -178,6 +181,29 @@ pub struct UnlockArgs {
     /// Why.
     #[arg(long)]
     pub reason: Option<String>,
+}
+
+/// `floe lease`.
+#[derive(Debug, Subcommand)]
+pub enum LeaseCommand {
+    /// The promotion leases in force: environment, holder, process, expiry.
+    List,
+    /// Remove the promotion lease of an environment (audited). Refused while the holder's
+    /// process is still running on this machine, unless --force.
+    Break(LeaseBreakArgs),
+}
+
+/// `floe lease break`.
+#[derive(Debug, Args)]
+pub struct LeaseBreakArgs {
+    /// The environment.
+    pub env: String,
+    /// Why (required, recorded).
+    #[arg(long)]
+    pub reason: String,
+    /// Break-glass: break it even though its holder's process is still running here.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `floe audit`.

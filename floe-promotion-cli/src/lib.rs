@@ -26,9 +26,10 @@ use floe_promotion::{
 };
 
 use crate::app::App;
-use crate::cli::{AuditCommand, Cli, Command, Global, OutputFormat};
+use crate::cli::{AuditCommand, Cli, Command, Global, LeaseCommand, OutputFormat};
 use crate::output::{
-    AttestOutput, EnvOutput, ErrorOutput, Output, PlanOutput, StatusOutput, VerifyOutput,
+    AttestOutput, EnvOutput, ErrorOutput, LeaseOutput, Output, PlanOutput, StatusOutput,
+    VerifyOutput,
 };
 
 /// Runs `floe` with the process's arguments and returns its exit code.
@@ -394,6 +395,31 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
                 .unlock(&env, &actor, a.reason.as_deref())
                 .await?;
             Ok((Some(Output::Unlock { lock }), exit::OK))
+        }
+        Command::Lease(LeaseCommand::List) => {
+            let app = App::open(g, false, &[]).await?;
+            let leases = app.manager.leases().await?;
+            Ok((
+                Some(Output::Leases {
+                    leases: leases.into_iter().map(LeaseOutput::from).collect(),
+                }),
+                exit::OK,
+            ))
+        }
+        Command::Lease(LeaseCommand::Break(a)) => {
+            let env = EnvName::new(&a.env)?;
+            let actor = actor(g)?;
+            let app = App::open(g, false, &[&env]).await?;
+            let lease = app
+                .manager
+                .break_lease(&env, &actor, &a.reason, a.force)
+                .await?;
+            Ok((
+                Some(Output::LeaseBroken {
+                    lease: lease.into(),
+                }),
+                exit::OK,
+            ))
         }
         Command::Envs => {
             let app = App::open(g, false, &[]).await?;

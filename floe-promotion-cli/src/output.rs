@@ -10,7 +10,7 @@ use floe_promotion::history::{AuditEvent, ChainBreak, Deployment};
 use floe_promotion::manager::{EnvironmentStatus, PlannedTag, PromotionPlan, PromotionRecord};
 use floe_promotion::model::text::printable as safe;
 use floe_promotion::registry::CopyMode;
-use floe_promotion::state::EnvLock;
+use floe_promotion::state::{EnvLock, HolderProcess, Lease, Liveness};
 use floe_promotion::{Digest, EnvName, Error, Repository, Tag};
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +46,16 @@ pub enum Output {
         /// The lock that was lifted.
         lock: EnvLock,
     },
+    /// `floe lease list`.
+    Leases {
+        /// The leases in force, by environment.
+        leases: Vec<LeaseOutput>,
+    },
+    /// `floe lease break`.
+    LeaseBroken {
+        /// The lease that was removed.
+        lease: LeaseOutput,
+    },
     /// `floe envs`.
     Envs {
         /// In promotion order.
@@ -64,6 +74,49 @@ pub enum Output {
     },
     /// `floe attest`.
     Attest(AttestOutput),
+}
+
+/// A promotion lease, with what this machine can tell of its holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseOutput {
+    /// The lease.
+    #[serde(flatten)]
+    pub lease: Lease,
+    /// `alive` (its process runs here), `gone` (it ran here and exited) or `unknown`.
+    pub holder_liveness: String,
+}
+
+impl From<Lease> for LeaseOutput {
+    fn from(lease: Lease) -> Self {
+        let holder_liveness = match lease.process.as_ref().map(HolderProcess::liveness) {
+            Some(Liveness::Alive) => "alive",
+            Some(Liveness::Gone) => "gone",
+            _ => "unknown",
+        }
+        .to_string();
+        LeaseOutput {
+            lease,
+            holder_liveness,
+        }
+    }
+}
+
+fn lease_text(out: &mut String, l: &LeaseOutput) {
+    let lease = &l.lease;
+    let _ = writeln!(
+        out,
+        "{} held by {} since {} until {}; process {} ({})",
+        lease.environment,
+        safe(&lease.holder),
+        lease.acquired.format("%Y-%m-%d %H:%M:%S"),
+        lease.expires.format("%Y-%m-%d %H:%M:%S"),
+        lease
+            .process
+            .as_ref()
+            .map(|p| format!("{}:{}", safe(&p.host), p.pid))
+            .unwrap_or_else(|| "not recorded".into()),
+        l.holder_liveness
+    );
 }
 
 /// An environment as `floe status` shows it.
@@ -506,6 +559,18 @@ impl Output {
                     safe(&lock.reason)
                 );
             }
+            Output::Leases { leases } => {
+                if leases.is_empty() {
+                    let _ = writeln!(out, "no promotion leases in force");
+                }
+                for l in leases {
+                    lease_text(&mut out, l);
+                }
+            }
+            Output::LeaseBroken { lease } => {
+                let _ = write!(out, "broke the lease: ");
+                lease_text(&mut out, lease);
+            }
             Output::Envs { environments } => {
                 for e in environments {
                     let _ = writeln!(
@@ -649,6 +714,26 @@ mod tests {
             },
             Output::Lock { lock: lock.clone() },
             Output::Unlock { lock },
+            Output::Leases {
+                leases: vec![LeaseOutput::from(Lease {
+                    environment: EnvName::new("prod").unwrap(),
+                    holder: "ci (1)".into(),
+                    token: uuid::Uuid::from_u128(1),
+                    acquired: chrono::Utc::now(),
+                    expires: chrono::Utc::now(),
+                    process: HolderProcess::current(),
+                })],
+            },
+            Output::LeaseBroken {
+                lease: LeaseOutput::from(Lease {
+                    environment: EnvName::new("prod").unwrap(),
+                    holder: "ci (2)".into(),
+                    token: uuid::Uuid::from_u128(2),
+                    acquired: chrono::Utc::now(),
+                    expires: chrono::Utc::now(),
+                    process: None,
+                }),
+            },
             Output::History { events: vec![] },
             Output::Export {
                 format: "csv".into(),
