@@ -297,7 +297,10 @@ fn hostile_gate_output_cannot_forge_lines() {
     args.push("ci");
     let run = ws.run(&args);
     let line = run.one_error_line(exit::GATE_FAILED);
-    assert!(line.contains("bad"), "the gate's stderr is quoted: {line:?}");
+    assert!(
+        line.contains("bad"),
+        "the gate's stderr is quoted: {line:?}"
+    );
     assert!(!line.contains('\u{1b}') && !line.contains('\r'), "{line:?}");
     let history = ws.run(&["history"]).ok().stdout.clone();
     assert!(history.contains("bad"), "{history}");
