@@ -59,6 +59,7 @@ pub mod history;
 pub mod manager;
 pub mod model;
 pub mod notify;
+pub mod policy;
 pub mod registry;
 pub mod state;
 #[cfg(any(test, feature = "testing"))]

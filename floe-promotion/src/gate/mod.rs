@@ -27,11 +27,12 @@ use crate::history::HistoryStore;
 use crate::model::{Actor, ArtifactName, Digest, EnvName, Repository, Tag};
 use crate::registry::{ArtifactRegistry, Manifest};
 
+pub use crate::policy::soak::soak_time;
 pub use command::{CommandGate, CommandSpec};
 pub use policy::{PolicyEvaluator, PolicyGate, PolicyRules};
 pub use scan::{ScanGate, ScanSource, Severity};
 pub use signature::{SignatureEnforcement, SignatureGate, SignatureReport, SignatureVerifier};
-pub use soak::{SoakGate, soak_time};
+pub use soak::SoakGate;
 pub use tests_passed::EvidenceGate;
 
 /// Everything a gate may look at. Cheap to clone: the registry and history are shared.

@@ -191,6 +191,7 @@ impl PromotionManagerBuilder {
             lease_wait: self
                 .lease_wait
                 .unwrap_or(std::time::Duration::from_secs(60)),
+            checks: crate::policy::standard_checks(),
         }))
     }
 }

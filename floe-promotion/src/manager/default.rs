@@ -14,13 +14,14 @@ use super::{PromotionManager, PromotionManagerBuilder};
 use crate::clock::Clock;
 use crate::config::{Environment, EnvironmentConfig};
 use crate::error::{Error, Result};
-use crate::gate::{GateContext, GateResult, GateStatus, PromotionGate, run_gates, soak_time};
+use crate::gate::{GateContext, GateResult, GateStatus, PromotionGate, run_gates};
 use crate::history::{
     AuditEvent, EventKind, EventRecord, HistoryQuery, HistoryStore, Order, VerifyReport,
 };
 use crate::model::text::check_free_text;
 use crate::model::{Actor, ArtifactName, Digest, EnvName, Reference, Repository, Tag};
 use crate::notify::Notifier;
+use crate::policy::{Check, CheckContext, Operation, Stage, authorize, run_checks};
 use crate::registry::{ArtifactRegistry, CopyMode, CopyReport, Manifest};
 use crate::state::{
     ApprovalStore, EnvLock, HolderProcess, Lease, LeaseHolder, Liveness, LockStore,
@@ -36,6 +37,7 @@ pub(super) struct Parts {
     pub(super) clock: Arc<dyn Clock>,
     pub(super) gates: HashMap<EnvName, Vec<Arc<dyn PromotionGate>>>,
     pub(super) lease_wait: std::time::Duration,
+    pub(super) checks: Vec<Box<dyn Check>>,
 }
 
 /// The [`PromotionManager`] of the library, assembled from parts with
@@ -322,84 +324,13 @@ impl DefaultPromotionManager {
         }
     }
 
-    fn check_transition(&self, from: &EnvName, to: &EnvName) -> Result<()> {
-        let config = &self.parts.config;
-        let (f, t) = (config.position(from)?, config.position(to)?);
-        let refuse = |reason: String| Error::InvalidTransition {
-            from: from.to_string(),
-            to: to.to_string(),
-            reason,
-        };
-        if f == t {
-            return Err(refuse("source and target are the same environment".into()));
-        }
-        if t < f {
-            return Err(refuse(
-                "promotion goes forward only; use rollback to go back".into(),
-            ));
-        }
-        if t > f + 1 && !self.settings().allow_skip {
-            let skipped: Vec<&str> = config.environments()[f + 1..t]
-                .iter()
-                .map(|e| e.name.as_str())
-                .collect();
-            return Err(refuse(format!(
-                "it would skip {}; promote through each environment in order",
-                skipped.join(", ")
-            )));
-        }
-        Ok(())
-    }
-
     fn check_authorized(
         &self,
         env: &Environment,
         actor: &Actor,
         action: &'static str,
     ) -> Result<()> {
-        if env.authorization.allows(actor) {
-            Ok(())
-        } else {
-            Err(Error::Forbidden {
-                actor: actor.id.clone(),
-                action,
-                environment: env.name.clone(),
-                reason: format!(
-                    "not in allowed_operators [{}] nor in allowed_groups [{}]",
-                    env.authorization.allowed_operators.join(", "),
-                    env.authorization.allowed_groups.join(", ")
-                ),
-            })
-        }
-    }
-
-    /// Finds the lock on the target and decides whether the request may pass it.
-    async fn check_lock(
-        &self,
-        ev: &mut Evaluation,
-        env: &EnvName,
-        override_lock: bool,
-        reason: Option<&str>,
-    ) -> Result<()> {
-        let lock = self.parts.locks.get_lock(env, ev.now).await?;
-        if let Some(lock) = &lock {
-            if override_lock {
-                ev.lock_overridden = true;
-            } else {
-                ev.block(Error::Locked {
-                    lock: Box::new(lock.clone()),
-                })?;
-            }
-        }
-        if override_lock && reason.is_none_or(|r| r.trim().is_empty()) {
-            return Err(Error::invalid(
-                "lock override",
-                env.to_string(),
-                "overriding a lock needs a reason",
-            ));
-        }
-        ev.lock = lock;
-        Ok(())
+        authorize(env, actor, action).map_or(Ok(()), Err)
     }
 
     /// Plans the write of `tag` at `digest` in `repo`; `immutable` tags may not move.
@@ -446,52 +377,29 @@ impl DefaultPromotionManager {
         ev.source = Some(source.clone());
         ev.target = Some(target.clone());
 
-        // 1. Transition, authorization, policy that needs no digest.
-        if let Err(e) = self.check_transition(&req.from, &req.to) {
+        // 1 and 2. The checks that need no digest: transition, sources, authorization,
+        // policy, the lock.
+        let lock = self.parts.locks.get_lock(&req.to, ev.now).await?;
+        ev.lock_overridden = lock.is_some() && req.override_lock;
+        ev.lock = lock.clone();
+        let mut ctx = CheckContext {
+            operation: Operation::Promote,
+            config: config.as_ref(),
+            history: self.parts.history.as_ref(),
+            artifact: &req.artifact,
+            version: &req.version,
+            from: Some(&req.from),
+            to: to_env,
+            actor: &req.actor,
+            override_lock: req.override_lock,
+            lock: lock.as_ref(),
+            now: ev.now,
+            digest: None,
+            arrival: None,
+        };
+        for e in run_checks(&self.parts.checks, Stage::Request, &ctx, ev.plan).await? {
             ev.block(e)?;
         }
-        if !to_env.policy.allowed_sources.is_empty()
-            && !to_env.policy.allowed_sources.contains(&req.from)
-        {
-            ev.block(Error::PolicyViolation {
-                environment: req.to.clone(),
-                rule: "allowed_sources",
-                detail: format!(
-                    "{} is not one of the allowed sources [{}]",
-                    req.from,
-                    to_env
-                        .policy
-                        .allowed_sources
-                        .iter()
-                        .map(EnvName::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            })?;
-        }
-        if let Err(e) = self.check_authorized(to_env, &req.actor, "promote to") {
-            ev.block(e)?;
-        }
-        if let Some(pattern) = &to_env.policy.version_pattern
-            && !pattern.is_match(req.version.as_str())
-        {
-            ev.block(Error::PolicyViolation {
-                environment: req.to.clone(),
-                rule: "version_pattern",
-                detail: format!("{} does not match {}", req.version, pattern.as_str()),
-            })?;
-        }
-        if let Some(window) = to_env.frozen_at(ev.now) {
-            ev.block(Error::PolicyViolation {
-                environment: req.to.clone(),
-                rule: "freeze_window",
-                detail: format!("promotions are frozen: {}", window.reason()),
-            })?;
-        }
-
-        // 2. Locks.
-        self.check_lock(ev, &req.to, req.override_lock, req.reason.as_deref())
-            .await?;
 
         // 3. Resolve the digest once, in the source environment.
         let first = config.position(&req.from)? == 0;
@@ -516,51 +424,11 @@ impl DefaultPromotionManager {
         ev.manifest = Some(manifest.clone());
         ev.copy_mode = Some(self.parts.registry.copy_mode(&source, &target));
 
-        // Separation of duties and soak need the digest and its history.
-        if to_env.authorization.separation_of_duties
-            && let Some(a) = arrival
-                .as_ref()
-                .filter(|a| a.record.actor.id == req.actor.id)
-        {
-            ev.block(Error::SeparationOfDuties {
-                actor: req.actor.id.clone(),
-                reason: format!(
-                    "promoted {}:{} into {} (event {}) and may not also promote it out of {}",
-                    req.artifact, req.version, req.from, a.seq, req.from
-                ),
-            })?;
-        }
-        if let Some(minimum) = to_env.policy.minimum_soak {
-            let soaked = soak_time(
-                self.parts.history.as_ref(),
-                &req.from,
-                &req.artifact,
-                &digest,
-                ev.now,
-            )
-            .await?;
-            let detail = match soaked {
-                Some(t) if t >= minimum => None,
-                Some(t) => Some(format!(
-                    "{}:{} has been in {} for {}, less than {}",
-                    req.artifact,
-                    req.version,
-                    req.from,
-                    humantime::format_duration(std::time::Duration::from_secs(t.as_secs())),
-                    humantime::format_duration(minimum)
-                )),
-                None => Some(format!(
-                    "history shows no arrival of {}:{} in {}; its soak time cannot be measured",
-                    req.artifact, req.version, req.from
-                )),
-            };
-            if let Some(detail) = detail {
-                ev.block(Error::PolicyViolation {
-                    environment: req.to.clone(),
-                    rule: "minimum_soak",
-                    detail,
-                })?;
-            }
+        // The checks that need the digest and its history: separation of duties, soak.
+        ctx.digest = Some(&digest);
+        ctx.arrival = arrival.as_ref();
+        for e in run_checks(&self.parts.checks, Stage::Resolved, &ctx, ev.plan).await? {
+            ev.block(e)?;
         }
 
         // Immutable environment tag; pointer.
@@ -935,18 +803,27 @@ impl DefaultPromotionManager {
         ev.source = Some(target.clone());
         ev.target = Some(target.clone());
         ev.copy_mode = Some(CopyMode::TagOnly);
-        if req.reason.trim().is_empty() {
-            return Err(Error::invalid(
-                "rollback reason",
-                "",
-                "a rollback needs a reason",
-            ));
-        }
-        if let Err(e) = self.check_authorized(env, &req.actor, "roll back") {
+        let lock = self.parts.locks.get_lock(&req.environment, ev.now).await?;
+        ev.lock_overridden = lock.is_some() && req.override_lock;
+        ev.lock = lock.clone();
+        let ctx = CheckContext {
+            operation: Operation::Rollback,
+            config: config.as_ref(),
+            history: self.parts.history.as_ref(),
+            artifact: &req.artifact,
+            version: &req.to_version,
+            from: None,
+            to: env,
+            actor: &req.actor,
+            override_lock: req.override_lock,
+            lock: lock.as_ref(),
+            now: ev.now,
+            digest: None,
+            arrival: None,
+        };
+        for e in run_checks(&self.parts.checks, Stage::Request, &ctx, ev.plan).await? {
             ev.block(e)?;
         }
-        self.check_lock(ev, &req.environment, req.override_lock, Some(&req.reason))
-            .await?;
         let arrival = match self
             .arrival(&req.environment, &req.artifact, &req.to_version)
             .await?

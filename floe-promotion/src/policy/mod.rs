@@ -1,0 +1,164 @@
+//! The rules of the promotion path, one per file, each behind the small [`Check`] trait.
+//!
+//! A check looks at one request (who wants what, from where to where) and, once the digest is
+//! resolved, at the digest's history, and answers pass or block. The evaluation runs them in
+//! order: a real run stops at the first blocker, a plan collects every blocker.
+//!
+//! | check | file | stage |
+//! |---|---|---|
+//! | forward, adjacent transition | `transition.rs` | request |
+//! | allowed sources | `sources.rs` | request |
+//! | operators and groups | `authorization.rs` | request |
+//! | version pattern | `version_pattern.rs` | request |
+//! | freeze windows | `freeze_window.rs` | request |
+//! | environment lock | `lock.rs` | request |
+//! | separation of duties | `separation.rs` | resolved |
+//! | minimum soak | `soak.rs` | resolved |
+//!
+//! Immutability of environment and rollback tags is checked where tags are planned, and again
+//! under the environment's lease; signatures are checked by the signature gate.
+
+mod authorization;
+mod freeze_window;
+mod lock;
+mod separation;
+pub mod soak;
+mod sources;
+mod transition;
+mod version_pattern;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::config::{Environment, EnvironmentConfig};
+use crate::error::{Error, Result};
+use crate::history::{AuditEvent, HistoryStore};
+use crate::model::{Actor, ArtifactName, Digest, EnvName, Tag};
+use crate::state::EnvLock;
+
+pub use self::authorization::{Authorized, authorize};
+pub use self::freeze_window::NotFrozen;
+pub use self::lock::NotLocked;
+pub use self::separation::SeparationOfDuties;
+pub use self::soak::MinimumSoak;
+pub use self::sources::AllowedSources;
+pub use self::transition::Transition;
+pub use self::version_pattern::VersionPattern;
+
+/// The operation a request asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operation {
+    /// A promotion from one environment into the next.
+    Promote,
+    /// A rollback of an environment to a version it ran before.
+    Rollback,
+}
+
+impl Operation {
+    /// The verb used in refusals ("not allowed to promote to prod").
+    pub fn verb(self) -> &'static str {
+        match self {
+            Operation::Promote => "promote to",
+            Operation::Rollback => "roll back",
+        }
+    }
+}
+
+/// When a check can run: on the request alone, or once the digest is resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Names, environments, the actor, the time, the lock.
+    Request,
+    /// The digest and the event that brought the version into the source environment.
+    Resolved,
+}
+
+/// What a check sees.
+#[derive(Debug)]
+pub struct CheckContext<'a> {
+    /// The operation.
+    pub operation: Operation,
+    /// The environments.
+    pub config: &'a dyn EnvironmentConfig,
+    /// The audit history.
+    pub history: &'a dyn HistoryStore,
+    /// The artifact.
+    pub artifact: &'a ArtifactName,
+    /// The version.
+    pub version: &'a Tag,
+    /// The source environment (none for a rollback).
+    pub from: Option<&'a EnvName>,
+    /// The target environment.
+    pub to: &'a Environment,
+    /// Who asks.
+    pub actor: &'a Actor,
+    /// Whether the request carries a break-glass lock override.
+    pub override_lock: bool,
+    /// The target's lock in force, if any.
+    pub lock: Option<&'a EnvLock>,
+    /// The time of the evaluation.
+    pub now: DateTime<Utc>,
+    /// The resolved digest (from the resolved stage on).
+    pub digest: Option<&'a Digest>,
+    /// The event that brought the version into the source environment, when history has one.
+    pub arrival: Option<&'a AuditEvent>,
+}
+
+/// One rule of the promotion path.
+///
+/// # Contract
+///
+/// - `check` returns `Ok(None)` when the request passes, `Ok(Some(error))` with the refusal
+///   when it does not, and `Err` only when it could not decide (a store failed).
+/// - `check` writes nothing: it may read the history and the configuration, nothing else.
+/// - A check of [`Stage::Resolved`] is only run with `digest` set.
+#[async_trait]
+pub trait Check: Send + Sync + Debug {
+    /// A short name, for plans and messages.
+    fn name(&self) -> &'static str;
+    /// When it runs.
+    fn stage(&self) -> Stage;
+    /// Whether it applies to `operation`.
+    fn applies_to(&self, operation: Operation) -> bool;
+    /// Passes or blocks the request.
+    async fn check(&self, ctx: &CheckContext<'_>) -> Result<Option<Error>>;
+}
+
+/// The checks of the promotion path, in the order they run.
+pub fn standard_checks() -> Vec<Box<dyn Check>> {
+    vec![
+        Box::new(Transition),
+        Box::new(AllowedSources),
+        Box::new(Authorized),
+        Box::new(VersionPattern),
+        Box::new(NotFrozen),
+        Box::new(NotLocked),
+        Box::new(SeparationOfDuties),
+        Box::new(MinimumSoak),
+    ]
+}
+
+/// Every check of `checks` that applies to `ctx.operation` at `stage`, in order: the
+/// refusals found. `all` collects every refusal (a plan); otherwise the first one ends it.
+pub async fn run_checks(
+    checks: &[Box<dyn Check>],
+    stage: Stage,
+    ctx: &CheckContext<'_>,
+    all: bool,
+) -> Result<Vec<Error>> {
+    let mut blockers = Vec::new();
+    for check in checks
+        .iter()
+        .filter(|c| c.stage() == stage && c.applies_to(ctx.operation))
+    {
+        if let Some(e) = check.check(ctx).await? {
+            blockers.push(e);
+            if !all {
+                break;
+            }
+        }
+    }
+    Ok(blockers)
+}
