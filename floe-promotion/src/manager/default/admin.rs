@@ -1,0 +1,225 @@
+//! Locks, leases, status, history, verification and evidence.
+
+use super::*;
+
+impl DefaultPromotionManager {
+    pub(super) async fn run_lock(
+        &self,
+        environment: &EnvName,
+        actor: &Actor,
+        reason: &str,
+        expires_in: Option<Duration>,
+    ) -> Result<EnvLock> {
+        let env = self.parts.config.environment(environment)?;
+        check_text_input(actor, Some(reason))?;
+        if reason.trim().is_empty() {
+            return Err(Error::invalid("lock reason", "", "a lock needs a reason"));
+        }
+        if let Some(d) = expires_in
+            && d <= Duration::zero()
+        {
+            return Err(Error::invalid(
+                "lock expiry",
+                d.to_string(),
+                "a lock's expiry must be in the future",
+            ));
+        }
+        self.check_authorized(env, actor, "lock")?;
+        let now = self.now();
+        let lock = self
+            .parts
+            .locks
+            .lock(
+                EnvLock {
+                    environment: environment.clone(),
+                    owner: actor.id.clone(),
+                    reason: reason.to_string(),
+                    created: now,
+                    expires: expires_in.map(|d| now + d),
+                },
+                now,
+            )
+            .await?;
+        let mut e = self.event(EventKind::Locked, actor, now);
+        e.environment = Some(environment.clone());
+        e.reason = Some(reason.to_string());
+        if let Some(x) = lock.expires {
+            e.details.insert("expires".into(), x.to_rfc3339());
+        }
+        let mut warnings = Vec::new();
+        self.record(vec![e], &mut warnings).await?;
+        Ok(lock)
+    }
+
+    pub(super) async fn run_unlock(
+        &self,
+        environment: &EnvName,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> Result<EnvLock> {
+        let env = self.parts.config.environment(environment)?;
+        check_text_input(actor, reason)?;
+        self.check_authorized(env, actor, "unlock")?;
+        let now = self.now();
+        let lock = self
+            .parts
+            .locks
+            .unlock(environment, now)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("a lock on environment {environment}")))?;
+        let mut e = self.event(EventKind::Unlocked, actor, now);
+        e.environment = Some(environment.clone());
+        e.reason = reason.map(str::to_string);
+        e.details.insert("lock_owner".into(), lock.owner.clone());
+        e.details.insert("lock_reason".into(), lock.reason.clone());
+        let mut warnings = Vec::new();
+        self.record(vec![e], &mut warnings).await?;
+        Ok(lock)
+    }
+
+    pub(super) async fn run_status(
+        &self,
+        environment: Option<&EnvName>,
+    ) -> Result<Vec<EnvironmentStatus>> {
+        if let Some(e) = environment {
+            self.parts.config.environment(e)?;
+        }
+        let now = self.now();
+        let mut out = Vec::new();
+        for (position, env) in self.parts.config.environments().iter().enumerate() {
+            if environment.is_some_and(|e| e != &env.name) {
+                continue;
+            }
+            out.push(EnvironmentStatus {
+                environment: env.name.clone(),
+                position,
+                deployments: self.parts.history.deployments(Some(&env.name)).await?,
+                lock: self.parts.locks.get_lock(&env.name, now).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn run_history(&self, query: &HistoryQuery) -> Result<Vec<AuditEvent>> {
+        self.parts.history.query(query).await
+    }
+
+    pub(super) async fn run_verify(&self) -> Result<VerifyReport> {
+        self.parts.history.verify().await
+    }
+
+    pub(super) async fn run_leases(&self) -> Result<Vec<Lease>> {
+        self.parts.locks.leases(self.now()).await
+    }
+
+    pub(super) async fn run_break_lease(
+        &self,
+        environment: &EnvName,
+        actor: &Actor,
+        reason: &str,
+        force: bool,
+    ) -> Result<Lease> {
+        let env = self.parts.config.environment(environment)?;
+        check_text_input(actor, Some(reason))?;
+        if reason.trim().is_empty() {
+            return Err(Error::invalid(
+                "lease break reason",
+                "",
+                "breaking a lease needs a reason",
+            ));
+        }
+        self.check_authorized(env, actor, "break the promotion lease of")?;
+        let now = self.now();
+        let lease = self
+            .parts
+            .locks
+            .leases(now)
+            .await?
+            .into_iter()
+            .find(|l| &l.environment == environment)
+            .ok_or_else(|| {
+                Error::not_found(format!("a promotion lease on environment {environment}"))
+            })?;
+        let liveness = lease
+            .process
+            .as_ref()
+            .map_or(Liveness::Unknown, HolderProcess::liveness);
+        if liveness == Liveness::Alive && !force {
+            return Err(Error::Busy {
+                environment: environment.clone(),
+                holder: format!(
+                    "{}, whose process {} is still running on this machine",
+                    lease.holder,
+                    lease.process.as_ref().map_or(0, |p| p.pid)
+                ),
+                until: lease.expires.to_rfc3339(),
+            });
+        }
+        if !self.parts.locks.break_lease(&lease).await? {
+            return Err(Error::Conflict(format!(
+                "the promotion lease of {environment} changed hands while it was being broken; look again"
+            )));
+        }
+        let mut e = self.event(EventKind::LeaseBroken, actor, now);
+        e.environment = Some(environment.clone());
+        e.reason = Some(reason.to_string());
+        e.details.insert("holder".into(), lease.holder.clone());
+        e.details
+            .insert("expires".into(), lease.expires.to_rfc3339());
+        if let Some(p) = &lease.process {
+            e.details
+                .insert("holder_process".into(), format!("{}:{}", p.host, p.pid));
+        }
+        e.details.insert(
+            "holder_liveness".into(),
+            match liveness {
+                Liveness::Alive => "alive",
+                Liveness::Gone => "gone",
+                Liveness::Unknown => "unknown",
+            }
+            .into(),
+        );
+        if force {
+            e.details.insert("override".into(), "true".into());
+        }
+        let mut warnings = Vec::new();
+        self.record(vec![e], &mut warnings).await?;
+        Ok(lease)
+    }
+
+    /// Attaches evidence to the digest of `artifact:version` in `environment` and records an
+    /// [`EventKind::EvidenceAttached`] event. Returns the artifact's digest and the evidence
+    /// manifest's digest.
+    pub async fn attest(
+        &self,
+        artifact: &ArtifactName,
+        version: &Tag,
+        environment: &EnvName,
+        evidence: &crate::registry::Evidence,
+        actor: &Actor,
+    ) -> Result<(Digest, Digest)> {
+        use crate::registry::RegistryExt;
+        check_text_input(actor, None)?;
+        if let Some(by) = &evidence.actor {
+            check_free_text("evidence actor", by)?;
+        }
+        let (repo, manifest) = self.resolve_in(artifact, version, environment).await?;
+        let attached = self
+            .parts
+            .registry
+            .attach_evidence(&repo, manifest.digest(), evidence)
+            .await?;
+        let mut e = self.event(EventKind::EvidenceAttached, actor, self.now());
+        e.artifact = Some(artifact.clone());
+        e.version = Some(version.clone());
+        e.digest = Some(manifest.digest().clone());
+        e.environment = Some(environment.clone());
+        e.details.insert("evidence".into(), attached.to_string());
+        e.details.insert("kind".into(), evidence.kind.to_string());
+        e.details
+            .insert("status".into(), evidence.status.to_string());
+        let mut warnings = Vec::new();
+        self.record(vec![e], &mut warnings).await?;
+        Ok((manifest.digest().clone(), attached))
+    }
+}

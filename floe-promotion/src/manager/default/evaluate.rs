@@ -1,0 +1,424 @@
+//! Steps 1 to 5 of the promotion path and of a rollback: the checks, the digest, the planned
+//! tags and the gates, gathered in an [`Evaluation`].
+
+use super::*;
+
+/// What the checks of a promotion or rollback found; kept on failure so the failed event can
+/// record the digest and gate results.
+#[derive(Debug)]
+pub(super) struct Evaluation {
+    pub(super) id: Uuid,
+    pub(super) now: DateTime<Utc>,
+    pub(super) plan: bool,
+    pub(super) source: Option<Repository>,
+    pub(super) target: Option<Repository>,
+    pub(super) manifest: Option<Manifest>,
+    pub(super) gates: Vec<GateResult>,
+    pub(super) lock: Option<EnvLock>,
+    pub(super) lock_overridden: bool,
+    pub(super) tags: Vec<PlannedTag>,
+    pub(super) copy_mode: Option<CopyMode>,
+    pub(super) blockers: Vec<Error>,
+}
+
+impl Evaluation {
+    pub(super) fn new(now: DateTime<Utc>, plan: bool) -> Self {
+        Evaluation {
+            id: Uuid::new_v4(),
+            now,
+            plan,
+            source: None,
+            target: None,
+            manifest: None,
+            gates: vec![],
+            lock: None,
+            lock_overridden: false,
+            tags: vec![],
+            copy_mode: None,
+            blockers: vec![],
+        }
+    }
+
+    /// A refusal: the real run stops here; a plan notes it and goes on.
+    pub(super) fn block(&mut self, e: Error) -> Result<()> {
+        if self.plan {
+            self.blockers.push(e);
+            Ok(())
+        } else {
+            Err(e)
+        }
+    }
+
+    pub(super) fn digest(&self) -> Option<&Digest> {
+        self.manifest.as_ref().map(Manifest::digest)
+    }
+
+    pub(super) fn into_plan(
+        self,
+        artifact: ArtifactName,
+        version: Tag,
+        from: Option<EnvName>,
+        to: EnvName,
+    ) -> Result<PromotionPlan> {
+        let target = self
+            .target
+            .ok_or_else(|| Error::not_found(format!("repository of {artifact} in {to}")))?;
+        Ok(PromotionPlan {
+            digest: self.manifest.as_ref().map(|m| m.digest().clone()),
+            artifact,
+            version,
+            from,
+            to,
+            source: self.source,
+            target,
+            copy_mode: self.copy_mode,
+            tags: self.tags,
+            gates: self.gates,
+            lock: self.lock,
+            blockers: self.blockers,
+        })
+    }
+}
+
+impl DefaultPromotionManager {
+    /// Plans the write of `tag` at `digest` in `repo`; `immutable` tags may not move.
+    pub(super) async fn plan_tag(
+        &self,
+        ev: &mut Evaluation,
+        repo: &Repository,
+        tag: Tag,
+        digest: &Digest,
+        immutable: bool,
+    ) -> Result<()> {
+        let current = self
+            .tag_digest(repo, &tag)
+            .await?
+            .map(|m| m.digest().clone());
+        let action = match &current {
+            None => TagAction::Create,
+            Some(d) if d == digest => TagAction::Unchanged,
+            Some(d) if immutable => {
+                return ev.block(Error::Immutability {
+                    repository: repo.to_string(),
+                    tag: tag.to_string(),
+                    existing: d.clone(),
+                    attempted: digest.clone(),
+                });
+            }
+            Some(_) => TagAction::Move,
+        };
+        ev.tags.push(PlannedTag {
+            tag,
+            action,
+            current,
+        });
+        Ok(())
+    }
+
+    /// Steps 1 to 5 of the promotion path. Stops at the first refusal unless planning.
+    pub(super) async fn evaluate_promotion(
+        &self,
+        req: &PromotionRequest,
+        ev: &mut Evaluation,
+    ) -> Result<()> {
+        let config = &self.parts.config;
+        let from_env = config.environment(&req.from)?;
+        let to_env = config.environment(&req.to)?;
+        let source = config.repository(&req.from, &req.artifact)?;
+        let target = config.repository(&req.to, &req.artifact)?;
+        ev.source = Some(source.clone());
+        ev.target = Some(target.clone());
+
+        // 1 and 2. The checks that need no digest: transition, sources, authorization,
+        // policy, the lock.
+        let lock = self.parts.locks.get_lock(&req.to, ev.now).await?;
+        ev.lock_overridden = lock.is_some() && req.override_lock;
+        ev.lock = lock.clone();
+        let mut ctx = CheckContext {
+            operation: Operation::Promote,
+            config: config.as_ref(),
+            history: self.parts.history.as_ref(),
+            artifact: &req.artifact,
+            version: &req.version,
+            from: Some(&req.from),
+            to: to_env,
+            actor: &req.actor,
+            override_lock: req.override_lock,
+            lock: lock.as_ref(),
+            now: ev.now,
+            digest: None,
+            arrival: None,
+        };
+        for e in run_checks(&self.parts.checks, Stage::Request, &ctx, ev.plan).await? {
+            ev.block(e)?;
+        }
+
+        // 3. Resolve the digest once, in the source environment.
+        let first = config.position(&req.from)? == 0;
+        let resolved = if first {
+            self.parts
+                .registry
+                .resolve(&source, &Reference::Tag(req.version.clone()))
+                .await
+                .map(|m| (m, None))
+        } else {
+            self.resolve_promoted(&req.artifact, &req.version, from_env, &source)
+                .await
+        };
+        let (manifest, arrival) = match resolved {
+            Ok(r) => r,
+            Err(e) => {
+                ev.block(e)?;
+                return Ok(());
+            }
+        };
+        let digest = manifest.digest().clone();
+        ev.manifest = Some(manifest.clone());
+        ev.copy_mode = Some(self.parts.registry.copy_mode(&source, &target));
+
+        // The checks that need the digest and its history: separation of duties, soak.
+        ctx.digest = Some(&digest);
+        ctx.arrival = arrival.as_ref();
+        for e in run_checks(&self.parts.checks, Stage::Resolved, &ctx, ev.plan).await? {
+            ev.block(e)?;
+        }
+
+        // Immutable environment tag; pointer.
+        let scheme = &self.settings().tag_scheme;
+        let env_tag = scheme.environment_tag(&req.version, &req.to)?;
+        let pointer = scheme.pointer_tag(&req.to)?;
+        self.plan_tag(ev, &target, env_tag, &digest, true).await?;
+        self.plan_tag(ev, &target, pointer, &digest, false).await?;
+
+        // 4. Gates, concurrently, every one of them.
+        let ctx = GateContext {
+            artifact: req.artifact.clone(),
+            version: req.version.clone(),
+            digest,
+            manifest,
+            source,
+            from: req.from.clone(),
+            to: req.to.clone(),
+            actor: req.actor.clone(),
+            now: ev.now,
+            registry: Arc::clone(&self.parts.registry),
+            history: Arc::clone(&self.parts.history),
+        };
+        let timeout = to_env
+            .gate_timeout
+            .unwrap_or(self.settings().default_timeout);
+        ev.gates = run_gates(self.gates(&req.to), &ctx, timeout).await;
+        let failed: Vec<GateResult> = ev
+            .gates
+            .iter()
+            .filter(|g| !g.status.allows())
+            .cloned()
+            .collect();
+        if !failed.is_empty() {
+            ev.block(Error::GateFailed { failed })?;
+        }
+
+        // 5. Approvals: environments with approval rules are refused by settings validation
+        // until the approval workflow exists, so every environment here is auto-approved.
+        Ok(())
+    }
+
+    /// Resolves a version in a later environment: its environment tag, which must agree with
+    /// the digest history recorded.
+    pub(super) async fn resolve_promoted(
+        &self,
+        artifact: &ArtifactName,
+        version: &Tag,
+        env: &Environment,
+        repo: &Repository,
+    ) -> Result<(Manifest, Option<AuditEvent>)> {
+        let arrival = self
+            .arrival(&env.name, artifact, version)
+            .await?
+            .ok_or_else(|| Error::VersionNotPromoted {
+                artifact: artifact.to_string(),
+                version: version.to_string(),
+                environment: env.name.clone(),
+            })?;
+        let recorded = arrival
+            .record
+            .digest
+            .clone()
+            .ok_or_else(|| Error::Integrity {
+                seq: arrival.seq,
+                problem: "a promotion event has no digest".into(),
+            })?;
+        let env_tag = self
+            .settings()
+            .tag_scheme
+            .environment_tag(version, &env.name)?;
+        let manifest = match self.tag_digest(repo, &env_tag).await? {
+            Some(m) => m,
+            None => {
+                return Err(Error::not_found(format!(
+                    "{repo}:{env_tag} (history says {artifact}:{version} was promoted to {} at {recorded})",
+                    env.name
+                )));
+            }
+        };
+        if manifest.digest() != &recorded {
+            return Err(Error::Conflict(format!(
+                "{repo}:{env_tag} points at {} but history recorded {recorded} for {artifact}:{version} in {}",
+                manifest.digest(),
+                env.name
+            )));
+        }
+        Ok((manifest, Some(arrival)))
+    }
+
+    /// Checks of a rollback. Stops at the first refusal unless planning.
+    pub(super) async fn evaluate_rollback(
+        &self,
+        req: &RollbackRequest,
+        ev: &mut Evaluation,
+    ) -> Result<()> {
+        let config = &self.parts.config;
+        let env = config.environment(&req.environment)?;
+        let target = config.repository(&req.environment, &req.artifact)?;
+        ev.source = Some(target.clone());
+        ev.target = Some(target.clone());
+        ev.copy_mode = Some(CopyMode::TagOnly);
+        let lock = self.parts.locks.get_lock(&req.environment, ev.now).await?;
+        ev.lock_overridden = lock.is_some() && req.override_lock;
+        ev.lock = lock.clone();
+        let ctx = CheckContext {
+            operation: Operation::Rollback,
+            config: config.as_ref(),
+            history: self.parts.history.as_ref(),
+            artifact: &req.artifact,
+            version: &req.to_version,
+            from: None,
+            to: env,
+            actor: &req.actor,
+            override_lock: req.override_lock,
+            lock: lock.as_ref(),
+            now: ev.now,
+            digest: None,
+            arrival: None,
+        };
+        for e in run_checks(&self.parts.checks, Stage::Request, &ctx, ev.plan).await? {
+            ev.block(e)?;
+        }
+        let arrival = match self
+            .arrival(&req.environment, &req.artifact, &req.to_version)
+            .await?
+        {
+            Some(a) => a,
+            None => {
+                ev.block(Error::VersionNotPromoted {
+                    artifact: req.artifact.to_string(),
+                    version: req.to_version.to_string(),
+                    environment: req.environment.clone(),
+                })?;
+                return Ok(());
+            }
+        };
+        let recorded = arrival
+            .record
+            .digest
+            .clone()
+            .ok_or_else(|| Error::Integrity {
+                seq: arrival.seq,
+                problem: "a promotion event has no digest".into(),
+            })?;
+        let current = self
+            .parts
+            .history
+            .deployments(Some(&req.environment))
+            .await?
+            .into_iter()
+            .find(|d| d.artifact == req.artifact);
+        if current
+            .as_ref()
+            .is_some_and(|c| c.version == req.to_version && c.digest == recorded)
+        {
+            ev.block(Error::InvalidTransition {
+                from: req.environment.to_string(),
+                to: req.environment.to_string(),
+                reason: format!(
+                    "{}:{} is already the current version",
+                    req.artifact, req.to_version
+                ),
+            })?;
+        }
+        let manifest = self
+            .parts
+            .registry
+            .resolve(&target, &Reference::Digest(recorded.clone()))
+            .await?;
+        let scheme = &self.settings().tag_scheme;
+        let env_tag = scheme.environment_tag(&req.to_version, &req.environment)?;
+        if let Some(m) = self.tag_digest(&target, &env_tag).await?
+            && m.digest() != &recorded
+        {
+            ev.block(Error::Conflict(format!(
+                "{target}:{env_tag} points at {} but history recorded {recorded}",
+                m.digest()
+            )))?;
+        }
+        ev.manifest = Some(manifest);
+        let existing: HashSet<Tag> = self
+            .parts
+            .registry
+            .list_tags(&target)
+            .await?
+            .into_iter()
+            .collect();
+        let mut n = 1;
+        let rollback_tag = loop {
+            let t = scheme.rollback_tag(&req.to_version, &req.environment, n)?;
+            if !existing.contains(&t) {
+                break t;
+            }
+            n += 1;
+        };
+        self.plan_tag(ev, &target, rollback_tag, &recorded, true)
+            .await?;
+        self.plan_tag(
+            ev,
+            &target,
+            scheme.pointer_tag(&req.environment)?,
+            &recorded,
+            false,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Input that does not form a request at all (an unknown environment, an override without
+    /// a reason) is refused before anything is recorded; every refusal of a well-formed
+    /// request is recorded as a failed event.
+    pub(super) fn check_request_input(&self, req: &PromotionRequest) -> Result<()> {
+        check_text_input(&req.actor, req.reason.as_deref())?;
+        let config = &self.parts.config;
+        config.environment(&req.from)?;
+        config.environment(&req.to)?;
+        if req.override_lock && req.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+            return Err(Error::invalid(
+                "lock override",
+                req.to.to_string(),
+                "overriding a lock needs a reason",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Like [`Self::check_request_input`], for rollbacks: a known environment and a reason.
+    pub(super) fn check_rollback_input(&self, req: &RollbackRequest) -> Result<()> {
+        check_text_input(&req.actor, Some(&req.reason))?;
+        self.parts.config.environment(&req.environment)?;
+        if req.reason.trim().is_empty() {
+            return Err(Error::invalid(
+                "rollback reason",
+                "",
+                "a rollback needs a reason",
+            ));
+        }
+        Ok(())
+    }
+}

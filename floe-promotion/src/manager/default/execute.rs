@@ -1,0 +1,190 @@
+//! The tail of every write: the environment's lease, the checks that must hold under it, the
+//! copy and the tag writes, the record of the outcome, the release.
+
+use super::*;
+
+/// What [`DefaultPromotionManager::write`] did, under a lease the caller releases.
+pub(super) struct Written {
+    /// The tags written, in order.
+    pub(super) tags: Vec<Tag>,
+    /// What the copy moved, when the repositories differ.
+    pub(super) copy: Option<CopyReport>,
+    /// The environment's promotion lease.
+    pub(super) lease: Lease,
+    /// A lock found in force under the lease and passed with the request's override.
+    pub(super) lock: Option<EnvLock>,
+    /// Tags whose write failed but that the registry holds all the same (a lost reply).
+    pub(super) confirmed: Vec<Tag>,
+}
+
+impl DefaultPromotionManager {
+    /// Takes the environment's promotion lease, waiting (with backoff, in real time) while
+    /// another promoter holds it, up to the builder's `lease_wait`; then [`Error::Busy`].
+    pub(super) async fn take_lease(&self, env: &EnvName, actor: &Actor, id: Uuid) -> Result<Lease> {
+        let ttl = Duration::from_std(self.settings().lease_ttl).unwrap_or(Duration::minutes(15));
+        let holder = LeaseHolder::this_process(format!("{} ({id})", actor.id));
+        let deadline = tokio::time::Instant::now() + self.parts.lease_wait;
+        let mut pause = std::time::Duration::from_millis(5);
+        loop {
+            match self
+                .parts
+                .locks
+                .acquire_lease(env, &holder, ttl, self.now())
+                .await
+            {
+                Err(Error::Busy { .. }) if tokio::time::Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(std::time::Duration::from_millis(500));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Writes the planned tags (copying first when the repositories differ) under the
+    /// environment's lease, which the caller releases after recording the outcome, so the
+    /// order of outcome events is the order of the writes.
+    ///
+    /// Under the lease, what changed while the gates ran decides: the lock is checked again
+    /// before the first write and again before the first tag moves (a lock taken meanwhile
+    /// refuses the request unless it carries a break-glass override), and immutable tags are
+    /// checked again. A tag write that fails is read back: a write the registry applied but
+    /// whose reply was lost counts as written, so the record agrees with the registry.
+    pub(super) async fn write(
+        &self,
+        ev: &Evaluation,
+        lease_env: &EnvName,
+        actor: &Actor,
+        immutable: &[&Tag],
+        override_lock: bool,
+    ) -> Result<Written> {
+        let (Some(manifest), Some(source), Some(target)) =
+            (ev.manifest.as_ref(), ev.source.as_ref(), ev.target.as_ref())
+        else {
+            return Err(Error::Conflict("nothing resolved to write".into()));
+        };
+        let lease = self.take_lease(lease_env, actor, ev.id).await?;
+        let mut out = Written {
+            tags: Vec::new(),
+            copy: None,
+            lease,
+            lock: None,
+            confirmed: Vec::new(),
+        };
+        let result = async {
+            out.lock = self.recheck_lock(lease_env, override_lock).await?;
+            // Another promoter may have written while we checked: look again under the lease.
+            for planned in &ev.tags {
+                if immutable.contains(&&planned.tag)
+                    && let Some(m) = self.tag_digest(target, &planned.tag).await?
+                    && m.digest() != manifest.digest()
+                {
+                    return Err(Error::Immutability {
+                        repository: target.to_string(),
+                        tag: planned.tag.to_string(),
+                        existing: m.digest().clone(),
+                        attempted: manifest.digest().clone(),
+                    });
+                }
+            }
+            if source != target {
+                out.copy = Some(
+                    self.parts
+                        .registry
+                        .copy(source, target, manifest.digest())
+                        .await?,
+                );
+                // A copy can take long: a lock taken meanwhile still stops the tags.
+                if let Some(lock) = self.recheck_lock(lease_env, override_lock).await? {
+                    out.lock = Some(lock);
+                }
+            }
+            for planned in ev.tags.iter().filter(|t| t.action != TagAction::Unchanged) {
+                if self.put_tag(target, &planned.tag, manifest).await? {
+                    out.confirmed.push(planned.tag.clone());
+                }
+                out.tags.push(planned.tag.clone());
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => Ok(out),
+            Err(e) => {
+                self.release(&out.lease).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The lock check of step 6, under the lease: a lock in force refuses the write unless
+    /// the request overrides it; the lock that was overridden is returned.
+    pub(super) async fn recheck_lock(
+        &self,
+        env: &EnvName,
+        override_lock: bool,
+    ) -> Result<Option<EnvLock>> {
+        match self.parts.locks.get_lock(env, self.now()).await? {
+            Some(lock) if !override_lock => Err(Error::Locked {
+                lock: Box::new(lock),
+            }),
+            other => Ok(other),
+        }
+    }
+
+    /// Writes `tag` in `repo`. When the write fails, the tag is read back: `Ok(true)` when
+    /// the registry holds the manifest there all the same (the reply was lost), the write's
+    /// error when it does not (the tag is as it was) or cannot be read.
+    pub(super) async fn put_tag(
+        &self,
+        repo: &Repository,
+        tag: &Tag,
+        manifest: &Manifest,
+    ) -> Result<bool> {
+        let Err(e) = self
+            .parts
+            .registry
+            .put_manifest(repo, Some(tag), manifest)
+            .await
+        else {
+            return Ok(false);
+        };
+        match self.tag_digest(repo, tag).await {
+            Ok(Some(m)) if m.digest() == manifest.digest() => {
+                tracing::warn!(%repo, %tag, error = %e, "the tag write failed but the registry applied it");
+                Ok(true)
+            }
+            Ok(_) => Err(e),
+            Err(read) => Err(Error::Unavailable {
+                registry: repo.to_string(),
+                message: format!(
+                    "writing {repo}:{tag} failed ({e}) and reading it back failed too ({read}): \
+                     the tag may point at {} or at what it pointed at before",
+                    manifest.digest()
+                ),
+            }),
+        }
+    }
+
+    /// Gives the lease back; a failure only delays the next promoter until it expires.
+    pub(super) async fn release(&self, lease: &Lease) {
+        if let Err(e) = self.parts.locks.release_lease(lease).await {
+            tracing::warn!(environment = %lease.environment, error = %e, "could not release the promotion lease; it will expire");
+        }
+    }
+
+    pub(super) async fn record_failure(
+        &self,
+        mut record: EventRecord,
+        ev: &Evaluation,
+        error: &Error,
+    ) {
+        record.digest = ev.digest().cloned();
+        record.gates = ev.gates.clone();
+        record.details.insert("error".into(), error.to_string());
+        let mut ignored = Vec::new();
+        if let Err(e) = self.record(vec![record], &mut ignored).await {
+            tracing::error!(error = %e, "could not record the failed event");
+        }
+    }
+}

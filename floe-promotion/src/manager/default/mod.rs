@@ -1,0 +1,306 @@
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::types::{
+    EnvironmentStatus, Outcome, PlannedTag, PromotionPlan, PromotionRecord, PromotionRequest,
+    RollbackRequest, TagAction,
+};
+use super::{PromotionManager, PromotionManagerBuilder};
+use crate::clock::Clock;
+use crate::config::{Environment, EnvironmentConfig};
+use crate::error::{Error, Result};
+use crate::gate::{GateContext, GateResult, GateStatus, PromotionGate, run_gates};
+use crate::history::{
+    AuditEvent, EventKind, EventRecord, HistoryQuery, HistoryStore, Order, VerifyReport,
+};
+use crate::model::text::check_free_text;
+use crate::model::{Actor, ArtifactName, Digest, EnvName, Reference, Repository, Tag};
+use crate::notify::Notifier;
+use crate::policy::{Check, CheckContext, Operation, Stage, authorize, run_checks};
+use crate::registry::{ArtifactRegistry, CopyMode, CopyReport, Manifest};
+use crate::state::{
+    ApprovalStore, EnvLock, HolderProcess, Lease, LeaseHolder, Liveness, LockStore,
+};
+
+mod admin;
+mod evaluate;
+mod execute;
+mod promote;
+mod rollback;
+
+use evaluate::Evaluation;
+
+pub(in crate::manager) struct Parts {
+    pub(in crate::manager) config: Arc<dyn EnvironmentConfig>,
+    pub(in crate::manager) registry: Arc<dyn ArtifactRegistry>,
+    pub(in crate::manager) history: Arc<dyn HistoryStore>,
+    pub(in crate::manager) locks: Arc<dyn LockStore>,
+    pub(in crate::manager) approvals: Arc<dyn ApprovalStore>,
+    pub(in crate::manager) notifiers: Vec<Arc<dyn Notifier>>,
+    pub(in crate::manager) clock: Arc<dyn Clock>,
+    pub(in crate::manager) gates: HashMap<EnvName, Vec<Arc<dyn PromotionGate>>>,
+    pub(in crate::manager) lease_wait: std::time::Duration,
+    pub(in crate::manager) checks: Vec<Box<dyn Check>>,
+}
+
+/// The [`PromotionManager`] of the library, assembled from parts with
+/// [`DefaultPromotionManager::builder`]. Cheap to clone.
+#[derive(Clone)]
+pub struct DefaultPromotionManager {
+    parts: Arc<Parts>,
+}
+
+impl fmt::Debug for DefaultPromotionManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.parts;
+        f.debug_struct("DefaultPromotionManager")
+            .field("config", &p.config)
+            .field("registry", &p.registry)
+            .field("history", &p.history)
+            .field("locks", &p.locks)
+            .field("approvals", &p.approvals)
+            .field("notifiers", &p.notifiers)
+            .field("clock", &p.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Refuses an actor or a reason that could forge output: control characters in the actor's
+/// id or groups or in the reason (see [`check_free_text`]).
+fn check_text_input(actor: &Actor, reason: Option<&str>) -> Result<()> {
+    check_free_text("actor id", &actor.id)?;
+    for group in &actor.groups {
+        check_free_text("actor group", group)?;
+    }
+    if let Some(reason) = reason {
+        check_free_text("reason", reason)?;
+    }
+    Ok(())
+}
+
+/// Tags as a comma-separated list, for event details.
+fn tag_list(tags: &[Tag]) -> String {
+    tags.iter().map(Tag::as_str).collect::<Vec<_>>().join(",")
+}
+
+const SETS_CURRENT: [EventKind; 3] = [
+    EventKind::PromotionSucceeded,
+    EventKind::RollbackSucceeded,
+    EventKind::Switched,
+];
+
+impl DefaultPromotionManager {
+    /// A builder.
+    pub fn builder() -> PromotionManagerBuilder {
+        PromotionManagerBuilder::default()
+    }
+
+    pub(in crate::manager) fn from_parts(parts: Parts) -> Self {
+        DefaultPromotionManager {
+            parts: Arc::new(parts),
+        }
+    }
+
+    /// The environment configuration.
+    pub fn config(&self) -> &Arc<dyn EnvironmentConfig> {
+        &self.parts.config
+    }
+
+    /// The registry.
+    pub fn registry(&self) -> &Arc<dyn ArtifactRegistry> {
+        &self.parts.registry
+    }
+
+    /// The audit history.
+    pub fn history_store(&self) -> &Arc<dyn HistoryStore> {
+        &self.parts.history
+    }
+
+    /// The approval store.
+    pub fn approval_store(&self) -> &Arc<dyn ApprovalStore> {
+        &self.parts.approvals
+    }
+
+    /// The gates of promotions into `environment`, in result order.
+    pub fn gates(&self, environment: &EnvName) -> &[Arc<dyn PromotionGate>] {
+        self.parts
+            .gates
+            .get(environment)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    /// Resolves `artifact:version` as it is in `environment`: the release tag in the first
+    /// environment, the environment tag elsewhere (which must agree with history). Returns the
+    /// repository and the manifest.
+    pub async fn resolve_in(
+        &self,
+        artifact: &ArtifactName,
+        version: &Tag,
+        environment: &EnvName,
+    ) -> Result<(Repository, Manifest)> {
+        let config = &self.parts.config;
+        let env = config.environment(environment)?;
+        let repo = config.repository(environment, artifact)?;
+        let manifest = if config.position(environment)? == 0 {
+            self.parts
+                .registry
+                .resolve(&repo, &Reference::Tag(version.clone()))
+                .await?
+        } else {
+            self.resolve_promoted(artifact, version, env, &repo)
+                .await?
+                .0
+        };
+        Ok((repo, manifest))
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.parts.clock.now()
+    }
+
+    fn settings(&self) -> &crate::config::PromotionSettings {
+        self.parts.config.settings()
+    }
+
+    /// The latest event that made `version` of `artifact` current in `environment`.
+    async fn arrival(
+        &self,
+        environment: &EnvName,
+        artifact: &ArtifactName,
+        version: &Tag,
+    ) -> Result<Option<AuditEvent>> {
+        Ok(self
+            .parts
+            .history
+            .query(&HistoryQuery {
+                environment: Some(environment.clone()),
+                artifact: Some(artifact.clone()),
+                version: Some(version.clone()),
+                kinds: SETS_CURRENT.to_vec(),
+                limit: Some(1),
+                order: Order::NewestFirst,
+                ..Default::default()
+            })
+            .await?
+            .pop())
+    }
+
+    /// Resolves a tag, mapping "not found" to `None`.
+    async fn tag_digest(&self, repo: &Repository, tag: &Tag) -> Result<Option<Manifest>> {
+        match self
+            .parts
+            .registry
+            .resolve(repo, &Reference::Tag(tag.clone()))
+            .await
+        {
+            Ok(m) => Ok(Some(m)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn check_authorized(
+        &self,
+        env: &Environment,
+        actor: &Actor,
+        action: &'static str,
+    ) -> Result<()> {
+        authorize(env, actor, action).map_or(Ok(()), Err)
+    }
+
+    fn event(&self, kind: EventKind, actor: &Actor, now: DateTime<Utc>) -> EventRecord {
+        EventRecord::new(kind, actor.clone(), now)
+    }
+
+    /// Appends events, then sends them to every notifier; notifier failures become warnings.
+    async fn record(
+        &self,
+        records: Vec<EventRecord>,
+        warnings: &mut Vec<String>,
+    ) -> Result<Vec<AuditEvent>> {
+        let stored = self.parts.history.append_batch(records).await?;
+        for event in &stored {
+            for notifier in &self.parts.notifiers {
+                if let Err(e) = notifier.notify(event).await {
+                    tracing::warn!(kind = %event.record.kind, seq = event.seq, error = %e, "notifier failed");
+                    warnings.push(format!(
+                        "notification of event {} ({}) failed: {e}",
+                        event.seq, event.record.kind
+                    ));
+                }
+            }
+        }
+        Ok(stored)
+    }
+}
+
+#[async_trait]
+impl PromotionManager for DefaultPromotionManager {
+    async fn promote(&self, req: PromotionRequest) -> Result<PromotionRecord> {
+        self.run_promote(req).await
+    }
+
+    async fn plan(&self, req: PromotionRequest) -> Result<PromotionPlan> {
+        self.run_plan(req).await
+    }
+
+    async fn rollback(&self, req: RollbackRequest) -> Result<PromotionRecord> {
+        self.run_rollback(req).await
+    }
+
+    async fn plan_rollback(&self, req: RollbackRequest) -> Result<PromotionPlan> {
+        self.run_plan_rollback(req).await
+    }
+
+    async fn lock(
+        &self,
+        environment: &EnvName,
+        actor: &Actor,
+        reason: &str,
+        expires_in: Option<Duration>,
+    ) -> Result<EnvLock> {
+        self.run_lock(environment, actor, reason, expires_in).await
+    }
+
+    async fn unlock(
+        &self,
+        environment: &EnvName,
+        actor: &Actor,
+        reason: Option<&str>,
+    ) -> Result<EnvLock> {
+        self.run_unlock(environment, actor, reason).await
+    }
+
+    async fn status(&self, environment: Option<&EnvName>) -> Result<Vec<EnvironmentStatus>> {
+        self.run_status(environment).await
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<AuditEvent>> {
+        self.run_history(query).await
+    }
+
+    async fn verify(&self) -> Result<VerifyReport> {
+        self.run_verify().await
+    }
+
+    async fn leases(&self) -> Result<Vec<Lease>> {
+        self.run_leases().await
+    }
+
+    async fn break_lease(
+        &self,
+        environment: &EnvName,
+        actor: &Actor,
+        reason: &str,
+        force: bool,
+    ) -> Result<Lease> {
+        self.run_break_lease(environment, actor, reason, force)
+            .await
+    }
+}
