@@ -17,7 +17,86 @@ pub(super) struct Written {
     pub(super) confirmed: Vec<Tag>,
 }
 
+/// What the common tail needs to know of the operation it finishes.
+pub(super) struct Tail<'a> {
+    /// The environment whose lease is taken (the target).
+    pub(super) environment: &'a EnvName,
+    /// Who asks.
+    pub(super) actor: &'a Actor,
+    /// Whether the request carries a break-glass lock override.
+    pub(super) override_lock: bool,
+    /// Builds an event of a kind about this request, at a time.
+    pub(super) event: &'a (dyn Fn(EventKind, DateTime<Utc>) -> EventRecord + Send + Sync),
+    /// The kind recorded on success.
+    pub(super) success: EventKind,
+}
+
+/// What the common tail did.
+pub(super) struct Executed {
+    /// The tags written, in order.
+    pub(super) tags: Vec<Tag>,
+    /// What the copy moved, when the repositories differ.
+    pub(super) copy: Option<CopyReport>,
+    /// The recorded outcome events.
+    pub(super) stored: Vec<AuditEvent>,
+    /// When the outcome was recorded.
+    pub(super) finished: DateTime<Utc>,
+}
+
 impl DefaultPromotionManager {
+    /// The common tail of every write (promotion, rollback, approved promotion, release
+    /// steps): records a lock override found by the checks, writes under the environment's
+    /// lease (see [`Self::write`]), records the outcome (`finish` adds the operation's own
+    /// details), then releases the lease. The first planned tag is the immutable one (the
+    /// environment or rollback tag). On failure nothing is recorded of the outcome: the caller
+    /// records the failed event.
+    pub(super) async fn execute(
+        &self,
+        ev: &mut Evaluation,
+        tail: Tail<'_>,
+        finish: impl FnOnce(&mut EventRecord, &Evaluation, &Written),
+        warnings: &mut Vec<String>,
+    ) -> Result<Executed> {
+        if let (true, Some(lock)) = (ev.lock_overridden, &ev.lock) {
+            let e = lock_overridden(tail.event, ev, lock, self.now());
+            self.record(vec![e], warnings).await?;
+        }
+        let immutable: Vec<&Tag> = ev.tags.first().map(|t| &t.tag).into_iter().collect();
+        let w = self
+            .write(
+                ev,
+                tail.environment,
+                tail.actor,
+                &immutable,
+                tail.override_lock,
+            )
+            .await?;
+        let mut events = Vec::new();
+        if let (Some(lock), false) = (&w.lock, ev.lock_overridden) {
+            // Locked while the gates ran; the override passes it, and says so.
+            ev.lock_overridden = true;
+            events.push(lock_overridden(tail.event, ev, lock, self.now()));
+        }
+        let finished = self.now();
+        let mut done = (tail.event)(tail.success, finished);
+        done.digest = ev.digest().cloned();
+        done.details.insert("tags".into(), tag_list(&w.tags));
+        if !w.confirmed.is_empty() {
+            done.details
+                .insert("confirmed_after_lost_reply".into(), tag_list(&w.confirmed));
+        }
+        finish(&mut done, ev, &w);
+        events.push(done);
+        let stored = self.record(events, warnings).await;
+        self.release(&w.lease).await;
+        Ok(Executed {
+            tags: w.tags,
+            copy: w.copy,
+            stored: stored?,
+            finished,
+        })
+    }
+
     /// Takes the environment's promotion lease, waiting (with backoff, in real time) while
     /// another promoter holds it, up to the builder's `lease_wait`; then [`Error::Busy`].
     pub(super) async fn take_lease(&self, env: &EnvName, actor: &Actor, id: Uuid) -> Result<Lease> {
@@ -187,4 +266,18 @@ impl DefaultPromotionManager {
             tracing::error!(error = %e, "could not record the failed event");
         }
     }
+}
+
+/// The record of a lock passed with a break-glass override.
+fn lock_overridden(
+    event: &(dyn Fn(EventKind, DateTime<Utc>) -> EventRecord + Send + Sync),
+    ev: &Evaluation,
+    lock: &EnvLock,
+    now: DateTime<Utc>,
+) -> EventRecord {
+    let mut e = event(EventKind::LockOverridden, now);
+    e.digest = ev.digest().cloned();
+    e.details.insert("lock_owner".into(), lock.owner.clone());
+    e.details.insert("lock_reason".into(), lock.reason.clone());
+    e
 }

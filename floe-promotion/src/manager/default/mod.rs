@@ -34,6 +34,7 @@ mod promote;
 mod rollback;
 
 use evaluate::Evaluation;
+use execute::{Tail, Written};
 
 pub(in crate::manager) struct Parts {
     pub(in crate::manager) config: Arc<dyn EnvironmentConfig>,

@@ -15,74 +15,38 @@ impl DefaultPromotionManager {
         if let Err(e) = self.evaluate_promotion(&req, &mut ev).await {
             return Err(self.fail_promotion(&req, &ev, e).await);
         }
-        if let (true, Some(lock)) = (ev.lock_overridden, &ev.lock) {
-            let e = self.lock_overridden_event(&req, &ev, lock);
-            if let Err(err) = self.record(vec![e], &mut warnings).await {
-                return Err(self.fail_promotion(&req, &ev, err).await);
+        let (Some(digest), Some(repository)) = (ev.digest().cloned(), ev.target.clone()) else {
+            let e = Error::Conflict("the evaluation resolved nothing to write".into());
+            return Err(self.fail_promotion(&req, &ev, e).await);
+        };
+        let event = |kind, at| self.promotion_event(kind, &req, at);
+        let tail = Tail {
+            environment: &req.to,
+            actor: &req.actor,
+            override_lock: req.override_lock,
+            event: &event,
+            success: EventKind::PromotionSucceeded,
+        };
+        let finish = |done: &mut EventRecord, ev: &Evaluation, w: &Written| {
+            done.gates = ev.gates.clone();
+            done.details.insert("request".into(), ev.id.to_string());
+            if w.tags.is_empty() {
+                done.details.insert("noop".into(), "true".into());
             }
-        }
-        let env_tag = ev.tags.first().map(|t| t.tag.clone());
-        let immutable: Vec<&Tag> = env_tag.iter().collect();
-        let w = match self
-            .write(&ev, &req.to, &req.actor, &immutable, req.override_lock)
-            .await
-        {
-            Ok(w) => w,
+            if let Some(c) = &w.copy {
+                done.details.insert("copy".into(), copy_summary(c));
+            }
+        };
+        let done = match self.execute(&mut ev, tail, finish, &mut warnings).await {
+            Ok(done) => done,
             Err(e) => return Err(self.fail_promotion(&req, &ev, e).await),
         };
-        let mut outcome_events = Vec::new();
-        if let (Some(lock), false) = (&w.lock, ev.lock_overridden) {
-            // Locked while the gates ran; the override passes it, and says so.
-            ev.lock_overridden = true;
-            outcome_events.push(self.lock_overridden_event(&req, &ev, lock));
-        }
-        let (written, copy, lease) = (w.tags, w.copy, w.lease);
-        let repository = ev
-            .target
-            .clone()
-            .ok_or_else(|| Error::Conflict("no target repository".into()))?;
-        let finished = self.now();
-        let mut done = self.promotion_event(EventKind::PromotionSucceeded, &req, finished);
-        let digest = ev
-            .digest()
-            .cloned()
-            .ok_or_else(|| Error::Conflict("no digest".into()))?;
-        done.digest = Some(digest.clone());
-        done.gates = ev.gates.clone();
-        done.details.insert("request".into(), ev.id.to_string());
-        done.details.insert("tags".into(), tag_list(&written));
-        if written.is_empty() {
-            done.details.insert("noop".into(), "true".into());
-        }
-        if let Some(c) = &copy {
-            done.details.insert(
-                "copy".into(),
-                format!(
-                    "manifests={} mounted={} uploaded={} skipped={} bytes={} signatures={} referrers={}",
-                    c.manifests_copied,
-                    c.blobs_mounted,
-                    c.blobs_uploaded,
-                    c.blobs_skipped,
-                    c.bytes_uploaded,
-                    c.signatures_copied,
-                    c.referrers_copied
-                ),
-            );
-        }
         for g in ev.gates.iter().filter(|g| g.status == GateStatus::Warned) {
             warnings.push(format!("gate {}: {}", g.gate, g.message));
         }
-        if !w.confirmed.is_empty() {
-            done.details
-                .insert("confirmed_after_lost_reply".into(), tag_list(&w.confirmed));
-        }
-        outcome_events.push(done);
-        let stored = self.record(outcome_events, &mut warnings).await;
-        self.release(&lease).await;
-        let stored = stored?;
         Ok(PromotionRecord {
             id: ev.id,
-            outcome: if written.is_empty() {
+            outcome: if done.tags.is_empty() {
                 Outcome::AlreadyPromoted
             } else {
                 Outcome::Promoted
@@ -96,13 +60,13 @@ impl DefaultPromotionManager {
             actor: req.actor.id,
             reason: req.reason,
             gates: ev.gates,
-            tags_written: written,
-            copy,
+            tags_written: done.tags,
+            copy: done.copy,
             lock_overridden: ev.lock_overridden,
             warnings,
             started,
-            finished,
-            event_seq: stored.last().map(|e| e.seq),
+            finished: done.finished,
+            event_seq: done.stored.last().map(|e| e.seq),
         })
     }
 
@@ -138,18 +102,18 @@ impl DefaultPromotionManager {
         e.reason = req.reason.clone();
         e
     }
+}
 
-    /// The record of a lock passed with a break-glass override.
-    pub(super) fn lock_overridden_event(
-        &self,
-        req: &PromotionRequest,
-        ev: &Evaluation,
-        lock: &EnvLock,
-    ) -> EventRecord {
-        let mut e = self.promotion_event(EventKind::LockOverridden, req, self.now());
-        e.digest = ev.digest().cloned();
-        e.details.insert("lock_owner".into(), lock.owner.clone());
-        e.details.insert("lock_reason".into(), lock.reason.clone());
-        e
-    }
+/// A copy report in one line, for event details.
+fn copy_summary(c: &CopyReport) -> String {
+    format!(
+        "manifests={} mounted={} uploaded={} skipped={} bytes={} signatures={} referrers={}",
+        c.manifests_copied,
+        c.blobs_mounted,
+        c.blobs_uploaded,
+        c.blobs_skipped,
+        c.bytes_uploaded,
+        c.signatures_copied,
+        c.referrers_copied
+    )
 }
