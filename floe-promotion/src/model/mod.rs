@@ -1,7 +1,14 @@
-//! Validated identities: digests, tags, names, references and actors.
+//! Value types: validated identities (digests, tags, names, references, actors), free text,
+//! gate results, locks, leases and approvals. They depend on nothing but the error type, so every
+//! capability can use them without an import cycle.
 
+pub mod approval;
 mod digest;
+pub mod gate;
+pub mod lease;
+pub mod lock;
 mod names;
+mod process;
 pub mod text;
 
 pub use digest::Digest;

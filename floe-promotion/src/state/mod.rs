@@ -5,96 +5,20 @@
 //! argument, so expiry follows the manager's [`Clock`](crate::Clock).
 
 mod memory;
-mod process;
 
-use std::fmt::{self, Debug};
+use std::fmt::Debug;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::model::{Actor, ArtifactName, Digest, EnvName, Tag};
+use crate::model::EnvName;
 
+pub use crate::model::approval::{ApprovalDecision, ApprovalRequest, ApprovalStatus};
+pub use crate::model::lease::{HolderProcess, Lease, LeaseHolder, Liveness};
+pub use crate::model::lock::EnvLock;
 pub use memory::InMemoryState;
-pub use process::{HolderProcess, Liveness};
-
-/// A lock on an environment: promotions and rollbacks into it are refused while it is active.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EnvLock {
-    /// The locked environment.
-    pub environment: EnvName,
-    /// Who locked it.
-    pub owner: String,
-    /// Why.
-    pub reason: String,
-    /// When.
-    pub created: DateTime<Utc>,
-    /// When it lapses by itself, if ever.
-    pub expires: Option<DateTime<Utc>>,
-}
-
-impl EnvLock {
-    /// Whether the lock is in force at `now`.
-    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
-        self.expires.is_none_or(|e| now < e)
-    }
-}
-
-/// The right to promote into an environment, held by one promoter at a time until released or
-/// expired.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Lease {
-    /// The environment.
-    pub environment: EnvName,
-    /// Who holds it (for messages).
-    pub holder: String,
-    /// Identifies this acquisition; only it can release the lease.
-    pub token: Uuid,
-    /// When it was taken.
-    pub acquired: DateTime<Utc>,
-    /// When it lapses if not released.
-    pub expires: DateTime<Utc>,
-    /// The process that took it, when the holder said so.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub process: Option<HolderProcess>,
-}
-
-impl Lease {
-    /// Whether the lease is still held at `now` (not expired).
-    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
-        now < self.expires
-    }
-}
-
-/// Who asks for a promotion lease: a name for messages and, for a promoter process, which
-/// process it is (so that a lease left by a killed promoter can be proven stale).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LeaseHolder {
-    /// Who holds it, for messages (e.g. `ci (request id)`).
-    pub name: String,
-    /// The holder's process.
-    pub process: Option<HolderProcess>,
-}
-
-impl LeaseHolder {
-    /// A holder known by name only.
-    pub fn named(name: impl Into<String>) -> Self {
-        LeaseHolder {
-            name: name.into(),
-            process: None,
-        }
-    }
-
-    /// A holder that is this process.
-    pub fn this_process(name: impl Into<String>) -> Self {
-        LeaseHolder {
-            name: name.into(),
-            process: HolderProcess::current(),
-        }
-    }
-}
 
 /// Locks and promotion leases.
 ///
@@ -143,121 +67,6 @@ pub trait LockStore: Send + Sync + Debug + 'static {
     async fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>>;
     /// Removes a lease someone else holds (a stale lease of a promoter that died).
     async fn break_lease(&self, lease: &Lease) -> Result<bool>;
-}
-
-/// Where an approval request stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApprovalStatus {
-    /// Waiting for decisions.
-    Pending,
-    /// The quorum approved; the promotion may execute.
-    Approved,
-    /// Someone rejected; final.
-    Rejected,
-    /// It expired before completing; final.
-    Expired,
-    /// The approved promotion ran.
-    Executed,
-}
-
-impl fmt::Display for ApprovalStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ApprovalStatus::Pending => "pending",
-            ApprovalStatus::Approved => "approved",
-            ApprovalStatus::Rejected => "rejected",
-            ApprovalStatus::Expired => "expired",
-            ApprovalStatus::Executed => "executed",
-        })
-    }
-}
-
-/// One approver's decision.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApprovalDecision {
-    /// Who decided.
-    pub actor: Actor,
-    /// Approve (`true`) or reject.
-    pub approve: bool,
-    /// Why.
-    pub comment: Option<String>,
-    /// When.
-    pub time: DateTime<Utc>,
-}
-
-/// A request to promote a digest into an environment that needs approval.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApprovalRequest {
-    /// Id.
-    pub id: Uuid,
-    /// Artifact.
-    pub artifact: ArtifactName,
-    /// Version.
-    pub version: Tag,
-    /// The digest the approval binds to.
-    pub digest: Digest,
-    /// Source environment.
-    pub from: EnvName,
-    /// Target environment.
-    pub to: EnvName,
-    /// Who asked (may not approve).
-    pub requested_by: Actor,
-    /// Why.
-    pub reason: Option<String>,
-    /// When it was created.
-    pub created: DateTime<Utc>,
-    /// When it expires.
-    pub expires: DateTime<Utc>,
-    /// Approvals needed.
-    pub required: u32,
-    /// Users who may approve.
-    pub approvers: Vec<String>,
-    /// Groups whose members may approve.
-    pub approver_groups: Vec<String>,
-    /// Decisions so far, in order.
-    pub decisions: Vec<ApprovalDecision>,
-    /// Where it stands.
-    pub status: ApprovalStatus,
-}
-
-impl ApprovalRequest {
-    /// Appends a decision if the request is pending and the actor has not decided yet;
-    /// otherwise [`Error::Conflict`](crate::Error::Conflict) and nothing changes. The rule every
-    /// [`ApprovalStore`] applies inside its atomic update.
-    pub fn record_decision(&mut self, decision: ApprovalDecision) -> Result<()> {
-        if self.status != ApprovalStatus::Pending {
-            return Err(crate::Error::Conflict(format!(
-                "approval request {} is {}, not pending",
-                self.id, self.status
-            )));
-        }
-        if self
-            .decisions
-            .iter()
-            .any(|d| d.actor.id == decision.actor.id)
-        {
-            return Err(crate::Error::Conflict(format!(
-                "{} has already decided on approval request {}",
-                decision.actor.id, self.id
-            )));
-        }
-        self.decisions.push(decision);
-        Ok(())
-    }
-
-    /// Moves the request from `from` to `to` (compare and set); otherwise
-    /// [`Error::Conflict`](crate::Error::Conflict) and nothing changes.
-    pub fn transition(&mut self, from: ApprovalStatus, to: ApprovalStatus) -> Result<()> {
-        if self.status != from {
-            return Err(crate::Error::Conflict(format!(
-                "approval request {} is {}, not {from}",
-                self.id, self.status
-            )));
-        }
-        self.status = to;
-        Ok(())
-    }
 }
 
 /// Durable approval requests.
