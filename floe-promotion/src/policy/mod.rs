@@ -20,6 +20,7 @@
 
 mod authorization;
 mod freeze_window;
+pub mod input;
 mod lock;
 mod separation;
 pub mod soak;

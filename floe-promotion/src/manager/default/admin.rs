@@ -12,9 +12,7 @@ impl DefaultPromotionManager {
     ) -> Result<EnvLock> {
         let env = self.parts.config.environment(environment)?;
         check_text_input(actor, Some(reason))?;
-        if reason.trim().is_empty() {
-            return Err(Error::invalid("lock reason", "", "a lock needs a reason"));
-        }
+        require_reason(Reasoned::Lock, Some(reason))?;
         if let Some(d) = expires_in
             && d <= Duration::zero()
         {
@@ -121,13 +119,7 @@ impl DefaultPromotionManager {
     ) -> Result<Lease> {
         let env = self.parts.config.environment(environment)?;
         check_text_input(actor, Some(reason))?;
-        if reason.trim().is_empty() {
-            return Err(Error::invalid(
-                "lease break reason",
-                "",
-                "breaking a lease needs a reason",
-            ));
-        }
+        require_reason(Reasoned::LeaseBreak, Some(reason))?;
         self.check_authorized(env, actor, "break the promotion lease of")?;
         let now = self.now();
         let lease = self
@@ -201,7 +193,7 @@ impl DefaultPromotionManager {
         use crate::registry::RegistryExt;
         check_text_input(actor, None)?;
         if let Some(by) = &evidence.actor {
-            check_free_text("evidence actor", by)?;
+            crate::model::text::check_free_text("evidence actor", by)?;
         }
         let (repo, manifest) = self.resolve_in(artifact, version, environment).await?;
         let attached = self

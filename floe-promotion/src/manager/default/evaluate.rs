@@ -398,12 +398,8 @@ impl DefaultPromotionManager {
         let config = &self.parts.config;
         config.environment(&req.from)?;
         config.environment(&req.to)?;
-        if req.override_lock && req.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
-            return Err(Error::invalid(
-                "lock override",
-                req.to.to_string(),
-                "overriding a lock needs a reason",
-            ));
+        if req.override_lock {
+            require_reason(Reasoned::LockOverride, req.reason.as_deref())?;
         }
         Ok(())
     }
@@ -412,13 +408,7 @@ impl DefaultPromotionManager {
     pub(super) fn check_rollback_input(&self, req: &RollbackRequest) -> Result<()> {
         check_text_input(&req.actor, Some(&req.reason))?;
         self.parts.config.environment(&req.environment)?;
-        if req.reason.trim().is_empty() {
-            return Err(Error::invalid(
-                "rollback reason",
-                "",
-                "a rollback needs a reason",
-            ));
-        }
+        require_reason(Reasoned::Rollback, Some(&req.reason))?;
         Ok(())
     }
 }

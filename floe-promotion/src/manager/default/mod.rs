@@ -18,9 +18,9 @@ use crate::gate::{GateContext, GateResult, GateStatus, PromotionGate, run_gates}
 use crate::history::{
     AuditEvent, EventKind, EventRecord, HistoryQuery, HistoryStore, Order, VerifyReport,
 };
-use crate::model::text::check_free_text;
 use crate::model::{Actor, ArtifactName, Digest, EnvName, Reference, Repository, Tag};
 use crate::notify::Notifier;
+use crate::policy::input::{Reasoned, check_text_input, require_reason};
 use crate::policy::{Check, CheckContext, Operation, Stage, authorize, run_checks};
 use crate::registry::{ArtifactRegistry, CopyMode, CopyReport, Manifest};
 use crate::state::{
@@ -69,19 +69,6 @@ impl fmt::Debug for DefaultPromotionManager {
             .field("clock", &p.clock)
             .finish_non_exhaustive()
     }
-}
-
-/// Refuses an actor or a reason that could forge output: control characters in the actor's
-/// id or groups or in the reason (see [`check_free_text`]).
-fn check_text_input(actor: &Actor, reason: Option<&str>) -> Result<()> {
-    check_free_text("actor id", &actor.id)?;
-    for group in &actor.groups {
-        check_free_text("actor group", group)?;
-    }
-    if let Some(reason) = reason {
-        check_free_text("reason", reason)?;
-    }
-    Ok(())
 }
 
 /// Tags as a comma-separated list, for event details.
