@@ -1,0 +1,140 @@
+//! Network faults between two real registries, injected by a loopback [`FaultProxy`] in front
+//! of one of them, during a cross-registry copy (blobs streamed from the source into the
+//! destination):
+//!
+//! - a destination that stops reading the upload is reported unavailable at the destination;
+//! - the proxy's `drop_response`: the registry applies a request whose answer is lost, on every
+//!   retry.
+
+use std::time::{Duration, Instant};
+
+use floe_promotion::registry::Manifest;
+use floe_promotion::{ArtifactName, ArtifactRegistry, Digest, Error, Reference, Repository, Tag};
+use floe_promotion_oci::testing::{FaultProxy, TestRegistry, push_generated_image};
+use floe_promotion_oci::{CredentialSource, OciOptions, OciRegistry};
+
+const KIB: usize = 1024;
+const MIB: usize = 1024 * 1024;
+
+fn app(base: &Repository) -> Repository {
+    base.join(&ArtifactName::new("app").unwrap())
+}
+
+/// A client for `hosts` (plain HTTP) with `request_timeout` and `retries`.
+fn client(hosts: &[String], request_timeout: Duration, retries: u32) -> OciRegistry {
+    OciRegistry::new(OciOptions {
+        insecure_hosts: hosts.to_vec(),
+        credentials: CredentialSource::Anonymous,
+        request_timeout,
+        retries,
+        retry_backoff: Duration::from_millis(50),
+        ..OciOptions::default()
+    })
+    .unwrap()
+}
+
+/// The manifest's largest layer.
+fn layer(manifest: &Manifest) -> Digest {
+    manifest
+        .body()
+        .blobs()
+        .max_by_key(|b| b.size)
+        .unwrap()
+        .digest
+        .clone()
+}
+
+/// `/v2/<repository path>`, the start of the request paths for `repo`.
+fn dst_repo_path(repo: &Repository) -> String {
+    let (_, path) = repo.as_str().split_once('/').unwrap();
+    format!("/v2/{path}/")
+}
+
+/// The symmetric case: the destination stops reading an 8 MiB upload after 512 KiB (more than
+/// the client's and the kernel's buffers hold). The copy fails within seconds, unavailable at
+/// the destination, saying it was uploading the blob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_destination_that_stops_reading_is_blamed_on_the_destination() {
+    let (src, dst) = (TestRegistry::start(), TestRegistry::start());
+    let proxy = FaultProxy::start(&dst.host());
+    let src_repo = app(&src.namespace("stall-dst"));
+    let manifest = push_generated_image(&src.client(), &src_repo, None, &[8 * MIB], 84).await;
+    let layer = layer(&manifest);
+    let dst_repo = app(&dst.namespace("stall-dst"));
+
+    let registry = client(&[src.host(), proxy.host()], Duration::from_secs(1), 1);
+    proxy.stall_upstream_after("/blobs/uploads/", 512 * KIB as u64);
+    let started = Instant::now();
+    let err = registry
+        .copy(&src_repo, &proxy.repository(&dst_repo), manifest.digest())
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    proxy.clear();
+    match &err {
+        Error::Unavailable { registry, message } => {
+            assert_eq!(registry, &proxy.host(), "{err}");
+            assert!(message.contains("upload"), "{message}");
+            assert!(message.contains(layer.as_str()), "{message}");
+        }
+        other => panic!("expected the destination to be unavailable, got {other:?}"),
+    }
+    assert!(!err.to_string().contains(&src.host()), "{err}");
+    assert!(took < Duration::from_secs(12), "{took:?}");
+}
+
+/// `drop_response`: every push of the tag reaches the registry, which applies it, but no
+/// answer comes back; the client retries and reports the registry unavailable. Once cleared,
+/// requests get their answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_response_loses_every_answer_but_the_registry_applies_the_request() {
+    let registry = TestRegistry::start();
+    let proxy = FaultProxy::start(&registry.host());
+    let repo = app(&registry.namespace("lost"));
+    let manifest = push_generated_image(&registry.client(), &repo, None, &[KIB], 85).await;
+    let tag = Tag::new("latest-staging").unwrap();
+
+    let pattern = format!("PUT {}manifests/latest-staging", dst_repo_path(&repo));
+    proxy.drop_response(&pattern);
+    let through = client(&[proxy.host()], Duration::from_secs(2), 2);
+    let err = through
+        .put_manifest(&proxy.repository(&repo), Some(&tag), &manifest)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert_eq!(proxy.dropped_responses(), 3, "{:#?}", proxy.requests());
+    assert_eq!(proxy.requests_matching(&pattern), 3);
+
+    // Applied all the same.
+    let resolved = registry
+        .client()
+        .resolve(&repo, &Reference::Tag(tag.clone()))
+        .await
+        .unwrap();
+    assert_eq!(resolved.digest(), manifest.digest());
+
+    proxy.clear();
+    through
+        .put_manifest(&proxy.repository(&repo), Some(&tag), &manifest)
+        .await
+        .unwrap();
+    assert_eq!(proxy.dropped_responses(), 3);
+}
+
+/// A dropped proxy closes its port and its connections.
+#[test]
+fn a_dropped_proxy_stops_listening() {
+    let registry = TestRegistry::start();
+    let proxy = FaultProxy::start(&registry.host());
+    let host = proxy.host();
+    let mut open = std::net::TcpStream::connect(&host).unwrap();
+    drop(proxy);
+    assert!(std::net::TcpStream::connect(&host).is_err());
+    open.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut buf = [0u8; 16];
+    let read = std::io::Read::read(&mut open, &mut buf);
+    assert!(
+        matches!(read, Ok(0) | Err(_)),
+        "the connection stays open: {read:?}"
+    );
+}
