@@ -2,7 +2,10 @@
 //! of one of them, during a cross-registry copy (blobs streamed from the source into the
 //! destination):
 //!
-//! - a destination that stops reading the upload is reported unavailable at the destination;
+//! - a slow upload whose bytes keep flowing is not cut by the request timeout: it only has to
+//!   make progress (issue 8, defect 1);
+//! - a source that stalls mid-blob is reported unavailable at the source, and a destination
+//!   that stops reading the upload is reported unavailable at the destination (defect 3);
 //! - the proxy's `drop_response`: the registry applies a request whose answer is lost, on every
 //!   retry.
 
@@ -10,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use floe_promotion::registry::Manifest;
 use floe_promotion::{ArtifactName, ArtifactRegistry, Digest, Error, Reference, Repository, Tag};
-use floe_promotion_oci::testing::{FaultProxy, TestRegistry, push_generated_image};
+use floe_promotion_oci::testing::{
+    FaultProxy, TestRegistry, push_generated_image, skopeo_raw_manifest,
+};
 use floe_promotion_oci::{CredentialSource, OciOptions, OciRegistry};
 
 const KIB: usize = 1024;
@@ -44,10 +49,105 @@ fn layer(manifest: &Manifest) -> Digest {
         .clone()
 }
 
+/// The request-line pattern of a blob download (and HEAD) of `digest`.
+fn blob_path(digest: &Digest) -> String {
+    format!("/blobs/{digest}")
+}
+
+/// How many downloads (`GET`) of `digest` went through `proxy`.
+fn downloads(proxy: &FaultProxy, digest: &Digest) -> usize {
+    proxy
+        .requests()
+        .iter()
+        .filter(|line| line.starts_with("GET ") && line.contains(&blob_path(digest)))
+        .count()
+}
+
+/// Defect 1: with a 2 s request timeout, a 16 MiB layer uploaded through a proxy that lets
+/// 2 MiB/s through takes about 8 s of steady progress. (The layer is larger than what the
+/// client's and the kernel's buffers take at once, about 4.5 MiB on loopback, so the body
+/// itself flows at the throttled pace for seconds, in steps of about 1.4 MiB.) It succeeds in one attempt, and the
+/// destination serves the same digest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_upload_that_keeps_moving_outlives_the_request_timeout() {
+    let (src, dst) = (TestRegistry::start(), TestRegistry::start());
+    let proxy = FaultProxy::start(&dst.host());
+    let src_repo = app(&src.namespace("slow"));
+    let manifest = push_generated_image(&src.client(), &src_repo, None, &[16 * MIB], 81).await;
+    let layer = layer(&manifest);
+    let dst_repo = app(&dst.namespace("slow"));
+
+    let request_timeout = Duration::from_secs(2);
+    let registry = client(&[src.host(), proxy.host()], request_timeout, 0);
+    proxy.throttle_upload(2 * MIB as u64);
+    let started = Instant::now();
+    let copied = registry
+        .copy(&src_repo, &proxy.repository(&dst_repo), manifest.digest())
+        .await;
+    let took = started.elapsed();
+    proxy.clear();
+    let report = copied.unwrap_or_else(|e| panic!("the slow copy failed after {took:?}: {e}"));
+    assert_eq!(report.blobs_uploaded, 2, "{report:?}");
+    assert!(
+        took >= request_timeout * 3,
+        "the upload should take well over the request timeout: {took:?}"
+    );
+    assert_eq!(
+        proxy.requests_matching(&format!("PUT {}", dst_repo_path(&dst_repo))),
+        3,
+        "one upload per blob and one manifest, no retry: {:#?}",
+        proxy.requests()
+    );
+
+    // The destination serves the exact manifest and the layer bytes.
+    let at = format!("{dst_repo}@{}", manifest.digest());
+    assert_eq!(skopeo_raw_manifest(&at), manifest.bytes());
+    let bytes = dst
+        .client()
+        .fetch_blob(&dst_repo, &layer, 32 * MIB as u64)
+        .await
+        .unwrap();
+    assert_eq!(Digest::of(&bytes), layer);
+}
+
 /// `/v2/<repository path>`, the start of the request paths for `repo`.
 fn dst_repo_path(repo: &Repository) -> String {
     let (_, path) = repo.as_str().split_once('/').unwrap();
     format!("/v2/{path}/")
+}
+
+/// Defect 3: the source stops sending a layer after 64 KiB and keeps the connection open.
+/// With a 1 s request timeout and one retry, the copy fails within seconds, unavailable at
+/// the source, saying it was reading the blob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_source_is_blamed_on_the_source() {
+    let (src, dst) = (TestRegistry::start(), TestRegistry::start());
+    let proxy = FaultProxy::start(&src.host());
+    let src_repo = app(&src.namespace("stall-src"));
+    let manifest = push_generated_image(&src.client(), &src_repo, None, &[MIB], 83).await;
+    let layer = layer(&manifest);
+    let dst_repo = app(&dst.namespace("stall-src"));
+
+    let registry = client(&[proxy.host(), dst.host()], Duration::from_secs(1), 1);
+    proxy.stall_downstream_after(&blob_path(&layer), 64 * KIB as u64);
+    let started = Instant::now();
+    let err = registry
+        .copy(&proxy.repository(&src_repo), &dst_repo, manifest.digest())
+        .await
+        .unwrap_err();
+    let took = started.elapsed();
+    proxy.clear();
+    match &err {
+        Error::Unavailable { registry, message } => {
+            assert_eq!(registry, &proxy.host(), "{err}");
+            assert!(message.contains("reading blob"), "{message}");
+            assert!(message.contains(layer.as_str()), "{message}");
+            assert!(message.contains("after 2 attempts"), "{message}");
+        }
+        other => panic!("expected the source to be unavailable, got {other:?}"),
+    }
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert_eq!(downloads(&proxy, &layer), 2);
 }
 
 /// The symmetric case: the destination stops reading an 8 MiB upload after 512 KiB (more than
