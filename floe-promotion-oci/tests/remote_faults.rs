@@ -4,6 +4,9 @@
 //!
 //! - a slow upload whose bytes keep flowing is not cut by the request timeout: it only has to
 //!   make progress (issue 8, defect 1);
+//! - a source that serves corrupted blob bytes gives an error naming the source repository and
+//!   the blob, not a bad-input error blamed on the destination, is not retried, and the
+//!   destination never completes the blob (defect 2);
 //! - a source that stalls mid-blob is reported unavailable at the source, and a destination
 //!   that stops reading the upload is reported unavailable at the destination (defect 3);
 //! - the proxy's `drop_response`: the registry applies a request whose answer is lost, on every
@@ -116,6 +119,62 @@ fn dst_repo_path(repo: &Repository) -> String {
     format!("/v2/{path}/")
 }
 
+/// Defect 2: the source serves a layer whose bytes do not match its digest. The copy fails
+/// with a store error naming the source repository and the blob (not the destination), the
+/// download is not retried, and the destination never completed the blob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_source_blob_is_blamed_on_the_source_and_never_lands() {
+    let (src, dst) = (TestRegistry::start(), TestRegistry::start());
+    let proxy = FaultProxy::start(&src.host());
+    let src_repo = app(&src.namespace("corrupt"));
+    let manifest = push_generated_image(&src.client(), &src_repo, None, &[256 * KIB], 82).await;
+    let layer = layer(&manifest);
+    let dst_repo = app(&dst.namespace("corrupt"));
+
+    let registry = client(&[proxy.host(), dst.host()], Duration::from_secs(5), 2);
+    proxy.corrupt_response(&blob_path(&layer));
+    let via_proxy = proxy.repository(&src_repo);
+    let err = registry
+        .copy(&via_proxy, &dst_repo, manifest.digest())
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    eprintln!("{text}");
+    match &err {
+        Error::Store {
+            backend, location, ..
+        } => {
+            assert_eq!(*backend, "oci");
+            assert_eq!(location, &format!("{via_proxy}@{layer}"), "{text}");
+        }
+        other => panic!("expected a store error naming the source blob, got {other:?}"),
+    }
+    assert!(text.contains("digest"), "{text}");
+    assert!(
+        !text.contains(&dst.host()),
+        "blames the destination: {text}"
+    );
+    assert_eq!(
+        downloads(&proxy, &layer),
+        1,
+        "a corrupt blob is not downloaded again: {:#?}",
+        proxy.requests()
+    );
+
+    // The destination has no such blob, and never acknowledged an upload of it.
+    let missing = dst.client().fetch_blob(&dst_repo, &layer, MIB as u64).await;
+    assert!(
+        matches!(missing, Err(Error::NotFound { .. })),
+        "{missing:?}"
+    );
+    let completed: Vec<_> = dst
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_blob_upload() && r.uri.contains(layer.as_str()) && r.status == 201)
+        .collect();
+    assert!(completed.is_empty(), "{completed:?}");
+}
+
 /// Defect 3: the source stops sending a layer after 64 KiB and keeps the connection open.
 /// With a 1 s request timeout and one retry, the copy fails within seconds, unavailable at
 /// the source, saying it was reading the blob.
@@ -137,10 +196,15 @@ async fn a_stalled_source_is_blamed_on_the_source() {
         .unwrap_err();
     let took = started.elapsed();
     proxy.clear();
+    eprintln!("after {took:?}: {err}");
     match &err {
         Error::Unavailable { registry, message } => {
             assert_eq!(registry, &proxy.host(), "{err}");
-            assert!(message.contains("reading blob"), "{message}");
+            assert!(
+                message.contains(&format!("reading blob {}", proxy.repository(&src_repo))),
+                "{message}"
+            );
+            assert!(message.contains("from the source"), "{message}");
             assert!(message.contains(layer.as_str()), "{message}");
             assert!(message.contains("after 2 attempts"), "{message}");
         }
@@ -171,6 +235,7 @@ async fn a_destination_that_stops_reading_is_blamed_on_the_destination() {
         .unwrap_err();
     let took = started.elapsed();
     proxy.clear();
+    eprintln!("after {took:?}: {err}");
     match &err {
         Error::Unavailable { registry, message } => {
             assert_eq!(registry, &proxy.host(), "{err}");

@@ -250,7 +250,7 @@ impl Inner {
                             return Err(Failure::unavailable(
                                 src.host(),
                                 format!(
-                                    "reading blob {src_target}: no answer within {}",
+                                    "reading blob {src_target} from the source: no answer within {}",
                                     seconds(self.timeout())
                                 ),
                             ));
@@ -274,7 +274,8 @@ impl Inner {
                             as Box<dyn Fn(u64) + Send + Sync>
                     });
                     let watch = Watch::new();
-                    let body = Body::new(source.stream, blob.size, Arc::clone(&watch), on_chunk);
+                    let body = Body::new(source.stream, blob.size, Arc::clone(&watch), on_chunk)
+                        .verify(&blob.digest);
                     self.upload(&dref, body, &watch, digest, blob.size)
                         .await
                         .map_err(|e| ends.failure(e))
@@ -354,14 +355,19 @@ impl Ends<'_> {
                 } else {
                     Failure::unavailable(
                         src_host,
-                        format!("reading blob {src_target}: {}", chain(&e)),
+                        format!("reading blob {src_target} from the source: {}", chain(&e)),
                     )
                 }
             }
+            UploadError::Stopped(Stop::Corrupt(message)) => Failure::fatal(Error::Store {
+                backend: "oci",
+                location: src_target.to_string(),
+                message,
+            }),
             UploadError::Stopped(Stop::Stalled(Side::Source, waited)) => Failure::unavailable(
                 src_host,
                 format!(
-                    "reading blob {src_target}: the source sent nothing for {}",
+                    "reading blob {src_target} from the source: it sent nothing for {}",
                     seconds(waited)
                 ),
             ),
@@ -381,7 +387,10 @@ impl Ends<'_> {
             ),
             UploadError::Stopped(Stop::Deadline(side, limit)) => {
                 let (host, what) = match side {
-                    Side::Source => (src_host, format!("reading blob {src_target}")),
+                    Side::Source => (
+                        src_host,
+                        format!("reading blob {src_target} from the source"),
+                    ),
                     Side::Destination => (dst_host, format!("blob upload {dst_target}")),
                 };
                 Failure::unavailable(

@@ -50,7 +50,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 ///   to the same digest as its source, for OCI and Docker media types and image indexes.
 /// - [`copy`] skips blobs the destination has, mounts blobs between repositories of the same
 ///   registry (streaming them when the registry declines the mount), and streams blobs between
-///   registries with flat memory (one streaming `PUT` per blob). Index children are copied
+///   registries with flat memory (one streaming `PUT` per blob, checked against its digest
+///   before its last byte goes out: a corrupt source blob is an [`Error::Store`] naming the
+///   source blob, not retried, and never lands in the destination). Index children are copied
 ///   before the index; the cosign signature tag `sha256-<hex>.sig` and the referrers
 ///   (evidence, attestations) are copied along.
 /// - Referrers: registries without the referrers API (distribution 2.8) use the referrers tag

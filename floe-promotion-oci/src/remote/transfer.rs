@@ -19,9 +19,11 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use floe_promotion::Digest;
 use futures::Stream;
 use futures::stream::BoxStream;
 use oci_client::errors::OciDistributionError;
+use sha2::{Digest as _, Sha256};
 
 /// The largest piece of body handed to the HTTP client at once: progress is seen at least
 /// this often.
@@ -64,6 +66,8 @@ impl Phase {
 pub(super) enum Stop {
     /// Reading the source failed.
     SourceFailed(std::io::Error),
+    /// The source's content does not match the blob's digest or size.
+    Corrupt(String),
     /// `side` made no progress for this long.
     Stalled(Side, Duration),
     /// The upload was not even started within this long.
@@ -198,8 +202,15 @@ pub(super) fn deadline(request_timeout: Duration, size: u64) -> Duration {
 
 /// The body of a blob upload: the source's chunks, handed to the HTTP client in pieces of at
 /// most [`PIECE`] bytes, with each wait recorded in a [`Watch`].
+///
+/// With [`verify`](Self::verify), the chunks are hashed as they arrive, and the chunk that
+/// completes the blob is handed over only when the digest matches: a corrupt (or too long, or
+/// too short) source stops the upload with an error before its last byte, so the destination
+/// never completes the blob.
 pub(super) struct Body {
     source: BoxStream<'static, std::io::Result<Bytes>>,
+    size: u64,
+    check: Option<Check>,
     buffered: Bytes,
     /// Bytes still to hand over; the HTTP client does not ask again after the last one.
     left: u64,
@@ -219,6 +230,8 @@ impl Body {
     ) -> Self {
         Body {
             source,
+            size,
+            check: None,
             buffered: Bytes::new(),
             left: size,
             watch,
@@ -238,9 +251,85 @@ impl Body {
         )
     }
 
+    /// Checks the source's bytes against `digest` (and the size) before the last byte goes out.
+    pub(super) fn verify(mut self, digest: &Digest) -> Self {
+        self.check = Some(Check {
+            hasher: Sha256::new(),
+            expected: digest.clone(),
+            received: 0,
+            verified: false,
+        });
+        self
+    }
+
+    /// Feeds a chunk read from the source to the check; an error message when the content
+    /// cannot be the blob.
+    fn check_chunk(&mut self, chunk: &[u8]) -> Result<(), String> {
+        let size = self.size;
+        let Some(check) = self.check.as_mut() else {
+            return Ok(());
+        };
+        check.received += chunk.len() as u64;
+        if check.received > size {
+            return Err(format!(
+                "the registry sent more than the {size} bytes the manifest gives the blob"
+            ));
+        }
+        check.hasher.update(chunk);
+        if check.received == size {
+            check.verify()?;
+        }
+        Ok(())
+    }
+
+    /// Checks the end of the source; an error message when the content cannot be the blob.
+    fn check_end(&mut self) -> Result<(), String> {
+        let size = self.size;
+        let Some(check) = self.check.as_mut() else {
+            return Ok(());
+        };
+        if check.received < size {
+            return Err(format!(
+                "the registry sent {} of the {size} bytes the manifest gives the blob",
+                check.received
+            ));
+        }
+        check.verify()
+    }
+
     fn fail(&mut self, why: Stop) -> Poll<Option<oci_client::errors::Result<Bytes>>> {
         self.watch.stop(why);
         Poll::Ready(Some(Err(stopped())))
+    }
+}
+
+/// The running check of a [`Body`]'s content.
+struct Check {
+    hasher: Sha256,
+    expected: Digest,
+    received: u64,
+    verified: bool,
+}
+
+impl Check {
+    /// Compares the digest of everything received with the expected one (once).
+    fn verify(&mut self) -> Result<(), String> {
+        if self.verified {
+            return Ok(());
+        }
+        self.verified = true;
+        let actual = format!(
+            "sha256:{}",
+            hex::encode(std::mem::take(&mut self.hasher).finalize())
+        );
+        if actual == self.expected.as_str() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the blob's {} bytes hash to {actual}, not to its digest {}; the copy stopped before its last byte was sent on",
+                self.received, self.expected
+            ))
+        }
     }
 }
 
@@ -285,10 +374,18 @@ impl Stream for Body {
                     if let Some(report) = &this.on_chunk {
                         report(chunk.len() as u64);
                     }
+                    if let Err(message) = this.check_chunk(&chunk) {
+                        return this.fail(Stop::Corrupt(message));
+                    }
                     this.buffered = chunk;
                 }
                 Poll::Ready(Some(Err(e))) => return this.fail(Stop::SourceFailed(e)),
-                Poll::Ready(None) => this.done = true,
+                Poll::Ready(None) => {
+                    if let Err(message) = this.check_end() {
+                        return this.fail(Stop::Corrupt(message));
+                    }
+                    this.done = true;
+                }
             }
         }
     }
@@ -321,6 +418,54 @@ mod tests {
         assert_eq!(out, data);
         assert_eq!(watch.lock().phase, Phase::Answer);
         assert!(watch.take_stop().is_none());
+    }
+
+    fn verified(data: &'static [u8], digest: &Digest, size: u64) -> (Vec<u8>, Option<Stop>) {
+        let watch = Watch::new();
+        // Two chunks, so that the first one goes out before the check fails.
+        let (a, b) = data.split_at(data.len() / 2);
+        let chunks = vec![Ok(Bytes::from_static(a)), Ok(Bytes::from_static(b))];
+        let mut body = Body::new(
+            Box::pin(futures::stream::iter(chunks)),
+            size,
+            Arc::clone(&watch),
+            None,
+        )
+        .verify(digest);
+        let mut out = Vec::new();
+        futures::executor::block_on(async {
+            while let Some(Ok(piece)) = body.next().await {
+                out.extend_from_slice(&piece);
+            }
+        });
+        (out, watch.take_stop())
+    }
+
+    #[test]
+    fn a_verified_body_withholds_the_last_chunk_of_corrupt_content() {
+        let data: &'static [u8] = b"0123456789abcdef";
+        let good = Digest::of(data);
+        let (out, stop) = verified(data, &good, 16);
+        assert_eq!(out, data);
+        assert!(stop.is_none(), "{stop:?}");
+
+        let other = Digest::of(b"something else");
+        let (out, stop) = verified(data, &other, 16);
+        assert_eq!(
+            out,
+            &data[..8],
+            "the chunk that completes the blob is withheld"
+        );
+        let Some(Stop::Corrupt(message)) = stop else {
+            panic!("{stop:?}")
+        };
+        assert!(message.contains(good.as_str()), "{message}");
+        assert!(message.contains(other.as_str()), "{message}");
+
+        let (_, stop) = verified(data, &good, 12);
+        assert!(matches!(stop, Some(Stop::Corrupt(m)) if m.contains("more than")));
+        let (_, stop) = verified(data, &good, 20);
+        assert!(matches!(stop, Some(Stop::Corrupt(m)) if m.contains("16 of the 20")));
     }
 
     #[tokio::test]
