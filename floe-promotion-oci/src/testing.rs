@@ -4,6 +4,9 @@
 //! Enabled by the `testing` feature. The binary must be installed: run
 //! `scripts/registry-deps.sh` (it installs `docker-registry`, `skopeo` and `apache2-utils`).
 //! A missing binary is a panic with that advice, never a skipped test.
+//!
+//! [`FaultProxy`] (module [`proxy`]) sits between a client and a registry on loopback and
+//! injects network faults: slow uploads, stalls, corrupted answers, lost answers.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -19,6 +22,9 @@ use floe_promotion::registry::{Manifest, OCI_INDEX, OCI_MANIFEST};
 use floe_promotion::{ArtifactRegistry, Digest, Repository, Tag};
 
 use crate::{CredentialSource, OciOptions, OciRegistry};
+
+pub mod proxy;
+pub use proxy::FaultProxy;
 
 /// The registry binary (Debian's package `docker-registry`).
 pub const REGISTRY_BINARY: &str = "docker-registry";

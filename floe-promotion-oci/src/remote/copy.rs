@@ -1,17 +1,18 @@
 //! Copying a manifest with everything it needs and everything attached to it.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use floe_promotion::registry::{CopyMode, CopyReport, Descriptor};
 use floe_promotion::{Digest, Error, Reference, Result, Tag};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
-use oci_client::errors::{DigestError, OciDistributionError};
+use oci_client::errors::OciDistributionError;
 
 use super::Inner;
 use super::error::{Failure, chain, classify};
 use super::location::RemoteRepo;
+use super::transfer::{self, Body, Side, Stop, Watch};
 
 /// How blobs move from `src` to `dst`: same repository, same host, or across hosts.
 pub(super) fn mode(src: &RemoteRepo, dst: &RemoteRepo) -> CopyMode {
@@ -209,8 +210,9 @@ impl Inner {
         Ok(mounted)
     }
 
-    /// Streams one blob from `src` into `dst`: the source's verifying stream feeds a single
-    /// streaming PUT, so memory stays flat whatever the size.
+    /// Streams one blob from `src` into `dst`: the source's download feeds a single streaming
+    /// PUT, so memory stays flat whatever the size. Progress is watched on both sides (see
+    /// [`transfer`](super::transfer)), so a stall is blamed on the side that stalled.
     async fn stream_blob(
         &self,
         src: &RemoteRepo,
@@ -225,17 +227,35 @@ impl Inner {
         if let Some(o) = &self.observer {
             o.blob_started(&blob.digest, blob.size);
         }
+        let ends = Ends {
+            source: Some((src.host(), &src_target)),
+            destination: (dst.host(), &dst_target),
+        };
         let result = self
             .retry(
                 dst.host(),
                 &format!("copying blob {src_target} to {dst}"),
                 self.transfer_timeout(blob.size),
                 || async {
-                    let source = self
-                        .client
-                        .pull_blob_stream(&sref, digest)
-                        .await
-                        .map_err(|e| classify(&e, src.host(), "blob", &src_target))?;
+                    let source = match tokio::time::timeout(
+                        self.timeout(),
+                        self.client.pull_blob_stream(&sref, digest),
+                    )
+                    .await
+                    {
+                        Ok(source) => {
+                            source.map_err(|e| classify(&e, src.host(), "blob", &src_target))?
+                        }
+                        Err(_) => {
+                            return Err(Failure::unavailable(
+                                src.host(),
+                                format!(
+                                    "reading blob {src_target} from the source: no answer within {}",
+                                    seconds(self.timeout())
+                                ),
+                            ));
+                        }
+                    };
                     if let Some(len) = source.content_length
                         && len != blob.size
                     {
@@ -248,52 +268,17 @@ impl Inner {
                             ),
                         }));
                     }
-                    // Remember why the source stream broke, to blame the right registry.
-                    let source_failure: Arc<Mutex<Option<std::io::Error>>> = Arc::default();
-                    let slot = Arc::clone(&source_failure);
-                    let observer = self.observer.clone();
-                    let blob_digest = blob.digest.clone();
-                    let body = source.stream.map(move |chunk| {
-                        if let (Some(o), Ok(bytes)) = (observer.as_ref(), chunk.as_ref()) {
-                            o.blob_progress(&blob_digest, bytes.len() as u64);
-                        }
-                        chunk.map_err(|e| {
-                            let copy = std::io::Error::new(e.kind(), chain(&e));
-                            if let Ok(mut s) = slot.lock() {
-                                *s = Some(e);
-                            }
-                            OciDistributionError::IoError(copy)
-                        })
+                    let on_chunk = self.observer.clone().map(|o| {
+                        let d = blob.digest.clone();
+                        Box::new(move |n: u64| o.blob_progress(&d, n))
+                            as Box<dyn Fn(u64) + Send + Sync>
                     });
-                    let pushed = self
-                        .client
-                        .push_blob_stream(&dref, body, digest, Some(blob.size))
-                        .await;
-                    let broke = source_failure.lock().ok().and_then(|mut s| s.take());
-                    match (pushed, broke) {
-                        (Ok(_), _) => Ok(()),
-                        (Err(_), Some(e)) => {
-                            let corrupt = e
-                                .get_ref()
-                                .is_some_and(|inner| inner.downcast_ref::<DigestError>().is_some());
-                            if corrupt {
-                                Err(Failure::fatal(Error::Store {
-                                    backend: "oci",
-                                    location: src_target.clone(),
-                                    message: format!(
-                                        "the blob does not match its digest: {}",
-                                        chain(&e)
-                                    ),
-                                }))
-                            } else {
-                                Err(Failure::unavailable(
-                                    src.host(),
-                                    format!("reading blob {src_target}: {}", chain(&e)),
-                                ))
-                            }
-                        }
-                        (Err(e), None) => Err(classify(&e, dst.host(), "blob upload", &dst_target)),
-                    }
+                    let watch = Watch::new();
+                    let body = Body::new(source.stream, blob.size, Arc::clone(&watch), on_chunk)
+                        .verify(&blob.digest);
+                    self.upload(&dref, body, &watch, digest, blob.size)
+                        .await
+                        .map_err(|e| ends.failure(e))
                 },
             )
             .await;
@@ -302,4 +287,126 @@ impl Inner {
         }
         result
     }
+
+    /// Uploads `body` as the blob `digest` of `size` bytes to `dref`'s repository, ending the
+    /// attempt when a side makes no progress for the request timeout or the attempt's deadline
+    /// ([`transfer::deadline`]) passes.
+    pub(super) async fn upload(
+        &self,
+        dref: &oci_client::Reference,
+        body: Body,
+        watch: &Arc<Watch>,
+        digest: &str,
+        size: u64,
+    ) -> std::result::Result<(), UploadError> {
+        let idle = self.options.request_timeout;
+        let pushed = tokio::select! {
+            pushed = self.uploader.push_blob_stream(dref, body, digest, Some(size)) => pushed.map(|_| ()).map_err(Some),
+            stop = transfer::watchdog(watch, idle, self.timeout(), transfer::deadline(idle, size)) => {
+                watch.stop(stop);
+                Err(None)
+            }
+        };
+        match pushed {
+            Ok(()) => Ok(()),
+            Err(e) => match (watch.take_stop(), e) {
+                (Some(stop), _) => Err(UploadError::Stopped(stop)),
+                (None, Some(e)) => Err(UploadError::Failed(e)),
+                (None, None) => Err(UploadError::Stopped(Stop::Deadline(
+                    Side::Destination,
+                    transfer::deadline(idle, size),
+                ))),
+            },
+        }
+    }
+}
+
+/// Why an upload failed.
+#[derive(Debug)]
+pub(super) enum UploadError {
+    /// The transfer was stopped: a side stalled, the source failed or sent bad content.
+    Stopped(Stop),
+    /// The destination's client call failed.
+    Failed(OciDistributionError),
+}
+
+/// The two ends of a blob transfer, to blame the right one: `(host, HOST/REPO@DIGEST)`.
+pub(super) struct Ends<'a> {
+    /// The registry read from; `None` when the bytes were in memory.
+    pub(super) source: Option<(&'a str, &'a str)>,
+    /// The registry written to.
+    pub(super) destination: (&'a str, &'a str),
+}
+
+impl Ends<'_> {
+    /// The failure an upload error stands for, naming the side at fault.
+    pub(super) fn failure(&self, e: UploadError) -> Failure {
+        let (dst_host, dst_target) = self.destination;
+        let (src_host, src_target) = self.source.unwrap_or(self.destination);
+        match e {
+            UploadError::Failed(e) => classify(&e, dst_host, "blob upload", dst_target),
+            UploadError::Stopped(Stop::SourceFailed(e)) => {
+                if transfer::is_digest_error(&e) {
+                    Failure::fatal(Error::Store {
+                        backend: "oci",
+                        location: src_target.to_string(),
+                        message: format!("the blob does not match its digest: {}", chain(&e)),
+                    })
+                } else {
+                    Failure::unavailable(
+                        src_host,
+                        format!("reading blob {src_target} from the source: {}", chain(&e)),
+                    )
+                }
+            }
+            UploadError::Stopped(Stop::Corrupt(message)) => Failure::fatal(Error::Store {
+                backend: "oci",
+                location: src_target.to_string(),
+                message,
+            }),
+            UploadError::Stopped(Stop::Stalled(Side::Source, waited)) => Failure::unavailable(
+                src_host,
+                format!(
+                    "reading blob {src_target} from the source: it sent nothing for {}",
+                    seconds(waited)
+                ),
+            ),
+            UploadError::Stopped(Stop::Stalled(Side::Destination, waited)) => Failure::unavailable(
+                dst_host,
+                format!(
+                    "blob upload {dst_target}: the registry took no data for {}",
+                    seconds(waited)
+                ),
+            ),
+            UploadError::Stopped(Stop::NotStarted(waited)) => Failure::unavailable(
+                dst_host,
+                format!(
+                    "blob upload {dst_target}: no answer to opening the upload within {}",
+                    seconds(waited)
+                ),
+            ),
+            UploadError::Stopped(Stop::Deadline(side, limit)) => {
+                let (host, what) = match side {
+                    Side::Source => (
+                        src_host,
+                        format!("reading blob {src_target} from the source"),
+                    ),
+                    Side::Destination => (dst_host, format!("blob upload {dst_target}")),
+                };
+                Failure::unavailable(
+                    host,
+                    format!(
+                        "{what}: the transfer did not finish within {} (at least {} KiB/s on average)",
+                        seconds(limit),
+                        transfer::MIN_RATE / 1024
+                    ),
+                )
+            }
+        }
+    }
+}
+
+/// A duration for messages: `1.5 s`.
+pub(super) fn seconds(d: std::time::Duration) -> String {
+    format!("{:.1} s", d.as_secs_f64())
 }

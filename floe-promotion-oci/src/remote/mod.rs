@@ -10,6 +10,7 @@ mod error;
 mod location;
 mod options;
 mod referrers;
+mod transfer;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -49,14 +50,19 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 ///   to the same digest as its source, for OCI and Docker media types and image indexes.
 /// - [`copy`] skips blobs the destination has, mounts blobs between repositories of the same
 ///   registry (streaming them when the registry declines the mount), and streams blobs between
-///   registries with flat memory (one streaming `PUT` per blob). Index children are copied
+///   registries with flat memory (one streaming `PUT` per blob, checked against its digest
+///   before its last byte goes out: a corrupt source blob is an [`Error::Store`] naming the
+///   source blob, not retried, and never lands in the destination). Index children are copied
 ///   before the index; the cosign signature tag `sha256-<hex>.sig` and the referrers
 ///   (evidence, attestations) are copied along.
 /// - Referrers: registries without the referrers API (distribution 2.8) use the referrers tag
 ///   schema; `put_manifest` of a manifest with a `subject` adds it to the `sha256-<hex>` index
 ///   tag of its subject.
-/// - Every request has a timeout; connection errors, timeouts, 5xx and 429 answers are retried
-///   with exponential backoff, other 4xx answers are not.
+/// - Every request has a time limit, and blob transfers fail when bytes stop moving rather than
+///   after a fixed time (see [`OciOptions::request_timeout`]); connection errors, timeouts, 5xx
+///   and 429 answers are retried with exponential backoff, other 4xx answers are not. A stall
+///   is blamed on the side that stalled: the source while reading a blob, the destination
+///   while it takes the upload.
 /// - Errors map to [`Error::NotFound`], [`Error::Unauthorized`], [`Error::Unavailable`],
 ///   [`Error::Immutability`] (a registry refusing to move an immutable tag), naming the
 ///   registry and the reference.
@@ -85,7 +91,10 @@ pub struct OciRegistry {
 }
 
 struct Inner {
+    /// Every call but blob uploads.
     client: oci_client::Client,
+    /// Blob uploads: the same client without a read timeout.
+    uploader: oci_client::Client,
     options: OciOptions,
     auths: tokio::sync::Mutex<HashMap<String, RegistryAuth>>,
     index_locks: Vec<tokio::sync::Mutex<()>>,
@@ -123,25 +132,34 @@ impl OciRegistry {
         } else {
             ClientProtocol::HttpsExcept(options.insecure_hosts.clone())
         };
-        let config = ClientConfig {
-            protocol,
-            // One streaming PUT per blob: flat memory and far fewer requests than chunks.
-            use_monolithic_push: true,
-            read_timeout: Some(options.request_timeout),
-            connect_timeout: Some(options.request_timeout),
-            user_agent: concat!("floe-promotion-oci/", env!("CARGO_PKG_VERSION")),
-            ..ClientConfig::default()
+        let client_with = |read_timeout: Option<Duration>| {
+            let config = ClientConfig {
+                protocol: protocol.clone(),
+                // One streaming PUT per blob: flat memory and far fewer requests than chunks.
+                use_monolithic_push: true,
+                read_timeout,
+                connect_timeout: Some(options.request_timeout),
+                user_agent: concat!("floe-promotion-oci/", env!("CARGO_PKG_VERSION")),
+                ..ClientConfig::default()
+            };
+            oci_client::Client::try_from(config).map_err(|e| {
+                Error::invalid(
+                    "registry client options",
+                    format!("{options:?}"),
+                    error::chain(&e),
+                )
+            })
         };
-        let client = oci_client::Client::try_from(config).map_err(|e| {
-            Error::invalid(
-                "registry client options",
-                format!("{options:?}"),
-                error::chain(&e),
-            )
-        })?;
+        // Each read of an answer (and of a download) is limited to the request timeout.
+        let client = client_with(Some(options.request_timeout))?;
+        // Blob uploads have no read timeout: while the body streams up the client reads
+        // nothing, so a read timeout would cut an upload that makes progress. Their progress
+        // is watched instead (`transfer`).
+        let uploader = client_with(None)?;
         Ok(OciRegistry {
             inner: Arc::new(Inner {
                 client,
+                uploader,
                 options,
                 auths: tokio::sync::Mutex::new(HashMap::new()),
                 index_locks: (0..INDEX_LOCKS)
@@ -201,6 +219,7 @@ impl Inner {
         let mut auths = self.auths.lock().await;
         let auth = auths.entry(key.clone()).or_insert(resolved).clone();
         self.client.store_auth_if_needed(&key, &auth).await;
+        self.uploader.store_auth_if_needed(&key, &auth).await;
         Ok(auth)
     }
 
@@ -259,9 +278,11 @@ impl Inner {
         self.options.request_timeout.saturating_mul(2)
     }
 
-    /// The limit for moving `size` bytes: twice the request timeout plus one second per MiB.
+    /// The outer limit of one attempt that moves `size` bytes: the transfer's deadline
+    /// ([`transfer::deadline`], enforced with the idle timeouts by [`transfer::watchdog`]) plus
+    /// room for the request that opens it.
     fn transfer_timeout(&self, size: u64) -> Duration {
-        self.timeout() + Duration::from_secs(size / (1024 * 1024) + 1)
+        transfer::deadline(self.options.request_timeout, size).saturating_add(self.timeout())
     }
 
     async fn resolve(&self, r: &RemoteRepo, reference: &Reference) -> Result<Manifest> {
@@ -455,12 +476,17 @@ impl Inner {
                 let oref = oref.clone();
                 let (digest, target) = (&digest, &target);
                 async move {
-                    let stream = futures::stream::once(async move { Ok(data) });
-                    self.client
-                        .push_blob_stream(&oref, stream, digest.as_str(), Some(size))
+                    let watch = transfer::Watch::new();
+                    let body = transfer::Body::from_bytes(data, Arc::clone(&watch));
+                    self.upload(&oref, body, &watch, digest.as_str(), size)
                         .await
-                        .map(|_| ())
-                        .map_err(|e| classify(&e, r.host(), "blob upload", target))
+                        .map_err(|e| {
+                            copy::Ends {
+                                source: None,
+                                destination: (r.host(), target),
+                            }
+                            .failure(e)
+                        })
                 }
             },
         )
@@ -484,25 +510,51 @@ impl Inner {
             &format!("reading blob {target}"),
             self.transfer_timeout(max_bytes),
             || async {
-                let mut stream = self
-                    .client
-                    .pull_blob_stream(&oref, digest.as_str())
-                    .await
-                    .map_err(|e| classify(&e, r.host(), "blob", &target))?;
+                let idle = self.options.request_timeout;
+                let stalled = |limit: Duration| {
+                    Failure::unavailable(
+                        r.host(),
+                        format!(
+                            "reading blob {target}: the registry sent nothing for {}",
+                            copy::seconds(limit)
+                        ),
+                    )
+                };
+                let mut stream = tokio::time::timeout(
+                    self.timeout(),
+                    self.client.pull_blob_stream(&oref, digest.as_str()),
+                )
+                .await
+                .map_err(|_| stalled(self.timeout()))?
+                .map_err(|e| classify(&e, r.host(), "blob", &target))?;
                 if let Some(len) = stream.content_length
                     && len > max_bytes
                 {
                     return Err(too_large(len));
                 }
                 let mut out = Vec::new();
-                while let Some(chunk) = stream.next().await {
+                while let Some(chunk) = tokio::time::timeout(idle, stream.next())
+                    .await
+                    .map_err(|_| stalled(idle))?
+                {
                     let chunk = chunk.map_err(|e| {
-                        classify(
-                            &oci_client::errors::OciDistributionError::IoError(e),
-                            r.host(),
-                            "blob",
-                            &target,
-                        )
+                        if transfer::is_digest_error(&e) {
+                            Failure::fatal(Error::Store {
+                                backend: "oci",
+                                location: target.clone(),
+                                message: format!(
+                                    "the blob does not match its digest: {}",
+                                    error::chain(&e)
+                                ),
+                            })
+                        } else {
+                            classify(
+                                &oci_client::errors::OciDistributionError::IoError(e),
+                                r.host(),
+                                "blob",
+                                &target,
+                            )
+                        }
                     })?;
                     if (out.len() + chunk.len()) as u64 > max_bytes {
                         return Err(too_large((out.len() + chunk.len()) as u64));

@@ -108,9 +108,23 @@ pub struct OciOptions {
     pub credentials: CredentialSource,
     /// Credentials per host (`HOST[:PORT]`), overriding `credentials`.
     pub host_credentials: BTreeMap<String, CredentialSource>,
-    /// Limit for connecting and for each read of a response. One attempt of an operation that
-    /// moves no blob bytes (manifests, tags, HEADs, mounts) may take twice this (it may start
-    /// with an authentication round trip); a blob transfer twice this plus one second per MiB.
+    /// The time limit for a registry that does not answer or moves no bytes:
+    ///
+    /// - **connecting** to a registry may take this long, and so may each **read** of an
+    ///   answer or of a download (not during a blob upload: see below);
+    /// - one attempt of an operation that moves no blob bytes (manifests, tags, HEADs, mounts,
+    ///   blob downloads up to their first byte) may take **twice** this (it may start with an
+    ///   authentication round trip);
+    /// - a **blob transfer** (a streamed copy, an upload, a download) is limited by its
+    ///   progress, not by its length: an attempt fails when the side it waits on moves no bytes
+    ///   for this long (**idle timeout**: the source sends nothing, or the destination takes no
+    ///   more of the upload; the error names that side), and when it has not finished within its
+    ///   **deadline**: twice this plus one second per 64 KiB of blob, i.e. an average of at
+    ///   least 64 KiB/s. Once the whole upload body is handed to the connection, only the
+    ///   deadline bounds the wait for the destination's answer, since the last bytes may still
+    ///   sit in socket buffers. Progress is seen as the connection takes more of the body, in
+    ///   steps as large as the operating system's socket buffer drains (up to a few MiB), so
+    ///   keep this well above the time such a step takes on a slow link.
     pub request_timeout: Duration,
     /// How many times a request is retried after a connection error, a timeout, a 5xx or a
     /// 429 answer. 4xx answers are never retried.
