@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use floe_promotion::config::{InMemoryConfig, load_manifest};
 use floe_promotion::{
-    ArtifactRegistry, DefaultPromotionManager, EnvName, EnvironmentConfig, Error, LogNotifier,
-    Result,
+    ArtifactRegistry, DefaultPromotionManager, EnvName, EnvironmentConfig, Error, Excerpt,
+    LogNotifier, Result,
 };
 use floe_promotion_oci::{
     CosignVerifier, CredentialSource, OciLayoutRegistry, OciOptions, RoutingRegistry,
@@ -58,20 +58,34 @@ async fn open_state(path: &Path) -> Result<SqliteStore> {
         if let Some(blocker) = dir.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir()) {
             return Err(store_error(format!(
                 "cannot create the state file: {} is not a directory",
-                blocker.display()
+                Excerpt::path(blocker)
             )));
         }
         if !dir.exists() {
             std::fs::create_dir_all(dir).map_err(|e| {
                 store_error(format!(
                     "cannot create the directory {}: {e}",
-                    dir.display()
+                    Excerpt::path(dir)
                 ))
             })?;
         }
     }
+    // SQLite's messages repeat the path whole: shorten it there too.
+    let whole = path.display().to_string();
+    let shorten = |message: String| message.replace(&whole, &Excerpt::path(path));
     SqliteStore::open(path).await.map_err(|e| match e {
-        Error::NotFound { what } => store_error(format!("cannot open the state file: {what}")),
+        Error::NotFound { what } => {
+            store_error(format!("cannot open the state file: {}", shorten(what)))
+        }
+        Error::Store {
+            backend,
+            location,
+            message,
+        } => Error::Store {
+            backend,
+            location,
+            message: shorten(message),
+        },
         other => other,
     })
 }

@@ -21,8 +21,8 @@ use clap::{CommandFactory, Parser};
 use floe_promotion::history::{ExportFormat, HistoryQuery, Order, verify_export};
 use floe_promotion::registry::{Evidence, EvidenceKind, EvidenceStatus};
 use floe_promotion::{
-    ArtifactName, ArtifactRef, EnvName, EnvironmentConfig, Error, HistoryStore, PromotionManager,
-    PromotionRequest, Reference, Result, RollbackRequest, Tag,
+    ArtifactName, ArtifactRef, EXCERPT_CHARS, EnvName, EnvironmentConfig, Error, Excerpt,
+    HistoryStore, PromotionManager, PromotionRequest, Reference, Result, RollbackRequest, Tag,
 };
 
 use crate::app::App;
@@ -110,7 +110,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     } else if what.is_empty() {
         "invalid arguments".to_string()
     } else {
-        what.join(" ")
+        shorten_quoted(&what.join(" "))
     };
     for tip in tips {
         message = format!("{message}; {tip}");
@@ -130,6 +130,23 @@ fn usage_error(e: &clap::Error) -> ExitCode {
             kind: exit::name(exit::USAGE).to_string(),
         },
     )
+}
+
+/// clap quotes the values it refuses in single quotes, whole: each quoted part longer than
+/// [`EXCERPT_CHARS`] is shortened to an [`Excerpt`].
+fn shorten_quoted(message: &str) -> String {
+    message
+        .split('\'')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 && part.chars().nth(EXCERPT_CHARS).is_some() {
+                Excerpt::new(part).to_string()
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("'")
 }
 
 fn init_tracing() {
@@ -623,4 +640,26 @@ fn read_report(path: &std::path::Path) -> Result<serde_json::Value> {
     Ok(serde_json::from_slice(&bytes).unwrap_or_else(|_| {
         serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_quoted_by_clap_are_shortened() {
+        let long = "x".repeat(10_240);
+        let message = format!("invalid value '{long}' for '--format <FORMAT>'");
+        let short = shorten_quoted(&message);
+        assert_eq!(
+            short,
+            format!(
+                "invalid value '{}… (10240 bytes)' for '--format <FORMAT>'",
+                "x".repeat(EXCERPT_CHARS)
+            )
+        );
+        let plain =
+            "unexpected argument '--frob' found; to pass '--frob' as a value, use '-- --frob'";
+        assert_eq!(shorten_quoted(plain), plain);
+    }
 }

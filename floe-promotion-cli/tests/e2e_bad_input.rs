@@ -564,3 +564,63 @@ fn export_to_an_unwritable_path_names_it() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Two environments in OCI layout directories: no registry needed.
+const LAYOUT_MANIFEST: &str = "artifacts:\n  promotion:\n    environments:\n      - name: dev\n        repository: oci-layout:./dev\n      - name: prod\n        repository: oci-layout:./prod\n";
+
+/// A huge invalid value is quoted shortened: its start and its length, on a short line.
+#[test]
+fn huge_values_are_shortened_in_errors() {
+    let ws = Workspace::new(LAYOUT_MANIFEST);
+    let name = "a".repeat(10 * 1024);
+    let tag = "v".repeat(10 * 1024);
+    let env = "e".repeat(10 * 1024);
+    let actor = "x".repeat(10 * 1024);
+    let reference = format!("{name}:v1");
+    let tagged = format!("app:{tag}");
+    for (args, value, code) in [
+        (
+            &[
+                "promote",
+                reference.as_str(),
+                "--from",
+                "dev",
+                "--to",
+                "prod",
+            ][..],
+            &name,
+            exit::USAGE,
+        ),
+        (
+            &["promote", &tagged, "--from", "dev", "--to", "prod"],
+            &tag,
+            exit::USAGE,
+        ),
+        (
+            &["promote", "app:v1", "--from", &env, "--to", "prod"],
+            &env,
+            exit::USAGE,
+        ),
+        (&["lock", &env, "--reason", "x"], &env, exit::USAGE),
+        (
+            &["--actor", &actor, "lock", "prod", "--reason", "x"],
+            &actor,
+            exit::USAGE,
+        ),
+        (&["--manifest", &actor, "envs"], &actor, exit::USAGE),
+        // A state file that cannot be opened: SQLite's own message repeats the path.
+        (&["--state", &actor, "status"], &actor, exit::FAILURE),
+        // Refused by the argument parser.
+        (&["audit", "export", "--format", &name], &name, exit::USAGE),
+    ] {
+        let line = ws.run(args).one_error_line(code);
+        assert!(line.len() < 300, "{} chars: {line}", line.len());
+        assert!(line.contains(&value[..60]), "{line}");
+        assert!(line.contains("(10240 bytes)"), "{line}");
+        let mut json = vec!["--output", "json"];
+        json.extend_from_slice(args);
+        let doc = ws.run(&json).json_error(code);
+        assert!(doc.error.len() < 300, "{doc:?}");
+    }
+    no_state_written(&ws);
+}

@@ -2,8 +2,12 @@
 //!
 //! Backends keep private error types and map them into [`Error`]; no backend type appears in a
 //! public signature. Each variant has one meaning, and the CLI maps each to one exit code.
+//!
+//! Values a user handed in are shown through [`Excerpt`]: a 10 KB tag is refused on a short
+//! line that still shows how it starts and how long it is.
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 use crate::gate::GateResult;
 use crate::model::{Digest, EnvName};
@@ -15,12 +19,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Every failure the library reports.
 ///
 /// Messages name the file, field, value, registry or reference involved and never contain
-/// credentials.
+/// credentials. Their `Display` shortens the caller's values (`value`, `file`, `location`) to
+/// an [`Excerpt`]; the fields keep them whole.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A value given by the caller is malformed: a tag, digest, name or option.
-    #[error("invalid {what} {value:?}: {reason}")]
+    #[error("invalid {what} {}: {reason}", Excerpt::quoted(value))]
     InvalidInput {
         /// What kind of value it is, e.g. "tag".
         what: &'static str,
@@ -31,7 +36,7 @@ pub enum Error {
     },
 
     /// A configuration file (the manifest) is invalid.
-    #[error("{}{}: {message}", file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| "<manifest>".into()), location.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+    #[error("{}{}: {message}", file.as_deref().map(Excerpt::path).unwrap_or_else(|| "<manifest>".into()), location.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
     Config {
         /// The file, when the configuration came from one.
         file: Option<PathBuf>,
@@ -220,7 +225,7 @@ pub enum Error {
     },
 
     /// A storage backend failed (database file, disk).
-    #[error("{backend} store {location}: {message}")]
+    #[error("{backend} store {}: {message}", Excerpt::new(location))]
     Store {
         /// Backend name, e.g. "sqlite".
         backend: &'static str,
@@ -239,6 +244,69 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// How many characters of a value an [`Excerpt`] shows before it shortens it.
+pub const EXCERPT_CHARS: usize = 80;
+
+/// A value as a message shows it: whole when it has at most [`EXCERPT_CHARS`] characters, else
+/// its first [`EXCERPT_CHARS`] characters (cut on a character boundary) and `… (N bytes)`.
+///
+/// Refusals quote what was refused; a 10 KB tag must not make a 10 KB line.
+///
+/// ```
+/// use floe_promotion::Excerpt;
+/// assert_eq!(Excerpt::quoted("v1;id").to_string(), r#""v1;id""#);
+/// let long = "a".repeat(10_240);
+/// let shown = Excerpt::quoted(&long).to_string();
+/// assert!(shown.starts_with(r#""aaaa"#) && shown.ends_with(r#"…" (10240 bytes)"#));
+/// assert!(shown.len() < 100);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Excerpt<'a> {
+    value: &'a str,
+    quoted: bool,
+}
+
+impl<'a> Excerpt<'a> {
+    /// The value as it is (a path, a location).
+    pub fn new(value: &'a str) -> Self {
+        Excerpt {
+            value,
+            quoted: false,
+        }
+    }
+
+    /// The value in double quotes, escaped as `{:?}` escapes it (a name, a tag, an option).
+    pub fn quoted(value: &'a str) -> Self {
+        Excerpt {
+            value,
+            quoted: true,
+        }
+    }
+
+    /// A path, shortened like [`Excerpt::new`].
+    pub fn path(path: &Path) -> String {
+        Excerpt::new(&path.display().to_string()).to_string()
+    }
+}
+
+impl fmt::Display for Excerpt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cut = self.value.char_indices().nth(EXCERPT_CHARS).map(|(i, _)| i);
+        let head = &self.value[..cut.unwrap_or(self.value.len())];
+        match (self.quoted, cut) {
+            (true, None) => write!(f, "{head:?}"),
+            (false, None) => f.write_str(head),
+            (true, Some(_)) => {
+                let quoted = format!("{head:?}");
+                // The ellipsis goes inside the quotes: the value goes on.
+                let inner = &quoted[..quoted.len() - 1];
+                write!(f, "{inner}…\" ({} bytes)", self.value.len())
+            }
+            (false, Some(_)) => write!(f, "{head}… ({} bytes)", self.value.len()),
+        }
+    }
 }
 
 fn summarize_gates(failed: &[GateResult]) -> String {
@@ -282,5 +350,88 @@ impl Error {
             feature: feature.into(),
             detail: detail.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_values_are_shown_whole() {
+        let exact = "a".repeat(EXCERPT_CHARS);
+        assert_eq!(Excerpt::new(&exact).to_string(), exact);
+        assert_eq!(Excerpt::quoted(&exact).to_string(), format!("{exact:?}"));
+        assert_eq!(Excerpt::quoted("a\nb").to_string(), r#""a\nb""#);
+        assert_eq!(Excerpt::new("").to_string(), "");
+    }
+
+    #[test]
+    fn long_values_show_their_start_and_length() {
+        let long = format!("{}{}", "b".repeat(EXCERPT_CHARS), "c".repeat(10_000));
+        assert_eq!(
+            Excerpt::new(&long).to_string(),
+            format!("{}… (10080 bytes)", "b".repeat(EXCERPT_CHARS))
+        );
+        assert_eq!(
+            Excerpt::quoted(&long).to_string(),
+            format!("\"{}…\" (10080 bytes)", "b".repeat(EXCERPT_CHARS))
+        );
+    }
+
+    #[test]
+    fn the_cut_falls_on_a_character_boundary() {
+        // Two-byte characters: byte 80 is inside none, byte 81 would split one.
+        let long = "é".repeat(5_000);
+        let shown = Excerpt::new(&long).to_string();
+        assert_eq!(
+            shown,
+            format!("{}… (10000 bytes)", "é".repeat(EXCERPT_CHARS))
+        );
+        let mixed = format!("a{}", "日本".repeat(3_000));
+        let shown = Excerpt::quoted(&mixed).to_string();
+        assert!(shown.starts_with("\"a日本"), "{shown}");
+        assert!(shown.ends_with("…\" (18001 bytes)"), "{shown}");
+        assert_eq!(
+            shown.chars().count(),
+            EXCERPT_CHARS + 3 + " (18001 bytes)".len()
+        );
+    }
+
+    #[test]
+    fn errors_shorten_the_values_they_quote() {
+        let tag = "v".repeat(10_240);
+        let e = Error::invalid("tag", tag.clone(), "too long");
+        let text = e.to_string();
+        assert!(text.len() < 150, "{text}");
+        assert!(text.starts_with(&format!("invalid tag \"{}", &tag[..EXCERPT_CHARS])));
+        assert!(text.ends_with("…\" (10240 bytes): too long"), "{text}");
+        // The field keeps the value whole.
+        let Error::InvalidInput { value, .. } = &e else {
+            panic!()
+        };
+        assert_eq!(value, &tag);
+        // A short value is quoted as before.
+        assert_eq!(
+            Error::invalid("tag", "v1;id", "bad").to_string(),
+            r#"invalid tag "v1;id": bad"#
+        );
+
+        let file = PathBuf::from("d".repeat(5_000));
+        let e = Error::Config {
+            file: Some(file),
+            location: Some((1, 2)),
+            message: "bad".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!("{}… (5000 bytes):1:2: bad", "d".repeat(EXCERPT_CHARS))
+        );
+        let e = Error::Store {
+            backend: "sqlite",
+            location: "s".repeat(300),
+            message: "cannot open".into(),
+        };
+        assert!(e.to_string().ends_with("… (300 bytes): cannot open"), "{e}");
     }
 }
