@@ -654,8 +654,9 @@ mod tests {
         assert_eq!(
             short,
             format!(
-                "invalid value '{}… (10240 bytes)' for '--format <FORMAT>'",
-                "x".repeat(EXCERPT_CHARS)
+                "invalid value '{}…{} (10240 bytes)' for '--format <FORMAT>'",
+                "x".repeat(60),
+                "x".repeat(20)
             )
         );
         let plain =

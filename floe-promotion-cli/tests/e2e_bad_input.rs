@@ -568,7 +568,8 @@ fn export_to_an_unwritable_path_names_it() {
 /// Two environments in OCI layout directories: no registry needed.
 const LAYOUT_MANIFEST: &str = "artifacts:\n  promotion:\n    environments:\n      - name: dev\n        repository: oci-layout:./dev\n      - name: prod\n        repository: oci-layout:./prod\n";
 
-/// A huge invalid value is quoted shortened: its start and its length, on a short line.
+/// A huge invalid value is quoted shortened: its start, its end and its length, on a short
+/// line.
 #[test]
 fn huge_values_are_shortened_in_errors() {
     let ws = Workspace::new(LAYOUT_MANIFEST);
@@ -607,20 +608,26 @@ fn huge_values_are_shortened_in_errors() {
             &actor,
             exit::USAGE,
         ),
+        // Refused by the argument parser.
+        (&["audit", "export", "--format", &name], &name, exit::USAGE),
+        // Paths keep more (160 characters), so real paths are shown whole.
         (&["--manifest", &actor, "envs"], &actor, exit::USAGE),
         // A state file that cannot be opened: SQLite's own message repeats the path.
         (&["--state", &actor, "status"], &actor, exit::FAILURE),
-        // Refused by the argument parser.
-        (&["audit", "export", "--format", &name], &name, exit::USAGE),
     ] {
         let line = ws.run(args).one_error_line(code);
-        assert!(line.len() < 300, "{} chars: {line}", line.len());
+        let max = if value == &actor && args[0] != "--actor" {
+            500
+        } else {
+            300
+        };
+        assert!(line.len() < max, "{} chars: {line}", line.len());
         assert!(line.contains(&value[..60]), "{line}");
         assert!(line.contains("(10240 bytes)"), "{line}");
         let mut json = vec!["--output", "json"];
         json.extend_from_slice(args);
         let doc = ws.run(&json).json_error(code);
-        assert!(doc.error.len() < 300, "{doc:?}");
+        assert!(doc.error.len() < max, "{doc:?}");
     }
     no_state_written(&ws);
 }

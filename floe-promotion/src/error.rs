@@ -225,7 +225,7 @@ pub enum Error {
     },
 
     /// A storage backend failed (database file, disk).
-    #[error("{backend} store {}: {message}", Excerpt::new(location))]
+    #[error("{backend} store {}: {message}", Excerpt::location(location))]
     Store {
         /// Backend name, e.g. "sqlite".
         backend: &'static str,
@@ -246,65 +246,100 @@ pub enum Error {
     },
 }
 
-/// How many characters of a value an [`Excerpt`] shows before it shortens it.
+/// How many characters of a value (a name, a tag, an option) an [`Excerpt`] shows whole.
 pub const EXCERPT_CHARS: usize = 80;
 
-/// A value as a message shows it: whole when it has at most [`EXCERPT_CHARS`] characters, else
-/// its first [`EXCERPT_CHARS`] characters (cut on a character boundary) and `… (N bytes)`.
+/// How many characters of a path or location an [`Excerpt`] shows whole: real paths fit.
+pub const LOCATION_EXCERPT_CHARS: usize = 160;
+
+/// A value as a message shows it: whole up to a limit of characters ([`EXCERPT_CHARS`] for
+/// values, [`LOCATION_EXCERPT_CHARS`] for paths and locations); a longer one as its start and
+/// its end (three quarters and a quarter of the limit, cut on character boundaries) around `…`,
+/// followed by its length: `"aaaa…zzzz" (10240 bytes)`.
 ///
-/// Refusals quote what was refused; a 10 KB tag must not make a 10 KB line.
+/// Refusals quote what was refused; a 10 KB tag must not make a 10 KB line, and the end of a
+/// long path (its file name) stays visible.
 ///
 /// ```
 /// use floe_promotion::Excerpt;
 /// assert_eq!(Excerpt::quoted("v1;id").to_string(), r#""v1;id""#);
-/// let long = "a".repeat(10_240);
+/// let long = format!("{}z", "a".repeat(10_239));
 /// let shown = Excerpt::quoted(&long).to_string();
-/// assert!(shown.starts_with(r#""aaaa"#) && shown.ends_with(r#"…" (10240 bytes)"#));
-/// assert!(shown.len() < 100);
+/// assert!(shown.starts_with(r#""aaaa"#) && shown.ends_with(r#"aaz" (10240 bytes)"#));
+/// assert!(shown.contains('…') && shown.len() < 100);
 /// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Excerpt<'a> {
     value: &'a str,
     quoted: bool,
+    chars: usize,
 }
 
 impl<'a> Excerpt<'a> {
-    /// The value as it is (a path, a location).
+    /// The value as it is, up to [`EXCERPT_CHARS`] characters whole.
     pub fn new(value: &'a str) -> Self {
         Excerpt {
             value,
             quoted: false,
+            chars: EXCERPT_CHARS,
         }
     }
 
-    /// The value in double quotes, escaped as `{:?}` escapes it (a name, a tag, an option).
+    /// The value in double quotes, escaped as `{:?}` escapes it (a name, a tag, an option), up
+    /// to [`EXCERPT_CHARS`] characters whole.
     pub fn quoted(value: &'a str) -> Self {
         Excerpt {
-            value,
             quoted: true,
+            ..Excerpt::new(value)
         }
     }
 
-    /// A path, shortened like [`Excerpt::new`].
+    /// A location (a file, a directory, a store) as it is, up to [`LOCATION_EXCERPT_CHARS`]
+    /// characters whole.
+    pub fn location(value: &'a str) -> Self {
+        Excerpt {
+            chars: LOCATION_EXCERPT_CHARS,
+            ..Excerpt::new(value)
+        }
+    }
+
+    /// A path, shown like [`Excerpt::location`].
     pub fn path(path: &Path) -> String {
-        Excerpt::new(&path.display().to_string()).to_string()
+        Excerpt::location(&path.display().to_string()).to_string()
     }
 }
 
 impl fmt::Display for Excerpt<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let cut = self.value.char_indices().nth(EXCERPT_CHARS).map(|(i, _)| i);
-        let head = &self.value[..cut.unwrap_or(self.value.len())];
-        match (self.quoted, cut) {
-            (true, None) => write!(f, "{head:?}"),
-            (false, None) => f.write_str(head),
-            (true, Some(_)) => {
-                let quoted = format!("{head:?}");
-                // The ellipsis goes inside the quotes: the value goes on.
-                let inner = &quoted[..quoted.len() - 1];
-                write!(f, "{inner}…\" ({} bytes)", self.value.len())
-            }
-            (false, Some(_)) => write!(f, "{head}… ({} bytes)", self.value.len()),
+        let v = self.value;
+        if v.char_indices().nth(self.chars).is_none() {
+            return if self.quoted {
+                write!(f, "{v:?}")
+            } else {
+                f.write_str(v)
+            };
+        }
+        let head_chars = self.chars * 3 / 4;
+        let tail_chars = self.chars - head_chars;
+        let head_end = v.char_indices().nth(head_chars).map_or(v.len(), |(i, _)| i);
+        let tail_start = v
+            .char_indices()
+            .rev()
+            .nth(tail_chars.saturating_sub(1))
+            .map_or(0, |(i, _)| i);
+        let (head, tail) = (&v[..head_end], &v[tail_start..]);
+        if self.quoted {
+            // Escaped as a whole would escape them; the quotes go around head…tail.
+            let (head, tail) = (format!("{head:?}"), format!("{tail:?}"));
+            write!(
+                f,
+                "{}…{} ({} bytes)",
+                &head[..head.len() - 1],
+                &tail[1..],
+                v.len()
+            )
+        } else {
+            write!(f, "{head}…{tail} ({} bytes)", v.len())
         }
     }
 }
@@ -364,37 +399,53 @@ mod tests {
         assert_eq!(Excerpt::quoted(&exact).to_string(), format!("{exact:?}"));
         assert_eq!(Excerpt::quoted("a\nb").to_string(), r#""a\nb""#);
         assert_eq!(Excerpt::new("").to_string(), "");
+        let path = "p".repeat(LOCATION_EXCERPT_CHARS);
+        assert_eq!(Excerpt::location(&path).to_string(), path);
     }
 
     #[test]
-    fn long_values_show_their_start_and_length() {
-        let long = format!("{}{}", "b".repeat(EXCERPT_CHARS), "c".repeat(10_000));
+    fn long_values_show_their_start_end_and_length() {
+        let long = format!("{}{}{}", "b".repeat(60), "c".repeat(10_000), "d".repeat(20));
         assert_eq!(
             Excerpt::new(&long).to_string(),
-            format!("{}… (10080 bytes)", "b".repeat(EXCERPT_CHARS))
+            format!("{}…{} (10080 bytes)", "b".repeat(60), "d".repeat(20))
         );
         assert_eq!(
             Excerpt::quoted(&long).to_string(),
-            format!("\"{}…\" (10080 bytes)", "b".repeat(EXCERPT_CHARS))
+            format!("\"{}…{}\" (10080 bytes)", "b".repeat(60), "d".repeat(20))
+        );
+        let one_more = "e".repeat(EXCERPT_CHARS + 1);
+        assert_eq!(
+            Excerpt::new(&one_more).to_string(),
+            format!("{}…{} (81 bytes)", "e".repeat(60), "e".repeat(20))
+        );
+        // A long path keeps its file name.
+        let path = format!("/{}/report.json", "dir/".repeat(1_000));
+        let shown = Excerpt::path(Path::new(&path)).to_string();
+        assert!(shown.starts_with("/dir/dir/"), "{shown}");
+        assert!(shown.ends_with("/report.json (4013 bytes)"), "{shown}");
+        assert!(
+            shown.chars().count() < LOCATION_EXCERPT_CHARS + 20,
+            "{shown}"
         );
     }
 
     #[test]
     fn the_cut_falls_on_a_character_boundary() {
-        // Two-byte characters: byte 80 is inside none, byte 81 would split one.
+        // Two-byte characters: a cut by bytes could split one.
         let long = "é".repeat(5_000);
         let shown = Excerpt::new(&long).to_string();
         assert_eq!(
             shown,
-            format!("{}… (10000 bytes)", "é".repeat(EXCERPT_CHARS))
+            format!("{}…{} (10000 bytes)", "é".repeat(60), "é".repeat(20))
         );
-        let mixed = format!("a{}", "日本".repeat(3_000));
+        let mixed = format!("a{}b", "日本".repeat(3_000));
         let shown = Excerpt::quoted(&mixed).to_string();
         assert!(shown.starts_with("\"a日本"), "{shown}");
-        assert!(shown.ends_with("…\" (18001 bytes)"), "{shown}");
+        assert!(shown.ends_with("日本b\" (18002 bytes)"), "{shown}");
         assert_eq!(
             shown.chars().count(),
-            EXCERPT_CHARS + 3 + " (18001 bytes)".len()
+            EXCERPT_CHARS + 3 + " (18002 bytes)".len()
         );
     }
 
@@ -404,8 +455,8 @@ mod tests {
         let e = Error::invalid("tag", tag.clone(), "too long");
         let text = e.to_string();
         assert!(text.len() < 150, "{text}");
-        assert!(text.starts_with(&format!("invalid tag \"{}", &tag[..EXCERPT_CHARS])));
-        assert!(text.ends_with("…\" (10240 bytes): too long"), "{text}");
+        assert!(text.starts_with(&format!("invalid tag \"{}", &tag[..60])));
+        assert!(text.ends_with("v\" (10240 bytes): too long"), "{text}");
         // The field keeps the value whole.
         let Error::InvalidInput { value, .. } = &e else {
             panic!()
@@ -425,13 +476,25 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            format!("{}… (5000 bytes):1:2: bad", "d".repeat(EXCERPT_CHARS))
+            format!(
+                "{}…{} (5000 bytes):1:2: bad",
+                "d".repeat(120),
+                "d".repeat(40)
+            )
         );
         let e = Error::Store {
             backend: "sqlite",
             location: "s".repeat(300),
             message: "cannot open".into(),
         };
-        assert!(e.to_string().ends_with("… (300 bytes): cannot open"), "{e}");
+        assert!(e.to_string().ends_with("s (300 bytes): cannot open"), "{e}");
+        // A real path is shown whole.
+        let blob = format!("/tmp/.tmpAbCdEf/layout/blobs/sha256/{}", "0".repeat(64));
+        let e = Error::Store {
+            backend: "oci-layout",
+            location: blob.clone(),
+            message: "corrupt".into(),
+        };
+        assert_eq!(e.to_string(), format!("oci-layout store {blob}: corrupt"));
     }
 }

@@ -67,7 +67,7 @@ pub mod testing;
 pub use async_trait::async_trait;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::EnvironmentConfig;
-pub use error::{EXCERPT_CHARS, Error, Excerpt, Result};
+pub use error::{EXCERPT_CHARS, Error, Excerpt, LOCATION_EXCERPT_CHARS, Result};
 pub use gate::{PromotionGate, SignatureVerifier};
 pub use history::{HistoryExt, HistoryStore, InMemoryHistory};
 pub use manager::{
