@@ -91,8 +91,8 @@ async fn open_state(path: &Path) -> Result<SqliteStore> {
 }
 
 impl App {
-    /// Opens the manifest, checks that `environments` are in it, then opens the state file
-    /// (so bad input never creates or writes one); the registry is connected lazily by the
+    /// Opens the manifest, checks that `environments` are in it and reads the trusted keys,
+    /// then opens the state file (so bad input never creates or writes one); the registry is connected lazily by the
     /// backends, so commands that only read the state never reach a registry.
     pub(crate) async fn open(
         global: &Global,
@@ -113,6 +113,14 @@ impl App {
             config.environment(env)?;
         }
         let settings = config.settings();
+        // Key files are input too: read and checked before the state file exists.
+        let verifier = if settings.trusted_keys.is_empty() {
+            None
+        } else {
+            Some(Arc::new(CosignVerifier::from_pem_files(
+                &settings.trusted_keys,
+            )?))
+        };
         let store = Arc::new(open_state(&global.state).await?);
         let progress = with_progress.then(crate::progress::Progress::new);
         let options = OciOptions::default()
@@ -131,10 +139,8 @@ impl App {
             .locks(store.clone())
             .approvals(store.clone())
             .notifier(Arc::new(LogNotifier));
-        if !settings.trusted_keys.is_empty() {
-            builder = builder.signature_verifier(Arc::new(CosignVerifier::from_pem_files(
-                &settings.trusted_keys,
-            )?));
+        if let Some(verifier) = verifier {
+            builder = builder.signature_verifier(verifier);
         }
         Ok(App {
             manager: builder.build()?,

@@ -13,12 +13,13 @@ pub mod output;
 mod progress;
 
 use std::fs::File;
-use std::io::{BufReader, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{CommandFactory, Parser};
-use floe_promotion::history::{ExportFormat, HistoryQuery, Order, verify_export};
+use floe_promotion::history::{ExportFormat, HistoryQuery, Order, verify_export_file};
+use floe_promotion::input::read_bounded;
 use floe_promotion::registry::{Evidence, EvidenceKind, EvidenceStatus};
 use floe_promotion::{
     ArtifactName, ArtifactRef, EXCERPT_CHARS, EnvName, EnvironmentConfig, Error, Excerpt,
@@ -470,14 +471,7 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
         }
         Command::Audit(AuditCommand::Verify { file }) => {
             let (report, source) = match &file {
-                Some(path) => {
-                    let f = File::open(path)
-                        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-                    (
-                        verify_export(BufReader::new(f), true)?,
-                        path.display().to_string(),
-                    )
-                }
+                Some(path) => (verify_export_file(path, true)?, path.display().to_string()),
                 None => {
                     let app = App::open(g, false, &[]).await?;
                     (
@@ -626,17 +620,7 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
 const MAX_REPORT: u64 = 1024 * 1024;
 
 fn read_report(path: &std::path::Path) -> Result<serde_json::Value> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    if meta.len() > MAX_REPORT {
-        return Err(Error::invalid(
-            "--file",
-            path.display().to_string(),
-            format!("{} bytes is more than the 1 MiB limit", meta.len()),
-        ));
-    }
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let bytes = read_bounded(path, MAX_REPORT, "--file")?;
     Ok(serde_json::from_slice(&bytes).unwrap_or_else(|_| {
         serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
     }))

@@ -56,6 +56,7 @@ pub mod config;
 mod error;
 pub mod gate;
 pub mod history;
+pub mod input;
 pub mod manager;
 pub mod model;
 pub mod notify;
