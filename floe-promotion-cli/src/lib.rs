@@ -392,7 +392,10 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
                 .as_deref()
                 .map(|s| {
                     humantime::parse_duration(s)
-                        .map_err(|e| Error::invalid("--expires", s, e.to_string()))
+                        // humantime quotes the unit it did not know, whole.
+                        .map_err(|e| {
+                            Error::invalid("--expires", s, Excerpt::new(&e.to_string()).to_string())
+                        })
                         .and_then(|d| {
                             chrono::Duration::from_std(d)
                                 .map_err(|e| Error::invalid("--expires", s, e.to_string()))

@@ -664,6 +664,7 @@ fn huge_values_are_shortened_in_errors() {
     let tag = "v".repeat(10 * 1024);
     let env = "e".repeat(10 * 1024);
     let actor = "x".repeat(10 * 1024);
+    let duration = format!("5{}", "s".repeat(10 * 1024 - 1));
     let reference = format!("{name}:v1");
     let tagged = format!("app:{tag}");
     for (args, value, code) in [
@@ -693,6 +694,12 @@ fn huge_values_are_shortened_in_errors() {
         (
             &["--actor", &actor, "lock", "prod", "--reason", "x"],
             &actor,
+            exit::USAGE,
+        ),
+        // humantime's own message repeats the unit it does not know.
+        (
+            &["lock", "prod", "--reason", "x", "--expires", &duration],
+            &duration,
             exit::USAGE,
         ),
         // Refused by the argument parser.
