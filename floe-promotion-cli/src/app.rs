@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use floe_promotion::config::{InMemoryConfig, load_manifest};
 use floe_promotion::{
-    ArtifactRegistry, DefaultPromotionManager, EnvName, EnvironmentConfig, Error, LogNotifier,
-    Result,
+    ArtifactRegistry, DefaultPromotionManager, EnvName, EnvironmentConfig, Error, Excerpt,
+    LogNotifier, Result,
 };
 use floe_promotion_oci::{
     CosignVerifier, CredentialSource, OciLayoutRegistry, OciOptions, RoutingRegistry,
@@ -58,27 +58,41 @@ async fn open_state(path: &Path) -> Result<SqliteStore> {
         if let Some(blocker) = dir.ancestors().find(|a| a.exists()).filter(|a| !a.is_dir()) {
             return Err(store_error(format!(
                 "cannot create the state file: {} is not a directory",
-                blocker.display()
+                Excerpt::path(blocker)
             )));
         }
         if !dir.exists() {
             std::fs::create_dir_all(dir).map_err(|e| {
                 store_error(format!(
                     "cannot create the directory {}: {e}",
-                    dir.display()
+                    Excerpt::path(dir)
                 ))
             })?;
         }
     }
+    // SQLite's messages repeat the path whole: shorten it there too.
+    let whole = path.display().to_string();
+    let shorten = |message: String| message.replace(&whole, &Excerpt::path(path));
     SqliteStore::open(path).await.map_err(|e| match e {
-        Error::NotFound { what } => store_error(format!("cannot open the state file: {what}")),
+        Error::NotFound { what } => {
+            store_error(format!("cannot open the state file: {}", shorten(what)))
+        }
+        Error::Store {
+            backend,
+            location,
+            message,
+        } => Error::Store {
+            backend,
+            location,
+            message: shorten(message),
+        },
         other => other,
     })
 }
 
 impl App {
-    /// Opens the manifest, checks that `environments` are in it, then opens the state file
-    /// (so bad input never creates or writes one); the registry is connected lazily by the
+    /// Opens the manifest, checks that `environments` are in it and reads the trusted keys,
+    /// then opens the state file (so bad input never creates or writes one); the registry is connected lazily by the
     /// backends, so commands that only read the state never reach a registry.
     pub(crate) async fn open(
         global: &Global,
@@ -99,6 +113,14 @@ impl App {
             config.environment(env)?;
         }
         let settings = config.settings();
+        // Key files are input too: read and checked before the state file exists.
+        let verifier = if settings.trusted_keys.is_empty() {
+            None
+        } else {
+            Some(Arc::new(CosignVerifier::from_pem_files(
+                &settings.trusted_keys,
+            )?))
+        };
         let store = Arc::new(open_state(&global.state).await?);
         let progress = with_progress.then(crate::progress::Progress::new);
         let options = OciOptions::default()
@@ -117,10 +139,8 @@ impl App {
             .locks(store.clone())
             .approvals(store.clone())
             .notifier(Arc::new(LogNotifier));
-        if !settings.trusted_keys.is_empty() {
-            builder = builder.signature_verifier(Arc::new(CosignVerifier::from_pem_files(
-                &settings.trusted_keys,
-            )?));
+        if let Some(verifier) = verifier {
+            builder = builder.signature_verifier(verifier);
         }
         Ok(App {
             manager: builder.build()?,

@@ -5,7 +5,8 @@
 
 use floe_promotion::Error;
 
-/// Success.
+/// Success, including a promotion of the version the target already runs at that digest
+/// ("already promoted": idempotent, no tag written).
 pub const OK: u8 = 0;
 /// An unexpected failure (I/O, a store).
 pub const FAILURE: u8 = 1;
@@ -23,7 +24,8 @@ pub const SIGNATURE: u8 = 6;
 pub const REGISTRY_AUTH: u8 = 7;
 /// A gate failed, errored or timed out.
 pub const GATE_FAILED: u8 = 8;
-/// The transition is not allowed (backwards, skipping, same environment, already current).
+/// The transition is not allowed (backwards, skipping, same environment, a rollback to the
+/// version already running).
 pub const INVALID_TRANSITION: u8 = 9;
 /// The audit chain does not verify.
 pub const INTEGRITY: u8 = 10;
@@ -144,6 +146,39 @@ mod tests {
             .collect();
         let expected: Vec<(u8, String)> = ALL.iter().map(|(c, n)| (*c, n.to_string())).collect();
         assert_eq!(rows, expected);
+    }
+
+    /// The top README's table lists the same codes and names, and both tables say what a
+    /// re-promotion does: exit 0, "already promoted" (it once said exit 9, "already current").
+    #[test]
+    fn both_readmes_agree_on_codes_and_on_re_promotion() {
+        let rows = |readme: &str| -> Vec<(u8, String, String)> {
+            readme
+                .lines()
+                .filter_map(|l| {
+                    let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                    Some((
+                        cells.get(1)?.parse().ok()?,
+                        cells.get(2)?.to_string(),
+                        cells.get(3)?.to_string(),
+                    ))
+                })
+                .collect()
+        };
+        let cli = rows(include_str!("../README.md"));
+        let top = rows(include_str!("../../README.md"));
+        let names = |rows: &[(u8, String, String)]| -> Vec<(u8, String)> {
+            rows.iter().map(|(c, n, _)| (*c, n.clone())).collect()
+        };
+        assert_eq!(names(&top), names(&cli));
+        for table in [&cli, &top] {
+            assert!(table[0].2.contains("already promoted"), "{:?}", table[0]);
+            let transition = &table[usize::from(INVALID_TRANSITION)];
+            assert!(
+                !transition.2.contains("already current") && transition.2.contains("rollback"),
+                "{transition:?}"
+            );
+        }
     }
 
     /// The numbers the design keeps from floe, variant by variant.

@@ -13,16 +13,17 @@ pub mod output;
 mod progress;
 
 use std::fs::File;
-use std::io::{BufReader, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{CommandFactory, Parser};
-use floe_promotion::history::{ExportFormat, HistoryQuery, Order, verify_export};
+use floe_promotion::history::{ExportFormat, HistoryQuery, Order, verify_export_file};
+use floe_promotion::input::read_bounded;
 use floe_promotion::registry::{Evidence, EvidenceKind, EvidenceStatus};
 use floe_promotion::{
-    ArtifactName, ArtifactRef, EnvName, EnvironmentConfig, Error, HistoryStore, PromotionManager,
-    PromotionRequest, Reference, Result, RollbackRequest, Tag,
+    ArtifactName, ArtifactRef, EXCERPT_CHARS, EnvName, EnvironmentConfig, Error, Excerpt,
+    HistoryStore, PromotionManager, PromotionRequest, Reference, Result, RollbackRequest, Tag,
 };
 
 use crate::app::App;
@@ -111,7 +112,7 @@ fn usage_error(e: &clap::Error) -> ExitCode {
     } else if what.is_empty() {
         "invalid arguments".to_string()
     } else {
-        what.join(" ")
+        shorten_quoted(&what.join(" "))
     };
     for tip in tips {
         message = format!("{message}; {tip}");
@@ -131,6 +132,23 @@ fn usage_error(e: &clap::Error) -> ExitCode {
             kind: exit::name(exit::USAGE).to_string(),
         },
     )
+}
+
+/// clap quotes the values it refuses in single quotes, whole: each quoted part longer than
+/// [`EXCERPT_CHARS`] is shortened to an [`Excerpt`].
+fn shorten_quoted(message: &str) -> String {
+    message
+        .split('\'')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 && part.chars().nth(EXCERPT_CHARS).is_some() {
+                Excerpt::new(part).to_string()
+            } else {
+                part.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("'")
 }
 
 fn init_tracing() {
@@ -375,7 +393,10 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
                 .as_deref()
                 .map(|s| {
                     humantime::parse_duration(s)
-                        .map_err(|e| Error::invalid("--expires", s, e.to_string()))
+                        // humantime quotes the unit it did not know, whole.
+                        .map_err(|e| {
+                            Error::invalid("--expires", s, Excerpt::new(&e.to_string()).to_string())
+                        })
                         .and_then(|d| {
                             chrono::Duration::from_std(d)
                                 .map_err(|e| Error::invalid("--expires", s, e.to_string()))
@@ -479,14 +500,7 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
         }
         Command::Audit(AuditCommand::Verify { file }) => {
             let (report, source) = match &file {
-                Some(path) => {
-                    let f = File::open(path)
-                        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-                    (
-                        verify_export(BufReader::new(f), true)?,
-                        path.display().to_string(),
-                    )
-                }
+                Some(path) => (verify_export_file(path, true)?, path.display().to_string()),
                 None => {
                     let app = App::open(g, false, &[]).await?;
                     (
@@ -635,18 +649,31 @@ async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
 const MAX_REPORT: u64 = 1024 * 1024;
 
 fn read_report(path: &std::path::Path) -> Result<serde_json::Value> {
-    let meta =
-        std::fs::metadata(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    if meta.len() > MAX_REPORT {
-        return Err(Error::invalid(
-            "--file",
-            path.display().to_string(),
-            format!("{} bytes is more than the 1 MiB limit", meta.len()),
-        ));
-    }
-    let bytes =
-        std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let bytes = read_bounded(path, MAX_REPORT, "--file")?;
     Ok(serde_json::from_slice(&bytes).unwrap_or_else(|_| {
         serde_json::Value::String(String::from_utf8_lossy(&bytes).into_owned())
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_quoted_by_clap_are_shortened() {
+        let long = "x".repeat(10_240);
+        let message = format!("invalid value '{long}' for '--format <FORMAT>'");
+        let short = shorten_quoted(&message);
+        assert_eq!(
+            short,
+            format!(
+                "invalid value '{}…{} (10240 bytes)' for '--format <FORMAT>'",
+                "x".repeat(60),
+                "x".repeat(20)
+            )
+        );
+        let plain =
+            "unexpected argument '--frob' found; to pass '--frob' as a value, use '-- --frob'";
+        assert_eq!(shorten_quoted(plain), plain);
+    }
 }

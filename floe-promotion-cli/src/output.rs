@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 
 use floe_promotion::gate::GateResult;
 use floe_promotion::history::{AuditEvent, ChainBreak, Deployment};
-use floe_promotion::manager::{EnvironmentStatus, PlannedTag, PromotionPlan, PromotionRecord};
+use floe_promotion::manager::{
+    EnvironmentStatus, Outcome, PlannedTag, PromotionPlan, PromotionRecord,
+};
 use floe_promotion::model::text::printable as safe;
 use floe_promotion::registry::CopyMode;
 use floe_promotion::state::{EnvLock, HolderProcess, Lease, Liveness};
@@ -359,13 +361,16 @@ fn gates_text(out: &mut String, gates: &[GateResult]) {
 fn record_text(out: &mut String, verb: &str, r: &PromotionRecord) {
     let _ = writeln!(
         out,
-        "{verb} {}:{} {}{} -> {} ({:?})",
+        "{verb} {}:{} {}{} -> {} ({})",
         r.artifact,
         r.version,
         r.from.as_ref().map(|f| format!("{f} ")).unwrap_or_default(),
         r.digest,
         r.to,
-        r.outcome
+        match r.outcome {
+            Outcome::AlreadyPromoted => "nothing written".to_string(),
+            other => format!("{other:?}"),
+        }
     );
     let _ = writeln!(out, "  repository {}", r.repository);
     for t in &r.tags_written {
@@ -402,6 +407,10 @@ impl Output {
     pub fn text(&self) -> String {
         let mut out = String::new();
         match self {
+            Output::Promote(r) if r.outcome == Outcome::AlreadyPromoted => {
+                // Idempotent: the version already runs there at this digest.
+                record_text(&mut out, "already promoted", r);
+            }
             Output::Promote(r) => record_text(&mut out, "promoted", r),
             Output::Rollback(r) => record_text(&mut out, "rolled back", r),
             Output::Plan(p) => {

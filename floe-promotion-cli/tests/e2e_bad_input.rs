@@ -564,3 +564,164 @@ fn export_to_an_unwritable_path_names_it() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// Two environments in OCI layout directories: no registry needed.
+const LAYOUT_MANIFEST: &str = "artifacts:\n  promotion:\n    environments:\n      - name: dev\n        repository: oci-layout:./dev\n      - name: prod\n        repository: oci-layout:./prod\n";
+
+/// A sparse file of `len` bytes (zeros): large, but it takes no disk.
+fn sparse_file(ws: &Workspace, name: &str, len: u64) -> String {
+    let path = ws.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).unwrap();
+    }
+    std::fs::File::create(&path).unwrap().set_len(len).unwrap();
+    path.display().to_string()
+}
+
+/// Runs `args` under the memory limit in text and JSON mode: one line naming `file` and
+/// `limit`, the same message as JSON, exit 2.
+#[track_caller]
+fn refused_at_limit(ws: &Workspace, args: &[&str], file: &str, limit: &str) {
+    let line = ws.run_bounded(args).one_error_line(exit::USAGE);
+    assert!(
+        line.contains(file),
+        "the error does not name {file}: {line}"
+    );
+    assert!(
+        line.contains(&format!("{limit} limit")),
+        "the error does not name the {limit} limit: {line}"
+    );
+    let mut json = vec!["--output", "json"];
+    json.extend_from_slice(args);
+    let doc = ws.run_bounded(&json).json_error(exit::USAGE);
+    assert_eq!(format!("floe: {}", doc.error), line);
+}
+
+/// `attest --file` reads at most one byte past its 1 MiB limit, whatever size the file system
+/// reports (a device reports 0).
+#[test]
+fn an_attest_file_is_read_up_to_its_limit() {
+    let ws = Workspace::new(LAYOUT_MANIFEST);
+    let big = sparse_file(&ws, "report.json", 2 * 1024 * 1024);
+    for file in ["/dev/zero", big.as_str()] {
+        refused_at_limit(
+            &ws,
+            &[
+                "attest",
+                "app:v1.0.0",
+                "--env",
+                "dev",
+                "--kind",
+                "tests",
+                "--status",
+                "passed",
+                "--file",
+                file,
+            ],
+            file,
+            "1 MiB",
+        );
+    }
+    no_state_written(&ws);
+}
+
+/// `audit verify --file` reads an export line by line, each line at most its limit: an endless
+/// line (a device, a file without newlines) is refused at the limit, not read whole.
+#[test]
+fn audit_verify_reads_each_line_up_to_its_limit() {
+    let ws = Workspace::new(LAYOUT_MANIFEST);
+    let flat = ws.join("flat.jsonl");
+    std::fs::write(&flat, vec![b'{'; 20 * 1024 * 1024]).unwrap();
+    let flat = flat.display().to_string();
+    for file in ["/dev/zero", flat.as_str()] {
+        refused_at_limit(&ws, &["audit", "verify", "--file", file], file, "8 MiB");
+        let line = ws
+            .run_bounded(&["audit", "verify", "--file", file])
+            .one_error_line(exit::USAGE);
+        assert!(line.contains("line 1"), "{line}");
+    }
+    no_state_written(&ws);
+}
+
+/// A trusted key file is read up to its limit: a 200 MB file is refused after 64 KiB.
+#[test]
+fn a_huge_trusted_key_file_is_refused_at_its_limit() {
+    let ws = Workspace::new(&LAYOUT_MANIFEST.replace(
+        "  promotion:\n",
+        "  promotion:\n    trusted_keys: [keys/huge.pub]\n",
+    ));
+    let key = sparse_file(&ws, "keys/huge.pub", 200 * 1024 * 1024);
+    refused_at_limit(&ws, &["envs"], &key, "64 KiB");
+    no_state_written(&ws);
+}
+
+/// A huge invalid value is quoted shortened: its start, its end and its length, on a short
+/// line.
+#[test]
+fn huge_values_are_shortened_in_errors() {
+    let ws = Workspace::new(LAYOUT_MANIFEST);
+    let name = "a".repeat(10 * 1024);
+    let tag = "v".repeat(10 * 1024);
+    let env = "e".repeat(10 * 1024);
+    let actor = "x".repeat(10 * 1024);
+    let duration = format!("5{}", "s".repeat(10 * 1024 - 1));
+    let reference = format!("{name}:v1");
+    let tagged = format!("app:{tag}");
+    for (args, value, code) in [
+        (
+            &[
+                "promote",
+                reference.as_str(),
+                "--from",
+                "dev",
+                "--to",
+                "prod",
+            ][..],
+            &name,
+            exit::USAGE,
+        ),
+        (
+            &["promote", &tagged, "--from", "dev", "--to", "prod"],
+            &tag,
+            exit::USAGE,
+        ),
+        (
+            &["promote", "app:v1", "--from", &env, "--to", "prod"],
+            &env,
+            exit::USAGE,
+        ),
+        (&["lock", &env, "--reason", "x"], &env, exit::USAGE),
+        (
+            &["--actor", &actor, "lock", "prod", "--reason", "x"],
+            &actor,
+            exit::USAGE,
+        ),
+        // humantime's own message repeats the unit it does not know.
+        (
+            &["lock", "prod", "--reason", "x", "--expires", &duration],
+            &duration,
+            exit::USAGE,
+        ),
+        // Refused by the argument parser.
+        (&["audit", "export", "--format", &name], &name, exit::USAGE),
+        // Paths keep more (160 characters), so real paths are shown whole.
+        (&["--manifest", &actor, "envs"], &actor, exit::USAGE),
+        // A state file that cannot be opened: SQLite's own message repeats the path.
+        (&["--state", &actor, "status"], &actor, exit::FAILURE),
+    ] {
+        let line = ws.run(args).one_error_line(code);
+        let max = if value == &actor && args[0] != "--actor" {
+            500
+        } else {
+            300
+        };
+        assert!(line.len() < max, "{} chars: {line}", line.len());
+        assert!(line.contains(&value[..60]), "{line}");
+        assert!(line.contains("(10240 bytes)"), "{line}");
+        let mut json = vec!["--output", "json"];
+        json.extend_from_slice(args);
+        let doc = ws.run(&json).json_error(code);
+        assert!(doc.error.len() < max, "{doc:?}");
+    }
+    no_state_written(&ws);
+}

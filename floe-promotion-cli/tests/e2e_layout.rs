@@ -9,6 +9,7 @@ use std::process::Command;
 use common::{FLOE, Workspace};
 use floe_promotion::Digest;
 use floe_promotion::history::EventKind;
+use floe_promotion::manager::Outcome;
 use floe_promotion_cli::exit;
 use floe_promotion_cli::output::{AttestOutput, Output};
 use floe_promotion_oci::testing::skopeo;
@@ -189,6 +190,82 @@ fn quick_start_promotes_through_layout_directories() {
 
     let verify = ws.run(&["audit", "verify"]);
     assert!(verify.ok().stdout.contains("intact"), "{verify:?}");
+}
+
+/// Promoting the version an environment already runs again is idempotent, as Kargo and crane
+/// users expect: exit 0, "already promoted", no tag written, the layout untouched. Rolling back
+/// to the version that runs is what exit 9's "already current" means.
+#[test]
+fn promoting_the_current_version_again_succeeds_and_writes_nothing() {
+    let ws = workspace();
+    let promote = [
+        "promote",
+        "demo:v1.0.0",
+        "--from",
+        "dev",
+        "--to",
+        "staging",
+        "--actor",
+        "ci",
+    ];
+    ws.run(&[
+        "attest",
+        "demo:v1.0.0",
+        "--env",
+        "dev",
+        "--kind",
+        "tests",
+        "--status",
+        "passed",
+        "--actor",
+        "ci",
+    ])
+    .ok();
+    let first = ws.run(&promote);
+    assert!(
+        first.ok().stdout.starts_with("promoted demo:v1.0.0"),
+        "{first:?}"
+    );
+    let index = ws.join("registry/staging/demo/index.json");
+    let before = std::fs::read(&index).unwrap();
+
+    let again = ws.run(&promote);
+    assert!(
+        again
+            .ok()
+            .stdout
+            .starts_with("already promoted demo:v1.0.0"),
+        "{again:?}"
+    );
+    assert!(again.stdout.contains("nothing written"), "{again:?}");
+    assert!(!again.stdout.contains("wrote"), "{again:?}");
+    let mut json = vec!["--output", "json"];
+    json.extend_from_slice(&promote);
+    let Output::Promote(record) = ws.run(&json).ok().output() else {
+        panic!("not a promotion")
+    };
+    assert_eq!(record.outcome, Outcome::AlreadyPromoted);
+    assert!(record.tags_written.is_empty(), "{record:?}");
+    assert_eq!(
+        std::fs::read(&index).unwrap(),
+        before,
+        "a re-promotion wrote"
+    );
+    // The history says what happened: a request and a no-op success.
+    let last = ws.history().pop().unwrap().record;
+    assert_eq!(last.kind, EventKind::PromotionSucceeded);
+    assert_eq!(
+        last.details.get("noop").map(String::as_str),
+        Some("true"),
+        "{last:?}"
+    );
+
+    let line = ws
+        .run(&[
+            "rollback", "--env", "staging", "--to", "v1.0.0", "--reason", "again",
+        ])
+        .one_error_line(exit::INVALID_TRANSITION);
+    assert!(line.contains("already the current version"), "{line}");
 }
 
 /// The shipped script runs the same steps; its manifest stays valid for the binary.

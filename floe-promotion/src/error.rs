@@ -2,8 +2,12 @@
 //!
 //! Backends keep private error types and map them into [`Error`]; no backend type appears in a
 //! public signature. Each variant has one meaning, and the CLI maps each to one exit code.
+//!
+//! Values a user handed in are shown through [`Excerpt`]: a 10 KB tag is refused on a short
+//! line that still shows how it starts and how long it is.
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 use crate::gate::GateResult;
 use crate::model::{Digest, EnvName};
@@ -15,12 +19,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Every failure the library reports.
 ///
 /// Messages name the file, field, value, registry or reference involved and never contain
-/// credentials.
+/// credentials. Their `Display` shortens the caller's values (`value`, `file`, `location`) to
+/// an [`Excerpt`]; the fields keep them whole.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// A value given by the caller is malformed: a tag, digest, name or option.
-    #[error("invalid {what} {value:?}: {reason}")]
+    #[error("invalid {what} {}: {reason}", Excerpt::quoted(value))]
     InvalidInput {
         /// What kind of value it is, e.g. "tag".
         what: &'static str,
@@ -31,7 +36,7 @@ pub enum Error {
     },
 
     /// A configuration file (the manifest) is invalid.
-    #[error("{}{}: {message}", file.as_ref().map(|f| f.display().to_string()).unwrap_or_else(|| "<manifest>".into()), location.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+    #[error("{}{}: {message}", file.as_deref().map(Excerpt::path).unwrap_or_else(|| "<manifest>".into()), location.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
     Config {
         /// The file, when the configuration came from one.
         file: Option<PathBuf>,
@@ -220,7 +225,7 @@ pub enum Error {
     },
 
     /// A storage backend failed (database file, disk).
-    #[error("{backend} store {location}: {message}")]
+    #[error("{backend} store {}: {message}", Excerpt::location(location))]
     Store {
         /// Backend name, e.g. "sqlite".
         backend: &'static str,
@@ -239,6 +244,104 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// How many characters of a value (a name, a tag, an option) an [`Excerpt`] shows whole.
+pub const EXCERPT_CHARS: usize = 80;
+
+/// How many characters of a path or location an [`Excerpt`] shows whole: real paths fit.
+pub const LOCATION_EXCERPT_CHARS: usize = 160;
+
+/// A value as a message shows it: whole up to a limit of characters ([`EXCERPT_CHARS`] for
+/// values, [`LOCATION_EXCERPT_CHARS`] for paths and locations); a longer one as its start and
+/// its end (three quarters and a quarter of the limit, cut on character boundaries) around `…`,
+/// followed by its length: `"aaaa…zzzz" (10240 bytes)`.
+///
+/// Refusals quote what was refused; a 10 KB tag must not make a 10 KB line, and the end of a
+/// long path (its file name) stays visible.
+///
+/// ```
+/// use floe_promotion::Excerpt;
+/// assert_eq!(Excerpt::quoted("v1;id").to_string(), r#""v1;id""#);
+/// let long = format!("{}z", "a".repeat(10_239));
+/// let shown = Excerpt::quoted(&long).to_string();
+/// assert!(shown.starts_with(r#""aaaa"#) && shown.ends_with(r#"aaz" (10240 bytes)"#));
+/// assert!(shown.contains('…') && shown.len() < 100);
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Excerpt<'a> {
+    value: &'a str,
+    quoted: bool,
+    chars: usize,
+}
+
+impl<'a> Excerpt<'a> {
+    /// The value as it is, up to [`EXCERPT_CHARS`] characters whole.
+    pub fn new(value: &'a str) -> Self {
+        Excerpt {
+            value,
+            quoted: false,
+            chars: EXCERPT_CHARS,
+        }
+    }
+
+    /// The value in double quotes, escaped as `{:?}` escapes it (a name, a tag, an option), up
+    /// to [`EXCERPT_CHARS`] characters whole.
+    pub fn quoted(value: &'a str) -> Self {
+        Excerpt {
+            quoted: true,
+            ..Excerpt::new(value)
+        }
+    }
+
+    /// A location (a file, a directory, a store) as it is, up to [`LOCATION_EXCERPT_CHARS`]
+    /// characters whole.
+    pub fn location(value: &'a str) -> Self {
+        Excerpt {
+            chars: LOCATION_EXCERPT_CHARS,
+            ..Excerpt::new(value)
+        }
+    }
+
+    /// A path, shown like [`Excerpt::location`].
+    pub fn path(path: &Path) -> String {
+        Excerpt::location(&path.display().to_string()).to_string()
+    }
+}
+
+impl fmt::Display for Excerpt<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.value;
+        if v.char_indices().nth(self.chars).is_none() {
+            return if self.quoted {
+                write!(f, "{v:?}")
+            } else {
+                f.write_str(v)
+            };
+        }
+        let head_chars = self.chars * 3 / 4;
+        let tail_chars = self.chars - head_chars;
+        let head_end = v.char_indices().nth(head_chars).map_or(v.len(), |(i, _)| i);
+        let tail_start = v
+            .char_indices()
+            .rev()
+            .nth(tail_chars.saturating_sub(1))
+            .map_or(0, |(i, _)| i);
+        let (head, tail) = (&v[..head_end], &v[tail_start..]);
+        if self.quoted {
+            // Escaped as a whole would escape them; the quotes go around head…tail.
+            let (head, tail) = (format!("{head:?}"), format!("{tail:?}"));
+            write!(
+                f,
+                "{}…{} ({} bytes)",
+                &head[..head.len() - 1],
+                &tail[1..],
+                v.len()
+            )
+        } else {
+            write!(f, "{head}…{tail} ({} bytes)", v.len())
+        }
+    }
 }
 
 fn summarize_gates(failed: &[GateResult]) -> String {
@@ -282,5 +385,116 @@ impl Error {
             feature: feature.into(),
             detail: detail.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_values_are_shown_whole() {
+        let exact = "a".repeat(EXCERPT_CHARS);
+        assert_eq!(Excerpt::new(&exact).to_string(), exact);
+        assert_eq!(Excerpt::quoted(&exact).to_string(), format!("{exact:?}"));
+        assert_eq!(Excerpt::quoted("a\nb").to_string(), r#""a\nb""#);
+        assert_eq!(Excerpt::new("").to_string(), "");
+        let path = "p".repeat(LOCATION_EXCERPT_CHARS);
+        assert_eq!(Excerpt::location(&path).to_string(), path);
+    }
+
+    #[test]
+    fn long_values_show_their_start_end_and_length() {
+        let long = format!("{}{}{}", "b".repeat(60), "c".repeat(10_000), "d".repeat(20));
+        assert_eq!(
+            Excerpt::new(&long).to_string(),
+            format!("{}…{} (10080 bytes)", "b".repeat(60), "d".repeat(20))
+        );
+        assert_eq!(
+            Excerpt::quoted(&long).to_string(),
+            format!("\"{}…{}\" (10080 bytes)", "b".repeat(60), "d".repeat(20))
+        );
+        let one_more = "e".repeat(EXCERPT_CHARS + 1);
+        assert_eq!(
+            Excerpt::new(&one_more).to_string(),
+            format!("{}…{} (81 bytes)", "e".repeat(60), "e".repeat(20))
+        );
+        // A long path keeps its file name.
+        let path = format!("/{}/report.json", "dir/".repeat(1_000));
+        let shown = Excerpt::path(Path::new(&path)).to_string();
+        assert!(shown.starts_with("/dir/dir/"), "{shown}");
+        assert!(shown.ends_with("/report.json (4013 bytes)"), "{shown}");
+        assert!(
+            shown.chars().count() < LOCATION_EXCERPT_CHARS + 20,
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn the_cut_falls_on_a_character_boundary() {
+        // Two-byte characters: a cut by bytes could split one.
+        let long = "é".repeat(5_000);
+        let shown = Excerpt::new(&long).to_string();
+        assert_eq!(
+            shown,
+            format!("{}…{} (10000 bytes)", "é".repeat(60), "é".repeat(20))
+        );
+        let mixed = format!("a{}b", "日本".repeat(3_000));
+        let shown = Excerpt::quoted(&mixed).to_string();
+        assert!(shown.starts_with("\"a日本"), "{shown}");
+        assert!(shown.ends_with("日本b\" (18002 bytes)"), "{shown}");
+        assert_eq!(
+            shown.chars().count(),
+            EXCERPT_CHARS + 3 + " (18002 bytes)".len()
+        );
+    }
+
+    #[test]
+    fn errors_shorten_the_values_they_quote() {
+        let tag = "v".repeat(10_240);
+        let e = Error::invalid("tag", tag.clone(), "too long");
+        let text = e.to_string();
+        assert!(text.len() < 150, "{text}");
+        assert!(text.starts_with(&format!("invalid tag \"{}", &tag[..60])));
+        assert!(text.ends_with("v\" (10240 bytes): too long"), "{text}");
+        // The field keeps the value whole.
+        let Error::InvalidInput { value, .. } = &e else {
+            panic!()
+        };
+        assert_eq!(value, &tag);
+        // A short value is quoted as before.
+        assert_eq!(
+            Error::invalid("tag", "v1;id", "bad").to_string(),
+            r#"invalid tag "v1;id": bad"#
+        );
+
+        let file = PathBuf::from("d".repeat(5_000));
+        let e = Error::Config {
+            file: Some(file),
+            location: Some((1, 2)),
+            message: "bad".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}…{} (5000 bytes):1:2: bad",
+                "d".repeat(120),
+                "d".repeat(40)
+            )
+        );
+        let e = Error::Store {
+            backend: "sqlite",
+            location: "s".repeat(300),
+            message: "cannot open".into(),
+        };
+        assert!(e.to_string().ends_with("s (300 bytes): cannot open"), "{e}");
+        // A real path is shown whole.
+        let blob = format!("/tmp/.tmpAbCdEf/layout/blobs/sha256/{}", "0".repeat(64));
+        let e = Error::Store {
+            backend: "oci-layout",
+            location: blob.clone(),
+            message: "corrupt".into(),
+        };
+        assert_eq!(e.to_string(), format!("oci-layout store {blob}: corrupt"));
     }
 }

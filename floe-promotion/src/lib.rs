@@ -56,6 +56,7 @@ pub mod config;
 mod error;
 pub mod gate;
 pub mod history;
+pub mod input;
 pub mod manager;
 pub mod model;
 pub mod notify;
@@ -68,7 +69,7 @@ pub mod testing;
 pub use async_trait::async_trait;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::EnvironmentConfig;
-pub use error::{Error, Result};
+pub use error::{EXCERPT_CHARS, Error, Excerpt, LOCATION_EXCERPT_CHARS, Result};
 pub use gate::{PromotionGate, SignatureVerifier};
 pub use history::{HistoryExt, HistoryStore, InMemoryHistory};
 pub use manager::{

@@ -19,6 +19,13 @@ use serde::de::DeserializeOwned;
 /// The built binary.
 pub const FLOE: &str = env!("CARGO_BIN_EXE_floe");
 
+/// The address space [`Workspace::run_bounded`] allows `floe`: several times what it needs
+/// (it runs in 128 MiB), far less than an unbounded read of a device reaches.
+pub const MEMORY_LIMIT: u64 = 512 * 1024 * 1024;
+
+/// How long a [`Workspace::run_bounded`] run may take.
+pub const TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The result of one run of `floe`.
 #[derive(Debug)]
 pub struct Run {
@@ -181,7 +188,26 @@ impl Workspace {
 
     /// Runs `floe ARGS` with extra environment variables.
     pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut cmd = Command::new(FLOE);
+        self.run_with(Command::new(FLOE), args, env)
+    }
+
+    /// Runs `floe ARGS` with its address space limited to [`MEMORY_LIMIT`] by `prlimit`
+    /// (util-linux), and asserts it ended within [`TIME_LIMIT`]. An unbounded read then fails
+    /// an allocation and aborts, a signal that fails the test, instead of eating the machine.
+    pub fn run_bounded(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--as={MEMORY_LIMIT}")).arg("--").arg(FLOE);
+        let started = std::time::Instant::now();
+        let run = self.run_with(cmd, args, &[]);
+        assert!(
+            started.elapsed() < TIME_LIMIT,
+            "floe {args:?} took {:?}",
+            started.elapsed()
+        );
+        run
+    }
+
+    fn run_with(&self, mut cmd: Command, args: &[&str], env: &[(&str, &str)]) -> Run {
         cmd.args(args)
             .current_dir(self.path())
             .stdin(Stdio::null())
@@ -197,10 +223,14 @@ impl Workspace {
             cmd.env(k, v);
         }
         let out = cmd.output().expect("running floe");
-        let code = out
-            .status
-            .code()
-            .unwrap_or_else(|| panic!("floe {args:?} was killed by a signal: {:?}", out.status));
+        let code = out.status.code().unwrap_or_else(|| {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let head: String = stderr.chars().take(2000).collect();
+            panic!(
+                "floe {args:?} was killed by a signal: {:?}\nstderr:\n{head}",
+                out.status
+            )
+        });
         Run {
             code: u8::try_from(code).expect("exit code fits u8"),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

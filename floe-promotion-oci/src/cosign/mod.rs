@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use floe_promotion::gate::{SignatureReport, SignatureVerifier};
+use floe_promotion::input::read_bounded;
 use floe_promotion::{ArtifactRegistry, Digest, Error, Reference, Repository, Result, Tag};
 use serde::Deserialize;
 use sigstore::crypto::{CosignVerificationKey, Signature};
@@ -20,6 +21,8 @@ pub const SIGNATURE_TYPE: &str = "cosign container image signature";
 const MAX_LAYERS: usize = 64;
 /// The largest simple-signing payload read (cosign's are well under 1 KiB).
 const MAX_PAYLOAD: u64 = 256 * 1024;
+/// The largest trusted key file read (a PEM public key is under 2 KiB).
+const MAX_KEY_FILE: u64 = 64 * 1024;
 
 /// The [`SignatureVerifier`] for cosign signatures made with a key (`cosign sign --key`),
 /// checked offline: no Rekor, no Fulcio.
@@ -79,8 +82,9 @@ impl fmt::Debug for CosignVerifier {
 }
 
 impl CosignVerifier {
-    /// Trusts the PEM public keys (`cosign.pub`) in `paths`. An unreadable file or one that is
-    /// not a supported public key (ECDSA P-256/384/521, RSA, Ed25519) is an error naming it.
+    /// Trusts the PEM public keys (`cosign.pub`) in `paths`. An unreadable file, one larger than
+    /// 64 KiB (refused after reading that much) or one that is not a supported public key
+    /// (ECDSA P-256/384/521, RSA, Ed25519) is an error naming it.
     pub fn from_pem_files(paths: &[PathBuf]) -> Result<Self> {
         let mut keys = Vec::with_capacity(paths.len());
         for path in paths {
@@ -214,8 +218,7 @@ impl CosignVerifier {
 }
 
 fn read_key_file(path: &Path) -> Result<TrustedKey> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| Error::io(format!("reading trusted key {}", path.display()), e))?;
+    let bytes = read_bounded(path, MAX_KEY_FILE, "trusted key")?;
     parse_key(&path.display().to_string(), &bytes)
 }
 

@@ -10,6 +10,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
+use floe_promotion::input::read_bounded;
 use floe_promotion::registry::{Manifest, SMALL_BLOB_LIMIT};
 use floe_promotion::{Digest, Error, Repository, Result};
 use sha2::{Digest as _, Sha256};
@@ -24,6 +25,8 @@ const LAYOUT_FILE: &str = "oci-layout";
 const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 const INDEX_FILE: &str = "index.json";
 const COPY_BUFFER: usize = 256 * 1024;
+/// The largest `index.json` read: some 200,000 tags.
+const MAX_INDEX: u64 = 64 * 1024 * 1024;
 
 /// One OCI image-layout directory.
 #[derive(Clone, Debug)]
@@ -97,10 +100,14 @@ impl Layout {
     /// The parsed `index.json`; `None` when the directory or the file does not exist.
     pub(super) fn read_index(&self) -> Result<Option<ImageIndex>> {
         let path = self.index_path();
-        let bytes = match fs::read(&path) {
+        let bytes = match read_bounded(&path, MAX_INDEX, "OCI image index") {
             Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_error("reading", &path, e)),
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(Error::Io { source, .. }) => return Err(io_error("reading", &path, source)),
+            Err(Error::InvalidInput { reason, .. }) => return Err(self.corrupt(&path, reason)),
+            Err(e) => return Err(e),
         };
         serde_json::from_slice(&bytes)
             .map(Some)

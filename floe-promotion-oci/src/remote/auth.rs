@@ -4,10 +4,14 @@
 use std::path::{Path, PathBuf};
 
 use docker_credential::{CredentialRetrievalError, DockerCredential};
+use floe_promotion::input::read_bounded;
 use floe_promotion::{Error, Result};
 use oci_client::secrets::RegistryAuth;
 
 use super::options::CredentialSource;
+
+/// The largest docker config file read (they are a few KiB).
+const MAX_DOCKER_CONFIG: u64 = 4 * 1024 * 1024;
 
 /// Resolves the credentials `source` gives for `host`. Blocking: it reads a file and may run a
 /// credential helper.
@@ -19,18 +23,16 @@ pub(crate) fn resolve(source: &CredentialSource, host: &str) -> Result<RegistryA
         }
         CredentialSource::Bearer { token } => Ok(RegistryAuth::Bearer(token.clone())),
         CredentialSource::DockerConfig { path: Some(path) } => {
-            let bytes = std::fs::read(path)
-                .map_err(|e| Error::io(format!("reading docker config {}", path.display()), e))?;
+            let bytes = read_bounded(path, MAX_DOCKER_CONFIG, "docker config")?;
             from_docker_config(&bytes, path, host)
         }
         CredentialSource::DockerConfig { path: None } => match default_config_path() {
-            Some(path) => match std::fs::read(&path) {
+            Some(path) => match read_bounded(&path, MAX_DOCKER_CONFIG, "docker config") {
                 Ok(bytes) => from_docker_config(&bytes, &path, host),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RegistryAuth::Anonymous),
-                Err(e) => Err(Error::io(
-                    format!("reading docker config {}", path.display()),
-                    e,
-                )),
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                    Ok(RegistryAuth::Anonymous)
+                }
+                Err(e) => Err(e),
             },
             None => Ok(RegistryAuth::Anonymous),
         },

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::Read;
 use std::marker::PhantomData;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -22,8 +21,9 @@ use super::{
     ApprovalRule, Authorization, AutoPromotion, Environment, FreezeWindow, GateSettings,
     InMemoryConfig, PolicySettings, PromotionSettings, ScanSettings, Strategy, TagScheme, Weekday,
 };
-use crate::error::{Error, Result};
+use crate::error::{Error, Excerpt, Result};
 use crate::gate::{CommandSpec, PolicyRules, ScanSource, Severity, SignatureEnforcement};
+use crate::input::read_bounded;
 use crate::model::{EnvName, Repository};
 
 /// The largest manifest file read: 4 MiB.
@@ -50,19 +50,20 @@ const BUILTIN_GATES: &[&str] = &["tests", "policy_compliance", "security_scan", 
 /// and what was expected, or [`Error::NotSupported`] for settings whose behaviour does not
 /// exist yet.
 pub fn load_manifest(path: &Path) -> Result<InMemoryConfig> {
-    let context = || format!("reading manifest {}", path.display());
-    let file = std::fs::File::open(path).map_err(|e| Error::io(context(), e))?;
-    let mut text = String::new();
-    file.take(MAX_MANIFEST_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| Error::io(context(), e))?;
-    if text.len() as u64 > MAX_MANIFEST_BYTES {
-        return Err(Error::Config {
+    let bytes = read_bounded(path, MAX_MANIFEST_BYTES, "manifest").map_err(|e| match e {
+        Error::InvalidInput { reason, .. } => Error::Config {
             file: Some(path.to_path_buf()),
             location: None,
-            message: format!("the manifest is larger than {MAX_MANIFEST_BYTES} bytes"),
-        });
-    }
+            message: format!("the manifest is {reason}"),
+        },
+        other => other,
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Error::io(
+            format!("reading manifest {}", Excerpt::path(path)),
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        )
+    })?;
     parse_manifest(&text, Some(path))
 }
 

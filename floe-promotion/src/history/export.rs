@@ -1,10 +1,13 @@
-use std::io::{BufRead, Write};
+use std::fs::File;
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use super::{AuditEvent, ChainVerifier, VerifyReport};
-use crate::error::{Error, Result};
+use crate::error::{Error, Excerpt, Result};
+use crate::input::{BoundedLine, read_line_bounded, size_text};
 
 /// Export formats of the audit trail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,26 +148,51 @@ impl<'a> ExportWriter<'a> {
     }
 }
 
+/// The longest line [`verify_export`] reads: one event, with room to spare (events are a few
+/// KiB; a line past this is not an event, and reading it whole could exhaust memory).
+pub const MAX_EXPORT_LINE: u64 = 8 * 1024 * 1024;
+
 /// Verifies a JSON Lines export read from `input`.
 ///
 /// Each event's hash is checked against its content, and links are checked between events with
 /// consecutive sequence numbers; with `whole_chain` the export must also start at event 1 and
 /// have no gaps (an unfiltered export). A line that is not an event is reported as the break.
-pub fn verify_export(input: impl BufRead, whole_chain: bool) -> Result<VerifyReport> {
+///
+/// Lines are read one at a time, each at most [`MAX_EXPORT_LINE`] bytes: a longer line (a file
+/// without newlines, a device) is refused with [`Error::InvalidInput`] naming it and the limit,
+/// after reading at most that much.
+pub fn verify_export(mut input: impl BufRead, whole_chain: bool) -> Result<VerifyReport> {
     let mut verifier = if whole_chain {
         ChainVerifier::new()
     } else {
         ChainVerifier::excerpt()
     };
-    for (n, line) in input.lines().enumerate() {
-        let line = line.map_err(|e| Error::io("reading the audit export", e))?;
-        if line.trim().is_empty() {
+    let mut line = Vec::new();
+    for n in 1u64.. {
+        let at = || format!("line {n}");
+        match read_line_bounded(&mut input, &mut line, MAX_EXPORT_LINE)
+            .map_err(|e| Error::io("reading the audit export", e))?
+        {
+            BoundedLine::End => break,
+            BoundedLine::TooLong => {
+                return Err(Error::invalid(
+                    "audit export line",
+                    at(),
+                    format!(
+                        "longer than the {} limit of one event",
+                        size_text(MAX_EXPORT_LINE)
+                    ),
+                ));
+            }
+            BoundedLine::Line => {}
+        }
+        if line.trim_ascii().is_empty() {
             continue;
         }
-        let event: AuditEvent = serde_json::from_str(&line).map_err(|e| {
+        let event: AuditEvent = serde_json::from_slice(&line).map_err(|e| {
             Error::invalid(
                 "audit export line",
-                format!("line {}", n + 1),
+                at(),
                 format!("not an audit event: {e}"),
             )
         })?;
@@ -174,4 +202,33 @@ pub fn verify_export(input: impl BufRead, whole_chain: bool) -> Result<VerifyRep
         }
     }
     Ok(verifier.finish())
+}
+
+/// [`verify_export`] of the file at `path`; every error names the file.
+///
+/// ```
+/// use floe_promotion::history::verify_export_file;
+/// let err = verify_export_file(std::path::Path::new("/dev/zero"), true).unwrap_err();
+/// assert!(err.to_string().contains("/dev/zero"), "{err}");
+/// assert!(err.to_string().contains("line 1 is longer than the 8 MiB limit"), "{err}");
+/// ```
+pub fn verify_export_file(path: &Path, whole_chain: bool) -> Result<VerifyReport> {
+    let name = || Excerpt::path(path);
+    let file = File::open(path)
+        .map_err(|e| Error::io(format!("opening the audit export {}", name()), e))?;
+    verify_export(BufReader::new(file), whole_chain).map_err(|e| match e {
+        Error::InvalidInput {
+            what: "audit export line",
+            value,
+            reason,
+        } => Error::invalid(
+            "audit export",
+            path.display().to_string(),
+            format!("{value} is {reason}"),
+        ),
+        Error::Io { source, .. } => {
+            Error::io(format!("reading the audit export {}", name()), source)
+        }
+        other => other,
+    })
 }

@@ -22,7 +22,9 @@ use crate::model::{Actor, ArtifactName, Digest, EnvName, Tag};
 pub use chain::{
     ChainBreak, ChainVerifier, GENESIS_HASH, VerifyReport, canonical_json, event_hash,
 };
-pub use export::{CSV_HEADER, ExportFormat, ExportWriter, verify_export};
+pub use export::{
+    CSV_HEADER, ExportFormat, ExportWriter, MAX_EXPORT_LINE, verify_export, verify_export_file,
+};
 pub use memory::InMemoryHistory;
 
 /// What happened.
