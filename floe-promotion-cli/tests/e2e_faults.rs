@@ -17,11 +17,7 @@ fn world(proxy: &FaultProxy, prefix: &str) -> (Workspace, String, String) {
     let registry = TestRegistry::shared();
     let direct = registry.namespace(prefix);
     let proxied = proxy.repository(&direct);
-    let ws = Workspace::new(&three_env_manifest(
-        &proxy.host(),
-        &proxied.to_string(),
-        &[],
-    ));
+    let ws = Workspace::new(&three_env_manifest(&proxy.host(), proxied.as_ref(), &[]));
     // The namespace's path in the registry, as it appears in request lines.
     let path = direct
         .to_string()
