@@ -90,4 +90,36 @@ impl DefaultPromotionManager {
         e.reason = Some(req.reason.clone());
         e
     }
+
+    /// The artifact a rollback of `environment` to `version` means when the request names
+    /// none: the one artifact running there. Refused as [`Error::VersionNotPromoted`] when
+    /// nothing runs there, and as invalid input naming them when several artifacts do.
+    pub async fn rollback_artifact(
+        &self,
+        environment: &EnvName,
+        version: &Tag,
+    ) -> Result<ArtifactName> {
+        self.parts.config.environment(environment)?;
+        let running = self.parts.history.deployments(Some(environment)).await?;
+        match running.as_slice() {
+            [one] => Ok(one.artifact.clone()),
+            [] => Err(Error::VersionNotPromoted {
+                artifact: "*".into(),
+                version: version.to_string(),
+                environment: environment.clone(),
+            }),
+            _ => Err(Error::invalid(
+                "rollback target",
+                version.to_string(),
+                format!(
+                    "{environment} runs several artifacts ({}); name the artifact as NAME:VERSION",
+                    running
+                        .iter()
+                        .map(|d| d.artifact.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
 }
