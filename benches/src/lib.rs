@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use floe_promotion::gate::{GateOutcome, gate_fn};
 use floe_promotion::testing::pipeline::TestPipeline;
-use floe_promotion::{DefaultPromotionManager, EnvName, PromotionManager, PromotionRequest};
+use floe_promotion::{DefaultPromotionManager, EnvName, PromotionRequest, Promotions};
 
 /// An in-memory pipeline dev → staging → prod whose staging has three passing gates, with
 /// `releases` fresh releases `v0`, `v1`, ... of `app` pushed into dev.

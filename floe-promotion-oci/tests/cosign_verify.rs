@@ -14,8 +14,7 @@ use floe_promotion::gate::{
 use floe_promotion::registry::Manifest;
 use floe_promotion::{
     Actor, ArtifactName, ArtifactRegistry, DefaultPromotionManager, EnvName, Error,
-    InMemoryHistory, InMemoryRegistry, PromotionManager, PromotionRequest, Reference, Repository,
-    Tag,
+    InMemoryHistory, InMemoryRegistry, PromotionRequest, Promotions, Reference, Repository, Tag,
 };
 use floe_promotion_oci::testing::{
     SignatureLayerSpec, TestRegistry, TestSigningKey, push_cosign_signature, push_generated_image,

@@ -10,7 +10,7 @@ use floe_promotion::config::{Environment, InMemoryConfig, PromotionSettings};
 use floe_promotion::registry::CopyMode;
 use floe_promotion::{
     Actor, ArtifactName, ArtifactRegistry, DefaultPromotionManager, Digest, EnvName, Error,
-    PromotionManager, PromotionRequest, Reference, Repository, Tag,
+    PromotionRequest, Promotions, Reference, Repository, Tag,
 };
 use floe_promotion_oci::testing::{
     TestRegistry, peak_rss_bytes, push_generated_image, skopeo_raw_manifest,

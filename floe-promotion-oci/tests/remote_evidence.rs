@@ -9,7 +9,7 @@ use floe_promotion::config::{Environment, InMemoryConfig, PromotionSettings};
 use floe_promotion::registry::{EVIDENCE_ARTIFACT_TYPE, Evidence, EvidenceKind, EvidenceStatus};
 use floe_promotion::{
     Actor, ArtifactName, ArtifactRegistry, DefaultPromotionManager, EnvName, Error,
-    PromotionManager, PromotionRequest, RegistryExt, Repository, Tag,
+    PromotionRequest, Promotions, RegistryExt, Repository, Tag,
 };
 use floe_promotion_oci::testing::{TestRegistry, push_generated_image, skopeo_raw_manifest};
 

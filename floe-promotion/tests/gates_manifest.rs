@@ -6,7 +6,7 @@ use std::sync::Arc;
 use floe_promotion::config::parse_manifest;
 use floe_promotion::gate::GateStatus;
 use floe_promotion::{
-    Actor, DefaultPromotionManager, Error, InMemoryRegistry, PromotionManager, PromotionRequest,
+    Actor, DefaultPromotionManager, Error, InMemoryRegistry, PromotionRequest, Promotions,
     Repository, Tag,
 };
 

@@ -21,8 +21,8 @@ use floe_promotion::input::read_bounded;
 use floe_promotion::policy::input::{Reasoned, require_reason};
 use floe_promotion::registry::{Evidence, EvidenceKind, EvidenceStatus};
 use floe_promotion::{
-    ArtifactName, ArtifactRef, EnvName, EnvironmentConfig, Error, Excerpt, HistoryStore,
-    PromotionManager, PromotionRequest, Reference, Result, RollbackRequest, Tag,
+    Administration, ArtifactName, ArtifactRef, EnvName, EnvironmentConfig, Error, Excerpt,
+    HistoryStore, PromotionRequest, Promotions, Reference, Result, RollbackRequest, Tag,
 };
 
 use crate::app::App;

@@ -21,7 +21,7 @@ pub use types::{
     RollbackRequest, TagAction,
 };
 
-/// Promotes, rolls back, locks and reports.
+/// Moves versions between environments: promotion, rollback and their dry runs.
 ///
 /// # Contract
 ///
@@ -44,23 +44,16 @@ pub use types::{
 /// - `rollback` moves the pointer to a version that history shows was in that environment, at
 ///   the digest history recorded, requires a reason, writes a rollback tag
 ///   `<version>-<env>-rollback-<n>`, and obeys locks like `promote`.
-/// - `lock` refuses an environment that is already locked; `unlock` of an unlocked environment
-///   is [`Error::NotFound`](crate::Error::NotFound). Both are recorded.
-/// - `status` reports, per environment in order, what runs there and its lock.
 /// - `promote` and `rollback` check the target's lock again under the environment's promotion
 ///   lease, before the copy and before the first tag is written: a lock taken while the gates
 ///   ran refuses them unless the request overrides it, and the override is recorded.
 /// - A tag write that fails is read back: when the registry holds the new digest all the same,
 ///   the operation succeeded; otherwise it failed and the pointer is where it was. The recorded
 ///   outcome never disagrees with what the registry shows.
-/// - `leases` lists the promotion leases in force. `break_lease` needs a reason, removes the
-///   environment's lease and records a `lease_broken` event; it refuses a lease whose holder
-///   process is provably alive on this machine unless the request is a break-glass override,
-///   which is recorded as such.
 /// - Every recorded event is also sent to the notifiers; a notifier's failure becomes a warning
 ///   on the record and never fails the operation.
 #[async_trait]
-pub trait PromotionManager: Send + Sync + Debug + 'static {
+pub trait Promotions: Send + Sync + Debug + 'static {
     /// Promotes a version from one environment to the next.
     async fn promote(&self, request: PromotionRequest) -> Result<PromotionRecord>;
 
@@ -72,7 +65,22 @@ pub trait PromotionManager: Send + Sync + Debug + 'static {
 
     /// Checks a rollback without doing it (dry run).
     async fn plan_rollback(&self, request: RollbackRequest) -> Result<PromotionPlan>;
+}
 
+/// Looks after environments: locks, promotion leases, status, the audit trail.
+///
+/// # Contract
+///
+/// - `lock` refuses an environment that is already locked; `unlock` of an unlocked environment
+///   is [`Error::NotFound`](crate::Error::NotFound). Both are recorded.
+/// - `status` reports, per environment in order, what runs there and its lock.
+/// - `leases` lists the promotion leases in force. `break_lease` needs a reason, removes the
+///   environment's lease and records a `lease_broken` event; it refuses a lease whose holder
+///   process is provably alive on this machine unless the request is a break-glass override,
+///   which is recorded as such.
+/// - `history` returns the events a query selects; `verify` checks the whole audit chain.
+#[async_trait]
+pub trait Administration: Send + Sync + Debug + 'static {
     /// Locks an environment.
     async fn lock(
         &self,
@@ -112,3 +120,11 @@ pub trait PromotionManager: Send + Sync + Debug + 'static {
         force: bool,
     ) -> Result<Lease>;
 }
+
+/// The whole surface of a manager, by capability: [`Promotions`] and [`Administration`]
+/// (approvals and releases join as they arrive). Implemented for every type that implements
+/// the capabilities; hold it as `Arc<dyn PromotionManager>`. Bring the capability traits into
+/// scope with `use floe_promotion::prelude::*`.
+pub trait PromotionManager: Promotions + Administration {}
+
+impl<T: Promotions + Administration> PromotionManager for T {}

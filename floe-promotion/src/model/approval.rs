@@ -88,7 +88,7 @@ pub struct ApprovalRequest {
 impl ApprovalRequest {
     /// Appends a decision if the request is pending and the actor has not decided yet;
     /// otherwise [`Error::Conflict`](crate::Error::Conflict) and nothing changes. The rule every
-    /// [`ApprovalStore`] applies inside its atomic update.
+    /// [`ApprovalStore`](crate::ApprovalStore) applies inside its atomic update.
     pub fn record_decision(&mut self, decision: ApprovalDecision) -> Result<()> {
         if self.status != ApprovalStatus::Pending {
             return Err(crate::Error::Conflict(format!(

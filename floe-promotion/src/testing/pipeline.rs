@@ -21,7 +21,7 @@ use crate::state::InMemoryState;
 /// ```
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// use floe_promotion::testing::pipeline::TestPipeline;
-/// use floe_promotion::{PromotionManager, PromotionRequest};
+/// use floe_promotion::{Promotions, PromotionRequest};
 /// let p = TestPipeline::new(&["dev", "staging"]);
 /// p.push_release("app", "v1", b"one").await;
 /// let manager = p.manager();

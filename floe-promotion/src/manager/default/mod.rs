@@ -10,7 +10,7 @@ use super::types::{
     EnvironmentStatus, Outcome, PlannedTag, PromotionPlan, PromotionRecord, PromotionRequest,
     RollbackRequest, TagAction,
 };
-use super::{PromotionManager, PromotionManagerBuilder};
+use super::{Administration, PromotionManagerBuilder, Promotions};
 use crate::clock::Clock;
 use crate::config::{Environment, EnvironmentConfig};
 use crate::error::{Error, Result};
@@ -49,7 +49,7 @@ pub(in crate::manager) struct Parts {
     pub(in crate::manager) checks: Vec<Box<dyn Check>>,
 }
 
-/// The [`PromotionManager`] of the library, assembled from parts with
+/// The [`PromotionManager`](crate::PromotionManager) of the library, assembled from parts with
 /// [`DefaultPromotionManager::builder`]. Cheap to clone.
 #[derive(Clone)]
 pub struct DefaultPromotionManager {
@@ -229,7 +229,7 @@ impl DefaultPromotionManager {
 }
 
 #[async_trait]
-impl PromotionManager for DefaultPromotionManager {
+impl Promotions for DefaultPromotionManager {
     async fn promote(&self, req: PromotionRequest) -> Result<PromotionRecord> {
         self.run_promote(req).await
     }
@@ -245,7 +245,10 @@ impl PromotionManager for DefaultPromotionManager {
     async fn plan_rollback(&self, req: RollbackRequest) -> Result<PromotionPlan> {
         self.run_plan_rollback(req).await
     }
+}
 
+#[async_trait]
+impl Administration for DefaultPromotionManager {
     async fn lock(
         &self,
         environment: &EnvName,
