@@ -4,6 +4,7 @@
 
 use floe_promotion::config::Authorization;
 use floe_promotion::history::{EventKind, HistoryQuery};
+use floe_promotion::registry::{CopyReport, Descriptor, Manifest};
 use floe_promotion::state::{HolderProcess, LeaseHolder, Liveness};
 use floe_promotion::testing::pipeline::TestPipeline;
 use floe_promotion::*;
@@ -187,22 +188,55 @@ async fn breaking_needs_a_reason_a_lease_and_authorization() {
     );
 }
 
-/// Sees the leases in force when the outcome of a promotion is recorded (still under the
-/// lease).
+/// A registry that, at each tag write (under the promotion lease), notes the leases in force.
 #[derive(Debug, Clone)]
 struct LeaseWatcher {
+    inner: InMemoryRegistry,
     state: floe_promotion::InMemoryState,
+    clock: ManualClock,
     seen: std::sync::Arc<std::sync::Mutex<Vec<floe_promotion::state::Lease>>>,
 }
 
 #[async_trait]
-impl Notifier for LeaseWatcher {
-    async fn notify(&self, event: &floe_promotion::history::AuditEvent) -> Result<()> {
-        if event.record.kind == EventKind::PromotionSucceeded {
-            let leases = self.state.leases(event.record.time).await?;
-            self.seen.lock().unwrap().extend(leases);
-        }
-        Ok(())
+impl ArtifactRegistry for LeaseWatcher {
+    async fn resolve(&self, repo: &Repository, reference: &Reference) -> Result<Manifest> {
+        self.inner.resolve(repo, reference).await
+    }
+
+    async fn put_manifest(
+        &self,
+        repo: &Repository,
+        tag: Option<&Tag>,
+        manifest: &Manifest,
+    ) -> Result<()> {
+        let leases = self.state.leases(self.clock.now()).await?;
+        self.seen.lock().unwrap().extend(leases);
+        self.inner.put_manifest(repo, tag, manifest).await
+    }
+
+    async fn push_blob(&self, repo: &Repository, data: Vec<u8>) -> Result<Digest> {
+        self.inner.push_blob(repo, data).await
+    }
+
+    async fn fetch_blob(&self, repo: &Repository, digest: &Digest, max: u64) -> Result<Vec<u8>> {
+        self.inner.fetch_blob(repo, digest, max).await
+    }
+
+    async fn copy(
+        &self,
+        src: &Repository,
+        dst: &Repository,
+        digest: &Digest,
+    ) -> Result<CopyReport> {
+        self.inner.copy(src, dst, digest).await
+    }
+
+    async fn list_tags(&self, repo: &Repository) -> Result<Vec<Tag>> {
+        self.inner.list_tags(repo).await
+    }
+
+    async fn referrers(&self, repo: &Repository, subject: &Digest) -> Result<Vec<Descriptor>> {
+        self.inner.referrers(repo, subject).await
     }
 }
 
@@ -211,19 +245,26 @@ async fn promotions_record_their_process_in_the_lease() {
     let p = TestPipeline::new(&["dev", "staging"]);
     p.push_release("app", "v1", b"one").await;
     let watcher = LeaseWatcher {
+        inner: p.registry.clone(),
         state: p.state.clone(),
+        clock: p.clock.clone(),
         seen: Default::default(),
     };
     let m = p
         .builder()
-        .notifier(std::sync::Arc::new(watcher.clone()))
+        .registry(std::sync::Arc::new(watcher.clone()))
         .build()
         .unwrap();
     m.promote(PromotionRequest::new("app", "v1", "dev", "staging", p.actor("ci")).unwrap())
         .await
         .unwrap();
     let seen = watcher.seen.lock().unwrap().clone();
-    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(
+        seen.len(),
+        2,
+        "one lease seen at each of the two tag writes: {seen:?}"
+    );
+    assert_eq!(seen[0], seen[1]);
     assert!(seen[0].holder.starts_with("ci ("), "{}", seen[0].holder);
     assert_eq!(seen[0].process, HolderProcess::current());
     assert!(

@@ -83,6 +83,7 @@ async fn promotes_through_every_environment_with_one_digest() {
     assert_eq!(status[2].deployments[0].version.as_str(), "v1.0.0");
     assert_eq!(status[2].deployments[0].by, "release");
     assert!(m.verify().await.unwrap().is_intact());
+    m.deliver_notifications().await.unwrap();
     assert_eq!(p.notifier.events().len(), 4);
 }
 
@@ -681,7 +682,7 @@ async fn tests_gate_reads_evidence_on_the_digest() {
 }
 
 #[tokio::test]
-async fn a_failing_notifier_is_a_warning() {
+async fn a_failing_notifier_never_fails_the_operation_and_keeps_its_events() {
     let p = three();
     p.push_release("app", "v1", b"one").await;
     let m = p
@@ -691,12 +692,19 @@ async fn a_failing_notifier_is_a_warning() {
         .unwrap();
     let r = m.promote(req("v1", "dev", "staging", "ci")).await.unwrap();
     assert_eq!(r.outcome, Outcome::Promoted);
+    // Notifiers run after the commit, from the outbox; the operation knows nothing of them.
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    let report = m.deliver_notifications().await.unwrap();
+    let recording = report.iter().find(|d| d.error.is_none()).unwrap();
+    assert_eq!(recording.cursor, 2, "{report:?}");
+    let failing = report.iter().find(|d| d.error.is_some()).unwrap();
+    assert_eq!(failing.cursor, 0, "the failed event is kept: {report:?}");
     assert!(
-        r.warnings.iter().any(|w| w.contains("notification")),
-        "{:?}",
-        r.warnings
+        failing.error.as_ref().unwrap().contains("event 1"),
+        "{report:?}"
     );
-    // The recording notifier still got both events.
+    // The recording notifier got both events once, whatever the failing one did.
+    m.deliver_notifications().await.unwrap();
     assert_eq!(p.notifier.events().len(), 2);
 }
 

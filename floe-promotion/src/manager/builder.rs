@@ -10,7 +10,7 @@ use crate::gate::{
 };
 use crate::history::{HistoryStore, InMemoryHistory};
 use crate::model::EnvName;
-use crate::notify::Notifier;
+use crate::notify::{CursorStore, Dispatcher, InMemoryCursors, Notifier};
 use crate::registry::{ArtifactRegistry, EvidenceKind};
 use crate::state::{ApprovalStore, InMemoryState, LockStore};
 
@@ -32,6 +32,8 @@ pub struct PromotionManagerBuilder {
     locks: Option<Arc<dyn LockStore>>,
     approvals: Option<Arc<dyn ApprovalStore>>,
     notifiers: Vec<Arc<dyn Notifier>>,
+    cursors: Option<Arc<dyn CursorStore>>,
+    notification_timeout: Option<std::time::Duration>,
     clock: Option<Arc<dyn Clock>>,
     gates: Vec<(Option<EnvName>, Arc<dyn PromotionGate>)>,
     signature_verifier: Option<Arc<dyn SignatureVerifier>>,
@@ -70,9 +72,26 @@ impl PromotionManagerBuilder {
         self
     }
 
-    /// Adds a notifier; every recorded event goes to each.
+    /// Adds a notifier; every committed event goes to each, after the commit, from its own
+    /// cursor (see [`crate::notify::outbox`]).
     pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
         self.notifiers.push(notifier);
+        self
+    }
+
+    /// Where the notifiers' delivery cursors are kept (default: in memory, so a new process
+    /// starts each notifier from the first event of its history). Give a durable store
+    /// (`floe-promotion-sqlite`) so that a notifier that was down receives what it missed on
+    /// the next run, once.
+    pub fn cursors(mut self, cursors: Arc<dyn CursorStore>) -> Self {
+        self.cursors = Some(cursors);
+        self
+    }
+
+    /// How long one notifier may take with one event before its queue waits for the next run
+    /// (default 30 s).
+    pub fn notification_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.notification_timeout = Some(timeout);
         self
     }
 
@@ -177,15 +196,24 @@ impl PromotionManagerBuilder {
                 config.environment(t)?;
             }
         }
+        let history: Arc<dyn HistoryStore> = self
+            .history
+            .unwrap_or_else(|| Arc::new(InMemoryHistory::new()));
+        let dispatcher = Dispatcher::new(
+            Arc::clone(&history),
+            self.cursors
+                .unwrap_or_else(|| Arc::new(InMemoryCursors::new())),
+            self.notifiers,
+            self.notification_timeout
+                .unwrap_or(std::time::Duration::from_secs(30)),
+        );
         Ok(DefaultPromotionManager::from_parts(Parts {
             config,
             registry,
-            history: self
-                .history
-                .unwrap_or_else(|| Arc::new(InMemoryHistory::new())),
+            history,
             locks: self.locks.unwrap_or_else(|| Arc::new(state.clone())),
             approvals: self.approvals.unwrap_or_else(|| Arc::new(state)),
-            notifiers: self.notifiers,
+            dispatcher: Arc::new(dispatcher),
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             gates,
             lease_wait: self

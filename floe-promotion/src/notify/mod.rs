@@ -1,7 +1,11 @@
 //! Notifications of lifecycle events (promotions, rollbacks, locks, approvals).
 //!
-//! A failing notifier never fails the operation: the manager records the failure as a warning
-//! on the operation's record and in the log.
+//! Committed history is the outbox ([`outbox`]): notifiers receive events after they are
+//! committed, from a [`Dispatcher`] that keeps a cursor per notifier, never inside an
+//! environment's lease. A failing or slow notifier never fails or delays an operation; its
+//! queue waits for the next delivery run.
+
+pub mod outbox;
 
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
@@ -11,18 +15,29 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::history::AuditEvent;
 
+pub use outbox::{CursorStore, Delivery, Dispatcher, InMemoryCursors};
+
 /// Delivers lifecycle events somewhere (a log, a webhook, a chat).
 ///
 /// # Contract
 ///
-/// - `notify` is called once per recorded lifecycle event, after the event is in the history.
-/// - An `Err` from `notify` is reported as a warning on the operation; it never fails or
-///   undoes the operation.
-/// - `notify` is never called by a dry run.
+/// - `notify` receives committed events only, in history order, each at least once; an event
+///   delivered again carries the same `record.id`, by which a consumer deduplicates.
+/// - `notify` is never called inside an environment's lease, so a slow or failing notifier
+///   never delays or fails an operation; an `Err` (or no answer in time) leaves the event to
+///   the next delivery run, and the notifier's later events wait behind it.
+/// - `notify` is never called for a dry run, which records nothing.
+/// - `name` identifies the notifier's cursor: keep it stable across releases, or the notifier
+///   starts again from the first event.
 #[async_trait]
 pub trait Notifier: Send + Sync + Debug + 'static {
     /// Delivers one event.
     async fn notify(&self, event: &AuditEvent) -> Result<()>;
+
+    /// The notifier's stable name (the key of its delivery cursor). Defaults to its type name.
+    fn name(&self) -> &str {
+        std::any::type_name::<Self>()
+    }
 }
 
 /// Keeps every event it is given, for tests. Clones share the same list.

@@ -44,8 +44,7 @@ impl DefaultPromotionManager {
         if let Some(x) = lock.expires {
             e.details.insert("expires".into(), x.to_rfc3339());
         }
-        let mut warnings = Vec::new();
-        self.record(vec![e], &mut warnings).await?;
+        self.record(vec![e]).await?;
         Ok(lock)
     }
 
@@ -70,8 +69,7 @@ impl DefaultPromotionManager {
         e.reason = reason.map(str::to_string);
         e.details.insert("lock_owner".into(), lock.owner.clone());
         e.details.insert("lock_reason".into(), lock.reason.clone());
-        let mut warnings = Vec::new();
-        self.record(vec![e], &mut warnings).await?;
+        self.record(vec![e]).await?;
         Ok(lock)
     }
 
@@ -174,8 +172,7 @@ impl DefaultPromotionManager {
         if force {
             e.details.insert("override".into(), "true".into());
         }
-        let mut warnings = Vec::new();
-        self.record(vec![e], &mut warnings).await?;
+        self.record(vec![e]).await?;
         Ok(lease)
     }
 
@@ -210,8 +207,7 @@ impl DefaultPromotionManager {
         e.details.insert("kind".into(), evidence.kind.to_string());
         e.details
             .insert("status".into(), evidence.status.to_string());
-        let mut warnings = Vec::new();
-        self.record(vec![e], &mut warnings).await?;
+        self.record(vec![e]).await?;
         Ok((manifest.digest().clone(), attached))
     }
 }

@@ -55,11 +55,10 @@ impl DefaultPromotionManager {
         ev: &mut Evaluation,
         tail: Tail<'_>,
         finish: impl FnOnce(&mut EventRecord, &Evaluation, &Written),
-        warnings: &mut Vec<String>,
     ) -> Result<Executed> {
         if let (true, Some(lock)) = (ev.lock_overridden, &ev.lock) {
             let e = lock_overridden(tail.event, ev, lock, self.now());
-            self.record(vec![e], warnings).await?;
+            self.record(vec![e]).await?;
         }
         let immutable: Vec<&Tag> = ev.tags.first().map(|t| &t.tag).into_iter().collect();
         let w = self
@@ -87,8 +86,9 @@ impl DefaultPromotionManager {
         }
         finish(&mut done, ev, &w);
         events.push(done);
-        let stored = self.record(events, warnings).await;
+        let stored = self.record_in_lease(events).await;
         self.release(&w.lease).await;
+        self.kick_notifications();
         Ok(Executed {
             tags: w.tags,
             copy: w.copy,
@@ -261,8 +261,7 @@ impl DefaultPromotionManager {
         record.digest = ev.digest().cloned();
         record.gates = ev.gates.clone();
         record.details.insert("error".into(), error.to_string());
-        let mut ignored = Vec::new();
-        if let Err(e) = self.record(vec![record], &mut ignored).await {
+        if let Err(e) = self.record(vec![record]).await {
             tracing::error!(error = %e, "could not record the failed event");
         }
     }

@@ -19,7 +19,7 @@ use crate::history::{
     AuditEvent, EventKind, EventRecord, HistoryQuery, HistoryStore, Order, VerifyReport,
 };
 use crate::model::{Actor, ArtifactName, Digest, EnvName, Reference, Repository, Tag};
-use crate::notify::Notifier;
+use crate::notify::{Delivery, Dispatcher};
 use crate::policy::input::{Reasoned, check_text_input, require_reason};
 use crate::policy::{Check, CheckContext, Operation, Stage, authorize, run_checks};
 use crate::registry::{ArtifactRegistry, CopyMode, CopyReport, Manifest};
@@ -42,7 +42,7 @@ pub(in crate::manager) struct Parts {
     pub(in crate::manager) history: Arc<dyn HistoryStore>,
     pub(in crate::manager) locks: Arc<dyn LockStore>,
     pub(in crate::manager) approvals: Arc<dyn ApprovalStore>,
-    pub(in crate::manager) notifiers: Vec<Arc<dyn Notifier>>,
+    pub(in crate::manager) dispatcher: Arc<Dispatcher>,
     pub(in crate::manager) clock: Arc<dyn Clock>,
     pub(in crate::manager) gates: HashMap<EnvName, Vec<Arc<dyn PromotionGate>>>,
     pub(in crate::manager) lease_wait: std::time::Duration,
@@ -65,7 +65,7 @@ impl fmt::Debug for DefaultPromotionManager {
             .field("history", &p.history)
             .field("locks", &p.locks)
             .field("approvals", &p.approvals)
-            .field("notifiers", &p.notifiers)
+            .field("dispatcher", &p.dispatcher)
             .field("clock", &p.clock)
             .finish_non_exhaustive()
     }
@@ -206,25 +206,40 @@ impl DefaultPromotionManager {
         EventRecord::new(kind, actor.clone(), now)
     }
 
-    /// Appends events, then sends them to every notifier; notifier failures become warnings.
-    async fn record(
-        &self,
-        records: Vec<EventRecord>,
-        warnings: &mut Vec<String>,
-    ) -> Result<Vec<AuditEvent>> {
-        let stored = self.parts.history.append_batch(records).await?;
-        for event in &stored {
-            for notifier in &self.parts.notifiers {
-                if let Err(e) = notifier.notify(event).await {
-                    tracing::warn!(kind = %event.record.kind, seq = event.seq, error = %e, "notifier failed");
-                    warnings.push(format!(
-                        "notification of event {} ({}) failed: {e}",
-                        event.seq, event.record.kind
-                    ));
-                }
-            }
-        }
+    /// Appends events (one commit). Notifiers hear of them afterwards, from the outbox: a
+    /// delivery run starts in the background. Under a lease, use [`Self::record_in_lease`].
+    async fn record(&self, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>> {
+        let stored = self.record_in_lease(records).await?;
+        self.kick_notifications();
         Ok(stored)
+    }
+
+    /// Appends events without starting a delivery run: the caller holds a lease and starts
+    /// one after releasing it, so no notifier ever runs inside a lease.
+    async fn record_in_lease(&self, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>> {
+        self.parts.history.append_batch(records).await
+    }
+
+    /// Starts a delivery run in the background when there are notifiers and a runtime.
+    fn kick_notifications(&self) {
+        if self.parts.dispatcher.is_empty() {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let dispatcher = Arc::clone(&self.parts.dispatcher);
+            runtime.spawn(async move {
+                if let Err(e) = dispatcher.deliver().await {
+                    tracing::warn!(error = %e, "notification delivery failed; retried on the next run");
+                }
+            });
+        }
+    }
+
+    /// Delivers every committed event the notifiers have not acknowledged yet, and waits for
+    /// it: each notifier from its cursor, in order. A notifier that fails keeps its events for
+    /// the next run; the report says why. Embedders call it before exiting, or on a timer.
+    pub async fn deliver_notifications(&self) -> Result<Vec<Delivery>> {
+        self.parts.dispatcher.deliver().await
     }
 }
 

@@ -10,7 +10,7 @@ impl DefaultPromotionManager {
         self.check_request_input(&req)?;
         let mut requested = self.promotion_event(EventKind::PromotionRequested, &req, started);
         requested.id = ev.id;
-        self.record(vec![requested], &mut warnings).await?;
+        self.record(vec![requested]).await?;
 
         if let Err(e) = self.evaluate_promotion(&req, &mut ev).await {
             return Err(self.fail_promotion(&req, &ev, e).await);
@@ -37,7 +37,7 @@ impl DefaultPromotionManager {
                 done.details.insert("copy".into(), copy_summary(c));
             }
         };
-        let done = match self.execute(&mut ev, tail, finish, &mut warnings).await {
+        let done = match self.execute(&mut ev, tail, finish).await {
             Ok(done) => done,
             Err(e) => return Err(self.fail_promotion(&req, &ev, e).await),
         };

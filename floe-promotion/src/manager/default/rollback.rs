@@ -6,7 +6,7 @@ impl DefaultPromotionManager {
     pub(super) async fn run_rollback(&self, req: RollbackRequest) -> Result<PromotionRecord> {
         let started = self.now();
         let mut ev = Evaluation::new(started, false);
-        let mut warnings = Vec::new();
+
         self.check_rollback_input(&req)?;
         let evaluated = self.evaluate_rollback(&req, &mut ev).await.and_then(|()| {
             match (ev.digest().cloned(), ev.target.clone()) {
@@ -29,7 +29,7 @@ impl DefaultPromotionManager {
             success: EventKind::RollbackSucceeded,
         };
         let done = match self
-            .execute(&mut ev, tail, |done, ev, _| done.id = ev.id, &mut warnings)
+            .execute(&mut ev, tail, |done, ev, _| done.id = ev.id)
             .await
         {
             Ok(done) => done,
@@ -50,7 +50,7 @@ impl DefaultPromotionManager {
             tags_written: done.tags,
             copy: None,
             lock_overridden: ev.lock_overridden,
-            warnings,
+            warnings: Vec::new(),
             started,
             finished: done.finished,
             event_seq: done.stored.last().map(|e| e.seq),

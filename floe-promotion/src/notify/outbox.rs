@@ -1,0 +1,203 @@
+//! Committed history is the notification outbox.
+//!
+//! Notifiers are never called inside a lease or before the commit: the [`Dispatcher`] reads
+//! committed events from the history after the fact and hands them to each notifier in order,
+//! keeping a cursor per notifier (the last sequence number it acknowledged) in a
+//! [`CursorStore`]. Delivery is at least once: a cursor moves only after the notifier
+//! acknowledged the event, so a crash between delivery and cursor update delivers that event
+//! again, with the same event id, for the consumer to deduplicate. A notifier that fails stops
+//! its own queue until the next run; the others go on.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::Notifier;
+use crate::error::Result;
+use crate::history::{HistoryQuery, HistoryStore, Order};
+
+/// How many events one notifier is given per history read.
+const BATCH: usize = 256;
+
+/// Per-consumer delivery cursors: the sequence number of the last event each consumer
+/// acknowledged.
+///
+/// # Contract
+///
+/// - `cursor` is 0 for a consumer never seen.
+/// - `advance` moves a consumer's cursor from `from` to `to` only when it is `from` now
+///   (compare and set) and `to > from`, returning whether it moved; a stale `from` moves
+///   nothing. Durable stores keep cursors across processes and restarts.
+#[async_trait]
+pub trait CursorStore: Send + Sync + Debug + 'static {
+    /// The consumer's cursor.
+    async fn cursor(&self, consumer: &str) -> Result<u64>;
+    /// Moves the consumer's cursor from `from` to `to`.
+    async fn advance(&self, consumer: &str, from: u64, to: u64) -> Result<bool>;
+}
+
+/// Cursors held in memory, for one process and for tests. Clones share the cursors.
+#[derive(Debug, Default, Clone)]
+pub struct InMemoryCursors {
+    cursors: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl InMemoryCursors {
+    /// No cursors yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl CursorStore for InMemoryCursors {
+    async fn cursor(&self, consumer: &str) -> Result<u64> {
+        let cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(cursors.get(consumer).copied().unwrap_or(0))
+    }
+
+    async fn advance(&self, consumer: &str, from: u64, to: u64) -> Result<bool> {
+        let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
+        let current = cursors.entry(consumer.to_string()).or_insert(0);
+        if *current != from || to <= from {
+            return Ok(false);
+        }
+        *current = to;
+        Ok(true)
+    }
+}
+
+/// What one delivery run did for one notifier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// The notifier's name (its cursor's key).
+    pub notifier: String,
+    /// Events delivered and acknowledged in this run.
+    pub delivered: u64,
+    /// The cursor after the run.
+    pub cursor: u64,
+    /// Why the notifier's queue stopped, when it did (retried on the next run).
+    pub error: Option<String>,
+}
+
+/// Delivers committed history to notifiers, each from its own cursor.
+#[derive(Debug)]
+pub struct Dispatcher {
+    history: Arc<dyn HistoryStore>,
+    cursors: Arc<dyn CursorStore>,
+    notifiers: Vec<Arc<dyn Notifier>>,
+    /// One delivery at a time per process, so a queue is not delivered twice concurrently.
+    running: tokio::sync::Mutex<()>,
+    timeout: Duration,
+}
+
+impl Dispatcher {
+    /// A dispatcher of `history` to `notifiers`, with cursors in `cursors`; each delivery of
+    /// one event is limited to `timeout` (a notifier that hangs stops its queue).
+    pub fn new(
+        history: Arc<dyn HistoryStore>,
+        cursors: Arc<dyn CursorStore>,
+        notifiers: Vec<Arc<dyn Notifier>>,
+        timeout: Duration,
+    ) -> Self {
+        Dispatcher {
+            history,
+            cursors,
+            notifiers,
+            running: tokio::sync::Mutex::new(()),
+            timeout,
+        }
+    }
+
+    /// Whether there is anyone to deliver to.
+    pub fn is_empty(&self) -> bool {
+        self.notifiers.is_empty()
+    }
+
+    /// The notifiers' cursor keys, in order: `notifier.name()`, made unique by position when
+    /// two notifiers share a name.
+    fn consumers(&self) -> Vec<String> {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        self.notifiers
+            .iter()
+            .map(|n| {
+                let name = n.name().to_string();
+                let count = seen.entry(name.clone()).or_insert(0);
+                *count += 1;
+                if *count == 1 {
+                    name
+                } else {
+                    format!("{name}#{count}")
+                }
+            })
+            .collect()
+    }
+
+    /// Delivers every committed event past each notifier's cursor, in order. A notifier that
+    /// fails or times out keeps its cursor at the last acknowledged event; its report says why.
+    pub async fn deliver(&self) -> Result<Vec<Delivery>> {
+        let _one_at_a_time = self.running.lock().await;
+        let mut out = Vec::new();
+        for (notifier, consumer) in self.notifiers.iter().zip(self.consumers()) {
+            out.push(self.deliver_to(notifier.as_ref(), consumer).await?);
+        }
+        Ok(out)
+    }
+
+    async fn deliver_to(&self, notifier: &dyn Notifier, consumer: String) -> Result<Delivery> {
+        let mut cursor = self.cursors.cursor(&consumer).await?;
+        let mut report = Delivery {
+            notifier: consumer,
+            delivered: 0,
+            cursor,
+            error: None,
+        };
+        loop {
+            let events = self
+                .history
+                .query(&HistoryQuery {
+                    after_seq: Some(cursor),
+                    limit: Some(BATCH),
+                    order: Order::OldestFirst,
+                    ..Default::default()
+                })
+                .await?;
+            if events.is_empty() {
+                break;
+            }
+            for event in &events {
+                let sent = tokio::time::timeout(self.timeout, notifier.notify(event)).await;
+                let failure = match sent {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some(format!("no answer within {:?}", self.timeout)),
+                };
+                if let Some(why) = failure {
+                    tracing::warn!(notifier = %report.notifier, seq = event.seq, error = %why, "notification not delivered; retried on the next run");
+                    report.error = Some(format!("event {}: {why}", event.seq));
+                    report.cursor = cursor;
+                    return Ok(report);
+                }
+                if !self
+                    .cursors
+                    .advance(&report.notifier, cursor, event.seq)
+                    .await?
+                {
+                    // Another process delivers this queue too; let it.
+                    report.cursor = self.cursors.cursor(&report.notifier).await?;
+                    return Ok(report);
+                }
+                cursor = event.seq;
+                report.delivered += 1;
+            }
+            if events.len() < BATCH {
+                break;
+            }
+        }
+        report.cursor = cursor;
+        Ok(report)
+    }
+}

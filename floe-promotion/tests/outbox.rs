@@ -1,0 +1,212 @@
+//! History is the notification outbox: notifiers hear of committed events only, after the
+//! commit and outside any lease, in order, at least once, each from its own cursor. A slow
+//! notifier never slows a promotion; one that was down gets what it missed on the next run,
+//! once per cursor.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use floe_promotion::history::{AuditEvent, EventKind};
+use floe_promotion::notify::{CursorStore, InMemoryCursors};
+use floe_promotion::testing::pipeline::TestPipeline;
+use floe_promotion::*;
+
+fn req(p: &TestPipeline, version: &str) -> PromotionRequest {
+    PromotionRequest::new("app", version, "dev", "staging", p.actor("ci")).unwrap()
+}
+
+/// Sleeps before acknowledging each event.
+#[derive(Debug, Clone)]
+struct Sleepy(Duration, RecordingNotifier);
+
+#[async_trait]
+impl Notifier for Sleepy {
+    async fn notify(&self, event: &AuditEvent) -> Result<()> {
+        tokio::time::sleep(self.0).await;
+        self.1.notify(event).await
+    }
+
+    fn name(&self) -> &str {
+        "sleepy"
+    }
+}
+
+/// Fails while `down` is set; records what it acknowledges, and counts the times it was
+/// called while the operation that recorded the event still held its lease.
+#[derive(Debug, Clone)]
+struct Flaky {
+    down: Arc<AtomicBool>,
+    got: Arc<Mutex<Vec<AuditEvent>>>,
+    state: InMemoryState,
+    clock: ManualClock,
+    leases_seen: Arc<Mutex<usize>>,
+}
+
+#[async_trait]
+impl Notifier for Flaky {
+    async fn notify(&self, event: &AuditEvent) -> Result<()> {
+        // The lease of the operation that recorded this event, if still held.
+        let request = event
+            .record
+            .details
+            .get("request")
+            .cloned()
+            .unwrap_or_else(|| event.record.id.to_string());
+        let own = self
+            .state
+            .leases(self.clock.now())
+            .await?
+            .into_iter()
+            .filter(|l| l.holder.contains(&request))
+            .count();
+        *self.leases_seen.lock().unwrap() += own;
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable {
+                registry: "chat".into(),
+                message: "connection refused".into(),
+            });
+        }
+        self.got.lock().unwrap().push(event.clone());
+        Ok(())
+    }
+
+    fn name(&self) -> &str {
+        "flaky"
+    }
+}
+
+fn flaky(p: &TestPipeline) -> Flaky {
+    Flaky {
+        down: Arc::default(),
+        got: Arc::default(),
+        state: p.state.clone(),
+        clock: p.clock.clone(),
+        leases_seen: Arc::default(),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_notifier_that_sleeps_ten_seconds_does_not_slow_a_promotion() {
+    let p = TestPipeline::new(&["dev", "staging"]);
+    p.push_release("app", "v1", b"one").await;
+    let slow = Sleepy(Duration::from_secs(10), RecordingNotifier::new());
+    let m = p
+        .builder()
+        .notifier(Arc::new(slow.clone()))
+        .build()
+        .unwrap();
+    // Time is paused: any wait on the notifier would show as virtual time passing.
+    let start = tokio::time::Instant::now();
+    let r = m.promote(req(&p, "v1")).await.unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "the promotion waited for the notifier: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(r.outcome, manager::Outcome::Promoted);
+    assert!(
+        slow.1.events().is_empty(),
+        "nothing delivered before the commit"
+    );
+    // The background run delivers both events, ten seconds each, after the promotion.
+    let report = m.deliver_notifications().await.unwrap();
+    let sleepy = report.iter().find(|d| d.notifier == "sleepy").unwrap();
+    assert_eq!(sleepy.cursor, 2, "{report:?}");
+    let kinds: Vec<EventKind> = slow.1.events().iter().map(|e| e.record.kind).collect();
+    assert_eq!(
+        kinds,
+        [EventKind::PromotionRequested, EventKind::PromotionSucceeded]
+    );
+}
+
+#[tokio::test]
+async fn a_notifier_that_was_down_gets_what_it_missed_on_the_next_run_once() {
+    let p = TestPipeline::new(&["dev", "staging"]);
+    p.push_release("app", "v1", b"one").await;
+    p.push_release("app", "v2", b"two").await;
+    let cursors = InMemoryCursors::new();
+    let chat = flaky(&p);
+    chat.down.store(true, Ordering::SeqCst);
+    let first_run = p
+        .builder()
+        .notifier(Arc::new(chat.clone()))
+        .cursors(Arc::new(cursors.clone()))
+        .build()
+        .unwrap();
+    first_run.promote(req(&p, "v1")).await.unwrap();
+    let report = first_run.deliver_notifications().await.unwrap();
+    let down = report.iter().find(|d| d.notifier == "flaky").unwrap();
+    assert!(down.error.is_some(), "{report:?}");
+    assert_eq!(cursors.cursor("flaky").await.unwrap(), 0);
+    drop(first_run);
+
+    // The next run (another manager on the same history and cursors, as a new process on the
+    // same state file would be) delivers the missed events, then the new ones.
+    chat.down.store(false, Ordering::SeqCst);
+    let next_run = p
+        .builder()
+        .notifier(Arc::new(chat.clone()))
+        .cursors(Arc::new(cursors.clone()))
+        .build()
+        .unwrap();
+    next_run.promote(req(&p, "v2")).await.unwrap();
+    next_run.deliver_notifications().await.unwrap();
+    next_run.deliver_notifications().await.unwrap();
+    let got = chat.got.lock().unwrap().clone();
+    let seqs: Vec<u64> = got.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2, 3, 4], "every event once, in order");
+    let mut ids: Vec<_> = got.iter().map(|e| e.record.id).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 4, "each event carries its own id");
+    assert_eq!(cursors.cursor("flaky").await.unwrap(), 4);
+}
+
+#[tokio::test]
+async fn events_committed_before_a_crash_are_delivered_by_the_next_run() {
+    let p = TestPipeline::new(&["dev", "staging"]);
+    p.push_release("app", "v1", b"one").await;
+    let cursors = InMemoryCursors::new();
+    // A process that committed and died before delivering anything to the chat notifier.
+    let crashed = p
+        .builder()
+        .cursors(Arc::new(cursors.clone()))
+        .build()
+        .unwrap();
+    crashed.promote(req(&p, "v1")).await.unwrap();
+    drop(crashed);
+    let chat = flaky(&p);
+    let next = p
+        .builder()
+        .notifier(Arc::new(chat.clone()))
+        .cursors(Arc::new(cursors.clone()))
+        .build()
+        .unwrap();
+    let report = next.deliver_notifications().await.unwrap();
+    let chat_report = report.iter().find(|d| d.notifier == "flaky").unwrap();
+    assert_eq!(chat_report.cursor, 2, "{report:?}");
+    assert_eq!(chat.got.lock().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifiers_never_run_inside_a_lease() {
+    let p = TestPipeline::new(&["dev", "staging"]);
+    p.push_release("app", "v1", b"one").await;
+    p.push_release("app", "v2", b"two").await;
+    let chat = flaky(&p);
+    let m = p
+        .builder()
+        .notifier(Arc::new(chat.clone()))
+        .build()
+        .unwrap();
+    m.promote(req(&p, "v1")).await.unwrap();
+    m.promote(req(&p, "v2")).await.unwrap();
+    m.deliver_notifications().await.unwrap();
+    assert_eq!(chat.got.lock().unwrap().len(), 4);
+    assert_eq!(
+        *chat.leases_seen.lock().unwrap(),
+        0,
+        "a notifier ran while a promotion lease was held"
+    );
+}
