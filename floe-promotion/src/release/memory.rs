@@ -7,9 +7,9 @@ use uuid::Uuid;
 
 use super::{
     Release, ReleaseFilter, ReleaseState, ReleaseStore, check_effect_key, check_new_release,
-    check_status, release_not_found, version_conflict,
+    check_status, release_exists, release_not_found, version_conflict,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Release state held in memory, for one process and for tests. Clones share the same state.
 #[derive(Debug, Default, Clone)]
@@ -41,10 +41,7 @@ impl ReleaseStore for InMemoryReleaseStore {
         check_new_release(&release)?;
         let mut inner = self.lock_inner();
         if let Some(existing) = inner.releases.get(&release.id) {
-            return Err(Error::Conflict(format!(
-                "release {} already exists ({} of {} in {})",
-                release.id, existing.kind, existing.artifact, existing.environment
-            )));
+            return Err(release_exists(existing));
         }
         inner.releases.insert(release.id, release.clone());
         Ok(release)

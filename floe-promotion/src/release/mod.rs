@@ -36,7 +36,8 @@ use crate::error::Result;
 pub use memory::InMemoryReleaseStore;
 pub use record::{
     MAX_EFFECT_KEY_LEN, MAX_STATUS_LEN, Release, ReleaseFilter, ReleaseKind, ReleaseState,
-    check_effect_key, check_new_release, check_status, release_not_found, version_conflict,
+    check_effect_key, check_new_release, check_status, release_exists, release_not_found,
+    version_conflict,
 };
 
 /// Durable state of release processes, keyed by release id, with compare-and-set on a version.

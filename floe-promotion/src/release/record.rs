@@ -315,6 +315,14 @@ pub fn version_conflict(release: &Release, expected: u64) -> Error {
     ))
 }
 
+/// The conflict of a `create` whose id is taken; names the release that holds it.
+pub fn release_exists(existing: &Release) -> Error {
+    Error::Conflict(format!(
+        "release {} already exists ({} of {} in {}, version {})",
+        existing.id, existing.kind, existing.artifact, existing.environment, existing.version
+    ))
+}
+
 /// The error for an unknown release id.
 pub fn release_not_found(id: Uuid) -> Error {
     Error::not_found(format!("release {id}"))
