@@ -1,6 +1,6 @@
 //! Several OS processes updating one release in one database file: compare-and-set gives
 //! exactly one winner per version and loses no update, and each effect key is recorded
-//! exactly once.
+//! exactly once; an updater killed with SIGKILL loses nothing it was told had succeeded.
 //!
 //! The children are this test binary run again with `--ignored --exact release_child_role`
 //! and the database and release in the environment. For every update that returned `Ok` a
@@ -26,11 +26,12 @@ const NAME: &str = "FLOE_RELEASE_TEST_NAME";
 const COUNT: &str = "FLOE_RELEASE_TEST_COUNT";
 const START: &str = "FLOE_RELEASE_TEST_START";
 
-/// Appends `<name>-<i>` to the release's `applied` list `count` times, each time reading the
-/// release and retrying on `Conflict`; after each update it records the effect `effect-<i>`,
-/// which every child also records.
+/// Appends `<name>-<i>` to the release's `applied` list `count` times (forever when 0), each
+/// time reading the release and retrying on `Conflict`; after each update it records the
+/// effect `effect-<i>`, which every child also records.
 async fn updater(store: &SqliteStore, id: Uuid, name: &str, count: usize) {
     let mut conflicts = 0;
+    let count = if count == 0 { usize::MAX } else { count };
     for i in 0..count {
         let token = format!("{name}-{i}");
         loop {
@@ -209,4 +210,107 @@ fn processes_updating_one_release_have_one_winner_per_version_and_record_effects
         assert_eq!(*n, 1, "{key} was recorded first by {n} processes");
     }
     eprintln!("{conflicts} updates were refused as stale and retried");
+}
+
+#[test]
+fn a_killed_updater_loses_no_acknowledged_update_or_effect() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = dir.path().join("killed.db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let release = Release::new(
+        ReleaseKind::Canary,
+        EnvName::new("prod").expect("env"),
+        ArtifactName::new("app").expect("artifact"),
+        Tag::new("v2").expect("tag"),
+        Digest::of(b"app"),
+        ReleaseState::new("step-0", json!({ "applied": [] })),
+        Utc::now(),
+    );
+    let id = release.id;
+    rt.block_on(async {
+        let store = SqliteStore::open(&db).await.expect("create");
+        store.create(release).await.expect("create the release");
+    });
+    let mut child = spawn(&db, id, "victim", 0, 0);
+    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut won: BTreeMap<u64, String> = BTreeMap::new();
+    let mut recorded: BTreeSet<String> = BTreeSet::new();
+    let mut take = |line: &str| {
+        if let Some(w) = after(line, "WON ") {
+            won.insert(w[0].parse().expect("version"), w[1].to_string());
+        } else if let Some(w) = after(line, "FIRST ") {
+            recorded.insert(w[0].to_string());
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut line = String::new();
+    let mut acks = 0;
+    while acks < 150 {
+        line.clear();
+        assert!(
+            out.read_line(&mut line).expect("read") > 0,
+            "the child stopped before being killed"
+        );
+        if line.contains("WON ") {
+            acks += 1;
+        }
+        take(line.trim_end());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child is too slow"
+        );
+    }
+    // SIGKILL, in the middle of whatever it is doing.
+    child.kill().expect("SIGKILL");
+    assert!(!child.wait().expect("wait").success());
+    for line in out.lines() {
+        take(&line.expect("line"));
+    }
+
+    rt.block_on(async {
+        let store = SqliteStore::open(&db).await.expect("reopen after the kill");
+        store.check_integrity().await.expect("integrity");
+        let stored = store.get(id).await.expect("get");
+        let applied: Vec<String> =
+            serde_json::from_value(stored.state["applied"].clone()).expect("applied");
+        assert_eq!(
+            applied.len() as u64,
+            stored.version - 1,
+            "state and version agree"
+        );
+        let last = *won.keys().last().expect("some update won");
+        assert!(stored.version >= last, "acknowledged version {last} kept");
+        for (version, token) in &won {
+            assert_eq!(
+                &applied[(*version - 2) as usize],
+                token,
+                "version {version}"
+            );
+        }
+        let effects: BTreeSet<String> = store
+            .effects(id)
+            .await
+            .expect("effects")
+            .into_iter()
+            .collect();
+        assert!(
+            recorded.is_subset(&effects),
+            "acknowledged effects kept: {:?}",
+            recorded.difference(&effects).collect::<Vec<_>>()
+        );
+        // The release can be advanced after the crash, from the version that is stored.
+        let next = store
+            .update(
+                id,
+                stored.version,
+                ReleaseState::new("done", json!({})),
+                Utc::now(),
+            )
+            .await
+            .expect("update after the crash");
+        assert_eq!(next.version, stored.version + 1);
+    });
 }
