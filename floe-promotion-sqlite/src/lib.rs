@@ -3,7 +3,8 @@
 //! The durable state of floe-promotion in one SQLite file, shared by separate processes (a
 //! `floe promote` now, a `floe approve` or `floe unlock` later, two CI runners at once):
 //! [`SqliteStore`] implements the core's [`HistoryStore`](floe_promotion::HistoryStore),
-//! [`LockStore`](floe_promotion::LockStore) and [`ApprovalStore`](floe_promotion::ApprovalStore).
+//! [`LockStore`](floe_promotion::LockStore), [`ApprovalStore`](floe_promotion::ApprovalStore)
+//! and [`ReleaseStore`](floe_promotion::ReleaseStore).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -37,6 +38,9 @@
 //!   executor's threads. Connections come from a small per-store pool (reused, so prepared
 //!   statements stay cached; at most 4 kept idle), because opening a connection costs more
 //!   than most queries.
+//! - Release state is compare-and-set: an update reads the stored version and writes the next
+//!   one in one `BEGIN IMMEDIATE` transaction, so of several processes updating a release from
+//!   the same version exactly one wins; effect keys are unique rows, recorded once.
 //! - Leases and locks are rows holding an expiry time: a promoter that crashed stops holding
 //!   its environment when its lease expires.
 //!
@@ -52,6 +56,11 @@
 //! artifact, version, digest, kind and time (in milliseconds) in indexed columns. Queries use
 //! the indexes to pre-filter and then check every row exactly.
 //!
+//! Release state is one row per release holding its JSON, with its environment, artifact,
+//! kind, status and version copied into indexed columns, and one row per recorded effect key
+//! (unique per release). A file of an older schema gains these tables when a read-write store
+//! opens it; a read-only store asks for that first.
+//!
 //! ## What `verify` detects
 //!
 //! A row whose content, hash, `prev_hash`, sequence number or indexed columns were changed
@@ -63,6 +72,7 @@
 
 mod errors;
 mod history;
+mod release;
 mod schema;
 mod state;
 mod store;

@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::errors::store_err;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// `PRAGMA application_id` of floe-promotion databases ("FLOE").
 pub const APPLICATION_ID: i32 = 0x464c_4f45;
@@ -85,6 +85,31 @@ const MIGRATIONS: &[&str] = &[
         body TEXT NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX approvals_by_status ON approvals (status);
+    "#,
+    // Version 2: release state (approvals, canaries, blue-green switches as state machines).
+    // Self-contained: it creates only its own tables.
+    r#"
+    -- One row per release process. `body` is the whole record as JSON and is what is read;
+    -- the other columns are copies of its fields for the indexed lookups by target and by
+    -- kind and status, written from the body in the same statement.
+    CREATE TABLE releases (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        artifact TEXT NOT NULL,
+        status TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        body TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX releases_by_target ON releases (environment, artifact);
+    CREATE INDEX releases_by_kind_status ON releases (kind, status);
+
+    -- The effect keys recorded per release; the rowid keeps the recording order.
+    CREATE TABLE release_effects (
+        release_id TEXT NOT NULL,
+        effect_key TEXT NOT NULL,
+        UNIQUE (release_id, effect_key)
+    );
     "#,
 ];
 
@@ -212,10 +237,52 @@ mod tests {
             .query_row("SELECT head_hash FROM chain_head", [], |r| r.get(0))
             .expect("head");
         assert_eq!(head, GENESIS_HASH);
+        for table in ["releases", "release_effects"] {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .expect("schema");
+            assert_eq!(n, 1, "{table}");
+        }
         // Migrating again is a no-op.
         migrate(&mut conn, ":memory:", |a, e| {
             store_err(":memory:", format!("{a}: {e}"))
         })
         .expect("migrate again");
+    }
+
+    #[test]
+    fn version_1_files_gain_the_release_tables_and_keep_their_rows() {
+        let mut conn = Connection::open_in_memory().expect("memory db");
+        conn.execute_batch(&MIGRATIONS[0].replace("'GENESIS'", &format!("'{GENESIS_HASH}'")))
+            .expect("version 1");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version");
+        conn.pragma_update(None, "application_id", i64::from(APPLICATION_ID))
+            .expect("application id");
+        conn.execute(
+            "INSERT INTO approvals (id, status, body) VALUES ('a', 'pending', '{}')",
+            [],
+        )
+        .expect("a version 1 row");
+        migrate(&mut conn, ":memory:", |a, e| {
+            store_err(":memory:", format!("{a}: {e}"))
+        })
+        .expect("migrate 1 -> 2");
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("version");
+        assert_eq!(version, i64::from(SCHEMA_VERSION));
+        let kept: i64 = conn
+            .query_row("SELECT count(*) FROM approvals", [], |r| r.get(0))
+            .expect("approvals");
+        assert_eq!(kept, 1);
+        let releases: i64 = conn
+            .query_row("SELECT count(*) FROM releases", [], |r| r.get(0))
+            .expect("releases table");
+        assert_eq!(releases, 0);
     }
 }

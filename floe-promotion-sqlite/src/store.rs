@@ -51,10 +51,12 @@ impl SqliteOptions {
     }
 }
 
-/// The audit history, locks, leases and approvals of floe-promotion in one SQLite file.
+/// The audit history, locks, leases, approvals and release state of floe-promotion in one
+/// SQLite file.
 ///
 /// Implements [`HistoryStore`](floe_promotion::HistoryStore),
-/// [`LockStore`](floe_promotion::LockStore) and [`ApprovalStore`](floe_promotion::ApprovalStore).
+/// [`LockStore`](floe_promotion::LockStore), [`ApprovalStore`](floe_promotion::ApprovalStore)
+/// and [`ReleaseStore`](floe_promotion::ReleaseStore).
 /// Clones share the same connections. Several stores, in one process or in several, may open
 /// the same file: SQLite's locking serialises their writes (see the crate documentation).
 #[derive(Clone)]

@@ -1,9 +1,9 @@
-//! The core's history and state conformance suites against a SQLite file in a temporary
+//! The core's history, state and release conformance suites against a SQLite file in a temporary
 //! directory, through `Arc<dyn _>`.
 
 use std::sync::Arc;
 
-use floe_promotion::{ApprovalStore, HistoryStore, LockStore};
+use floe_promotion::{ApprovalStore, HistoryStore, LockStore, ReleaseStore};
 use floe_promotion_sqlite::SqliteStore;
 
 async fn open() -> (SqliteStore, tempfile::TempDir) {
@@ -32,5 +32,15 @@ mod state {
         let locks: Arc<dyn LockStore> = Arc::new(store.clone());
         let approvals: Arc<dyn ApprovalStore> = Arc::new(store);
         (locks, approvals, dir)
+    });
+}
+
+mod release {
+    use super::*;
+
+    floe_promotion::release_conformance!(async {
+        let (store, dir) = open().await;
+        let releases: Arc<dyn ReleaseStore> = Arc::new(store);
+        (releases, dir)
     });
 }

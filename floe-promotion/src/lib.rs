@@ -14,6 +14,7 @@
 //! | [`PromotionGate`] | closures via [`gate::gate_fn`], built-in gates in [`gate`] | your own |
 //! | [`HistoryStore`] | [`InMemoryHistory`] | `floe-promotion-sqlite` |
 //! | [`LockStore`], [`ApprovalStore`] | [`InMemoryState`] | `floe-promotion-sqlite` |
+//! | [`ReleaseStore`] | [`InMemoryReleaseStore`] | `floe-promotion-sqlite` |
 //! | [`Notifier`] | [`RecordingNotifier`], [`LogNotifier`] | |
 //! | [`SignatureVerifier`] | | `floe-promotion-oci` (cosign keys) |
 //! | [`Clock`] | [`SystemClock`], [`ManualClock`] | |
@@ -72,6 +73,7 @@ pub mod model;
 pub mod notify;
 pub mod policy;
 pub mod registry;
+pub mod release;
 pub mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -89,6 +91,7 @@ pub use manager::{
 pub use model::{Actor, ArtifactName, ArtifactRef, Digest, EnvName, Reference, Repository, Tag};
 pub use notify::{LogNotifier, Notifier, RecordingNotifier};
 pub use registry::{ArtifactRegistry, InMemoryRegistry, RegistryExt};
+pub use release::{InMemoryReleaseStore, ReleaseStore};
 pub use state::{ApprovalStore, InMemoryState, LockStore};
 
 /// The README's Rust examples are compiled as doc-tests.

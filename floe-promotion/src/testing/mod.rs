@@ -10,4 +10,5 @@ pub mod gate;
 pub mod history;
 pub mod pipeline;
 pub mod registry;
+pub mod release;
 pub mod state;
