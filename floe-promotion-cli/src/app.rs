@@ -138,6 +138,8 @@ impl App {
             .history(store.clone())
             .locks(store.clone())
             .approvals(store.clone())
+            .cursors(store.clone())
+            .manual_delivery()
             .notifier(Arc::new(LogNotifier));
         if let Some(verifier) = verifier {
             builder = builder.signature_verifier(verifier);
@@ -151,8 +153,39 @@ impl App {
         })
     }
 
+    /// Marks this process as one that records events: its notifications are delivered
+    /// before it exits (read-only commands deliver nothing and write no cursor).
+    pub(crate) fn deliver_at_exit(&self) {
+        *OPENED.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.manager.clone());
+    }
+
     /// The progress display of blob copies (a no-op unless stderr is a terminal).
     pub(crate) fn progress(&self) -> crate::progress::Finish<'_> {
         crate::progress::Finish(self.progress.as_ref())
+    }
+}
+
+/// The manager of a command that records events, for the notification delivery run at exit.
+static OPENED: std::sync::Mutex<Option<DefaultPromotionManager>> = std::sync::Mutex::new(None);
+
+/// Delivers the notifications this process's commands recorded (and any a previous process
+/// left undelivered), waiting at most `budget`: what is not delivered by then stays in the
+/// outbox for the next run, so a slow notifier never holds up the command for long.
+pub(crate) async fn deliver_pending(budget: std::time::Duration) {
+    let manager = OPENED.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let Some(manager) = manager else {
+        return;
+    };
+    match tokio::time::timeout(budget, manager.deliver_notifications()).await {
+        Ok(Ok(report)) => {
+            for d in report.iter().filter(|d| d.error.is_some()) {
+                tracing::warn!(notifier = %d.notifier, error = ?d.error, "notifications kept for the next run");
+            }
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "notifications kept for the next run"),
+        Err(_) => tracing::warn!(
+            ?budget,
+            "notification delivery did not finish; the rest waits for the next run"
+        ),
     }
 }

@@ -22,6 +22,9 @@ use floe_promotion::{EXCERPT_CHARS, Error, Excerpt};
 use crate::cli::{Cli, OutputFormat};
 use crate::output::ErrorOutput;
 
+/// How long a command waits at exit for its notifications to be delivered.
+const NOTIFY_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Runs `floe` with the process's arguments and returns its exit code.
 pub fn run() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -40,7 +43,12 @@ pub fn run() -> ExitCode {
             return report(format, &Error::io("starting the async runtime", e));
         }
     };
-    match runtime.block_on(commands::execute(cli)) {
+    let result = runtime.block_on(async {
+        let result = commands::execute(cli).await;
+        app::deliver_pending(NOTIFY_BUDGET).await;
+        result
+    });
+    match result {
         Ok((output, code)) => {
             if let Some(output) = output {
                 let printed = match format {

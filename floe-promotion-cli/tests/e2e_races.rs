@@ -313,3 +313,35 @@ fn hostile_gate_output_cannot_forge_lines() {
         "a forged line: {history}"
     );
 }
+
+/// The log notifier reads the outbox with its cursor in the state file: each process
+/// delivers what was committed since the last delivery, once.
+#[test]
+fn notifications_are_delivered_once_across_processes() {
+    let ws = workspace("{}");
+    let log = [("RUST_LOG", "floe::notify=info")];
+    let first = ws.run_env(
+        &["lock", "staging", "--reason", "freeze", "--actor", "ops"],
+        &log,
+    );
+    first.ok();
+    assert_eq!(
+        first.stderr.matches("locked staging").count(),
+        1,
+        "{}",
+        first.stderr
+    );
+    let second = ws.run_env(&["unlock", "staging", "--actor", "ops"], &log);
+    second.ok();
+    assert_eq!(
+        second.stderr.matches("unlocked staging").count(),
+        1,
+        "{}",
+        second.stderr
+    );
+    assert!(
+        !second.stderr.contains(" locked staging"),
+        "the lock event was delivered twice: {}",
+        second.stderr
+    );
+}

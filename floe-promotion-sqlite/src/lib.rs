@@ -70,6 +70,7 @@
 //! the edited event onwards together with the chain head (whoever can write the file can
 //! recompute every hash): keep the head hash that `verify` reports somewhere else, and compare.
 
+mod cursors;
 mod errors;
 mod history;
 mod release;

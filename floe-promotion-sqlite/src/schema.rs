@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::errors::store_err;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// `PRAGMA application_id` of floe-promotion databases ("FLOE").
 pub const APPLICATION_ID: i32 = 0x464c_4f45;
@@ -110,6 +110,14 @@ const MIGRATIONS: &[&str] = &[
         effect_key TEXT NOT NULL,
         UNIQUE (release_id, effect_key)
     );
+    "#,
+    // Version 3: the notification outbox's delivery cursors. Self-contained.
+    r#"
+    -- The sequence number of the last event each notifier acknowledged.
+    CREATE TABLE outbox_cursors (
+        consumer TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL
+    ) WITHOUT ROWID;
     "#,
 ];
 

@@ -44,3 +44,14 @@ mod release {
         (releases, dir)
     });
 }
+
+mod cursors {
+    use super::*;
+    use floe_promotion::notify::CursorStore;
+
+    floe_promotion::cursor_conformance!(async {
+        let (store, dir) = open().await;
+        let cursors: Arc<dyn CursorStore> = Arc::new(store);
+        (cursors, dir)
+    });
+}

@@ -11,6 +11,7 @@ pub(super) async fn run(g: &Global, a: AttestArgs) -> Result<(Option<Output>, u8
         Some(path) => read_report(path)?,
     };
     let app = App::open(g, true, &[&env]).await?;
+    app.deliver_at_exit();
     let evidence = Evidence {
         kind: match a.kind {
             cli::EvidenceKindArg::Tests => EvidenceKind::Tests,

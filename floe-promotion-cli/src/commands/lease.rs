@@ -17,6 +17,7 @@ pub(super) async fn break_lease(g: &Global, a: LeaseBreakArgs) -> Result<(Option
     let env = EnvName::new(&a.env)?;
     let actor = actor(g)?;
     let app = App::open(g, false, &[&env]).await?;
+    app.deliver_at_exit();
     let lease = app
         .manager
         .break_lease(&env, &actor, &a.reason, a.force)

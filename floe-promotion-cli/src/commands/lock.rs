@@ -21,6 +21,7 @@ pub(super) async fn lock(g: &Global, a: LockArgs) -> Result<(Option<Output>, u8)
         })
         .transpose()?;
     let app = App::open(g, false, &[&env]).await?;
+    app.deliver_at_exit();
     let lock = app.manager.lock(&env, &actor, &a.reason, expires).await?;
     Ok((Some(Output::Lock { lock }), exit::OK))
 }
@@ -29,6 +30,7 @@ pub(super) async fn unlock(g: &Global, a: UnlockArgs) -> Result<(Option<Output>,
     let env = EnvName::new(&a.env)?;
     let actor = actor(g)?;
     let app = App::open(g, false, &[&env]).await?;
+    app.deliver_at_exit();
     let lock = app
         .manager
         .unlock(&env, &actor, a.reason.as_deref())

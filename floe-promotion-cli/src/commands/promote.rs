@@ -29,6 +29,7 @@ pub(super) async fn run(g: &Global, a: PromoteArgs) -> Result<(Option<Output>, u
         let code = plan_code(&plan);
         return Ok((Some(Output::Plan(plan)), code));
     }
+    app.deliver_at_exit();
     let progress = app.progress();
     let record = app.manager.promote(req).await;
     progress.finish();

@@ -36,6 +36,7 @@ pub(super) async fn run(g: &Global, a: RollbackArgs) -> Result<(Option<Output>, 
         let code = plan_code(&plan);
         return Ok((Some(Output::Plan(plan)), code));
     }
+    app.deliver_at_exit();
     Ok((
         Some(Output::Rollback(app.manager.rollback(req).await?)),
         exit::OK,

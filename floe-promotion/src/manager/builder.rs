@@ -34,6 +34,7 @@ pub struct PromotionManagerBuilder {
     notifiers: Vec<Arc<dyn Notifier>>,
     cursors: Option<Arc<dyn CursorStore>>,
     notification_timeout: Option<std::time::Duration>,
+    manual_delivery: bool,
     clock: Option<Arc<dyn Clock>>,
     gates: Vec<(Option<EnvName>, Arc<dyn PromotionGate>)>,
     signature_verifier: Option<Arc<dyn SignatureVerifier>>,
@@ -85,6 +86,15 @@ impl PromotionManagerBuilder {
     /// the next run, once.
     pub fn cursors(mut self, cursors: Arc<dyn CursorStore>) -> Self {
         self.cursors = Some(cursors);
+        self
+    }
+
+    /// Delivers notifications only when
+    /// [`deliver_notifications`](DefaultPromotionManager::deliver_notifications) is called,
+    /// instead of in the background after each operation: for short-lived processes (a CLI)
+    /// that deliver once before exiting.
+    pub fn manual_delivery(mut self) -> Self {
+        self.manual_delivery = true;
         self
     }
 
@@ -214,6 +224,7 @@ impl PromotionManagerBuilder {
             locks: self.locks.unwrap_or_else(|| Arc::new(state.clone())),
             approvals: self.approvals.unwrap_or_else(|| Arc::new(state)),
             dispatcher: Arc::new(dispatcher),
+            background_delivery: !self.manual_delivery,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             gates,
             lease_wait: self

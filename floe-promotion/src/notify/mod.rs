@@ -23,9 +23,10 @@ pub use outbox::{CursorStore, Delivery, Dispatcher, InMemoryCursors};
 ///
 /// - `notify` receives committed events only, in history order, each at least once; an event
 ///   delivered again carries the same `record.id`, by which a consumer deduplicates.
-/// - `notify` is never called inside an environment's lease, so a slow or failing notifier
-///   never delays or fails an operation; an `Err` (or no answer in time) leaves the event to
-///   the next delivery run, and the notifier's later events wait behind it.
+/// - `notify` is never called by an operation: delivery runs apart from promotions and holds
+///   no lease, so a slow, hung or failing notifier never delays or fails an operation; an
+///   `Err` (or no answer in time) leaves the event to the next delivery run, and the
+///   notifier's later events wait behind it.
 /// - `notify` is never called for a dry run, which records nothing.
 /// - `name` identifies the notifier's cursor: keep it stable across releases, or the notifier
 ///   starts again from the first event.

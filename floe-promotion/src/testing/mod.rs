@@ -5,6 +5,7 @@
 //! case (see [`registry_conformance!`](crate::registry_conformance)).
 
 pub mod config;
+pub mod cursors;
 pub mod fakes;
 pub mod gate;
 pub mod history;

@@ -43,6 +43,7 @@ pub(in crate::manager) struct Parts {
     pub(in crate::manager) locks: Arc<dyn LockStore>,
     pub(in crate::manager) approvals: Arc<dyn ApprovalStore>,
     pub(in crate::manager) dispatcher: Arc<Dispatcher>,
+    pub(in crate::manager) background_delivery: bool,
     pub(in crate::manager) clock: Arc<dyn Clock>,
     pub(in crate::manager) gates: HashMap<EnvName, Vec<Arc<dyn PromotionGate>>>,
     pub(in crate::manager) lease_wait: std::time::Duration,
@@ -222,7 +223,7 @@ impl DefaultPromotionManager {
 
     /// Starts a delivery run in the background when there are notifiers and a runtime.
     fn kick_notifications(&self) {
-        if self.parts.dispatcher.is_empty() {
+        if self.parts.dispatcher.is_empty() || !self.parts.background_delivery {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
