@@ -1,13 +1,19 @@
 //! `verify` over the whole table in one read transaction, as a two-stage pipeline: this
 //! (blocking) thread steps through the rows in sequence order and copies them into batches;
 //! a scoped worker thread hashes and checks them. Memory stays bounded by a few batches.
+//!
+//! The hash is computed over the stored bytes as they are; each event's bytes must also be
+//! the canonical JSON of their audit format and parse to an event, and be in the format the
+//! history was in at that position (format 1 before the file was upgraded, 2 after).
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use chrono::DateTime;
 use floe_promotion::Result;
-use floe_promotion::history::{ChainBreak, EventKind, GENESIS_HASH, VerifyReport};
+use floe_promotion::history::{
+    ChainBreak, EventKind, FORMAT_1, FORMAT_2, GENESIS_HASH, VerifyReport, check_content,
+};
 use rusqlite::types::ValueRef;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -94,6 +100,7 @@ impl Batch {
 #[derive(Deserialize)]
 struct Indexed<'a> {
     seq: u64,
+    format: Option<u32>,
     id: &'a str,
     time: &'a str,
     kind: &'a str,
@@ -189,10 +196,12 @@ struct Checker {
     current_kinds: Vec<&'static str>,
     current: HashMap<String, i64>,
     key: String,
+    /// The first event stored in format 2.
+    format_2_from: u64,
 }
 
 impl Checker {
-    fn new() -> Self {
+    fn new(format_2_from: u64) -> Self {
         let mut prev = [0u8; 64];
         prev.copy_from_slice(GENESIS_HASH.as_bytes());
         Checker {
@@ -207,6 +216,7 @@ impl Checker {
                 .collect(),
             current: HashMap::new(),
             key: String::new(),
+            format_2_from,
         }
     }
 
@@ -250,6 +260,32 @@ impl Checker {
             Ok(p) => p,
             Err((id, problem)) => return Some(broken(self.events, expected, id, problem)),
         };
+        let id = || Uuid::parse_str(parsed.id).ok();
+        let format = parsed.format.unwrap_or(FORMAT_1);
+        let due = if expected >= self.format_2_from {
+            FORMAT_2
+        } else {
+            FORMAT_1
+        };
+        if format != due {
+            return Some(broken(
+                self.events,
+                expected,
+                id(),
+                format!(
+                    "the event is in audit format {format}, but the history is in format 1 before event {} and in format 2 from it: the event was changed",
+                    self.format_2_from
+                ),
+            ));
+        }
+        if let Err(e) = check_content(content) {
+            return Some(broken(
+                self.events,
+                expected,
+                id(),
+                format!("{e}: the event was changed"),
+            ));
+        }
         if let (Some(e), Some(a), Some(_), Some(_)) = (
             parsed.environment,
             parsed.artifact,
@@ -299,13 +335,20 @@ pub(crate) fn verify(shared: &Shared) -> Result<VerifyReport> {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .map_err(err)?;
+        let format_2_from: i64 = tx
+            .query_row(
+                "SELECT since_seq FROM audit_format WHERE id = 1 AND format = 2",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
         let mut stmt = tx.prepare(SQL).map_err(err)?;
         let mut rows = stmt.query([]).map_err(err)?;
 
         let (checked, read) = std::thread::scope(|scope| {
             let (send, receive) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
             let (recycle, reuse) = sync_channel::<Batch>(BATCHES_IN_FLIGHT + 2);
-            let worker = scope.spawn(move || Checker::new().run(receive, recycle));
+            let worker = scope.spawn(move || Checker::new(format_2_from.max(1) as u64).run(receive, recycle));
             let read = (|| -> Result<()> {
                 let mut batch = Batch::default();
                 loop {
