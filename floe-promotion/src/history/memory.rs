@@ -5,7 +5,7 @@ use async_trait::async_trait;
 
 use super::{
     AuditEvent, ChainVerifier, Deployment, EventRecord, GENESIS_HASH, HistoryQuery, HistoryStore,
-    Order, VerifyReport, canonical_json, canonical_json_v1, parse_content,
+    Order, VerifyReport,
 };
 use crate::error::Result;
 use crate::model::{ArtifactName, EnvName};
@@ -49,14 +49,21 @@ impl InMemoryHistory {
     /// Edits the stored events behind the chain's back, to test tamper detection.
     ///
     /// The closure may edit any field. Afterwards, an event whose `seq`, `format` or `record`
-    /// no longer matches its `content` gets its content rewritten from them in its format, as
-    /// an editor re-serialising the event would (its hash is left as the closure left it); an
-    /// edit of `content` itself is kept as it is.
+    /// no longer matches its (unedited) `content` gets its content rewritten from them in its
+    /// format, as an editor re-serialising the event would (its hash is left as the closure
+    /// left it); content the closure changed is kept as it is.
     #[cfg(any(test, feature = "testing"))]
     pub fn tamper(&self, f: impl FnOnce(&mut Vec<AuditEvent>)) {
+        use super::{canonical_json, canonical_json_v1, parse_content};
         let mut events = self.lock();
+        let before: std::collections::HashSet<String> =
+            events.list.iter().map(|e| e.content.clone()).collect();
         f(&mut events.list);
-        for e in events.list.iter_mut() {
+        for e in events
+            .list
+            .iter_mut()
+            .filter(|e| before.contains(&e.content))
+        {
             let holds = parse_content(e.content.as_bytes()).is_ok_and(|(seq, format, record)| {
                 (seq, format, &record) == (e.seq, e.format, &e.record)
             });
