@@ -191,7 +191,19 @@ pub fn check_canonical(
 
 /// [`parse_content`] and [`check_canonical`]: what stored bytes hold, when they are a
 /// canonical event.
+///
+/// Format 2, the common case, is checked in one pass that also reads `seq` and `format`, and
+/// the record is parsed once: `verify` runs this for every stored event.
 pub fn check_content(content: &[u8]) -> Result<(u64, u32, EventRecord), BadContent> {
+    if let Ok(super::jcs::Top {
+        seq: Some(seq),
+        format: Some(2),
+    }) = super::jcs::check_top(content)
+    {
+        let record: EventRecord = serde_json::from_slice(content)
+            .map_err(|e| BadContent(format!("the stored content is not a valid event: {e}")))?;
+        return Ok((seq, FORMAT_2, record));
+    }
     let (seq, format, record) = parse_content(content)?;
     check_canonical(format, seq, &record, content)?;
     Ok((seq, format, record))

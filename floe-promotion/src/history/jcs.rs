@@ -18,23 +18,38 @@ pub(crate) type NotCanonical = (usize, &'static str);
 
 /// Checks that `bytes` are one JSON value in JCS canonical form.
 pub(crate) fn check(bytes: &[u8]) -> Result<(), NotCanonical> {
+    check_top(bytes).map(drop)
+}
+
+/// The top-level integer members `seq` and `format`, seen while checking.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Top {
+    pub(crate) seq: Option<u64>,
+    pub(crate) format: Option<u64>,
+}
+
+/// [`check`], also returning the top-level `seq` and `format` when they are integers, so that
+/// reading them costs no second pass.
+pub(crate) fn check_top(bytes: &[u8]) -> Result<Top, NotCanonical> {
     let text = std::str::from_utf8(bytes).map_err(|e| (e.valid_up_to(), "UTF-8"))?;
     let mut p = Reader {
         s: text.as_bytes(),
         text,
         i: 0,
+        top: Top::default(),
     };
     p.value(0)?;
     if p.i != p.s.len() {
         return Err((p.i, "the end after one value"));
     }
-    Ok(())
+    Ok(p.top)
 }
 
 struct Reader<'a> {
     s: &'a [u8],
     text: &'a str,
     i: usize,
+    top: Top,
 }
 
 impl<'a> Reader<'a> {
@@ -91,9 +106,17 @@ impl<'a> Reader<'a> {
             {
                 return Err((at, "keys in ascending UTF-16 order, without duplicates"));
             }
-            previous = Some(key);
             self.eat(b':', "a colon without whitespace")?;
+            let value_at = self.i;
             self.value(depth + 1)?;
+            if depth == 0 && matches!(&*key, "seq" | "format") {
+                let n = self.text[value_at..self.i].parse::<u64>().ok();
+                match &*key {
+                    "seq" => self.top.seq = n,
+                    _ => self.top.format = n,
+                }
+            }
+            previous = Some(key);
             match self.peek() {
                 Some(b',') => self.i += 1,
                 Some(b'}') => {
@@ -208,6 +231,18 @@ impl<'a> Reader<'a> {
             .position(|c| !matches!(c, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
             .map_or(self.s.len(), |n| start + n);
         let token = &self.text[start..end];
+        // An integer below 10^15 (exact in a double) is canonical when it has no sign but a
+        // leading minus, no leading zero, and is not minus zero.
+        let digits = token.strip_prefix('-').unwrap_or(token);
+        if !digits.is_empty()
+            && digits.len() <= 15
+            && digits.bytes().all(|c| c.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'))
+            && token != "-0"
+        {
+            self.i = end;
+            return Ok(());
+        }
         let value: f64 = token.parse().map_err(|_| (start, "a number"))?;
         // Integers, the common case, are canonical when they print the same (and are exact).
         let canonical = if value.is_finite() {
@@ -332,6 +367,21 @@ mod tests {
         assert_eq!(jcs(&v), expected);
         assert_eq!(check(expected.as_bytes()), Ok(()));
         assert!(check(input.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn the_top_level_seq_and_format_are_read_while_checking() {
+        assert_eq!(
+            check_top(br#"{"a":{"seq":9},"format":2,"seq":12}"#),
+            Ok(Top {
+                seq: Some(12),
+                format: Some(2)
+            })
+        );
+        assert_eq!(
+            check_top(br#"{"format":"2","seq":1.5}"#),
+            Ok(Top::default())
+        );
     }
 
     #[test]
