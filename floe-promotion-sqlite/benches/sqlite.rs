@@ -14,6 +14,12 @@
 //! - current version of every environment (1,600 pairs): 5.1 ms
 //! - full verify: 1.26 s
 //! - full JSON Lines export: 1.10 s
+//!
+//! Audit format 2 (RFC 8785, stored bytes checked canonical and parsed in full by `verify`),
+//! measured at 100,000 events (`FLOE_BENCH_EVENTS=100000`, same machine, one run after the
+//! other): full verify 169 ms before, 315 ms after (590,000 → 318,000 events/s; the checker
+//! thread now parses every event and checks its canonical form); full JSON Lines export
+//! 86 ms before, 103 ms after. The 1,000,000-event figures above are from before format 2.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@ use std::io::Write;
 use async_trait::async_trait;
 use floe_promotion::history::{
     AuditEvent, Deployment, EventRecord, ExportFormat, ExportWriter, HistoryQuery, HistoryStore,
-    Order, VerifyReport, canonical_json,
+    Order, VerifyReport,
 };
 use floe_promotion::{EnvName, Error, Result};
 use rusqlite::types::Value;
@@ -32,7 +32,8 @@ pub(crate) fn hash_into(prev_hash: &[u8], content: &[u8], out: &mut [u8; 64]) {
     let _ = hex::encode_to_slice(h.finalize(), out);
 }
 
-/// Reads an event row `(seq, content, prev_hash, hash)`.
+/// Reads an event row `(seq, content, prev_hash, hash)`: the stored bytes are returned as
+/// they are, and read for the event's fields. The sequence number is the row's position.
 fn event_from_row(shared: &Shared, row: &Row<'_>) -> Result<AuditEvent> {
     let read = |e| shared.err("reading an event", e);
     let seq: i64 = row.get(0).map_err(read)?;
@@ -43,18 +44,14 @@ fn event_from_row(shared: &Shared, row: &Row<'_>) -> Result<AuditEvent> {
             format!("event {seq}: content is not text: {e}"),
         )
     })?;
-    let record: EventRecord = serde_json::from_str(content).map_err(|e| {
-        store_err(
-            &shared.name,
-            format!("event {seq}: stored content is not a valid event ({e}); run verify"),
-        )
-    })?;
-    Ok(AuditEvent {
-        seq: seq as u64,
-        record,
-        prev_hash: row.get(2).map_err(read)?,
-        hash: row.get(3).map_err(read)?,
-    })
+    let mut event = AuditEvent::from_stored(
+        content.to_string(),
+        row.get(2).map_err(read)?,
+        row.get(3).map_err(read)?,
+    )
+    .map_err(|e| store_err(&shared.name, format!("event {seq}: {e}; run verify")))?;
+    event.seq = seq as u64;
+    Ok(event)
 }
 
 /// The SQL pre-filter of a query. It may return more rows than match (times are stored to
@@ -187,24 +184,15 @@ fn append(shared: &Shared, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>>
         let mut stored = Vec::with_capacity(records.len());
         for record in records {
             seq += 1;
-            let content = canonical_json(seq, &record);
-            let mut hash = [0u8; 64];
-            hash_into(prev.as_bytes(), &content, &mut hash);
-            let hash = String::from_utf8_lossy(&hash).into_owned();
-            let content = String::from_utf8(content).map_err(|e| {
-                store_err(
-                    &shared.name,
-                    format!("event {seq}: canonical JSON is not UTF-8: {e}"),
-                )
-            })?;
             let seq_i = to_i64(shared, "sequence number", seq)?;
-            let r = &record;
+            let event = AuditEvent::seal(seq, record, std::mem::take(&mut prev));
+            let r = &event.record;
             insert
                 .execute(params![
                     seq_i,
-                    content,
-                    prev,
-                    hash,
+                    event.content,
+                    event.prev_hash,
+                    event.hash,
                     r.time.timestamp_millis(),
                     r.kind.as_str(),
                     r.environment.as_ref().map(EnvName::as_str),
@@ -223,12 +211,7 @@ fn append(shared: &Shared, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>>
                     },
                     _ => err(e),
                 })?;
-            let event = AuditEvent {
-                seq,
-                record,
-                prev_hash: std::mem::replace(&mut prev, hash.clone()),
-                hash,
-            };
+            prev = event.hash.clone();
             if let Some(d) = Deployment::from_event(&event) {
                 current
                     .execute(params![d.environment.as_str(), d.artifact.as_str(), seq_i])
@@ -301,8 +284,8 @@ fn is_hex_hash(h: &[u8]) -> bool {
 }
 
 /// JSON Lines straight from the stored bytes, without parsing the events: an exported line is
-/// the `AuditEvent` JSON, which is the hashed canonical content (`{"seq":…,…record}`) with
-/// `prev_hash` and `hash` added before its closing brace. A row that does not have that shape
+/// the stored content (the hashed canonical JSON, format 1 or 2) with `prev_hash` and `hash`
+/// added before its closing brace, as the core's [`ExportWriter`] writes it. A row that does not have that shape
 /// goes through the core's [`ExportWriter`]. Used when the SQL filter is exact (no time
 /// bounds: times are indexed to the millisecond).
 fn export_jsonl_stored(
@@ -323,8 +306,10 @@ fn export_jsonl_stored(
             let bytes = |i| row.get_ref(i).ok().and_then(|v| v.as_bytes().ok());
             match (bytes(1), bytes(2), bytes(3)) {
                 (Some(content), Some(prev), Some(hash))
-                    if content.starts_with(b"{\"seq\":")
+                    if content.len() > 2
+                        && content.starts_with(b"{")
                         && content.ends_with(b"}")
+                        && !content.contains(&b'\n')
                         && is_hex_hash(prev)
                         && is_hex_hash(hash) =>
                 {

@@ -51,10 +51,16 @@
 //! a newer schema, another application's file, a corrupt file or a non-database is refused with
 //! [`Error::Store`](floe_promotion::Error::Store) naming the file.
 //!
-//! Each event row stores the exact bytes that were hashed (the canonical JSON of the sequence
-//! number and the record) with `prev_hash` and `hash`, plus copies of the environment,
-//! artifact, version, digest, kind and time (in milliseconds) in indexed columns. Queries use
-//! the indexes to pre-filter and then check every row exactly.
+//! Each event row stores the exact bytes that were hashed, `content` (the canonical JSON of
+//! the event in its audit format, see
+//! [the core's history documentation](floe_promotion::history#audit-formats)), with
+//! `prev_hash` and `hash`, plus copies of the environment, artifact, version, digest, kind and
+//! time (in milliseconds) in indexed columns. Queries use the indexes to pre-filter and then
+//! check every row exactly; they return `content` as it is stored.
+//!
+//! Schema version 2 upgrades a version-1 file (audit format 1) in place: its events keep
+//! their bytes, and the `audit_format` row records the first sequence number in format 2 (the
+//! events appended from then on). A file created by this release is in format 2 from event 1.
 //!
 //! Release state is one row per release holding its JSON, with its environment, artifact,
 //! kind, status and version copied into indexed columns, and one row per recorded effect key
@@ -63,10 +69,13 @@
 //!
 //! ## What `verify` detects
 //!
-//! A row whose content, hash, `prev_hash`, sequence number or indexed columns were changed
-//! (also with the `sqlite3` shell), a deleted row (including the last ones: the chain head
-//! row records the count and head hash), an inserted row, rows reordered, and a current-version
-//! table that disagrees with the events. It cannot detect a rewrite of the whole chain from
+//! `verify` hashes the stored bytes as they are, so a member added by a later release never
+//! breaks it. It detects a row whose content, hash, `prev_hash`, sequence number or indexed
+//! columns were changed (also with the `sqlite3` shell), content that is not the canonical
+//! JSON of its format or not in the format due at its position, a deleted row (including the
+//! last ones: the chain head row records the count and head hash), an inserted row, rows
+//! reordered, and a current-version table that disagrees with the events. It cannot detect a
+//! rewrite of the whole chain from
 //! the edited event onwards together with the chain head (whoever can write the file can
 //! recompute every hash): keep the head hash that `verify` reports somewhere else, and compare.
 

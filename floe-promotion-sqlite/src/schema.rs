@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::errors::store_err;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// `PRAGMA application_id` of floe-promotion databases ("FLOE").
 pub const APPLICATION_ID: i32 = 0x464c_4f45;
@@ -118,6 +118,19 @@ const MIGRATIONS: &[&str] = &[
         consumer TEXT PRIMARY KEY,
         seq INTEGER NOT NULL
     ) WITHOUT ROWID;
+    "#,
+    // Version 4: audit format 2 (RFC 8785 canonical JSON with the format in each event).
+    // Events already stored keep their format-1 bytes untouched; this records where format 2
+    // starts (after the events the file has now), so that `verify` knows which format each
+    // event must be in. Bumping the version also makes releases that write only format 1
+    // refuse the file instead of appending to it.
+    r#"
+    CREATE TABLE audit_format (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        format INTEGER NOT NULL,
+        since_seq INTEGER NOT NULL
+    );
+    INSERT INTO audit_format (id, format, since_seq) SELECT 1, 2, count + 1 FROM chain_head;
     "#,
 ];
 
@@ -260,6 +273,16 @@ mod tests {
             store_err(":memory:", format!("{a}: {e}"))
         })
         .expect("migrate again");
+        let since: (i64, i64) = conn
+            .query_row("SELECT format, since_seq FROM audit_format", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .expect("audit format");
+        assert_eq!(
+            since,
+            (2, 1),
+            "a new file is in format 2 from its first event"
+        );
     }
 
     #[test]

@@ -1,13 +1,18 @@
 //! `verify` over the whole table in one read transaction, as a two-stage pipeline: this
 //! (blocking) thread steps through the rows in sequence order and copies them into batches;
 //! a scoped worker thread hashes and checks them. Memory stays bounded by a few batches.
+//!
+//! The hash is computed over the stored bytes as they are; each event's bytes must also be
+//! the canonical JSON of their audit format and parse to an event, and be in the format the
+//! history was in at that position (format 1 before the file was upgraded, 2 after).
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
-use chrono::DateTime;
 use floe_promotion::Result;
-use floe_promotion::history::{ChainBreak, EventKind, GENESIS_HASH, VerifyReport};
+use floe_promotion::history::{
+    ChainBreak, EventRecord, FORMAT_1, FORMAT_2, GENESIS_HASH, VerifyReport, check_content,
+};
 use rusqlite::types::ValueRef;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -90,77 +95,73 @@ impl Batch {
     }
 }
 
-/// The fields of an event's stored content that have indexed copies.
+/// The id of an event whose content did not check, when it can be read.
 #[derive(Deserialize)]
-struct Indexed<'a> {
-    seq: u64,
+struct IdOnly<'a> {
     id: &'a str,
-    time: &'a str,
-    kind: &'a str,
-    artifact: Option<&'a str>,
-    version: Option<&'a str>,
-    digest: Option<&'a str>,
-    environment: Option<&'a str>,
 }
 
 /// The event id when known, and what is wrong.
 type Problem = (Option<Uuid>, String);
 
 fn id_of(content: &[u8]) -> Option<Uuid> {
-    serde_json::from_slice::<Indexed<'_>>(content)
+    serde_json::from_slice::<IdOnly<'_>>(content)
         .ok()
         .and_then(|p| Uuid::parse_str(p.id).ok())
 }
 
-/// Parses a row's content and checks that its indexed columns agree with it.
-fn check_columns<'c>(
-    batch: &'c Batch,
-    row: &RowData,
-    content: &'c [u8],
-) -> Result<Indexed<'c>, Problem> {
-    let parsed: Indexed<'c> = serde_json::from_slice(content).map_err(|e| {
-        (
-            None,
-            format!("the stored content is not a valid event: {e}"),
-        )
-    })?;
+/// Reads a row's content, checking that it is a canonical event of its format at the row's
+/// position, and that the row's indexed columns agree with it.
+fn check_row(batch: &Batch, row: &RowData, content: &[u8]) -> Result<(u32, EventRecord), Problem> {
+    let (seq, format, record) = check_content(content)
+        .map_err(|e| (id_of(content), format!("{e}: the event was changed")))?;
+    let id = Some(record.id);
+    if seq != row.seq as u64 {
+        return Err((
+            id,
+            format!(
+                "the content records sequence number {seq} at position {}: the event was changed or reordered",
+                row.seq
+            ),
+        ));
+    }
     let bad = |column: &str| {
         (
-            Uuid::parse_str(parsed.id).ok(),
+            id,
             format!(
                 "column {column} disagrees with the event's hashed content: the row was changed"
             ),
         )
     };
-    if parsed.seq != row.seq as u64 {
-        return Err((
-            Uuid::parse_str(parsed.id).ok(),
-            format!(
-                "the content records sequence number {} at position {}: the event was changed or reordered",
-                parsed.seq, row.seq
-            ),
-        ));
-    }
-    let time_ms = DateTime::parse_from_rfc3339(parsed.time)
-        .map_err(|_| bad("time"))?
-        .timestamp_millis();
-    if row.time_ms != Some(time_ms) {
+    if row.time_ms != Some(record.time.timestamp_millis()) {
         return Err(bad("time_ms"));
     }
-    if batch.text(row.cols[KIND]) != Ok(Some(parsed.kind)) {
+    if batch.text(row.cols[KIND]) != Ok(Some(record.kind.as_str())) {
         return Err(bad("kind"));
     }
     for (i, column, value) in [
-        (ENVIRONMENT, "environment", parsed.environment),
-        (ARTIFACT, "artifact", parsed.artifact),
-        (VERSION, "version", parsed.version),
-        (DIGEST, "digest", parsed.digest),
+        (
+            ENVIRONMENT,
+            "environment",
+            record.environment.as_ref().map(|v| v.as_str()),
+        ),
+        (
+            ARTIFACT,
+            "artifact",
+            record.artifact.as_ref().map(|v| v.as_str()),
+        ),
+        (
+            VERSION,
+            "version",
+            record.version.as_ref().map(|v| v.as_str()),
+        ),
+        (DIGEST, "digest", record.digest.as_ref().map(|v| v.as_str())),
     ] {
         if batch.text(row.cols[i]) != Ok(value) {
             return Err(bad(column));
         }
     }
-    Ok(parsed)
+    Ok((format, record))
 }
 
 /// The key of the current-version map: environment and artifact.
@@ -186,13 +187,14 @@ struct Checker {
     prev: [u8; 64],
     computed: [u8; 64],
     events: u64,
-    current_kinds: Vec<&'static str>,
     current: HashMap<String, i64>,
     key: String,
+    /// The first event stored in format 2.
+    format_2_from: u64,
 }
 
 impl Checker {
-    fn new() -> Self {
+    fn new(format_2_from: u64) -> Self {
         let mut prev = [0u8; 64];
         prev.copy_from_slice(GENESIS_HASH.as_bytes());
         Checker {
@@ -200,13 +202,9 @@ impl Checker {
             prev,
             computed: [0u8; 64],
             events: 0,
-            current_kinds: EventKind::ALL
-                .into_iter()
-                .filter(|k| k.sets_current())
-                .map(EventKind::as_str)
-                .collect(),
             current: HashMap::new(),
             key: String::new(),
+            format_2_from,
         }
     }
 
@@ -246,18 +244,34 @@ impl Checker {
                 "hash does not match the event's content: the event was changed".into(),
             );
         }
-        let parsed = match check_columns(batch, row, content) {
+        let (format, record) = match check_row(batch, row, content) {
             Ok(p) => p,
             Err((id, problem)) => return Some(broken(self.events, expected, id, problem)),
         };
+        let due = if expected >= self.format_2_from {
+            FORMAT_2
+        } else {
+            FORMAT_1
+        };
+        if format != due {
+            return Some(broken(
+                self.events,
+                expected,
+                Some(record.id),
+                format!(
+                    "the event is in audit format {format}, but the history is in format 1 before event {} and in format 2 from it: the event was changed",
+                    self.format_2_from
+                ),
+            ));
+        }
         if let (Some(e), Some(a), Some(_), Some(_)) = (
-            parsed.environment,
-            parsed.artifact,
-            parsed.version,
-            parsed.digest,
-        ) && self.current_kinds.contains(&parsed.kind)
+            &record.environment,
+            &record.artifact,
+            &record.version,
+            &record.digest,
+        ) && record.kind.sets_current()
         {
-            current_key(&mut self.key, e, a);
+            current_key(&mut self.key, e.as_str(), a.as_str());
             match self.current.get_mut(self.key.as_str()) {
                 Some(s) => *s = row.seq,
                 None => {
@@ -299,13 +313,20 @@ pub(crate) fn verify(shared: &Shared) -> Result<VerifyReport> {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .map_err(err)?;
+        let format_2_from: i64 = tx
+            .query_row(
+                "SELECT since_seq FROM audit_format WHERE id = 1 AND format = 2",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
         let mut stmt = tx.prepare(SQL).map_err(err)?;
         let mut rows = stmt.query([]).map_err(err)?;
 
         let (checked, read) = std::thread::scope(|scope| {
             let (send, receive) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
             let (recycle, reuse) = sync_channel::<Batch>(BATCHES_IN_FLIGHT + 2);
-            let worker = scope.spawn(move || Checker::new().run(receive, recycle));
+            let worker = scope.spawn(move || Checker::new(format_2_from.max(1) as u64).run(receive, recycle));
             let read = (|| -> Result<()> {
                 let mut batch = Batch::default();
                 loop {

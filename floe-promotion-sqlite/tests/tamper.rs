@@ -97,7 +97,7 @@ async fn changed_content_is_detected() {
     let conn = raw(&path);
     let n = conn
         .execute(
-            "UPDATE events SET content = replace(content, '\"actor\":{\"id\":\"alice\"', '\"actor\":{\"id\":\"mallory\"') WHERE seq = 6",
+            "UPDATE events SET content = replace(content, '\"id\":\"alice\"', '\"id\":\"mallory\"') WHERE seq = 6",
             [],
         )
         .expect("tamper");

@@ -107,7 +107,8 @@ proptest! {
     fn events_round_trip_and_keep_their_hash(r in record(), seq in 1u64..1000) {
         round_trip(&r);
         let hash = floe_promotion::history::event_hash("0".repeat(64).as_str(), seq, &r);
-        let e = AuditEvent { seq, record: r, prev_hash: "0".repeat(64), hash };
+        let e = AuditEvent::seal(seq, r, "0".repeat(64));
+        prop_assert_eq!(&e.hash, &hash);
         round_trip(&e);
         // The hash is recomputable from the JSON: what an exported event verifies against.
         let back: AuditEvent = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
@@ -161,7 +162,12 @@ proptest! {
 fn details_are_sorted_in_canonical_json() {
     let mut r = EventRecord::new(EventKind::Locked, Actor::new("a").unwrap(), Utc::now());
     r.details = BTreeMap::from([("z".into(), "1".into()), ("a".into(), "2".into())]);
-    let json = String::from_utf8(floe_promotion::history::canonical_json(1, &r)).unwrap();
+    // Format 1 (the first release's layout) starts with the sequence number.
+    let json = String::from_utf8(floe_promotion::history::canonical_json_v1(1, &r)).unwrap();
     assert!(json.find("\"a\"").unwrap() < json.find("\"z\"").unwrap());
     assert!(json.starts_with("{\"seq\":1,"));
+    // Format 2 (RFC 8785) sorts every key, the record's and the details'.
+    let json = String::from_utf8(floe_promotion::history::canonical_json(1, &r)).unwrap();
+    assert!(json.find("\"a\"").unwrap() < json.find("\"z\"").unwrap());
+    assert!(json.starts_with("{\"actor\":"));
 }

@@ -1,33 +1,11 @@
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use uuid::Uuid;
 
-use super::{AuditEvent, EventRecord};
+use super::AuditEvent;
+use super::format::{FORMAT_1, check_canonical, content_hash, parse_content};
 
 /// The `prev_hash` of the first event: 64 zeros.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-
-#[derive(Serialize)]
-struct Hashed<'a> {
-    seq: u64,
-    #[serde(flatten)]
-    record: &'a EventRecord,
-}
-
-/// The canonical JSON of an event's content: serde_json of `{seq, ...record}` with fields in
-/// declaration order, maps sorted by key, no whitespace. The hash covers exactly these bytes.
-pub fn canonical_json(seq: u64, record: &EventRecord) -> Vec<u8> {
-    // Serialising plain data (strings, numbers, sorted maps) into a Vec cannot fail.
-    serde_json::to_vec(&Hashed { seq, record }).unwrap_or_default()
-}
-
-/// `hex(SHA-256(prev_hash ‖ canonical_json(seq, record)))`.
-pub fn event_hash(prev_hash: &str, seq: u64, record: &EventRecord) -> String {
-    let mut h = Sha256::new();
-    h.update(prev_hash.as_bytes());
-    h.update(canonical_json(seq, record));
-    hex::encode(h.finalize())
-}
 
 /// The first event at which a chain stops verifying.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,9 +38,12 @@ impl VerifyReport {
 
 /// Checks events one by one, in sequence order.
 ///
-/// Detects a changed event (its hash no longer matches its content), a removed or inserted
-/// event (a gap or repeat in sequence numbers, or a `prev_hash` that does not link), and a
-/// reordering (both).
+/// Detects a changed event (its hash no longer matches its stored bytes, the bytes are not the
+/// canonical JSON of their format, or they do not hold the event's fields), a removed or
+/// inserted event (a gap or repeat in sequence numbers, or a `prev_hash` that does not link),
+/// and a reordering (both). The hash is recomputed over [`AuditEvent::content`], the stored
+/// bytes, never over a re-serialisation of the record. Formats never go back along a chain: a
+/// format-1 event after a format-2 one was rewritten.
 #[derive(Debug)]
 pub struct ChainVerifier {
     expected_seq: u64,
@@ -70,6 +51,7 @@ pub struct ChainVerifier {
     events: u64,
     first_break: Option<ChainBreak>,
     strict_start: bool,
+    format: u32,
 }
 
 impl Default for ChainVerifier {
@@ -87,6 +69,7 @@ impl ChainVerifier {
             events: 0,
             first_break: None,
             strict_start: true,
+            format: FORMAT_1,
         }
     }
 
@@ -125,10 +108,10 @@ impl ChainVerifier {
             && event.prev_hash != self.prev_hash
         {
             Some("prev_hash does not match the previous event's hash: an event was removed, inserted or reordered".to_string())
-        } else if event_hash(&event.prev_hash, event.seq, &event.record) != event.hash {
+        } else if content_hash(&event.prev_hash, event.content.as_bytes()) != event.hash {
             Some("hash does not match the event's content: the event was changed".to_string())
         } else {
-            None
+            self.content_problem(event)
         };
         match problem {
             Some(problem) => {
@@ -143,11 +126,35 @@ impl ChainVerifier {
                 })
             }
             None => {
+                self.format = event.format;
                 self.events += 1;
                 self.expected_seq = event.seq + 1;
                 self.prev_hash = event.hash.clone();
             }
         }
+    }
+
+    /// What is wrong with the stored bytes of an event whose hash matched them.
+    fn content_problem(&self, event: &AuditEvent) -> Option<String> {
+        let content = event.content.as_bytes();
+        let (seq, format, record) = match parse_content(content) {
+            Ok(parsed) => parsed,
+            Err(e) => return Some(format!("{e}: the event was changed")),
+        };
+        if let Err(e) = check_canonical(format, seq, &record, content) {
+            return Some(format!("{e}: the event was changed"));
+        }
+        if (seq, format) != (event.seq, event.format) || record != event.record {
+            return Some(
+                "the event's fields differ from its stored content: the event was changed".into(),
+            );
+        }
+        (format < self.format).then(|| {
+            format!(
+                "the event is in audit format {format} but follows one in format {}: the event was rewritten",
+                self.format
+            )
+        })
     }
 
     /// The report, also checking the chain against the head the store recorded separately

@@ -13,7 +13,10 @@ use crate::input::{BoundedLine, read_line_bounded, size_text};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExportFormat {
-    /// One JSON object per line: the [`AuditEvent`] exactly, verifiable with [`verify_export`].
+    /// One JSON object per line: the event's stored bytes ([`AuditEvent::content`]) with
+    /// `prev_hash` and `hash` added before the closing brace, verifiable with
+    /// [`verify_export`]; it reads back as the [`AuditEvent`] exactly (see the
+    /// [module documentation](super#audit-formats)).
     Jsonl,
     /// RFC 4180 CSV with a header row; gates and details are JSON in their cells.
     Csv,
@@ -106,10 +109,21 @@ impl<'a> ExportWriter<'a> {
     pub fn write(&mut self, event: &AuditEvent) -> Result<()> {
         match self.format {
             ExportFormat::Jsonl => {
-                serde_json::to_writer(&mut *self.out, event).map_err(write_err)?;
-                self.out
-                    .write_all(b"\n")
-                    .map_err(|e| Error::io("writing the audit export", e))?;
+                let io = |e| Error::io("writing the audit export", e);
+                match jsonl_prefix(event.content.as_bytes()) {
+                    Some(prefix) => {
+                        self.out.write_all(prefix).map_err(io)?;
+                        self.out.write_all(b",\"prev_hash\":").map_err(io)?;
+                        serde_json::to_writer(&mut *self.out, &event.prev_hash)
+                            .map_err(write_err)?;
+                        self.out.write_all(b",\"hash\":").map_err(io)?;
+                        serde_json::to_writer(&mut *self.out, &event.hash).map_err(write_err)?;
+                        self.out.write_all(b"}").map_err(io)?;
+                    }
+                    // Not an object with members: only a store that lost its bytes has this.
+                    None => serde_json::to_writer(&mut *self.out, event).map_err(write_err)?,
+                }
+                self.out.write_all(b"\n").map_err(io)?;
             }
             ExportFormat::Csv => {
                 let r = &event.record;
@@ -148,14 +162,26 @@ impl<'a> ExportWriter<'a> {
     }
 }
 
+/// The stored bytes without their closing brace, when they are a JSON object with members, so
+/// that `prev_hash` and `hash` can follow.
+pub(crate) fn jsonl_prefix(content: &[u8]) -> Option<&[u8]> {
+    match content {
+        [b'{', .., b'}'] if content.len() > 2 && !content.contains(&b'\n') => {
+            Some(&content[..content.len() - 1])
+        }
+        _ => None,
+    }
+}
+
 /// The longest line [`verify_export`] reads: one event, with room to spare (events are a few
 /// KiB; a line past this is not an event, and reading it whole could exhaust memory).
 pub const MAX_EXPORT_LINE: u64 = 8 * 1024 * 1024;
 
 /// Verifies a JSON Lines export read from `input`.
 ///
-/// Each event's hash is checked against its content, and links are checked between events with
-/// consecutive sequence numbers; with `whole_chain` the export must also start at event 1 and
+/// Each line is read back as an [`AuditEvent`], which rebuilds its stored bytes (format 1 or
+/// 2, in any member order); each event's hash is checked against those bytes, and links are
+/// checked between events with consecutive sequence numbers; with `whole_chain` the export must also start at event 1 and
 /// have no gaps (an unfiltered export). A line that is not an event is reported as the break.
 ///
 /// Lines are read one at a time, each at most [`MAX_EXPORT_LINE`] bytes: a longer line (a file

@@ -5,12 +5,14 @@ use async_trait::async_trait;
 
 use super::{
     AuditEvent, ChainVerifier, Deployment, EventRecord, GENESIS_HASH, HistoryQuery, HistoryStore,
-    Order, VerifyReport, event_hash,
+    Order, VerifyReport,
 };
 use crate::error::Result;
 use crate::model::{ArtifactName, EnvName};
 
 /// A [`HistoryStore`] held in memory. Clones share the same history.
+///
+/// Each event is kept with its stored bytes ([`AuditEvent::content`]), which `verify` hashes.
 #[derive(Debug, Default, Clone)]
 pub struct InMemoryHistory {
     events: Arc<Mutex<Events>>,
@@ -45,9 +47,35 @@ impl InMemoryHistory {
     }
 
     /// Edits the stored events behind the chain's back, to test tamper detection.
+    ///
+    /// The closure may edit any field. Afterwards, an event whose `seq`, `format` or `record`
+    /// no longer matches its (unedited) `content` gets its content rewritten from them in its
+    /// format, as an editor re-serialising the event would (its hash is left as the closure
+    /// left it); content the closure changed is kept as it is.
     #[cfg(any(test, feature = "testing"))]
     pub fn tamper(&self, f: impl FnOnce(&mut Vec<AuditEvent>)) {
-        f(&mut self.lock().list);
+        use super::{canonical_json, canonical_json_v1, parse_content};
+        let mut events = self.lock();
+        let before: std::collections::HashSet<String> =
+            events.list.iter().map(|e| e.content.clone()).collect();
+        f(&mut events.list);
+        for e in events
+            .list
+            .iter_mut()
+            .filter(|e| before.contains(&e.content))
+        {
+            let holds = parse_content(e.content.as_bytes()).is_ok_and(|(seq, format, record)| {
+                (seq, format, &record) == (e.seq, e.format, &e.record)
+            });
+            if !holds {
+                let content = if e.format == super::FORMAT_1 {
+                    canonical_json_v1(e.seq, &e.record)
+                } else {
+                    canonical_json(e.seq, &e.record)
+                };
+                e.content = String::from_utf8_lossy(&content).into_owned();
+            }
+        }
     }
 }
 
@@ -63,13 +91,8 @@ impl HistoryStore for InMemoryHistory {
         let mut stored = Vec::with_capacity(records.len());
         for record in records {
             seq += 1;
-            let hash = event_hash(&prev, seq, &record);
-            let event = AuditEvent {
-                seq,
-                record,
-                prev_hash: std::mem::replace(&mut prev, hash.clone()),
-                hash,
-            };
+            let event = AuditEvent::seal(seq, record, prev);
+            prev = event.hash.clone();
             stored.push(event);
         }
         events.list.extend(stored.iter().cloned());

@@ -1,9 +1,37 @@
 //! The audit trail: append-only, hash-chained events, queries, verification and export.
 //!
 //! Implementations: [`InMemoryHistory`] here; `SqliteStore` in `floe-promotion-sqlite`.
+//!
+//! # Audit formats
+//!
+//! Each event is stored as bytes, [`AuditEvent::content`], and chained by
+//! `hash = hex(SHA-256(prev_hash ‖ content))` ([`content_hash`]), with `prev_hash` the previous
+//! event's hash ([`GENESIS_HASH`] for the first). Stores keep those exact bytes and return
+//! them unchanged; verification hashes them again and never re-serialises the parsed event,
+//! so a field added to [`EventRecord`] later, or a store that keeps the JSON in another form
+//! beside them, never breaks an old event.
+//!
+//! - **Format 2** ([`FORMAT_2`], written by this release, [`AUDIT_FORMAT`]): the content is
+//!   the RFC 8785 (JCS) canonical JSON ([`canonical_json`]) of the object
+//!   `{"format":2,"seq":…}` plus the record's members: keys sorted by UTF-16 code units, no
+//!   whitespace, minimal string escapes, numbers in ECMAScript form. Members a later release
+//!   adds are covered by the hash like the others, and ignored by releases that do not know
+//!   them.
+//! - **Format 1** ([`FORMAT_1`], the first release): serde_json of `{"seq":…}` plus the
+//!   record's members in declaration order, `details` sorted, no whitespace, no `format`
+//!   member ([`canonical_json_v1`]).
+//!
+//! An event's stored bytes must be the canonical JSON of their format and hold its sequence
+//! number ([`check_content`]); a chain may start in format 1 and continue in format 2, never
+//! the reverse. A JSON Lines export line is the content with `prev_hash` and `hash` added
+//! before its closing brace: a line with a `format` member is format 2 and its content is the
+//! JCS of the line without those two members; a line without one is format 1. Either way
+//! [`verify_export`] rebuilds the exact bytes, in whatever order the line's members are.
 
 mod chain;
 mod export;
+mod format;
+mod jcs;
 mod memory;
 
 use std::collections::BTreeMap;
@@ -19,17 +47,20 @@ use crate::error::Result;
 use crate::gate::GateResult;
 use crate::model::{Actor, ArtifactName, Digest, EnvName, Tag};
 
-pub use chain::{
-    ChainBreak, ChainVerifier, GENESIS_HASH, VerifyReport, canonical_json, event_hash,
-};
+pub use chain::{ChainBreak, ChainVerifier, GENESIS_HASH, VerifyReport};
 pub use export::{
     CSV_HEADER, ExportFormat, ExportWriter, MAX_EXPORT_LINE, verify_export, verify_export_file,
 };
+pub use format::{
+    AUDIT_FORMAT, BadContent, FORMAT_1, FORMAT_2, canonical_json, canonical_json_v1,
+    check_canonical, check_content, content_hash, event_hash, parse_content,
+};
 pub use memory::InMemoryHistory;
 
-/// What happened.
+/// What happened. Later releases may add kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum EventKind {
     /// A promotion was asked for.
     PromotionRequested,
@@ -179,18 +210,111 @@ impl EventRecord {
     }
 }
 
-/// An event as stored: its position in the chain, its content and its hashes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// An event as stored: its position in the chain, its format, its content and its hashes.
+///
+/// `content` is what the store keeps, the bytes `hash` covers; `seq`, `format` and `record`
+/// are what those bytes hold (see the [module documentation](self#audit-formats)). Build one
+/// with [`AuditEvent::seal`] (a new event) or [`AuditEvent::from_stored`] (read back).
+///
+/// As JSON (serde) it is the object `{seq, format, …record, prev_hash, hash}`; deserialising
+/// rebuilds `content` from the members, so an exported line reads back with its exact stored
+/// bytes, members unknown to this release included (format 2).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEvent {
     /// Position in the chain, from 1, without gaps.
     pub seq: u64,
-    /// The content.
-    #[serde(flatten)]
+    /// The audit format of `content` ([`FORMAT_1`] or [`FORMAT_2`]).
+    pub format: u32,
+    /// The content, as read from `content`.
     pub record: EventRecord,
     /// The previous event's hash ([`GENESIS_HASH`] for the first).
     pub prev_hash: String,
-    /// `SHA-256(prev_hash ‖ canonical JSON of (seq, record))`, hex.
+    /// `hex(SHA-256(prev_hash ‖ content))`.
     pub hash: String,
+    /// The stored bytes: the canonical JSON of the event in its format.
+    pub content: String,
+}
+
+impl AuditEvent {
+    /// A new event at `seq` after `prev_hash`, in the current format ([`AUDIT_FORMAT`]):
+    /// `content = canonical_json(seq, record)` and its hash. The record is the one the content
+    /// reads back as (they differ only for integers beyond 2^53, which JSON numbers round).
+    pub fn seal(seq: u64, record: EventRecord, prev_hash: String) -> AuditEvent {
+        let content = canonical_json(seq, &record);
+        let hash = content_hash(&prev_hash, &content);
+        let record = match parse_content(&content) {
+            Ok((_, _, read)) if read != record => read,
+            _ => record,
+        };
+        AuditEvent {
+            seq,
+            format: AUDIT_FORMAT,
+            record,
+            prev_hash,
+            hash,
+            // JCS output is UTF-8.
+            content: String::from_utf8_lossy(&content).into_owned(),
+        }
+    }
+
+    /// An event read back from a store: its stored bytes and hashes. Reads `seq`, `format`
+    /// and `record` from the content (see [`parse_content`]); does not verify anything.
+    pub fn from_stored(
+        content: String,
+        prev_hash: String,
+        hash: String,
+    ) -> std::result::Result<AuditEvent, BadContent> {
+        let (seq, format, record) = parse_content(content.as_bytes())?;
+        Ok(AuditEvent {
+            seq,
+            format,
+            record,
+            prev_hash,
+            hash,
+            content,
+        })
+    }
+}
+
+#[derive(Serialize)]
+struct AuditEventJson<'a> {
+    seq: u64,
+    format: u32,
+    #[serde(flatten)]
+    record: &'a EventRecord,
+    prev_hash: &'a str,
+    hash: &'a str,
+}
+
+impl Serialize for AuditEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        AuditEventJson {
+            seq: self.seq,
+            format: self.format,
+            record: &self.record,
+            prev_hash: &self.prev_hash,
+            hash: &self.hash,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for AuditEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut members = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let mut take = |name: &str| match members.remove(name) {
+            Some(serde_json::Value::String(s)) => Ok(s),
+            _ => Err(D::Error::custom(format!(
+                "missing or invalid field `{name}`"
+            ))),
+        };
+        let hash = take("hash")?;
+        let prev_hash = take("prev_hash")?;
+        let content = format::content_from_json(members).map_err(D::Error::custom)?;
+        let content = String::from_utf8(content).map_err(D::Error::custom)?;
+        AuditEvent::from_stored(content, prev_hash, hash).map_err(D::Error::custom)
+    }
 }
 
 /// Newest or oldest first.
@@ -311,6 +435,11 @@ pub const PAGE_SIZE: usize = 1000;
 /// - `append_batch` assigns consecutive sequence numbers from 1 and chains each event to the
 ///   previous one (`hash = SHA-256(prev_hash ‖ canonical JSON)`, see [`event_hash`]); the
 ///   batch is atomic: all its events are stored or none.
+/// - The stored bytes of an event are the bytes its hash covers: new events are stored in the
+///   current format ([`AUDIT_FORMAT`], `content = canonical_json(seq, record)`), and every
+///   query returns [`AuditEvent::content`] exactly as stored, with
+///   `hash = SHA-256(prev_hash ‖ content)` and `seq`, `format` and `record` as the content
+///   holds them ([`check_content`]); a JSON Lines export carries them too.
 /// - Concurrent appends never fork the chain: every acknowledged event is stored once, and the
 ///   chain stays a single line.
 /// - An event, once appended, is returned unchanged by every later query; nothing is updated
@@ -320,8 +449,8 @@ pub const PAGE_SIZE: usize = 1000;
 /// - `deployments` returns, per environment and artifact, the latest event that sets the
 ///   current version ([`EventKind::sets_current`]), sorted by environment then artifact;
 ///   filtered to one environment when given.
-/// - `verify` recomputes the chain and names the first event that was changed, removed,
-///   inserted or reordered; an intact chain reports no break.
+/// - `verify` recomputes the chain from the stored bytes and names the first event that was
+///   changed, removed, inserted or reordered; an intact chain reports no break.
 /// - `export` writes the matching events, oldest first, as JSON Lines or CSV, and returns how
 ///   many it wrote; it does not hold the whole history in memory.
 #[async_trait]

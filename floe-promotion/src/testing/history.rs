@@ -13,8 +13,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 
 use crate::gate::{GateResult, GateStatus};
 use crate::history::{
-    AuditEvent, CSV_HEADER, Deployment, EventKind, EventRecord, ExportFormat, GENESIS_HASH,
-    HistoryExt, HistoryQuery, HistoryStore, Order, event_hash, verify_export,
+    AUDIT_FORMAT, AuditEvent, CSV_HEADER, Deployment, EventKind, EventRecord, ExportFormat,
+    GENESIS_HASH, HistoryExt, HistoryQuery, HistoryStore, Order, canonical_json, check_content,
+    content_hash, event_hash, verify_export,
 };
 use crate::model::{Actor, ArtifactName, Digest, EnvName, Tag};
 
@@ -250,6 +251,63 @@ pub async fn append_links_hashes(store: Arc<dyn HistoryStore>) {
         assert_eq!(&s.record, r, "the stored record is the appended one");
     }
     assert_eq!(all(store.as_ref()).await, stored);
+}
+
+/// The stored bytes of an event are the bytes its hash covers: a new event is stored in the
+/// current format as `canonical_json(seq, record)`, every query returns those bytes with
+/// `hash = SHA-256(prev_hash ‖ content)` and the fields the bytes hold, and a JSON Lines export
+/// carries them: each line reads back with the same bytes.
+pub async fn stored_bytes_are_hashed(store: Arc<dyn HistoryStore>) {
+    let t = base_time();
+    let appended = store
+        .append_batch(vec![
+            rich_record(t),
+            record(EventKind::Locked, "prod", "app", "v1", t),
+        ])
+        .await
+        .expect("append");
+    let queried = all(store.as_ref()).await;
+    assert_eq!(queried, appended, "queries return the events as appended");
+    for e in &queried {
+        assert_eq!(
+            e.format, AUDIT_FORMAT,
+            "event {} is in the current format",
+            e.seq
+        );
+        assert_eq!(
+            e.content.as_bytes(),
+            canonical_json(e.seq, &e.record),
+            "event {} stores its canonical JSON",
+            e.seq
+        );
+        assert_eq!(
+            e.hash,
+            content_hash(&e.prev_hash, e.content.as_bytes()),
+            "event {}'s hash covers its stored bytes",
+            e.seq
+        );
+        assert_eq!(
+            check_content(e.content.as_bytes()),
+            Ok((e.seq, e.format, e.record.clone())),
+            "event {}'s stored bytes hold its fields",
+            e.seq
+        );
+    }
+    let mut out = Vec::new();
+    store
+        .export(&HistoryQuery::default(), ExportFormat::Jsonl, &mut out)
+        .await
+        .expect("export");
+    let lines: Vec<&str> = std::str::from_utf8(&out).expect("utf-8").lines().collect();
+    assert_eq!(lines.len(), queried.len());
+    for (line, e) in lines.iter().zip(&queried) {
+        assert!(
+            line.starts_with(&e.content[..e.content.len() - 1]),
+            "the exported line carries the stored bytes: {line}"
+        );
+        let back: AuditEvent = serde_json::from_str(line).expect("line reads back");
+        assert_eq!(&back, e, "the line reads back with the same bytes");
+    }
 }
 
 /// An empty batch stores nothing and returns nothing.
@@ -1149,6 +1207,7 @@ macro_rules! history_conformance {
         $crate::history_conformance!(@cases $setup;
             append_assigns_consecutive_seqs,
             append_links_hashes,
+            stored_bytes_are_hashed,
             append_empty_batch,
             append_batch_is_atomic,
             concurrent_appends_form_one_chain,
