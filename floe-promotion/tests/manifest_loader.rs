@@ -384,29 +384,45 @@ fn a_duplicate_environment_is_refused_at_its_second_definition() {
 
 #[test]
 fn an_approval_needing_more_approvers_than_listed_is_refused() {
-    let (at, msg) = config_error(&with_prod("approval: { required: 3, approvers: [a, b] }"));
-    assert_eq!(at, Some((8, 31)));
+    let (at, msg) = config_error(&with_prod(
+        "approval: { rules: [{ name: release, required: 3, users: [a, b] }] }",
+    ));
+    assert_eq!(at.map(|(l, _)| l), Some(8));
     assert!(
-        msg.contains("environment prod: approval.required: needs 3 approvers but only 2"),
+        msg.contains("environment prod: approval.rules[release].required: needs 3 approvers but only 2 users are listed"),
         "{msg}"
     );
-    let (_, msg) = config_error(&with_prod("approval: { required: 0, approvers: [a] }"));
+    let (_, msg) = config_error(&with_prod(
+        "approval: { rules: [{ name: release, required: 0, users: [a] }] }",
+    ));
     assert!(
-        msg.contains("approval.required: must be at least 1"),
+        msg.contains("approval.rules[release].required: must be at least 1"),
         "{msg}"
     );
+    let (_, msg) = config_error(&with_prod(
+        "approval: { rules: [{ name: r, required: 1, users: [a] }, { name: r, required: 1, groups: [g] }] }",
+    ));
+    assert!(msg.contains("two rules have this name"), "{msg}");
+    let (_, msg) = config_error(&with_prod(
+        "approval: { rules: [{ name: r, required: 1 }] }",
+    ));
+    assert!(msg.contains("nobody could approve"), "{msg}");
+    let (_, msg) = config_error(&with_prod(
+        "approval: { rules: [{ name: r, required: 1, users: [a] }], separation_of_duties: nobody }",
+    ));
+    assert!(msg.contains("separation_of_duties"), "{msg}");
     // A rule that can be met is refused as not implemented, never silently ignored.
     match refuse(&with_prod(
-        "approval: { required: 1, approvers: [a], expires_after: 12h }",
+        "approval: { rules: [{ name: r, required: 1, users: [a] }], timeout: 12h, separation_of_duties: promoters }",
     )) {
         Error::NotSupported { feature, .. } => assert!(feature.contains("approval"), "{feature}"),
         other => panic!("{other:?}"),
     }
     let (_, msg) = config_error(&with_prod(
-        "approval: { required: 1, approvers: [a], expires_after: tomorrow }",
+        "approval: { rules: [{ name: r, required: 1, users: [a] }], timeout: tomorrow }",
     ));
     assert!(
-        msg.contains("approval.expires_after: \"tomorrow\" is not a duration"),
+        msg.contains("approval.timeout: \"tomorrow\" is not a duration"),
         "{msg}"
     );
 }

@@ -18,8 +18,9 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
 
 use super::{
-    ApprovalRule, Authorization, AutoPromotion, Environment, FreezeWindow, GateSettings,
-    InMemoryConfig, PolicySettings, PromotionSettings, ScanSettings, Strategy, TagScheme, Weekday,
+    ApprovalPolicy, ApprovalRule, ApprovalSeparation, Authorization, AutoPromotion, Environment,
+    FreezeWindow, GateSettings, InMemoryConfig, PolicySettings, PromotionSettings, ScanSettings,
+    Strategy, TagScheme, Weekday,
 };
 use crate::error::{Error, Excerpt, Result};
 use crate::gate::{CommandSpec, PolicyRules, ScanSource, Severity, SignatureEnforcement};
@@ -193,13 +194,22 @@ struct RawAuthorization {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawApproval {
-    required: Spanned<u32>,
+    rules: Vec<Spanned<RawApprovalRule>>,
     #[serde(default)]
-    approvers: Vec<String>,
+    timeout: Option<Spanned<String>>,
+    #[serde(default)]
+    separation_of_duties: Option<Spanned<ApprovalSeparation>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApprovalRule {
+    name: String,
+    required: u32,
+    #[serde(default)]
+    users: Vec<String>,
     #[serde(default)]
     groups: Vec<String>,
-    #[serde(default)]
-    expires_after: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -1025,43 +1035,40 @@ impl<'a> Loader<'a> {
             };
         }
         if let Some(a) = &raw.approval {
-            let rule = &a.value;
-            let required = rule.required.value;
-            if required == 0 {
-                return Err(self.at(
-                    &rule.required,
-                    format!("{}: must be at least 1", field("approval.required")),
-                ));
-            }
-            if rule.groups.is_empty() && required as usize > rule.approvers.len() {
-                return Err(self.at(
-                    &rule.required,
-                    format!(
-                        "{}: needs {required} approvers but only {} are listed in approval.approvers and no approval.groups are given",
-                        field("approval.required"),
-                        rule.approvers.len()
-                    ),
-                ));
-            }
-            let expires_after = match &rule.expires_after {
-                Some(d) => self.duration(&field("approval.expires_after"), d)?,
+            let raw_policy = &a.value;
+            let timeout = match &raw_policy.timeout {
+                Some(d) => self.duration(&field("approval.timeout"), d)?,
                 None => Duration::from_secs(24 * 3600),
             };
-            if expires_after.is_zero() {
-                return Err(self.err(
-                    rule.expires_after.as_ref().map(|d| &d.referenced),
-                    format!(
-                        "{}: must be longer than 0s",
-                        field("approval.expires_after")
-                    ),
-                ));
+            let policy = ApprovalPolicy {
+                rules: raw_policy
+                    .rules
+                    .iter()
+                    .map(|r| ApprovalRule {
+                        name: r.value.name.clone(),
+                        required: r.value.required,
+                        users: r.value.users.clone(),
+                        groups: r.value.groups.clone(),
+                    })
+                    .collect(),
+                timeout,
+                separation: raw_policy
+                    .separation_of_duties
+                    .as_ref()
+                    .map(|s| s.value)
+                    .unwrap_or_default(),
+            };
+            if let Err(message) = policy.validate(&field("approval")) {
+                // Point at the rule the message is about, else at the approval block.
+                let spot = raw_policy
+                    .rules
+                    .iter()
+                    .find(|r| message.contains(&format!("[{}]", r.value.name)))
+                    .map(|r| &r.referenced)
+                    .unwrap_or(&a.referenced);
+                return Err(self.err(Some(spot), message));
             }
-            env.approval = Some(ApprovalRule {
-                required,
-                approvers: rule.approvers.clone(),
-                groups: rule.groups.clone(),
-                expires_after,
-            });
+            env.approval = Some(policy);
         }
         if let Some(policy) = &raw.policy {
             let mut settings = PolicySettings::default();

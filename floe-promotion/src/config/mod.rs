@@ -11,8 +11,9 @@ use crate::model::{ArtifactName, EnvName, Repository};
 
 pub use manifest::{load_manifest, parse_manifest};
 pub use settings::{
-    ApprovalRule, Authorization, AutoPromotion, Environment, FreezeWindow, GateSettings,
-    PolicySettings, PromotionSettings, ScanSettings, Strategy, TagScheme, Weekday,
+    ApprovalPolicy, ApprovalRule, ApprovalSeparation, Authorization, AutoPromotion, Environment,
+    FreezeWindow, GateSettings, PolicySettings, PromotionSettings, ScanSettings, Strategy,
+    TagScheme, Weekday,
 };
 
 /// The ordered environments an artifact moves through, and their settings.

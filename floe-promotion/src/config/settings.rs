@@ -98,20 +98,8 @@ impl PromotionSettings {
                     )));
                 }
             }
-            if let Some(rule) = &env.approval {
-                if rule.required == 0 {
-                    return Err(
-                        self.err(format!("{}: must be at least 1", at("approval.required")))
-                    );
-                }
-                if rule.groups.is_empty() && (rule.required as usize) > rule.approvers.len() {
-                    return Err(self.err(format!(
-                        "{}: needs {} approvers but only {} are listed in approval.approvers and no approval.groups are given",
-                        at("approval.required"),
-                        rule.required,
-                        rule.approvers.len()
-                    )));
-                }
+            if let Some(policy) = &env.approval {
+                policy.validate(&at("approval")).map_err(|m| self.err(m))?;
                 return Err(Error::not_supported(
                     at("approval"),
                     "approval workflows are not implemented yet; remove the rule rather than have it silently ignored",
@@ -165,7 +153,7 @@ pub struct Environment {
     /// Who may promote into it.
     pub authorization: Authorization,
     /// Approvals needed to enter it.
-    pub approval: Option<ApprovalRule>,
+    pub approval: Option<ApprovalPolicy>,
     /// Version pattern, soak time and allowed sources.
     pub policy: PolicySettings,
     /// Periods when promotion into it is refused.
@@ -251,17 +239,90 @@ impl Authorization {
     }
 }
 
-/// N approvals from a set of users and groups.
+/// An environment's approval policy: every rule must be met by distinct people before a
+/// promotion into it executes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalPolicy {
+    /// The rules; each needs its own approvers (one person counts toward one rule only).
+    pub rules: Vec<ApprovalRule>,
+    /// How long a request stays open before it expires.
+    pub timeout: Duration,
+    /// Who may never approve.
+    pub separation: ApprovalSeparation,
+}
+
+impl ApprovalPolicy {
+    /// Refuses a policy that can never be met or says nothing: no rule, a rule needing 0
+    /// approvals, a rule naming no user and no group, fewer users than required (without
+    /// groups), two rules of one name, a zero timeout. The message starts with `at`.
+    pub fn validate(&self, at: &str) -> std::result::Result<(), String> {
+        if self.rules.is_empty() {
+            return Err(format!("{at}.rules: at least one rule is needed"));
+        }
+        if self.timeout.is_zero() {
+            return Err(format!("{at}.timeout: must be longer than 0s"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for rule in &self.rules {
+            let r = format!("{at}.rules[{}]", rule.name);
+            if rule.name.trim().is_empty() {
+                return Err(format!("{at}.rules: a rule needs a name"));
+            }
+            if !names.insert(rule.name.as_str()) {
+                return Err(format!("{r}: two rules have this name"));
+            }
+            if rule.required == 0 {
+                return Err(format!("{r}.required: must be at least 1"));
+            }
+            if rule.users.is_empty() && rule.groups.is_empty() {
+                return Err(format!(
+                    "{r}: names no users and no groups, so nobody could approve"
+                ));
+            }
+            if rule.groups.is_empty() && (rule.required as usize) > rule.users.len() {
+                return Err(format!(
+                    "{r}.required: needs {} approvers but only {} users are listed and no groups",
+                    rule.required,
+                    rule.users.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One approval rule: `required` approvals from the listed users or members of the groups.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApprovalRule {
+    /// The rule's name (unique within the environment), e.g. `security`.
+    pub name: String,
     /// Approvals needed.
     pub required: u32,
     /// Users who may approve.
-    pub approvers: Vec<String>,
+    #[serde(default)]
+    pub users: Vec<String>,
     /// Groups whose members may approve.
+    #[serde(default)]
     pub groups: Vec<String>,
-    /// How long a request stays open.
-    pub expires_after: Duration,
+}
+
+impl ApprovalRule {
+    /// Whether `actor` may approve under this rule.
+    pub fn admits(&self, actor: &crate::Actor) -> bool {
+        self.users.iter().any(|u| u == &actor.id)
+            || actor.groups.iter().any(|g| self.groups.contains(g))
+    }
+}
+
+/// Separation of duties for approvals.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalSeparation {
+    /// The requester may never approve their own request.
+    #[default]
+    Requester,
+    /// Neither the requester nor anyone who promoted the digest into the source environment.
+    Promoters,
 }
 
 /// An environment's policy.

@@ -22,6 +22,7 @@ mod authorization;
 mod freeze_window;
 pub mod input;
 mod lock;
+pub mod quorum;
 mod separation;
 pub mod soak;
 mod sources;
