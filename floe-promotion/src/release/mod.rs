@@ -21,6 +21,7 @@
 //! [`InMemoryReleaseStore`] serves one process and tests; `floe-promotion-sqlite` shares
 //! release state between processes.
 
+pub mod approval;
 pub mod machine;
 mod memory;
 mod record;
