@@ -57,7 +57,7 @@ pub mod prelude {
     pub use crate::config::EnvironmentConfig;
     pub use crate::gate::PromotionGate;
     pub use crate::history::{HistoryExt, HistoryStore};
-    pub use crate::manager::{Administration, PromotionManager, Promotions};
+    pub use crate::manager::{Administration, Approvals, PromotionManager, Promotions};
     pub use crate::notify::Notifier;
     pub use crate::registry::{ArtifactRegistry, RegistryExt};
     pub use crate::state::{ApprovalStore, LockStore};
@@ -85,8 +85,8 @@ pub use error::{EXCERPT_CHARS, Error, Excerpt, LOCATION_EXCERPT_CHARS, Result};
 pub use gate::{PromotionGate, SignatureVerifier};
 pub use history::{HistoryExt, HistoryStore, InMemoryHistory};
 pub use manager::{
-    Administration, DefaultPromotionManager, PromotionManager, PromotionPlan, PromotionRecord,
-    PromotionRequest, Promotions, RollbackRequest,
+    Administration, Approvals, DefaultPromotionManager, PromotionManager, PromotionPlan,
+    PromotionRecord, PromotionRequest, Promotions, RollbackRequest,
 };
 pub use model::{Actor, ArtifactName, ArtifactRef, Digest, EnvName, Reference, Repository, Tag};
 pub use notify::{LogNotifier, Notifier, RecordingNotifier};

@@ -411,13 +411,25 @@ fn an_approval_needing_more_approvers_than_listed_is_refused() {
         "approval: { rules: [{ name: r, required: 1, users: [a] }], separation_of_duties: nobody }",
     ));
     assert!(msg.contains("separation_of_duties"), "{msg}");
-    // A rule that can be met is refused as not implemented, never silently ignored.
-    match refuse(&with_prod(
-        "approval: { rules: [{ name: r, required: 1, users: [a] }], timeout: 12h, separation_of_duties: promoters }",
-    )) {
-        Error::NotSupported { feature, .. } => assert!(feature.contains("approval"), "{feature}"),
-        other => panic!("{other:?}"),
-    }
+    // A policy that can be met loads whole.
+    let config = parse_manifest(
+        &with_prod(
+            "approval: { rules: [{ name: sec, required: 1, users: [a] }, { name: rel, required: 2, groups: [release] }], timeout: 12h, separation_of_duties: promoters }",
+        ),
+        None,
+    )
+    .unwrap();
+    let prod = env(&config, "prod");
+    let policy = prod.approval.as_ref().expect("approval policy");
+    assert_eq!(policy.rules.len(), 2);
+    assert_eq!(policy.rules[1].name, "rel");
+    assert_eq!(policy.rules[1].required, 2);
+    assert_eq!(policy.rules[1].groups, ["release"]);
+    assert_eq!(policy.timeout, std::time::Duration::from_secs(12 * 3600));
+    assert_eq!(
+        policy.separation,
+        floe_promotion::config::ApprovalSeparation::Promoters
+    );
     let (_, msg) = config_error(&with_prod(
         "approval: { rules: [{ name: r, required: 1, users: [a] }], timeout: tomorrow }",
     ));

@@ -100,10 +100,6 @@ impl PromotionSettings {
             }
             if let Some(policy) = &env.approval {
                 policy.validate(&at("approval")).map_err(|m| self.err(m))?;
-                return Err(Error::not_supported(
-                    at("approval"),
-                    "approval workflows are not implemented yet; remove the rule rather than have it silently ignored",
-                ));
             }
             match &env.strategy {
                 Strategy::Direct => {}

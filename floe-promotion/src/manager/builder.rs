@@ -12,6 +12,7 @@ use crate::history::{HistoryStore, InMemoryHistory};
 use crate::model::EnvName;
 use crate::notify::{CursorStore, Dispatcher, InMemoryCursors, Notifier};
 use crate::registry::{ArtifactRegistry, EvidenceKind};
+use crate::release::{InMemoryReleaseStore, ReleaseStore};
 use crate::state::{ApprovalStore, InMemoryState, LockStore};
 
 use super::DefaultPromotionManager;
@@ -32,6 +33,7 @@ pub struct PromotionManagerBuilder {
     locks: Option<Arc<dyn LockStore>>,
     approvals: Option<Arc<dyn ApprovalStore>>,
     notifiers: Vec<Arc<dyn Notifier>>,
+    releases: Option<Arc<dyn ReleaseStore>>,
     cursors: Option<Arc<dyn CursorStore>>,
     notification_timeout: Option<std::time::Duration>,
     manual_delivery: bool,
@@ -77,6 +79,12 @@ impl PromotionManagerBuilder {
     /// cursor (see [`crate::notify::outbox`]).
     pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
         self.notifiers.push(notifier);
+        self
+    }
+
+    /// Where release state (approval requests) is kept (default: in memory).
+    pub fn releases(mut self, releases: Arc<dyn ReleaseStore>) -> Self {
+        self.releases = Some(releases);
         self
     }
 
@@ -224,6 +232,9 @@ impl PromotionManagerBuilder {
             locks: self.locks.unwrap_or_else(|| Arc::new(state.clone())),
             approvals: self.approvals.unwrap_or_else(|| Arc::new(state)),
             dispatcher: Arc::new(dispatcher),
+            releases: self
+                .releases
+                .unwrap_or_else(|| Arc::new(InMemoryReleaseStore::new())),
             background_delivery: !self.manual_delivery,
             clock: self.clock.unwrap_or_else(|| Arc::new(SystemClock)),
             gates,

@@ -17,8 +17,8 @@ use crate::state::{EnvLock, Lease};
 pub use builder::PromotionManagerBuilder;
 pub use default::DefaultPromotionManager;
 pub use types::{
-    EnvironmentStatus, Outcome, PlannedTag, PromotionPlan, PromotionRecord, PromotionRequest,
-    RollbackRequest, TagAction,
+    ApprovalOutcome, ApprovalView, EnvironmentStatus, Outcome, PlannedApproval, PlannedTag,
+    PromotionPlan, PromotionRecord, PromotionRequest, RollbackRequest, TagAction,
 };
 
 /// Moves versions between environments: promotion, rollback and their dry runs.
@@ -121,10 +121,60 @@ pub trait Administration: Send + Sync + Debug + 'static {
     ) -> Result<Lease>;
 }
 
-/// The whole surface of a manager, by capability: [`Promotions`] and [`Administration`]
-/// (approvals and releases join as they arrive). Implemented for every type that implements
+/// Approval workflows: promotions into an environment with an approval policy wait for votes.
+///
+/// # Contract
+///
+/// - `promote` into an environment with an approval policy runs every check and gate, then
+///   creates a request bound to the digest (with the gate results), records
+///   `approval_requested` and returns [`Error::ApprovalPending`](crate::Error::ApprovalPending)
+///   with the request id; the same `promote` of the same digest again returns the same open
+///   request, or executes it once approved.
+/// - `approve` and `reject` refuse the requester, (under `promoters`) whoever promoted the
+///   digest into the source, anyone no rule admits (each with who may approve), a second vote
+///   by the same person, and every vote on a rejected, expired or executed request
+///   ([`Error::ApprovalClosed`](crate::Error::ApprovalClosed)); every vote is recorded as
+///   `approval_decided`, one rejection is final.
+/// - The quorum is met when approvals can be assigned to the rules with each person used once
+///   and each rule getting its number; then the promotion executes at once: locks apply,
+///   gates run again on the same digest, the tags are written by the common tail. If it is
+///   blocked, the request stays approved and `execute` (or `promote` again) runs it later
+///   without new votes, until it expires.
+/// - An expired request can be neither approved nor executed; its expiry is recorded as
+///   `approval_expired` when noticed.
+/// - A request is executed at most once: a process that died between the quorum and the tag
+///   write leaves it `executing`, and the next `execute` completes it without writing or
+///   recording the promotion twice.
+/// - `approvals` lists requests, oldest first, filtered by environment and status, with a
+///   request past its expiry shown as expired.
+#[async_trait]
+pub trait Approvals: Send + Sync + Debug + 'static {
+    /// The approval requests matching the filter.
+    async fn approvals(
+        &self,
+        environment: Option<&EnvName>,
+        status: Option<crate::release::approval::Phase>,
+    ) -> Result<Vec<ApprovalView>>;
+
+    /// Approves a request; executes the promotion when this vote meets the quorum.
+    async fn approve(
+        &self,
+        id: uuid::Uuid,
+        actor: &Actor,
+        comment: Option<&str>,
+    ) -> Result<ApprovalOutcome>;
+
+    /// Rejects a request, for good.
+    async fn reject(&self, id: uuid::Uuid, actor: &Actor, reason: &str) -> Result<ApprovalView>;
+
+    /// Executes an approved request whose execution was blocked or interrupted.
+    async fn execute(&self, id: uuid::Uuid, actor: &Actor) -> Result<PromotionRecord>;
+}
+
+/// The whole surface of a manager, by capability: [`Promotions`], [`Administration`] and
+/// [`Approvals`] (releases join as they arrive). Implemented for every type that implements
 /// the capabilities; hold it as `Arc<dyn PromotionManager>`. Bring the capability traits into
 /// scope with `use floe_promotion::prelude::*`.
-pub trait PromotionManager: Promotions + Administration {}
+pub trait PromotionManager: Promotions + Administration + Approvals {}
 
-impl<T: Promotions + Administration> PromotionManager for T {}
+impl<T: Promotions + Administration + Approvals> PromotionManager for T {}

@@ -196,6 +196,49 @@ pub struct PromotionPlan {
     pub lock: Option<EnvLock>,
     /// Everything that would refuse the operation, in the order the real run checks them.
     pub blockers: Vec<Error>,
+    /// The approval a real run would wait for, when the target has an approval policy.
+    pub approval: Option<PlannedApproval>,
+}
+
+/// The approval a promotion would wait for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlannedApproval {
+    /// The rules to meet, each with who may approve.
+    pub rules: Vec<crate::config::ApprovalRule>,
+    /// Who may never approve.
+    pub separation: crate::config::ApprovalSeparation,
+    /// How long the request would stay open, in seconds.
+    pub timeout_seconds: u64,
+    /// An open request for the same digest that the run would use instead of a new one.
+    pub open_request: Option<uuid::Uuid>,
+}
+
+/// An approval request as callers see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalView {
+    /// The request's id.
+    pub id: uuid::Uuid,
+    /// Where it stands now (a request past its expiry shows as expired).
+    pub status: crate::release::approval::Phase,
+    /// What is approved.
+    pub ticket: crate::release::approval::ApprovalTicket,
+    /// The votes, in order.
+    pub votes: Vec<crate::release::approval::Vote>,
+    /// Per rule, who counts toward it.
+    pub assigned: std::collections::BTreeMap<String, Vec<String>>,
+    /// Per rule still short, how many approvals it lacks.
+    pub missing: Vec<(String, u32)>,
+}
+
+/// What a vote did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalOutcome {
+    /// The request after the vote.
+    pub request: ApprovalView,
+    /// The promotion, when the vote met the quorum and it ran.
+    pub executed: Option<PromotionRecord>,
+    /// Why the approved promotion did not run yet (it stays approved until it expires).
+    pub execution_blocked: Option<String>,
 }
 
 impl PromotionPlan {

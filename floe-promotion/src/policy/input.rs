@@ -30,6 +30,8 @@ pub enum Reasoned {
     Rollback,
     /// Breaking another promoter's lease.
     LeaseBreak,
+    /// Rejecting an approval request.
+    Rejection,
 }
 
 /// Refuses `operation` without a reason (missing or blank).
@@ -42,6 +44,7 @@ pub fn require_reason(operation: Reasoned, reason: Option<&str>) -> Result<()> {
         Reasoned::LockOverride => ("lock override", "overriding a lock needs a reason"),
         Reasoned::Rollback => ("rollback reason", "a rollback needs a reason"),
         Reasoned::LeaseBreak => ("lease break reason", "breaking a lease needs a reason"),
+        Reasoned::Rejection => ("rejection reason", "a rejection needs a reason"),
     };
     Err(Error::invalid(what, reason.unwrap_or_default(), needs))
 }
@@ -57,6 +60,7 @@ mod tests {
             Reasoned::LockOverride,
             Reasoned::Rollback,
             Reasoned::LeaseBreak,
+            Reasoned::Rejection,
         ] {
             for missing in [None, Some(""), Some("  \u{3000}")] {
                 let err = require_reason(op, missing).unwrap_err();

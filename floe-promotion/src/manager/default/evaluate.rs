@@ -76,6 +76,7 @@ impl Evaluation {
             gates: self.gates,
             lock: self.lock,
             blockers: self.blockers,
+            approval: None,
         })
     }
 }

@@ -7,12 +7,12 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::types::{
-    EnvironmentStatus, Outcome, PlannedTag, PromotionPlan, PromotionRecord, PromotionRequest,
-    RollbackRequest, TagAction,
+    ApprovalOutcome, ApprovalView, EnvironmentStatus, Outcome, PlannedApproval, PlannedTag,
+    PromotionPlan, PromotionRecord, PromotionRequest, RollbackRequest, TagAction,
 };
-use super::{Administration, PromotionManagerBuilder, Promotions};
+use super::{Administration, Approvals, PromotionManagerBuilder, Promotions};
 use crate::clock::Clock;
-use crate::config::{Environment, EnvironmentConfig};
+use crate::config::{ApprovalPolicy, ApprovalSeparation, Environment, EnvironmentConfig};
 use crate::error::{Error, Result};
 use crate::gate::{GateContext, GateResult, GateStatus, PromotionGate, run_gates};
 use crate::history::{
@@ -23,11 +23,13 @@ use crate::notify::{Delivery, Dispatcher};
 use crate::policy::input::{Reasoned, check_text_input, require_reason};
 use crate::policy::{Check, CheckContext, Operation, Stage, authorize, run_checks};
 use crate::registry::{ArtifactRegistry, CopyMode, CopyReport, Manifest};
+use crate::release::ReleaseStore;
 use crate::state::{
     ApprovalStore, EnvLock, HolderProcess, Lease, LeaseHolder, Liveness, LockStore,
 };
 
 mod admin;
+mod approvals;
 mod evaluate;
 mod execute;
 mod promote;
@@ -43,6 +45,7 @@ pub(in crate::manager) struct Parts {
     pub(in crate::manager) locks: Arc<dyn LockStore>,
     pub(in crate::manager) approvals: Arc<dyn ApprovalStore>,
     pub(in crate::manager) dispatcher: Arc<Dispatcher>,
+    pub(in crate::manager) releases: Arc<dyn ReleaseStore>,
     pub(in crate::manager) background_delivery: bool,
     pub(in crate::manager) clock: Arc<dyn Clock>,
     pub(in crate::manager) gates: HashMap<EnvName, Vec<Arc<dyn PromotionGate>>>,
@@ -309,5 +312,33 @@ impl Administration for DefaultPromotionManager {
     ) -> Result<Lease> {
         self.run_break_lease(environment, actor, reason, force)
             .await
+    }
+}
+
+#[async_trait]
+impl Approvals for DefaultPromotionManager {
+    async fn approvals(
+        &self,
+        environment: Option<&EnvName>,
+        status: Option<crate::release::approval::Phase>,
+    ) -> Result<Vec<ApprovalView>> {
+        self.run_approvals(environment, status).await
+    }
+
+    async fn approve(
+        &self,
+        id: Uuid,
+        actor: &Actor,
+        comment: Option<&str>,
+    ) -> Result<ApprovalOutcome> {
+        self.run_approve(id, actor, comment).await
+    }
+
+    async fn reject(&self, id: Uuid, actor: &Actor, reason: &str) -> Result<ApprovalView> {
+        self.run_reject(id, actor, reason).await
+    }
+
+    async fn execute(&self, id: Uuid, actor: &Actor) -> Result<PromotionRecord> {
+        self.run_execute(id, actor).await
     }
 }

@@ -6,7 +6,6 @@ impl DefaultPromotionManager {
     pub(super) async fn run_promote(&self, req: PromotionRequest) -> Result<PromotionRecord> {
         let started = self.now();
         let mut ev = Evaluation::new(started, false);
-        let mut warnings = Vec::new();
         self.check_request_input(&req)?;
         let mut requested = self.promotion_event(EventKind::PromotionRequested, &req, started);
         requested.id = ev.id;
@@ -15,11 +14,28 @@ impl DefaultPromotionManager {
         if let Err(e) = self.evaluate_promotion(&req, &mut ev).await {
             return Err(self.fail_promotion(&req, &ev, e).await);
         }
+        if let Some(policy) = self.parts.config.environment(&req.to)?.approval.clone() {
+            return self.wait_for_approval(&req, &ev, &policy).await;
+        }
+        self.finish_promotion(&req, ev, started, None).await
+    }
+
+    /// Steps 6 and 7 of a promotion whose checks and gates passed (and whose approval, if
+    /// any, was given): the common tail, then the record. `approval` names the approved
+    /// request and who ran it.
+    pub(super) async fn finish_promotion(
+        &self,
+        req: &PromotionRequest,
+        mut ev: Evaluation,
+        started: DateTime<Utc>,
+        approval: Option<(Uuid, &Actor)>,
+    ) -> Result<PromotionRecord> {
+        let mut warnings = Vec::new();
         let (Some(digest), Some(repository)) = (ev.digest().cloned(), ev.target.clone()) else {
             let e = Error::Conflict("the evaluation resolved nothing to write".into());
-            return Err(self.fail_promotion(&req, &ev, e).await);
+            return Err(self.fail_promotion(req, &ev, e).await);
         };
-        let event = |kind, at| self.promotion_event(kind, &req, at);
+        let event = |kind, at| self.promotion_event(kind, req, at);
         let tail = Tail {
             environment: &req.to,
             actor: &req.actor,
@@ -36,10 +52,14 @@ impl DefaultPromotionManager {
             if let Some(c) = &w.copy {
                 done.details.insert("copy".into(), copy_summary(c));
             }
+            if let Some((id, by)) = approval {
+                done.details.insert("approval".into(), id.to_string());
+                done.details.insert("executed_by".into(), by.id.clone());
+            }
         };
         let done = match self.execute(&mut ev, tail, finish).await {
             Ok(done) => done,
-            Err(e) => return Err(self.fail_promotion(&req, &ev, e).await),
+            Err(e) => return Err(self.fail_promotion(req, &ev, e).await),
         };
         for g in ev.gates.iter().filter(|g| g.status == GateStatus::Warned) {
             warnings.push(format!("gate {}: {}", g.gate, g.message));
@@ -51,14 +71,14 @@ impl DefaultPromotionManager {
             } else {
                 Outcome::Promoted
             },
-            artifact: req.artifact,
-            version: req.version,
+            artifact: req.artifact.clone(),
+            version: req.version.clone(),
             digest,
-            from: Some(req.from),
-            to: req.to,
+            from: Some(req.from.clone()),
+            to: req.to.clone(),
             repository,
-            actor: req.actor.id,
-            reason: req.reason,
+            actor: req.actor.id.clone(),
+            reason: req.reason.clone(),
             gates: ev.gates,
             tags_written: done.tags,
             copy: done.copy,
@@ -74,7 +94,10 @@ impl DefaultPromotionManager {
         self.check_request_input(&req)?;
         let mut ev = Evaluation::new(self.now(), true);
         self.evaluate_promotion(&req, &mut ev).await?;
-        ev.into_plan(req.artifact, req.version, Some(req.from), req.to)
+        let approval = self.plan_approval(&req, &ev).await?;
+        let mut plan = ev.into_plan(req.artifact, req.version, Some(req.from), req.to)?;
+        plan.approval = approval;
+        Ok(plan)
     }
 
     pub(super) async fn fail_promotion(
