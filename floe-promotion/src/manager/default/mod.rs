@@ -118,6 +118,11 @@ impl DefaultPromotionManager {
         &self.parts.approvals
     }
 
+    /// The release store (approval requests).
+    pub fn release_store(&self) -> &Arc<dyn ReleaseStore> {
+        &self.parts.releases
+    }
+
     /// The gates of promotions into `environment`, in result order.
     pub fn gates(&self, environment: &EnvName) -> &[Arc<dyn PromotionGate>] {
         self.parts
