@@ -139,6 +139,7 @@ impl App {
             .locks(store.clone())
             .approvals(store.clone())
             .cursors(store.clone())
+            .releases(store.clone())
             .manual_delivery()
             .notifier(Arc::new(LogNotifier));
         if let Some(verifier) = verifier {

@@ -78,6 +78,12 @@ pub enum Command {
     Lock(LockArgs),
     /// Unlock an environment.
     Unlock(UnlockArgs),
+    /// Approval requests: list them, or `execute ID` to run an approved one.
+    Approvals(ApprovalsArgs),
+    /// Approve an approval request; the promotion runs when the quorum is met.
+    Approve(ApproveArgs),
+    /// Reject an approval request, for good.
+    Reject(RejectArgs),
     /// The promotion leases in force, or break one left by a promoter that died.
     #[command(subcommand)]
     Lease(LeaseCommand),
@@ -181,6 +187,51 @@ pub struct UnlockArgs {
     /// Why.
     #[arg(long)]
     pub reason: Option<String>,
+}
+
+/// `floe approvals`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ApprovalsArgs {
+    /// Run an approved request whose execution was blocked or interrupted.
+    #[command(subcommand)]
+    pub action: Option<ApprovalsAction>,
+    /// Only requests into this environment.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Only requests in this state: pending, approved, executing, executed, rejected, expired.
+    #[arg(long)]
+    pub status: Option<String>,
+}
+
+/// `floe approvals execute`.
+#[derive(Debug, Subcommand)]
+pub enum ApprovalsAction {
+    /// Run an approved request now (locks and gates apply again).
+    Execute {
+        /// The request id.
+        id: String,
+    },
+}
+
+/// `floe approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    /// The request id.
+    pub id: String,
+    /// A comment, recorded with the vote.
+    #[arg(long)]
+    pub comment: Option<String>,
+}
+
+/// `floe reject`.
+#[derive(Debug, Args)]
+pub struct RejectArgs {
+    /// The request id.
+    pub id: String,
+    /// Why (required, recorded).
+    #[arg(long)]
+    pub reason: String,
 }
 
 /// `floe lease`.

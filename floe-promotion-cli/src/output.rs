@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use floe_promotion::gate::GateResult;
 use floe_promotion::history::{AuditEvent, ChainBreak, Deployment};
 use floe_promotion::manager::{
-    EnvironmentStatus, Outcome, PlannedTag, PromotionPlan, PromotionRecord,
+    ApprovalOutcome, ApprovalView, EnvironmentStatus, Outcome, PlannedApproval, PlannedTag,
+    PromotionPlan, PromotionRecord,
 };
 use floe_promotion::model::text::printable as safe;
 use floe_promotion::registry::CopyMode;
@@ -47,6 +48,18 @@ pub enum Output {
     Unlock {
         /// The lock that was lifted.
         lock: EnvLock,
+    },
+    /// `floe approvals`.
+    Approvals {
+        /// The requests, oldest first.
+        requests: Vec<ApprovalView>,
+    },
+    /// `floe approve`.
+    Approve(Box<ApprovalOutcome>),
+    /// `floe reject`.
+    Reject {
+        /// The request after the rejection.
+        request: ApprovalView,
     },
     /// `floe lease list`.
     Leases {
@@ -119,6 +132,48 @@ fn lease_text(out: &mut String, l: &LeaseOutput) {
             .unwrap_or_else(|| "not recorded".into()),
         l.holder_liveness
     );
+}
+
+fn approval_text(out: &mut String, r: &ApprovalView) {
+    let t = &r.ticket;
+    let _ = writeln!(
+        out,
+        "{} {} {}:{} {} {} -> {} requested by {} (expires {})",
+        r.id,
+        r.status,
+        t.artifact,
+        t.version,
+        t.digest,
+        t.from,
+        t.to,
+        safe(&t.requested_by.id),
+        t.expires.format("%Y-%m-%d %H:%M:%S")
+    );
+    for v in &r.votes {
+        let _ = writeln!(
+            out,
+            "  {} by {}{}",
+            if v.approve { "approved" } else { "rejected" },
+            safe(&v.actor.id),
+            v.comment
+                .as_deref()
+                .map(|c| format!(": {}", safe(c)))
+                .unwrap_or_default()
+        );
+    }
+    for rule in &t.rules {
+        let got = r.assigned.get(&rule.name).map(Vec::as_slice).unwrap_or(&[]);
+        let _ = writeln!(
+            out,
+            "  rule {}: {}/{} [{}] (users: {}; groups: {})",
+            rule.name,
+            got.len(),
+            rule.required,
+            got.join(", "),
+            rule.users.join(", "),
+            rule.groups.join(", ")
+        );
+    }
 }
 
 /// An environment as `floe status` shows it.
@@ -249,6 +304,9 @@ pub struct PlanOutput {
     pub lock: Option<EnvLock>,
     /// What would refuse the run, in order.
     pub blockers: Vec<Blocker>,
+    /// The approval a real run would wait for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<PlannedApproval>,
 }
 
 impl PlanOutput {
@@ -279,6 +337,7 @@ impl PlanOutput {
                     }
                 })
                 .collect(),
+            approval: plan.approval.clone(),
         }
     }
 }
@@ -421,10 +480,10 @@ impl Output {
                     p.version,
                     p.from.as_ref().map(|f| format!("{f} ")).unwrap_or_default(),
                     p.to,
-                    if p.would_succeed {
-                        "would succeed"
-                    } else {
-                        "would be refused"
+                    match (p.would_succeed, &p.approval) {
+                        (false, _) => "would be refused",
+                        (true, Some(_)) => "would wait for approval",
+                        (true, None) => "would succeed",
                     }
                 );
                 if let Some(d) = &p.digest {
@@ -449,6 +508,25 @@ impl Output {
                 gates_text(&mut out, &p.gates);
                 for b in &p.blockers {
                     let _ = writeln!(out, "  blocked ({}): {}", b.kind, safe(&b.message));
+                }
+                if let Some(a) = &p.approval {
+                    let _ = writeln!(
+                        out,
+                        "  would wait for approval{}:",
+                        a.open_request
+                            .map(|id| format!(" (open request {id})"))
+                            .unwrap_or_default()
+                    );
+                    for r in &a.rules {
+                        let _ = writeln!(
+                            out,
+                            "    rule {}: {} of users [{}] or groups [{}]",
+                            r.name,
+                            r.required,
+                            r.users.join(", "),
+                            r.groups.join(", ")
+                        );
+                    }
                 }
             }
             Output::Status { environments } => {
@@ -568,6 +646,29 @@ impl Output {
                     safe(&lock.reason)
                 );
             }
+            Output::Approvals { requests } => {
+                if requests.is_empty() {
+                    let _ = writeln!(out, "no approval requests");
+                }
+                for r in requests {
+                    approval_text(&mut out, r);
+                }
+            }
+            Output::Approve(outcome) => {
+                approval_text(&mut out, &outcome.request);
+                if let Some(record) = &outcome.executed {
+                    record_text(&mut out, "promoted", record);
+                }
+                if let Some(why) = &outcome.execution_blocked {
+                    let _ = writeln!(
+                        out,
+                        "  approved, but the promotion did not run: {}; it stays approved until it expires (floe approvals execute {})",
+                        safe(why),
+                        outcome.request.id
+                    );
+                }
+            }
+            Output::Reject { request } => approval_text(&mut out, request),
             Output::Leases { leases } => {
                 if leases.is_empty() {
                     let _ = writeln!(out, "no promotion leases in force");

@@ -1,6 +1,7 @@
 //! The commands of `floe`, one file each. Every argument is checked before the state file is
 //! opened, so bad input writes nothing; every decision is the library's.
 
+mod approvals;
 mod attest;
 mod audit;
 mod envs;
@@ -21,14 +22,15 @@ use floe_promotion::input::read_bounded;
 use floe_promotion::policy::input::{Reasoned, require_reason};
 use floe_promotion::registry::{Evidence, EvidenceKind, EvidenceStatus};
 use floe_promotion::{
-    Administration, ArtifactName, ArtifactRef, EnvName, EnvironmentConfig, Error, Excerpt,
-    HistoryStore, PromotionRequest, Promotions, Reference, Result, RollbackRequest, Tag,
+    Administration, Approvals, ArtifactName, ArtifactRef, EnvName, EnvironmentConfig, Error,
+    Excerpt, HistoryStore, PromotionRequest, Promotions, Reference, Result, RollbackRequest, Tag,
 };
 
 use crate::app::App;
 use crate::cli::{
-    self, AttestArgs, AuditCommand, Cli, Command, ExportArgs, Global, HistoryArgs, LeaseBreakArgs,
-    LeaseCommand, LockArgs, PromoteArgs, RollbackArgs, StatusArgs, UnlockArgs,
+    self, ApprovalsAction, ApprovalsArgs, ApproveArgs, AttestArgs, AuditCommand, Cli, Command,
+    ExportArgs, Global, HistoryArgs, LeaseBreakArgs, LeaseCommand, LockArgs, PromoteArgs,
+    RejectArgs, RollbackArgs, StatusArgs, UnlockArgs,
 };
 use crate::exit;
 use crate::output::{
@@ -50,6 +52,9 @@ pub(crate) async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
         Command::History(a) => history::run(g, a).await,
         Command::Lock(a) => lock::lock(g, a).await,
         Command::Unlock(a) => lock::unlock(g, a).await,
+        Command::Approvals(a) => approvals::list(g, a).await,
+        Command::Approve(a) => approvals::approve(g, a).await,
+        Command::Reject(a) => approvals::reject(g, a).await,
         Command::Lease(LeaseCommand::List) => lease::list(g).await,
         Command::Lease(LeaseCommand::Break(a)) => lease::break_lease(g, a).await,
         Command::Envs => envs::run(g).await,
@@ -113,12 +118,14 @@ fn artifact_version(s: &str) -> Result<(ArtifactName, Tag)> {
     }
 }
 
-/// The exit code of a dry run: that of the first blocker, or success.
+/// The exit code of a dry run: that of the first blocker, approval pending (15) when it would
+/// wait for approval, or success.
 fn plan_code(plan: &PlanOutput) -> u8 {
-    plan.blockers
-        .first()
-        .map(|b| b.exit_code)
-        .unwrap_or(exit::OK)
+    match (plan.blockers.first(), &plan.approval) {
+        (Some(b), _) => b.exit_code,
+        (None, Some(_)) => exit::APPROVAL_PENDING,
+        (None, None) => exit::OK,
+    }
 }
 
 /// `result` with an invalid-input refusal attributed to the command-line flag that carries

@@ -2,7 +2,7 @@
 //!
 //! A promotion into an environment with an approval policy becomes a request bound to the
 //! digest its checks and gates passed. Votes are events; the quorum is a matching of distinct
-//! approvers to the policy's rules ([`quorum`](crate::policy::quorum::quorum)). When it is met
+//! approvers to the policy's rules ([`crate::policy::quorum::quorum`]). When it is met
 //! the request is approved and asks to be executed; execution starts (`executing`), then
 //! finishes (`executed`) or is blocked (back to `approved`, to be executed again until the
 //! request expires). One rejection is final; an expired request can be neither approved nor

@@ -50,7 +50,7 @@ impl DefaultPromotionManager {
     /// details), then releases the lease. The first planned tag is the immutable one (the
     /// environment or rollback tag). On failure nothing is recorded of the outcome: the caller
     /// records the failed event.
-    pub(super) async fn execute(
+    pub(super) async fn run_tail(
         &self,
         ev: &mut Evaluation,
         tail: Tail<'_>,

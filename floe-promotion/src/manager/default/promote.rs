@@ -57,7 +57,7 @@ impl DefaultPromotionManager {
                 done.details.insert("executed_by".into(), by.id.clone());
             }
         };
-        let done = match self.execute(&mut ev, tail, finish).await {
+        let done = match self.run_tail(&mut ev, tail, finish).await {
             Ok(done) => done,
             Err(e) => return Err(self.fail_promotion(req, &ev, e).await),
         };

@@ -29,7 +29,7 @@ impl DefaultPromotionManager {
             success: EventKind::RollbackSucceeded,
         };
         let done = match self
-            .execute(&mut ev, tail, |done, ev, _| done.id = ev.id)
+            .run_tail(&mut ev, tail, |done, ev, _| done.id = ev.id)
             .await
         {
             Ok(done) => done,
