@@ -137,7 +137,6 @@ impl App {
             .registry(registry)
             .history(store.clone())
             .locks(store.clone())
-            .approvals(store.clone())
             .cursors(store.clone())
             .releases(store.clone())
             .manual_delivery()

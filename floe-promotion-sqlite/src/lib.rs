@@ -3,13 +3,14 @@
 //! The durable state of floe-promotion in one SQLite file, shared by separate processes (a
 //! `floe promote` now, a `floe approve` or `floe unlock` later, two CI runners at once):
 //! [`SqliteStore`] implements the core's [`HistoryStore`](floe_promotion::HistoryStore),
-//! [`LockStore`](floe_promotion::LockStore), [`ApprovalStore`](floe_promotion::ApprovalStore)
-//! and [`ReleaseStore`](floe_promotion::ReleaseStore).
+//! [`LockStore`](floe_promotion::LockStore), [`ReleaseStore`](floe_promotion::ReleaseStore)
+//! (approval requests and other release state) and
+//! [`CursorStore`](floe_promotion::notify::CursorStore) (notification delivery cursors).
 //!
 //! ```
 //! use std::sync::Arc;
 //! use floe_promotion::history::{EventKind, EventRecord, HistoryExt, HistoryStore};
-//! use floe_promotion::{Actor, ApprovalStore, LockStore};
+//! use floe_promotion::{Actor, LockStore, ReleaseStore};
 //! use floe_promotion_sqlite::SqliteStore;
 //!
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -17,7 +18,7 @@
 //! let store = SqliteStore::open(dir.path().join("floe.db")).await?;
 //! let history: Arc<dyn HistoryStore> = Arc::new(store.clone());
 //! let _locks: Arc<dyn LockStore> = Arc::new(store.clone());
-//! let _approvals: Arc<dyn ApprovalStore> = Arc::new(store);
+//! let _releases: Arc<dyn ReleaseStore> = Arc::new(store);
 //!
 //! let event = EventRecord::new(EventKind::Locked, Actor::new("ops")?, chrono::Utc::now());
 //! assert_eq!(history.append(event).await?.seq, 1);

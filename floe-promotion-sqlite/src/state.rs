@@ -1,13 +1,11 @@
-//! [`LockStore`] and [`ApprovalStore`] on SQLite: one row per lock, lease and approval
-//! request, holding its JSON; every change is a `BEGIN IMMEDIATE` transaction, so it is atomic
-//! across processes.
+//! [`LockStore`] on SQLite: one row per lock and lease, holding its JSON; every change is a
+//! `BEGIN IMMEDIATE` transaction, so it is atomic across processes. (The `approvals` table of
+//! schema version 1 is no longer used: approval requests are release state.)
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use floe_promotion::state::{
-    ApprovalDecision, ApprovalRequest, ApprovalStatus, EnvLock, Lease, LeaseHolder,
-};
-use floe_promotion::{ApprovalStore, EnvName, Error, LockStore, Result};
+use floe_promotion::state::{EnvLock, Lease, LeaseHolder};
+use floe_promotion::{EnvName, Error, LockStore, Result};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -60,38 +58,6 @@ fn get_lock_row(
         env.as_str(),
         &format!("lock of {env}"),
     )
-}
-
-fn get_request(
-    shared: &Shared,
-    tx: &Transaction<'_>,
-    action: &str,
-    id: Uuid,
-) -> Result<ApprovalRequest> {
-    body(
-        shared,
-        tx,
-        action,
-        "SELECT body FROM approvals WHERE id = ?1",
-        &id.to_string(),
-        &format!("approval request {id}"),
-    )?
-    .ok_or_else(|| Error::not_found(format!("approval request {id} in {}", shared.name)))
-}
-
-fn put_request(
-    shared: &Shared,
-    tx: &Transaction<'_>,
-    action: &str,
-    request: &ApprovalRequest,
-) -> Result<()> {
-    let body = to_json(shared, "an approval request", request)?;
-    tx.execute(
-        "UPDATE approvals SET status = ?2, body = ?3 WHERE id = ?1",
-        params![request.id.to_string(), request.status.to_string(), body],
-    )
-    .map_err(|e| shared.err(action, e))?;
-    Ok(())
 }
 
 #[async_trait]
@@ -271,99 +237,4 @@ fn list_bodies<T: DeserializeOwned>(
         out.push(from_json(shared, &format!("{what} of {env}"), &body)?);
     }
     Ok(out)
-}
-
-#[async_trait]
-impl ApprovalStore for SqliteStore {
-    async fn create(&self, request: ApprovalRequest) -> Result<()> {
-        self.blocking("creating an approval request", move |shared| {
-            let action = format!("creating approval request {}", request.id);
-            shared.with_write(&action, |tx| {
-                let inserted = tx
-                    .execute(
-                        "INSERT INTO approvals (id, status, body) VALUES (?1, ?2, ?3) \
-                         ON CONFLICT (id) DO NOTHING",
-                        params![
-                            request.id.to_string(),
-                            request.status.to_string(),
-                            to_json(shared, "an approval request", &request)?
-                        ],
-                    )
-                    .map_err(|e| shared.err(&action, e))?;
-                if inserted == 0 {
-                    return Err(Error::Conflict(format!(
-                        "approval request {} already exists",
-                        request.id
-                    )));
-                }
-                Ok(())
-            })
-        })
-        .await
-    }
-
-    async fn get(&self, id: Uuid) -> Result<ApprovalRequest> {
-        self.blocking("reading an approval request", move |shared| {
-            let action = format!("reading approval request {id}");
-            shared.with_read(&action, |tx| get_request(shared, tx, &action, id))
-        })
-        .await
-    }
-
-    async fn list(&self, status: Option<ApprovalStatus>) -> Result<Vec<ApprovalRequest>> {
-        self.blocking("listing approval requests", move |shared| {
-            shared.with_read("listing approval requests", |tx| {
-                let err = |e| shared.err("listing approval requests", e);
-                let mut stmt = tx
-                    .prepare_cached(
-                        "SELECT id, body FROM approvals WHERE ?1 IS NULL OR status = ?1",
-                    )
-                    .map_err(err)?;
-                let rows = stmt
-                    .query_map(params![status.map(|s| s.to_string())], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                    })
-                    .map_err(err)?;
-                let mut out: Vec<ApprovalRequest> = Vec::new();
-                for row in rows {
-                    let (id, body) = row.map_err(err)?;
-                    out.push(from_json(shared, &format!("approval request {id}"), &body)?);
-                }
-                out.sort_by_key(|r| (r.created, r.id));
-                Ok(out)
-            })
-        })
-        .await
-    }
-
-    async fn add_decision(&self, id: Uuid, decision: ApprovalDecision) -> Result<ApprovalRequest> {
-        self.blocking("recording an approval decision", move |shared| {
-            let action = format!("recording a decision on approval request {id}");
-            shared.with_write(&action, |tx| {
-                let mut request = get_request(shared, tx, &action, id)?;
-                request.record_decision(decision)?;
-                put_request(shared, tx, &action, &request)?;
-                Ok(request)
-            })
-        })
-        .await
-    }
-
-    async fn set_status(
-        &self,
-        id: Uuid,
-        from: ApprovalStatus,
-        to: ApprovalStatus,
-    ) -> Result<ApprovalRequest> {
-        self.blocking("changing an approval request's status", move |shared| {
-            let action = format!("moving approval request {id} from {from} to {to}");
-            shared.with_write(&action, |tx| {
-                let mut request = get_request(shared, tx, &action, id)?;
-                request.transition(from, to)?;
-                put_request(shared, tx, &action, &request)?;
-                Ok(request)
-            })
-        })
-        .await
-    }
 }

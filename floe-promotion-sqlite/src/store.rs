@@ -55,8 +55,8 @@ impl SqliteOptions {
 /// SQLite file.
 ///
 /// Implements [`HistoryStore`](floe_promotion::HistoryStore),
-/// [`LockStore`](floe_promotion::LockStore), [`ApprovalStore`](floe_promotion::ApprovalStore)
-/// and [`ReleaseStore`](floe_promotion::ReleaseStore).
+/// [`LockStore`](floe_promotion::LockStore), [`ReleaseStore`](floe_promotion::ReleaseStore)
+/// and [`CursorStore`](floe_promotion::notify::CursorStore).
 /// Clones share the same connections. Several stores, in one process or in several, may open
 /// the same file: SQLite's locking serialises their writes (see the crate documentation).
 #[derive(Clone)]

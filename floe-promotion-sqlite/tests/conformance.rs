@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use floe_promotion::{ApprovalStore, HistoryStore, LockStore, ReleaseStore};
+use floe_promotion::{HistoryStore, LockStore, ReleaseStore};
 use floe_promotion_sqlite::SqliteStore;
 
 async fn open() -> (SqliteStore, tempfile::TempDir) {
@@ -29,9 +29,8 @@ mod state {
 
     floe_promotion::state_conformance!(async {
         let (store, dir) = open().await;
-        let locks: Arc<dyn LockStore> = Arc::new(store.clone());
-        let approvals: Arc<dyn ApprovalStore> = Arc::new(store);
-        (locks, approvals, dir)
+        let locks: Arc<dyn LockStore> = Arc::new(store);
+        (locks, dir)
     });
 }
 

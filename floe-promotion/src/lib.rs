@@ -13,7 +13,7 @@
 //! | [`ArtifactRegistry`] | [`InMemoryRegistry`] | `floe-promotion-oci`: remote registries, OCI layout directories |
 //! | [`PromotionGate`] | closures via [`gate::gate_fn`], built-in gates in [`gate`] | your own |
 //! | [`HistoryStore`] | [`InMemoryHistory`] | `floe-promotion-sqlite` |
-//! | [`LockStore`], [`ApprovalStore`] | [`InMemoryState`] | `floe-promotion-sqlite` |
+//! | [`LockStore`] | [`InMemoryState`] | `floe-promotion-sqlite` |
 //! | [`ReleaseStore`] | [`InMemoryReleaseStore`] | `floe-promotion-sqlite` |
 //! | [`Notifier`] | [`RecordingNotifier`], [`LogNotifier`] | |
 //! | [`SignatureVerifier`] | | `floe-promotion-oci` (cosign keys) |
@@ -60,7 +60,8 @@ pub mod prelude {
     pub use crate::manager::{Administration, Approvals, PromotionManager, Promotions};
     pub use crate::notify::Notifier;
     pub use crate::registry::{ArtifactRegistry, RegistryExt};
-    pub use crate::state::{ApprovalStore, LockStore};
+    pub use crate::release::ReleaseStore;
+    pub use crate::state::LockStore;
 }
 pub mod clock;
 pub mod config;
@@ -92,7 +93,7 @@ pub use model::{Actor, ArtifactName, ArtifactRef, Digest, EnvName, Reference, Re
 pub use notify::{LogNotifier, Notifier, RecordingNotifier};
 pub use registry::{ArtifactRegistry, InMemoryRegistry, RegistryExt};
 pub use release::{InMemoryReleaseStore, ReleaseStore};
-pub use state::{ApprovalStore, InMemoryState, LockStore};
+pub use state::{InMemoryState, LockStore};
 
 /// The README's Rust examples are compiled as doc-tests.
 #[cfg(doctest)]

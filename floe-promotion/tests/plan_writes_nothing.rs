@@ -10,10 +10,8 @@ use floe_promotion::history::{
     AuditEvent, Deployment, EventKind, EventRecord, HistoryQuery, HistoryStore, InMemoryHistory,
 };
 use floe_promotion::registry::{ArtifactRegistry, CopyReport, Descriptor, Manifest};
-use floe_promotion::state::{
-    ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovalStore, EnvLock, Lease, LeaseHolder,
-    LockStore,
-};
+use floe_promotion::release::{Release, ReleaseFilter, ReleaseState};
+use floe_promotion::state::{EnvLock, Lease, LeaseHolder, LockStore};
 use floe_promotion::*;
 use mockall::mock;
 use uuid::Uuid;
@@ -105,14 +103,15 @@ mock! {
 
 mock! {
     #[derive(Debug)]
-    pub Approvals {}
+    pub Releases {}
     #[async_trait]
-    impl ApprovalStore for Approvals {
-        async fn create(&self, request: ApprovalRequest) -> Result<()>;
-        async fn get(&self, id: Uuid) -> Result<ApprovalRequest>;
-        async fn list(&self, status: Option<ApprovalStatus>) -> Result<Vec<ApprovalRequest>>;
-        async fn add_decision(&self, id: Uuid, decision: ApprovalDecision) -> Result<ApprovalRequest>;
-        async fn set_status(&self, id: Uuid, from: ApprovalStatus, to: ApprovalStatus) -> Result<ApprovalRequest>;
+    impl ReleaseStore for Releases {
+        async fn create(&self, release: Release) -> Result<Release>;
+        async fn get(&self, id: Uuid) -> Result<Release>;
+        async fn list(&self, filter: &ReleaseFilter) -> Result<Vec<Release>>;
+        async fn update(&self, id: Uuid, expected_version: u64, state: ReleaseState, now: DateTime<Utc>) -> Result<Release>;
+        async fn record_effect(&self, id: Uuid, key: &str) -> Result<bool>;
+        async fn effects(&self, id: Uuid) -> Result<Vec<String>>;
     }
 }
 
@@ -209,12 +208,14 @@ fn no_writes_locks(locked: bool) -> MockLocks {
     l
 }
 
-fn no_approvals() -> MockApprovals {
-    let mut a = MockApprovals::new();
-    a.expect_create().never();
-    a.expect_add_decision().never();
-    a.expect_set_status().never();
-    a
+/// Release state (approval requests) may be read, never written.
+fn no_release_writes() -> MockReleases {
+    let mut r = MockReleases::new();
+    r.expect_list().returning(|_| Ok(vec![]));
+    r.expect_create().never();
+    r.expect_update().never();
+    r.expect_record_effect().never();
+    r
 }
 
 fn silent_notifier() -> MockNotify {
@@ -239,7 +240,7 @@ fn manager(
         .registry(Arc::new(RegistrySpy(read_only_registry(manifest))))
         .history(Arc::new(HistorySpy(read_only_history(events))))
         .locks(Arc::new(no_writes_locks(locked)))
-        .approvals(Arc::new(no_approvals()))
+        .releases(Arc::new(no_release_writes()))
         .notifier(Arc::new(silent_notifier()))
         .gate_for_all(Arc::new(gate_fn("verdict", move |_| async move {
             Ok(if gate_passes {

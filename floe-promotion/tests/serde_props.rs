@@ -10,7 +10,7 @@ use floe_promotion::history::{
 };
 use floe_promotion::manager::{Outcome, PromotionRecord};
 use floe_promotion::registry::{CopyReport, Evidence, EvidenceKind, EvidenceStatus};
-use floe_promotion::state::{ApprovalDecision, ApprovalRequest, ApprovalStatus, EnvLock, Lease};
+use floe_promotion::state::{EnvLock, Lease};
 use floe_promotion::*;
 use proptest::prelude::*;
 use serde::Serialize;
@@ -126,13 +126,6 @@ proptest! {
         round_trip(&EnvLock { environment: e.clone(), owner: who.id.clone(), reason: reason.clone(), created: t, expires: Some(t) });
         round_trip(&Lease { environment: e.clone(), holder: who.id.clone(), token: Uuid::from_u128(7), acquired: t, expires: t, process: None });
         round_trip(&Lease { environment: e.clone(), holder: who.id.clone(), token: Uuid::from_u128(8), acquired: t, expires: t, process: Some(floe_promotion::state::HolderProcess { host: "h".into(), pid: 7, start_ticks: Some(9) }) });
-        round_trip(&ApprovalRequest {
-            id: Uuid::from_u128(9), artifact: a.clone(), version: v.clone(), digest: d.clone(),
-            from: e.clone(), to: e.clone(), requested_by: who.clone(), reason: Some(reason.clone()),
-            created: t, expires: t, required: n, approvers: vec![who.id.clone()], approver_groups: vec![],
-            decisions: vec![ApprovalDecision { actor: who.clone(), approve, comment: None, time: t }],
-            status: ApprovalStatus::Pending,
-        });
         round_trip(&Evidence {
             kind: EvidenceKind::Scan, status: if approve { EvidenceStatus::Passed } else { EvidenceStatus::Failed },
             environment: Some(e.clone()), created: t, actor: Some(who.id.clone()),

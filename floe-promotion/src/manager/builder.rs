@@ -13,7 +13,7 @@ use crate::model::EnvName;
 use crate::notify::{CursorStore, Dispatcher, InMemoryCursors, Notifier};
 use crate::registry::{ArtifactRegistry, EvidenceKind};
 use crate::release::{InMemoryReleaseStore, ReleaseStore};
-use crate::state::{ApprovalStore, InMemoryState, LockStore};
+use crate::state::{InMemoryState, LockStore};
 
 use super::DefaultPromotionManager;
 use super::default::Parts;
@@ -31,7 +31,6 @@ pub struct PromotionManagerBuilder {
     registry: Option<Arc<dyn ArtifactRegistry>>,
     history: Option<Arc<dyn HistoryStore>>,
     locks: Option<Arc<dyn LockStore>>,
-    approvals: Option<Arc<dyn ApprovalStore>>,
     notifiers: Vec<Arc<dyn Notifier>>,
     releases: Option<Arc<dyn ReleaseStore>>,
     cursors: Option<Arc<dyn CursorStore>>,
@@ -66,12 +65,6 @@ impl PromotionManagerBuilder {
     /// Locks and leases (default: in memory).
     pub fn locks(mut self, locks: Arc<dyn LockStore>) -> Self {
         self.locks = Some(locks);
-        self
-    }
-
-    /// Approval requests (default: in memory).
-    pub fn approvals(mut self, approvals: Arc<dyn ApprovalStore>) -> Self {
-        self.approvals = Some(approvals);
         self
     }
 
@@ -230,7 +223,6 @@ impl PromotionManagerBuilder {
             registry,
             history,
             locks: self.locks.unwrap_or_else(|| Arc::new(state.clone())),
-            approvals: self.approvals.unwrap_or_else(|| Arc::new(state)),
             dispatcher: Arc::new(dispatcher),
             releases: self
                 .releases

@@ -1,8 +1,7 @@
 //! Value types: validated identities (digests, tags, names, references, actors), free text,
-//! gate results, locks, leases and approvals. They depend on nothing but the error type, so every
+//! gate results, locks and leases. They depend on nothing but the error type, so every
 //! capability can use them without an import cycle.
 
-pub mod approval;
 mod digest;
 pub mod gate;
 pub mod lease;

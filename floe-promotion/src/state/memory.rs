@@ -5,14 +5,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::{
-    ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovalStore, EnvLock, Lease, LeaseHolder,
-    LockStore,
-};
+use super::{EnvLock, Lease, LeaseHolder, LockStore};
 use crate::error::{Error, Result};
 use crate::model::EnvName;
 
-/// Locks, leases and approvals held in memory, for one process and for tests. Clones share
+/// Locks and leases held in memory, for one process and for tests. Clones share
 /// the same state.
 #[derive(Debug, Default, Clone)]
 pub struct InMemoryState {
@@ -23,7 +20,6 @@ pub struct InMemoryState {
 struct Inner {
     locks: BTreeMap<EnvName, EnvLock>,
     leases: BTreeMap<EnvName, Lease>,
-    approvals: BTreeMap<Uuid, ApprovalRequest>,
 }
 
 impl InMemoryState {
@@ -130,65 +126,5 @@ impl LockStore for InMemoryState {
             return Ok(true);
         }
         Ok(false)
-    }
-}
-
-#[async_trait]
-impl ApprovalStore for InMemoryState {
-    async fn create(&self, request: ApprovalRequest) -> Result<()> {
-        let mut inner = self.lock_inner();
-        if inner.approvals.contains_key(&request.id) {
-            return Err(Error::Conflict(format!(
-                "approval request {} already exists",
-                request.id
-            )));
-        }
-        inner.approvals.insert(request.id, request);
-        Ok(())
-    }
-
-    async fn get(&self, id: Uuid) -> Result<ApprovalRequest> {
-        self.lock_inner()
-            .approvals
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| Error::not_found(format!("approval request {id}")))
-    }
-
-    async fn list(&self, status: Option<ApprovalStatus>) -> Result<Vec<ApprovalRequest>> {
-        let inner = self.lock_inner();
-        let mut v: Vec<_> = inner
-            .approvals
-            .values()
-            .filter(|r| status.is_none_or(|s| r.status == s))
-            .cloned()
-            .collect();
-        v.sort_by_key(|r| (r.created, r.id));
-        Ok(v)
-    }
-
-    async fn add_decision(&self, id: Uuid, decision: ApprovalDecision) -> Result<ApprovalRequest> {
-        let mut inner = self.lock_inner();
-        let req = inner
-            .approvals
-            .get_mut(&id)
-            .ok_or_else(|| Error::not_found(format!("approval request {id}")))?;
-        req.record_decision(decision)?;
-        Ok(req.clone())
-    }
-
-    async fn set_status(
-        &self,
-        id: Uuid,
-        from: ApprovalStatus,
-        to: ApprovalStatus,
-    ) -> Result<ApprovalRequest> {
-        let mut inner = self.lock_inner();
-        let req = inner
-            .approvals
-            .get_mut(&id)
-            .ok_or_else(|| Error::not_found(format!("approval request {id}")))?;
-        req.transition(from, to)?;
-        Ok(req.clone())
     }
 }

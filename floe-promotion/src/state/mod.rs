@@ -1,4 +1,5 @@
-//! Shared mutable state: environment locks, promotion leases and approval requests.
+//! Shared mutable state: environment locks and promotion leases. (Approval requests are
+//! release state: see [`release`](crate::release).)
 //!
 //! Separate processes share it through a durable store (`floe-promotion-sqlite`); the
 //! in-memory [`InMemoryState`] serves one process and tests. Stores take the current time as an
@@ -10,12 +11,10 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
-use uuid::Uuid;
 
 use crate::error::Result;
 use crate::model::EnvName;
 
-pub use crate::model::approval::{ApprovalDecision, ApprovalRequest, ApprovalStatus};
 pub use crate::model::lease::{HolderProcess, Lease, LeaseHolder, Liveness};
 pub use crate::model::lock::EnvLock;
 pub use memory::InMemoryState;
@@ -67,36 +66,4 @@ pub trait LockStore: Send + Sync + Debug + 'static {
     async fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>>;
     /// Removes a lease someone else holds (a stale lease of a promoter that died).
     async fn break_lease(&self, lease: &Lease) -> Result<bool>;
-}
-
-/// Durable approval requests.
-///
-/// # Contract
-///
-/// - `create` stores a new request; an id that exists is [`Error::Conflict`](crate::Error::Conflict).
-/// - `get` returns the request as last stored; an unknown id is
-///   [`Error::NotFound`](crate::Error::NotFound).
-/// - `list` returns requests with the given status (all when `None`), oldest first.
-/// - `add_decision` appends a decision atomically only while the request is pending and the
-///   actor has not decided on it yet; otherwise it is [`Error::Conflict`](crate::Error::Conflict)
-///   and nothing changes.
-/// - `set_status` moves a request from `from` to `to` atomically (compare and set); when the
-///   request is not in `from` it is [`Error::Conflict`](crate::Error::Conflict) and nothing changes.
-#[async_trait]
-pub trait ApprovalStore: Send + Sync + Debug + 'static {
-    /// Stores a new request.
-    async fn create(&self, request: ApprovalRequest) -> Result<()>;
-    /// Reads a request.
-    async fn get(&self, id: Uuid) -> Result<ApprovalRequest>;
-    /// Lists requests.
-    async fn list(&self, status: Option<ApprovalStatus>) -> Result<Vec<ApprovalRequest>>;
-    /// Records a decision.
-    async fn add_decision(&self, id: Uuid, decision: ApprovalDecision) -> Result<ApprovalRequest>;
-    /// Moves a request between states.
-    async fn set_status(
-        &self,
-        id: Uuid,
-        from: ApprovalStatus,
-        to: ApprovalStatus,
-    ) -> Result<ApprovalRequest>;
 }

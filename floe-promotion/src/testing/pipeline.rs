@@ -90,7 +90,6 @@ impl TestPipeline {
             .registry(Arc::new(self.registry.clone()))
             .history(Arc::new(self.history.clone()))
             .locks(Arc::new(self.state.clone()))
-            .approvals(Arc::new(self.state.clone()))
             .clock(Arc::new(self.clock.clone()))
             .notifier(Arc::new(self.notifier.clone()))
     }

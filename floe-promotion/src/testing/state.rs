@@ -1,52 +1,34 @@
-//! Conformance suite of [`LockStore`] and [`ApprovalStore`]: one public async function per
+//! Conformance suite of [`LockStore`]: one public async function per
 //! sentence of the traits' contracts. Run it with
 //! [`state_conformance!`](crate::state_conformance).
 //!
 //! Each case gets fresh, empty stores. Stores take the current time as an argument, so the
 //! cases move time by passing later instants.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 
 use crate::error::Error;
-use crate::model::{Actor, ArtifactName, Digest, EnvName, Tag};
-use crate::state::{
-    ApprovalDecision, ApprovalRequest, ApprovalStatus, ApprovalStore, EnvLock, HolderProcess,
-    Lease, LeaseHolder, LockStore,
-};
+use crate::model::EnvName;
+use crate::state::{EnvLock, HolderProcess, Lease, LeaseHolder, LockStore};
 
-/// Something that gives the stores under test, and keeps whatever they need alive (a
+/// Something that gives the store under test, and keeps whatever it needs alive (a
 /// temporary directory) for as long as the case runs.
 ///
 /// # Contract
 ///
-/// - `locks` and `approvals` return the same stores every time they are called on one
-///   fixture, fresh (empty) for each case.
+/// - `locks` returns the same store every time it is called on one fixture, fresh (empty)
+///   for each case.
 pub trait StateFixture: Send + 'static {
     /// The lock store under test.
     fn locks(&self) -> Arc<dyn LockStore>;
-    /// The approval store under test.
-    fn approvals(&self) -> Arc<dyn ApprovalStore>;
 }
 
-impl StateFixture for (Arc<dyn LockStore>, Arc<dyn ApprovalStore>) {
+impl<G: Send + 'static> StateFixture for (Arc<dyn LockStore>, G) {
     fn locks(&self) -> Arc<dyn LockStore> {
         self.0.clone()
-    }
-    fn approvals(&self) -> Arc<dyn ApprovalStore> {
-        self.1.clone()
-    }
-}
-
-impl<G: Send + 'static> StateFixture for (Arc<dyn LockStore>, Arc<dyn ApprovalStore>, G) {
-    fn locks(&self) -> Arc<dyn LockStore> {
-        self.0.clone()
-    }
-    fn approvals(&self) -> Arc<dyn ApprovalStore> {
-        self.1.clone()
     }
 }
 
@@ -59,10 +41,6 @@ fn t0() -> DateTime<Utc> {
 
 fn env(s: &str) -> EnvName {
     EnvName::new(s).expect("test environment names are valid")
-}
-
-fn actor(s: &str) -> Actor {
-    Actor::new(s).expect("test actors are valid")
 }
 
 fn env_lock(environment: &str, owner: &str, expires: Option<DateTime<Utc>>) -> EnvLock {
@@ -93,20 +71,6 @@ fn assert_busy(result: Result<Lease, Error>, holder: &Lease) {
             assert_eq!(who, holder.holder);
         }
         other => panic!("expected Busy, got {other:?}"),
-    }
-}
-
-fn assert_conflict<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
-    match result {
-        Err(Error::Conflict(_)) => {}
-        other => panic!("{what}: expected Conflict, got {other:?}"),
-    }
-}
-
-fn assert_not_found<T: std::fmt::Debug>(result: Result<T, Error>, what: &str) {
-    match result {
-        Err(Error::NotFound { .. }) => {}
-        other => panic!("{what}: expected NotFound, got {other:?}"),
     }
 }
 
@@ -399,299 +363,6 @@ pub async fn release_only_by_holder(locks: Arc<dyn LockStore>) {
     locks.release_lease(&c).await.expect("double release");
 }
 
-fn request(id: Uuid, created: DateTime<Utc>) -> ApprovalRequest {
-    ApprovalRequest {
-        id,
-        artifact: ArtifactName::new("team/app").expect("artifact"),
-        version: Tag::new("v1.2.3").expect("tag"),
-        digest: Digest::of(b"v1.2.3"),
-        from: env("staging"),
-        to: env("prod"),
-        requested_by: actor("carol").with_groups(["dev"]),
-        reason: Some("release \"1.2.3\" ✓".into()),
-        created,
-        expires: created + Duration::days(1),
-        required: 2,
-        approvers: vec!["alice".into(), "bob".into()],
-        approver_groups: vec!["release".into()],
-        decisions: vec![],
-        status: ApprovalStatus::Pending,
-    }
-}
-
-fn decision(who: &str, approve: bool, minutes: i64) -> ApprovalDecision {
-    ApprovalDecision {
-        actor: actor(who).with_groups(["release"]),
-        approve,
-        comment: Some(format!("{who} says {approve}")),
-        time: t0() + Duration::minutes(minutes),
-    }
-}
-
-/// `create` stores a request that `get` returns unchanged; an unknown id is `NotFound`.
-pub async fn approval_create_and_get(approvals: Arc<dyn ApprovalStore>) {
-    let r = request(Uuid::new_v4(), t0());
-    approvals.create(r.clone()).await.expect("create");
-    assert_eq!(approvals.get(r.id).await.expect("get"), r);
-    assert_not_found(approvals.get(Uuid::new_v4()).await, "unknown id");
-}
-
-/// `create` with an id that exists is `Conflict`, and the stored request is unchanged.
-pub async fn approval_create_duplicate_conflicts(approvals: Arc<dyn ApprovalStore>) {
-    let r = request(Uuid::new_v4(), t0());
-    approvals.create(r.clone()).await.expect("create");
-    let mut other = request(r.id, t0() + Duration::hours(1));
-    other.required = 9;
-    assert_conflict(approvals.create(other).await, "duplicate id");
-    assert_eq!(approvals.get(r.id).await.expect("get"), r);
-}
-
-/// `list` returns the requests with a status (all with `None`), oldest first.
-pub async fn approval_list_by_status(approvals: Arc<dyn ApprovalStore>) {
-    assert!(approvals.list(None).await.expect("list").is_empty());
-    let created = [3, 1, 4, 0, 2];
-    let mut ids = Vec::new();
-    for m in created {
-        let r = request(Uuid::new_v4(), t0() + Duration::minutes(m));
-        ids.push((m, r.id));
-        approvals.create(r).await.expect("create");
-    }
-    // Move the one created at minute 4 to rejected.
-    let rejected = ids.iter().find(|(m, _)| *m == 4).expect("id").1;
-    approvals
-        .set_status(rejected, ApprovalStatus::Pending, ApprovalStatus::Rejected)
-        .await
-        .expect("reject");
-    let all = approvals.list(None).await.expect("all");
-    let minutes: Vec<_> = all
-        .iter()
-        .map(|r| (r.created - t0()).num_minutes())
-        .collect();
-    assert_eq!(minutes, vec![0, 1, 2, 3, 4]);
-    let pending = approvals
-        .list(Some(ApprovalStatus::Pending))
-        .await
-        .expect("pending");
-    let minutes: Vec<_> = pending
-        .iter()
-        .map(|r| (r.created - t0()).num_minutes())
-        .collect();
-    assert_eq!(minutes, vec![0, 1, 2, 3]);
-    let rejected_list = approvals
-        .list(Some(ApprovalStatus::Rejected))
-        .await
-        .expect("rejected");
-    assert_eq!(rejected_list.len(), 1);
-    assert_eq!(rejected_list[0].id, rejected);
-    assert!(
-        approvals
-            .list(Some(ApprovalStatus::Executed))
-            .await
-            .expect("none")
-            .is_empty()
-    );
-}
-
-/// `add_decision` appends decisions in order while the request is pending; an unknown id is
-/// `NotFound`.
-pub async fn approval_add_decision(approvals: Arc<dyn ApprovalStore>) {
-    let r = request(Uuid::new_v4(), t0());
-    approvals.create(r.clone()).await.expect("create");
-    let d1 = decision("alice", true, 1);
-    let after = approvals
-        .add_decision(r.id, d1.clone())
-        .await
-        .expect("first");
-    assert_eq!(after.decisions, vec![d1.clone()]);
-    assert_eq!(
-        after.status,
-        ApprovalStatus::Pending,
-        "add_decision does not change the status"
-    );
-    let d2 = decision("bob", false, 2);
-    let after = approvals
-        .add_decision(r.id, d2.clone())
-        .await
-        .expect("second");
-    assert_eq!(after.decisions, vec![d1, d2]);
-    assert_eq!(approvals.get(r.id).await.expect("get"), after);
-    assert_not_found(
-        approvals
-            .add_decision(Uuid::new_v4(), decision("alice", true, 3))
-            .await,
-        "unknown id",
-    );
-}
-
-/// `add_decision` refuses a second decision by the same actor, and any decision on a request
-/// that is not pending, with `Conflict`, changing nothing.
-pub async fn approval_decision_conflicts(approvals: Arc<dyn ApprovalStore>) {
-    let r = request(Uuid::new_v4(), t0());
-    approvals.create(r.clone()).await.expect("create");
-    let first = approvals
-        .add_decision(r.id, decision("alice", true, 1))
-        .await
-        .expect("first");
-    // Same actor id, different groups, comment and verdict: still the same actor.
-    let again = ApprovalDecision {
-        actor: actor("alice"),
-        approve: false,
-        comment: None,
-        time: t0() + Duration::minutes(2),
-    };
-    assert_conflict(
-        approvals.add_decision(r.id, again).await,
-        "second decision by alice",
-    );
-    assert_eq!(approvals.get(r.id).await.expect("get"), first);
-    for status in [
-        ApprovalStatus::Approved,
-        ApprovalStatus::Rejected,
-        ApprovalStatus::Expired,
-        ApprovalStatus::Executed,
-    ] {
-        let mut closed = request(Uuid::new_v4(), t0());
-        closed.status = status;
-        approvals
-            .create(closed.clone())
-            .await
-            .expect("create closed");
-        assert_conflict(
-            approvals
-                .add_decision(closed.id, decision("bob", true, 1))
-                .await,
-            "closed request",
-        );
-        assert_eq!(
-            approvals.get(closed.id).await.expect("get"),
-            closed,
-            "{status} unchanged"
-        );
-    }
-}
-
-/// Concurrent decisions are atomic: every distinct actor's decision is kept, and of several
-/// decisions by one actor exactly one is kept.
-pub async fn approval_concurrent_decisions(approvals: Arc<dyn ApprovalStore>) {
-    let r = request(Uuid::new_v4(), t0());
-    approvals.create(r.clone()).await.expect("create");
-    let tasks: Vec<_> = (0..10)
-        .map(|i| {
-            let approvals = approvals.clone();
-            tokio::spawn(async move {
-                approvals
-                    .add_decision(r.id, decision(&format!("user{i}"), true, i))
-                    .await
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("task").expect("distinct actors all succeed");
-    }
-    let same: Vec<_> = (0..8)
-        .map(|i| {
-            let approvals = approvals.clone();
-            tokio::spawn(async move {
-                approvals
-                    .add_decision(r.id, decision("eve", i % 2 == 0, i))
-                    .await
-            })
-        })
-        .collect();
-    let mut ok = 0;
-    for t in same {
-        match t.await.expect("task") {
-            Ok(_) => ok += 1,
-            Err(Error::Conflict(_)) => {}
-            Err(e) => panic!("unexpected error {e:?}"),
-        }
-    }
-    assert_eq!(ok, 1, "one decision per actor");
-    let stored = approvals.get(r.id).await.expect("get");
-    assert_eq!(stored.decisions.len(), 11);
-    let actors: HashSet<_> = stored
-        .decisions
-        .iter()
-        .map(|d| d.actor.id.clone())
-        .collect();
-    assert_eq!(actors.len(), 11);
-}
-
-/// `set_status` moves a request from `from` to `to`; when it is not in `from` it is `Conflict`
-/// and nothing changes; an unknown id is `NotFound`.
-pub async fn approval_set_status_compare_and_set(approvals: Arc<dyn ApprovalStore>) {
-    let r = request(Uuid::new_v4(), t0());
-    approvals.create(r.clone()).await.expect("create");
-    approvals
-        .add_decision(r.id, decision("alice", true, 1))
-        .await
-        .expect("decide");
-    let approved = approvals
-        .set_status(r.id, ApprovalStatus::Pending, ApprovalStatus::Approved)
-        .await
-        .expect("approve");
-    assert_eq!(approved.status, ApprovalStatus::Approved);
-    assert_eq!(approved.decisions.len(), 1, "decisions are kept");
-    assert_eq!(approvals.get(r.id).await.expect("get"), approved);
-    assert_conflict(
-        approvals
-            .set_status(r.id, ApprovalStatus::Pending, ApprovalStatus::Rejected)
-            .await,
-        "not pending any more",
-    );
-    assert_eq!(
-        approvals.get(r.id).await.expect("get"),
-        approved,
-        "unchanged"
-    );
-    let executed = approvals
-        .set_status(r.id, ApprovalStatus::Approved, ApprovalStatus::Executed)
-        .await
-        .expect("execute");
-    assert_eq!(executed.status, ApprovalStatus::Executed);
-    assert_not_found(
-        approvals
-            .set_status(
-                Uuid::new_v4(),
-                ApprovalStatus::Pending,
-                ApprovalStatus::Approved,
-            )
-            .await,
-        "unknown id",
-    );
-}
-
-/// Concurrent `set_status` from the same state: exactly one wins.
-pub async fn approval_set_status_one_winner(approvals: Arc<dyn ApprovalStore>) {
-    let r = request(Uuid::new_v4(), t0());
-    approvals.create(r.clone()).await.expect("create");
-    let tasks: Vec<_> = (0..10)
-        .map(|i| {
-            let approvals = approvals.clone();
-            let to = if i % 2 == 0 {
-                ApprovalStatus::Approved
-            } else {
-                ApprovalStatus::Expired
-            };
-            tokio::spawn(async move {
-                approvals
-                    .set_status(r.id, ApprovalStatus::Pending, to)
-                    .await
-            })
-        })
-        .collect();
-    let mut winners = Vec::new();
-    for t in tasks {
-        match t.await.expect("task") {
-            Ok(req) => winners.push(req.status),
-            Err(Error::Conflict(_)) => {}
-            Err(e) => panic!("unexpected error {e:?}"),
-        }
-    }
-    assert_eq!(winners.len(), 1, "exactly one transition wins");
-    assert_eq!(approvals.get(r.id).await.expect("get").status, winners[0]);
-}
-
 /// `acquire_lease` stores the holder's name and process in the lease it returns, and `leases`
 /// returns them as stored.
 pub async fn lease_keeps_its_holder_process(locks: Arc<dyn LockStore>) {
@@ -808,9 +479,8 @@ pub async fn break_lease_removes_only_that_lease(locks: Arc<dyn LockStore>) {
 
 /// Runs the whole state conformance suite: one `#[tokio::test]` per case.
 ///
-/// `$setup` is an `async` expression yielding a fresh [`StateFixture`] per test: a tuple
-/// `(Arc<dyn LockStore>, Arc<dyn ApprovalStore>)`, optionally with a guard kept alive during
-/// the case as a third element.
+/// `$setup` is an `async` expression yielding a fresh [`StateFixture`] per test: a tuple of an
+/// `Arc<dyn LockStore>` and a guard kept alive during the case (`()` when there is none).
 #[macro_export]
 macro_rules! state_conformance {
     ($setup:expr) => {
@@ -826,16 +496,6 @@ macro_rules! state_conformance {
             lease_keeps_its_holder_process,
             leases_lists_unexpired_sorted,
             break_lease_removes_only_that_lease
-        );
-        $crate::state_conformance!(@cases $setup; approvals;
-            approval_create_and_get,
-            approval_create_duplicate_conflicts,
-            approval_list_by_status,
-            approval_add_decision,
-            approval_decision_conflicts,
-            approval_concurrent_decisions,
-            approval_set_status_compare_and_set,
-            approval_set_status_one_winner
         );
     };
     (@cases $setup:expr; $store:ident; $($case:ident),* $(,)?) => {

@@ -24,9 +24,7 @@ use crate::policy::input::{Reasoned, check_text_input, require_reason};
 use crate::policy::{Check, CheckContext, Operation, Stage, authorize, run_checks};
 use crate::registry::{ArtifactRegistry, CopyMode, CopyReport, Manifest};
 use crate::release::ReleaseStore;
-use crate::state::{
-    ApprovalStore, EnvLock, HolderProcess, Lease, LeaseHolder, Liveness, LockStore,
-};
+use crate::state::{EnvLock, HolderProcess, Lease, LeaseHolder, Liveness, LockStore};
 
 mod admin;
 mod approvals;
@@ -43,7 +41,6 @@ pub(in crate::manager) struct Parts {
     pub(in crate::manager) registry: Arc<dyn ArtifactRegistry>,
     pub(in crate::manager) history: Arc<dyn HistoryStore>,
     pub(in crate::manager) locks: Arc<dyn LockStore>,
-    pub(in crate::manager) approvals: Arc<dyn ApprovalStore>,
     pub(in crate::manager) dispatcher: Arc<Dispatcher>,
     pub(in crate::manager) releases: Arc<dyn ReleaseStore>,
     pub(in crate::manager) background_delivery: bool,
@@ -68,7 +65,6 @@ impl fmt::Debug for DefaultPromotionManager {
             .field("registry", &p.registry)
             .field("history", &p.history)
             .field("locks", &p.locks)
-            .field("approvals", &p.approvals)
             .field("dispatcher", &p.dispatcher)
             .field("clock", &p.clock)
             .finish_non_exhaustive()
@@ -111,11 +107,6 @@ impl DefaultPromotionManager {
     /// The audit history.
     pub fn history_store(&self) -> &Arc<dyn HistoryStore> {
         &self.parts.history
-    }
-
-    /// The approval store.
-    pub fn approval_store(&self) -> &Arc<dyn ApprovalStore> {
-        &self.parts.approvals
     }
 
     /// The release store (approval requests).
