@@ -165,6 +165,13 @@ fn a_promoter_killed_holding_the_lease_leaves_a_lease_that_can_be_broken() {
     let mut promoter = spawn(&ws, &args);
     let deadline = Instant::now() + Duration::from_secs(20);
     let held = loop {
+        if let Some(status) = promoter.try_wait().unwrap() {
+            let mut err = String::new();
+            if let Some(mut e) = promoter.stderr.take() {
+                std::io::Read::read_to_string(&mut e, &mut err).unwrap();
+            }
+            panic!("the promoter exited ({status}) before taking the lease: {err}");
+        }
         match ws.run(&["--output", "json", "lease", "list"]).ok().output() {
             Output::Leases { leases } if !leases.is_empty() => break leases,
             _ if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),

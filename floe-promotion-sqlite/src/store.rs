@@ -115,6 +115,23 @@ impl Shared {
         Ok(conn)
     }
 
+    /// An exclusive lock on `<database>.setup-lock`, held while a writable open switches the
+    /// file to WAL and migrates it; released when dropped.
+    fn setup_lock(&self) -> Result<SetupLock> {
+        let mut name = self.path.as_os_str().to_os_string();
+        name.push(".setup-lock");
+        let path = PathBuf::from(name);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| store_err(&self.name, format!("cannot create {}: {e}", path.display())))?;
+        file.lock()
+            .map_err(|e| store_err(&self.name, format!("cannot lock {}: {e}", path.display())))?;
+        Ok(SetupLock(file))
+    }
+
     fn checkout(&self) -> Result<Connection> {
         match lock(&self.idle).pop() {
             Some(c) => Ok(c),
@@ -266,14 +283,23 @@ impl SqliteStore {
                     "the database file is not writable (commands that change state need write access)",
                 ));
             }
-            let mode: String = conn
-                .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
-                .map_err(|e| shared.err("switching to WAL mode", e))?;
-            if !mode.eq_ignore_ascii_case("wal") {
-                return Err(store_err(
-                    &shared.name,
-                    format!("cannot use WAL mode (journal_mode is {mode})"),
-                ));
+            // Processes that open a new file at the same moment would race to switch it to
+            // WAL (which SQLite can refuse as busy without waiting): the switch and the
+            // migration happen under an exclusive lock of a file beside the database.
+            let _setup = shared.setup_lock()?;
+            let current: String = conn
+                .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                .map_err(|e| shared.err("reading the journal mode", e))?;
+            if !current.eq_ignore_ascii_case("wal") {
+                let mode: String = conn
+                    .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+                    .map_err(|e| shared.err("switching to WAL mode", e))?;
+                if !mode.eq_ignore_ascii_case("wal") {
+                    return Err(store_err(
+                        &shared.name,
+                        format!("cannot use WAL mode (journal_mode is {mode})"),
+                    ));
+                }
             }
             schema::migrate(&mut conn, &shared.name, |action, e| shared.err(action, e))?;
         }
@@ -328,5 +354,14 @@ impl SqliteStore {
                     format!("{action}: the worker thread failed: {e}"),
                 )
             })?
+    }
+}
+
+/// The setup lock of a database file (see `Shared::setup_lock`).
+struct SetupLock(std::fs::File);
+
+impl Drop for SetupLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
     }
 }

@@ -12,7 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use floe_promotion::history::{AuditEvent, EventKind, EventRecord, HistoryQuery, HistoryStore};
+use floe_promotion::history::{
+    AuditEvent, EventKind, EventRecord, HistoryExt, HistoryQuery, HistoryStore,
+};
 use floe_promotion::state::LeaseHolder;
 use floe_promotion::{Actor, EnvName, Error, LockStore};
 use floe_promotion_sqlite::SqliteStore;
@@ -126,6 +128,13 @@ fn child_process_role() {
                 writer(&store, &name, count).await;
             }
             "crasher" => crasher(&store, &name).await,
+            "opener" => {
+                let stored = store
+                    .append(event(EventKind::Locked, &name, &[]))
+                    .await
+                    .expect("append after a concurrent first open");
+                ack(std::slice::from_ref(&stored));
+            }
             other => panic!("unknown role {other}"),
         }
     });
@@ -338,4 +347,37 @@ fn killed_writer_leaves_an_intact_chain_with_every_acknowledged_event() {
         assert!(e[0].seq as usize > acked.len());
         assert!(store.verify().await.expect("verify").is_intact());
     });
+}
+
+/// Processes that open a new file at the same moment all succeed: the switch to WAL and the
+/// migration happen once, under the setup lock, instead of one process being refused as busy.
+#[test]
+fn processes_opening_a_new_file_at_once_all_succeed() {
+    for round in 0..20 {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = dir.path().join("fresh.db");
+        let children: Vec<Child> = (0..5)
+            .map(|i| spawn("opener", &db, &format!("opener-{round}-{i}"), 1))
+            .collect();
+        let mut acked = Vec::new();
+        for child in children {
+            let out = child.wait_with_output().expect("child");
+            assert!(
+                out.status.success(),
+                "round {round}: a process failed to open the new file: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+            acked.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter_map(parse_ack),
+            );
+        }
+        assert_eq!(acked.len(), 5, "round {round}");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        check_chain(&rt, &db, &acked);
+    }
 }
