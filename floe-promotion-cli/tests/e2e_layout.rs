@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{FLOE, Workspace};
+use common::{FLOE, Workspace, copy_dir};
 use floe_promotion::Digest;
 use floe_promotion::history::EventKind;
 use floe_promotion::manager::Outcome;
@@ -16,18 +16,6 @@ use floe_promotion_oci::testing::skopeo;
 
 fn quickstart() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
 }
 
 /// The quick start's workspace: its manifest, and the demo artifact pushed into dev.

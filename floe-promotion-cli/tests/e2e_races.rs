@@ -14,22 +14,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{FLOE, Workspace};
+use common::{FLOE, Workspace, copy_dir};
 use floe_promotion::history::EventKind;
 use floe_promotion_cli::exit;
 use floe_promotion_cli::output::Output;
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap().flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
 
 /// dev and staging in layout directories; `staging_gates` is the YAML of staging's gates.
 /// The quick start's demo artifact (`demo:v1.0.0`) is in dev.

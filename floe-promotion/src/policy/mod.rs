@@ -108,6 +108,52 @@ pub struct CheckContext<'a> {
     pub arrival: Option<&'a AuditEvent>,
 }
 
+/// Who asks for what: the request part of a [`CheckContext`].
+#[derive(Clone, Copy, Debug)]
+pub struct Subject<'a> {
+    /// The operation.
+    pub operation: Operation,
+    /// The artifact.
+    pub artifact: &'a ArtifactName,
+    /// The version.
+    pub version: &'a Tag,
+    /// The source environment (none for a rollback).
+    pub from: Option<&'a EnvName>,
+    /// The target environment.
+    pub to: &'a Environment,
+    /// Who asks.
+    pub actor: &'a Actor,
+    /// Whether the request carries a break-glass lock override.
+    pub override_lock: bool,
+}
+
+impl<'a> CheckContext<'a> {
+    /// The context of the request stage for `subject` (no digest yet).
+    pub fn new(
+        subject: Subject<'a>,
+        config: &'a dyn EnvironmentConfig,
+        history: &'a dyn HistoryStore,
+        lock: Option<&'a EnvLock>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        CheckContext {
+            operation: subject.operation,
+            config,
+            history,
+            artifact: subject.artifact,
+            version: subject.version,
+            from: subject.from,
+            to: subject.to,
+            actor: subject.actor,
+            override_lock: subject.override_lock,
+            lock,
+            now,
+            digest: None,
+            arrival: None,
+        }
+    }
+}
+
 /// One rule of the promotion path.
 ///
 /// # Contract

@@ -82,6 +82,29 @@ impl Evaluation {
 }
 
 impl DefaultPromotionManager {
+    /// Steps 1 and 2: the checks that need no digest (transition, sources, authorization,
+    /// policy, the lock), with the target's lock noted in the evaluation. Returns the lock.
+    async fn request_checks(
+        &self,
+        ev: &mut Evaluation,
+        subject: Subject<'_>,
+    ) -> Result<Option<EnvLock>> {
+        let lock = self.parts.locks.get_lock(&subject.to.name, ev.now).await?;
+        ev.lock_overridden = lock.is_some() && subject.override_lock;
+        ev.lock = lock.clone();
+        let ctx = CheckContext::new(
+            subject,
+            self.parts.config.as_ref(),
+            self.parts.history.as_ref(),
+            lock.as_ref(),
+            ev.now,
+        );
+        for e in run_checks(&self.parts.checks, Stage::Request, &ctx, ev.plan).await? {
+            ev.block(e)?;
+        }
+        Ok(lock)
+    }
+
     /// Plans the write of `tag` at `digest` in `repo`; `immutable` tags may not move.
     pub(super) async fn plan_tag(
         &self,
@@ -132,27 +155,23 @@ impl DefaultPromotionManager {
 
         // 1 and 2. The checks that need no digest: transition, sources, authorization,
         // policy, the lock.
-        let lock = self.parts.locks.get_lock(&req.to, ev.now).await?;
-        ev.lock_overridden = lock.is_some() && req.override_lock;
-        ev.lock = lock.clone();
-        let mut ctx = CheckContext {
+        let subject = Subject {
             operation: Operation::Promote,
-            config: config.as_ref(),
-            history: self.parts.history.as_ref(),
             artifact: &req.artifact,
             version: &req.version,
             from: Some(&req.from),
             to: to_env,
             actor: &req.actor,
             override_lock: req.override_lock,
-            lock: lock.as_ref(),
-            now: ev.now,
-            digest: None,
-            arrival: None,
         };
-        for e in run_checks(&self.parts.checks, Stage::Request, &ctx, ev.plan).await? {
-            ev.block(e)?;
-        }
+        let lock = self.request_checks(ev, subject).await?;
+        let mut ctx = CheckContext::new(
+            subject,
+            config.as_ref(),
+            self.parts.history.as_ref(),
+            lock.as_ref(),
+            ev.now,
+        );
 
         // 3. Resolve the digest once, in the source environment.
         let first = config.position(&req.from)? == 0;
@@ -284,27 +303,16 @@ impl DefaultPromotionManager {
         ev.source = Some(target.clone());
         ev.target = Some(target.clone());
         ev.copy_mode = Some(CopyMode::TagOnly);
-        let lock = self.parts.locks.get_lock(&req.environment, ev.now).await?;
-        ev.lock_overridden = lock.is_some() && req.override_lock;
-        ev.lock = lock.clone();
-        let ctx = CheckContext {
+        let subject = Subject {
             operation: Operation::Rollback,
-            config: config.as_ref(),
-            history: self.parts.history.as_ref(),
             artifact: &req.artifact,
             version: &req.to_version,
             from: None,
             to: env,
             actor: &req.actor,
             override_lock: req.override_lock,
-            lock: lock.as_ref(),
-            now: ev.now,
-            digest: None,
-            arrival: None,
         };
-        for e in run_checks(&self.parts.checks, Stage::Request, &ctx, ev.plan).await? {
-            ev.block(e)?;
-        }
+        self.request_checks(ev, subject).await?;
         let arrival = match self
             .arrival(&req.environment, &req.artifact, &req.to_version)
             .await?

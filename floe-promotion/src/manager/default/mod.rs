@@ -21,7 +21,7 @@ use crate::history::{
 use crate::model::{Actor, ArtifactName, Digest, EnvName, Reference, Repository, Tag};
 use crate::notify::{Delivery, Dispatcher};
 use crate::policy::input::{Reasoned, check_text_input, require_reason};
-use crate::policy::{Check, CheckContext, Operation, Stage, authorize, run_checks};
+use crate::policy::{Check, CheckContext, Operation, Stage, Subject, authorize, run_checks};
 use crate::registry::{ArtifactRegistry, CopyMode, CopyReport, Manifest};
 use crate::release::ReleaseStore;
 use crate::state::{EnvLock, HolderProcess, Lease, LeaseHolder, Liveness, LockStore};
