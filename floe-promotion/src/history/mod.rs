@@ -27,12 +27,48 @@
 //! before its closing brace: a line with a `format` member is format 2 and its content is the
 //! JCS of the line without those two members; a line without one is format 1. Either way
 //! [`verify_export`] rebuilds the exact bytes, in whatever order the line's members are.
+//!
+//! # Event payloads
+//!
+//! What an event says beyond its common members (tags written, the error of a failure, the
+//! lock that was passed, the approval request…) is stored in [`EventRecord::details`], a JSON
+//! object of string values, and that stays so: the hash covers those bytes. [`Payload`] is
+//! their typed view, one variant per kind that carries details:
+//!
+//! | kind | payload | keys (`?`: only when set) |
+//! |------|---------|------|
+//! | `promotion_succeeded` | [`PromotionSucceeded`] | `request`, `tags`, `confirmed_after_lost_reply`?, `noop`?, `copy`?, `approval`?, `executed_by`? |
+//! | `promotion_failed`, `rollback_failed` | [`Failed`] | `error` |
+//! | `rollback_succeeded` | [`RollbackSucceeded`] | `tags`, `confirmed_after_lost_reply`? |
+//! | `approval_requested` | [`ApprovalRequested`] | `approval`, `expires`, `rules` |
+//! | `approval_decided` | [`ApprovalDecided`] | `approval`, `decision` (`approved`/`rejected`), `status` |
+//! | `approval_expired` | [`ApprovalExpired`] | `approval` |
+//! | `locked` | [`Locked`] | `expires`? |
+//! | `unlocked`, `lock_overridden` | [`LockDetails`] | `lock_owner`, `lock_reason` |
+//! | `evidence_attached` | [`EvidenceAttached`] | `evidence`, `kind`, `status` |
+//! | `lease_broken` | [`LeaseBroken`] | `holder`, `expires`, `holder_process`?, `holder_liveness`, `override`? |
+//!
+//! Other kinds (`promotion_requested`, `canary_step`, `switched`, and kinds a later release
+//! adds) read as [`Payload::Untyped`], their details as stored. Ids are UUIDs, times RFC 3339
+//! (`to_rfc3339`), tag lists comma-separated, flags `"true"` (absent when false), a copy
+//! report `manifests=… mounted=… uploaded=… skipped=… bytes=… signatures=… referrers=…`, a
+//! holder process `host:pid`.
+//!
+//! [`EventRecord::payload`] reads the payload for the record's kind: a required key that is
+//! missing or a value that does not parse is an [`Error::InvalidInput`](crate::Error) naming
+//! the key, the value and the event, never a panic; keys this release does not know are kept
+//! in the payload's `other` map. [`EventRecord::set_payload`] (or
+//! [`EventRecord::with_payload`]) writes the details back with the same keys and formats, so
+//! `details → payload → details` gives back the details every release has written, and
+//! `payload → details → payload` gives back the payload. The manager builds every event's
+//! details this way.
 
 mod chain;
 mod export;
 mod format;
 mod jcs;
 mod memory;
+mod payload;
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Debug};
@@ -56,6 +92,10 @@ pub use format::{
     check_canonical, check_content, content_hash, event_hash, parse_content,
 };
 pub use memory::InMemoryHistory;
+pub use payload::{
+    ApprovalDecided, ApprovalExpired, ApprovalRequested, Decision, EvidenceAttached, Failed,
+    HostProcess, LeaseBroken, LockDetails, Locked, Payload, PromotionSucceeded, RollbackSucceeded,
+};
 
 /// What happened. Later releases may add kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

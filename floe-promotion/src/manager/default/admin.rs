@@ -41,9 +41,7 @@ impl DefaultPromotionManager {
         let mut e = self.event(EventKind::Locked, actor, now);
         e.environment = Some(environment.clone());
         e.reason = Some(reason.to_string());
-        if let Some(x) = lock.expires {
-            e.details.insert("expires".into(), x.to_rfc3339());
-        }
+        e.set_payload(Payload::Locked(Locked::new(lock.expires)));
         self.record(vec![e]).await?;
         Ok(lock)
     }
@@ -67,8 +65,10 @@ impl DefaultPromotionManager {
         let mut e = self.event(EventKind::Unlocked, actor, now);
         e.environment = Some(environment.clone());
         e.reason = reason.map(str::to_string);
-        e.details.insert("lock_owner".into(), lock.owner.clone());
-        e.details.insert("lock_reason".into(), lock.reason.clone());
+        e.set_payload(Payload::Unlocked(LockDetails::new(
+            &lock.owner,
+            &lock.reason,
+        )));
         self.record(vec![e]).await?;
         Ok(lock)
     }
@@ -153,25 +153,13 @@ impl DefaultPromotionManager {
         let mut e = self.event(EventKind::LeaseBroken, actor, now);
         e.environment = Some(environment.clone());
         e.reason = Some(reason.to_string());
-        e.details.insert("holder".into(), lease.holder.clone());
-        e.details
-            .insert("expires".into(), lease.expires.to_rfc3339());
-        if let Some(p) = &lease.process {
-            e.details
-                .insert("holder_process".into(), format!("{}:{}", p.host, p.pid));
-        }
-        e.details.insert(
-            "holder_liveness".into(),
-            match liveness {
-                Liveness::Alive => "alive",
-                Liveness::Gone => "gone",
-                Liveness::Unknown => "unknown",
-            }
-            .into(),
-        );
-        if force {
-            e.details.insert("override".into(), "true".into());
-        }
+        let mut broken = LeaseBroken::new(&lease.holder, lease.expires, liveness);
+        broken.holder_process = lease.process.as_ref().map(|p| HostProcess {
+            host: p.host.clone(),
+            pid: p.pid,
+        });
+        broken.forced = force;
+        e.set_payload(Payload::LeaseBroken(broken));
         self.record(vec![e]).await?;
         Ok(lease)
     }
@@ -203,10 +191,11 @@ impl DefaultPromotionManager {
         e.version = Some(version.clone());
         e.digest = Some(manifest.digest().clone());
         e.environment = Some(environment.clone());
-        e.details.insert("evidence".into(), attached.to_string());
-        e.details.insert("kind".into(), evidence.kind.to_string());
-        e.details
-            .insert("status".into(), evidence.status.to_string());
+        e.set_payload(Payload::EvidenceAttached(EvidenceAttached::new(
+            attached.clone(),
+            evidence.kind.clone(),
+            evidence.status,
+        )));
         self.record(vec![e]).await?;
         Ok((manifest.digest().clone(), attached))
     }

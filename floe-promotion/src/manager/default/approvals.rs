@@ -6,7 +6,7 @@ use crate::error::Error;
 use crate::release::approval::{
     ApprovalEffect, ApprovalEvent, ApprovalMachine, ApprovalState, ApprovalTicket, Phase, Vote,
 };
-use crate::release::machine::{MachineName, advance, decode, encode};
+use crate::release::machine::{advance, decode, encode};
 use crate::release::{Release, ReleaseFilter, ReleaseKind};
 
 use super::*;
@@ -106,10 +106,11 @@ impl DefaultPromotionManager {
         let mut e = self.promotion_event(EventKind::ApprovalRequested, req, now);
         e.digest = Some(digest);
         e.gates = ev.gates.clone();
-        e.details.insert("approval".into(), release.id.to_string());
-        e.details
-            .insert("expires".into(), state.ticket.expires.to_rfc3339());
-        e.details.insert("rules".into(), state.who_may_approve());
+        e.set_payload(Payload::ApprovalRequested(ApprovalRequested::new(
+            release.id,
+            state.ticket.expires,
+            state.who_may_approve(),
+        )));
         self.record(vec![e]).await?;
         Err(pending(release.id, &state))
     }
@@ -183,7 +184,7 @@ impl DefaultPromotionManager {
                         let mut e =
                             self.approval_event(EventKind::ApprovalExpired, &step.state, now);
                         e.actor = Actor::new("floe").unwrap_or_else(|_| e.actor.clone());
-                        e.details.insert("approval".into(), id.to_string());
+                        e.set_payload(Payload::ApprovalExpired(ApprovalExpired::new(id)));
                         self.record(vec![e]).await?;
                     }
                     return Ok((stored, step.state));
@@ -265,13 +266,16 @@ impl DefaultPromotionManager {
                     let mut e = self.approval_event(EventKind::ApprovalDecided, &step.state, now);
                     e.actor = actor.clone();
                     e.reason = comment.map(str::to_string);
-                    e.details.insert("approval".into(), id.to_string());
-                    e.details.insert(
-                        "decision".into(),
-                        if approve { "approved" } else { "rejected" }.into(),
-                    );
-                    e.details
-                        .insert("status".into(), step.state.phase.as_str().into());
+                    let decision = if approve {
+                        Decision::Approved
+                    } else {
+                        Decision::Rejected
+                    };
+                    e.set_payload(Payload::ApprovalDecided(ApprovalDecided::new(
+                        id,
+                        decision,
+                        step.state.phase,
+                    )));
                     self.record(vec![e]).await?;
                     let execute = step.effects.contains(&ApprovalEffect::Execute);
                     return Ok((step.state, execute));
@@ -383,7 +387,9 @@ impl DefaultPromotionManager {
             })
             .await?
             .into_iter()
-            .find(|e| e.record.details.get("approval") == Some(&id.to_string()));
+            .find(|e| {
+                matches!(e.record.payload(), Ok(Payload::PromotionSucceeded(p)) if p.approval == Some(id))
+            });
         Ok(done.map(|e| PromotionRecord {
             id,
             outcome: Outcome::Promoted,

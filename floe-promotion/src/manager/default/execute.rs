@@ -46,15 +46,15 @@ pub(super) struct Executed {
 impl DefaultPromotionManager {
     /// The common tail of every write (promotion, rollback, approved promotion, release
     /// steps): records a lock override found by the checks, writes under the environment's
-    /// lease (see [`Self::write`]), records the outcome (`finish` adds the operation's own
-    /// details), then releases the lease. The first planned tag is the immutable one (the
-    /// environment or rollback tag). On failure nothing is recorded of the outcome: the caller
-    /// records the failed event.
+    /// lease (see [`Self::write`]), records the outcome (`finish` sets the operation's own
+    /// members and returns its payload, which becomes the event's details), then releases the
+    /// lease. The first planned tag is the immutable one (the environment or rollback tag). On
+    /// failure nothing is recorded of the outcome: the caller records the failed event.
     pub(super) async fn run_tail(
         &self,
         ev: &mut Evaluation,
         tail: Tail<'_>,
-        finish: impl FnOnce(&mut EventRecord, &Evaluation, &Written),
+        finish: impl FnOnce(&mut EventRecord, &Evaluation, &Written) -> Payload,
     ) -> Result<Executed> {
         if let (true, Some(lock)) = (ev.lock_overridden, &ev.lock) {
             let e = lock_overridden(tail.event, ev, lock, self.now());
@@ -79,12 +79,8 @@ impl DefaultPromotionManager {
         let finished = self.now();
         let mut done = (tail.event)(tail.success, finished);
         done.digest = ev.digest().cloned();
-        done.details.insert("tags".into(), tag_list(&w.tags));
-        if !w.confirmed.is_empty() {
-            done.details
-                .insert("confirmed_after_lost_reply".into(), tag_list(&w.confirmed));
-        }
-        finish(&mut done, ev, &w);
+        let payload = finish(&mut done, ev, &w);
+        done.set_payload(payload);
         events.push(done);
         let stored = self.record_in_lease(events).await;
         self.release(&w.lease).await;
@@ -260,7 +256,11 @@ impl DefaultPromotionManager {
     ) {
         record.digest = ev.digest().cloned();
         record.gates = ev.gates.clone();
-        record.details.insert("error".into(), error.to_string());
+        let failed = Failed::new(error.to_string());
+        record.set_payload(match record.kind {
+            EventKind::RollbackFailed => Payload::RollbackFailed(failed),
+            _ => Payload::PromotionFailed(failed),
+        });
         if let Err(e) = self.record(vec![record]).await {
             tracing::error!(error = %e, "could not record the failed event");
         }
@@ -276,7 +276,8 @@ fn lock_overridden(
 ) -> EventRecord {
     let mut e = event(EventKind::LockOverridden, now);
     e.digest = ev.digest().cloned();
-    e.details.insert("lock_owner".into(), lock.owner.clone());
-    e.details.insert("lock_reason".into(), lock.reason.clone());
-    e
+    e.with_payload(Payload::LockOverridden(LockDetails::new(
+        &lock.owner,
+        &lock.reason,
+    )))
 }

@@ -16,7 +16,9 @@ use crate::config::{ApprovalPolicy, ApprovalSeparation, Environment, Environment
 use crate::error::{Error, Result};
 use crate::gate::{GateContext, GateResult, GateStatus, PromotionGate, run_gates};
 use crate::history::{
-    AuditEvent, EventKind, EventRecord, HistoryQuery, HistoryStore, Order, VerifyReport,
+    ApprovalDecided, ApprovalExpired, ApprovalRequested, AuditEvent, Decision, EventKind,
+    EventRecord, EvidenceAttached, Failed, HistoryQuery, HistoryStore, HostProcess, LeaseBroken,
+    LockDetails, Locked, Order, Payload, PromotionSucceeded, RollbackSucceeded, VerifyReport,
 };
 use crate::model::{Actor, ArtifactName, Digest, EnvName, Reference, Repository, Tag};
 use crate::notify::{Delivery, Dispatcher};
@@ -69,11 +71,6 @@ impl fmt::Debug for DefaultPromotionManager {
             .field("clock", &p.clock)
             .finish_non_exhaustive()
     }
-}
-
-/// Tags as a comma-separated list, for event details.
-fn tag_list(tags: &[Tag]) -> String {
-    tags.iter().map(Tag::as_str).collect::<Vec<_>>().join(",")
 }
 
 const SETS_CURRENT: [EventKind; 3] = [

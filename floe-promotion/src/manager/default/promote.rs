@@ -45,17 +45,15 @@ impl DefaultPromotionManager {
         };
         let finish = |done: &mut EventRecord, ev: &Evaluation, w: &Written| {
             done.gates = ev.gates.clone();
-            done.details.insert("request".into(), ev.id.to_string());
-            if w.tags.is_empty() {
-                done.details.insert("noop".into(), "true".into());
-            }
-            if let Some(c) = &w.copy {
-                done.details.insert("copy".into(), copy_summary(c));
-            }
+            let mut p = PromotionSucceeded::new(ev.id, w.tags.clone());
+            p.confirmed_after_lost_reply = w.confirmed.clone();
+            p.noop = w.tags.is_empty();
+            p.copy = w.copy.clone();
             if let Some((id, by)) = approval {
-                done.details.insert("approval".into(), id.to_string());
-                done.details.insert("executed_by".into(), by.id.clone());
+                p.approval = Some(id);
+                p.executed_by = Some(by.id.clone());
             }
+            Payload::PromotionSucceeded(p)
         };
         let done = match self.run_tail(&mut ev, tail, finish).await {
             Ok(done) => done,
@@ -125,18 +123,4 @@ impl DefaultPromotionManager {
         e.reason = req.reason.clone();
         e
     }
-}
-
-/// A copy report in one line, for event details.
-fn copy_summary(c: &CopyReport) -> String {
-    format!(
-        "manifests={} mounted={} uploaded={} skipped={} bytes={} signatures={} referrers={}",
-        c.manifests_copied,
-        c.blobs_mounted,
-        c.blobs_uploaded,
-        c.blobs_skipped,
-        c.bytes_uploaded,
-        c.signatures_copied,
-        c.referrers_copied
-    )
 }

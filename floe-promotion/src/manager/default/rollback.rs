@@ -29,7 +29,12 @@ impl DefaultPromotionManager {
             success: EventKind::RollbackSucceeded,
         };
         let done = match self
-            .run_tail(&mut ev, tail, |done, ev, _| done.id = ev.id)
+            .run_tail(&mut ev, tail, |done, ev, w| {
+                done.id = ev.id;
+                let mut p = RollbackSucceeded::new(w.tags.clone());
+                p.confirmed_after_lost_reply = w.confirmed.clone();
+                Payload::RollbackSucceeded(p)
+            })
             .await
         {
             Ok(done) => done,
