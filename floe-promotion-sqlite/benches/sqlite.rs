@@ -20,6 +20,14 @@
 //! other): full verify 169 ms before, 315 ms after (590,000 → 318,000 events/s; the checker
 //! thread now parses every event and checks its canonical form); full JSON Lines export
 //! 86 ms before, 103 ms after. The 1,000,000-event figures above are from before format 2.
+//!
+//! `verify` on worker threads, one per core, reading format-2 fields in place; this bench's
+//! `verify_full_chain` at 100,000 events, the previous build and this one run in turn on the
+//! same file, with another process using part of the 2 shared vCPUs (load average 2.3–3.3):
+//! 275 ms and 315 ms before, 257 ms and 202 ms after. With the second core free (timed
+//! separately, medians of 15 runs): 313 ms → 146 ms at 100,000 events (686,000 events/s),
+//! 3.30 s → 1.37 s at 1,000,000 events; with it busy, about 1.2× (1,000,000 events: 2.62 s).
+//! See the crate's README.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,6 +1,14 @@
-//! `verify` over the whole table in one read transaction, as a two-stage pipeline: this
-//! (blocking) thread steps through the rows in sequence order and copies them into batches;
-//! a scoped worker thread hashes and checks them. Memory stays bounded by a few batches.
+//! `verify` over the whole table in one read transaction, as a pipeline: this (blocking)
+//! thread steps through the rows in sequence order and copies them into batches; worker
+//! threads (one per available core) check whole batches independently of each other; a
+//! merging thread takes the checked batches back in sequence order, stops at the first batch
+//! with a problem, and builds what the current-version table must hold. Memory stays bounded
+//! by a fixed pool of batches.
+//!
+//! Every check of an event needs only its own row and the stored hash of the row before it,
+//! which the reader copies into the batch: so events are checked in parallel, and the first
+//! problem of the first batch that has one is the first problem in sequence order, exactly as
+//! checking one event after the other would find it.
 //!
 //! The hash is computed over the stored bytes as they are; each event's bytes must also be
 //! the canonical JSON of their audit format and parse to an event, and be in the format the
@@ -11,7 +19,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use floe_promotion::Result;
 use floe_promotion::history::{
-    ChainBreak, EventRecord, FORMAT_1, FORMAT_2, GENESIS_HASH, VerifyReport, check_content,
+    ChainBreak, ContentFields, FORMAT_1, FORMAT_2, GENESIS_HASH, VerifyReport, check_content_fields,
 };
 use rusqlite::types::ValueRef;
 use serde::Deserialize;
@@ -20,10 +28,12 @@ use uuid::Uuid;
 use crate::history::hash_into;
 use crate::store::Shared;
 
-/// Rows per batch handed to the checker.
-const BATCH_ROWS: usize = 2048;
-/// Batches in flight between the reader and the checker.
-const BATCHES_IN_FLIGHT: usize = 4;
+/// Rows per batch handed to a worker.
+const BATCH_ROWS: usize = 1024;
+/// Batches in the pool per worker thread (one more is added).
+const BATCHES_PER_WORKER: usize = 3;
+/// Worker threads at most.
+const MAX_WORKERS: usize = 8;
 
 /// The columns read, in `SELECT` order after `seq` and `time_ms`.
 const TEXT_COLUMNS: usize = 8;
@@ -53,13 +63,49 @@ struct RowData {
     cols: [Col; TEXT_COLUMNS],
 }
 
-#[derive(Default)]
+/// Consecutive rows, with what a worker found in them.
 struct Batch {
     arena: Vec<u8>,
     rows: Vec<RowData>,
+    /// The sequence number the first row must have: one more than the rows before it.
+    first_seq: u64,
+    /// The stored hash of the row before the first ([`GENESIS_HASH`] for the first batch).
+    prev_hash: Vec<u8>,
+    /// Set by the worker: the first problem, if any.
+    problem: Option<VerifyReport>,
+    /// Set by the worker: the rows whose event makes its version current.
+    sets_current: Vec<usize>,
+    /// Set by the worker: the hash computed for the last row, when every row verified.
+    last_hash: [u8; 64],
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            arena: Vec::new(),
+            rows: Vec::with_capacity(BATCH_ROWS),
+            first_seq: 1,
+            prev_hash: Vec::new(),
+            problem: None,
+            sets_current: Vec::new(),
+            last_hash: [0u8; 64],
+        }
+    }
 }
 
 impl Batch {
+    /// Empties a batch for reuse, to start at `first_seq` after a row whose stored hash is
+    /// `prev_hash`.
+    fn clear(&mut self, first_seq: u64, prev_hash: &[u8]) {
+        self.arena.clear();
+        self.rows.clear();
+        self.first_seq = first_seq;
+        self.prev_hash.clear();
+        self.prev_hash.extend_from_slice(prev_hash);
+        self.problem = None;
+        self.sets_current.clear();
+    }
+
     fn bytes(&self, c: Col) -> Option<&[u8]> {
         match c {
             Col::Text(a, b) => self.arena.get(a as usize..b as usize),
@@ -112,10 +158,15 @@ fn id_of(content: &[u8]) -> Option<Uuid> {
 
 /// Reads a row's content, checking that it is a canonical event of its format at the row's
 /// position, and that the row's indexed columns agree with it.
-fn check_row(batch: &Batch, row: &RowData, content: &[u8]) -> Result<(u32, EventRecord), Problem> {
-    let (seq, format, record) = check_content(content)
+fn check_row<'a>(
+    batch: &Batch,
+    row: &RowData,
+    content: &'a [u8],
+) -> Result<ContentFields<'a>, Problem> {
+    let fields = check_content_fields(content)
         .map_err(|e| (id_of(content), format!("{e}: the event was changed")))?;
-    let id = Some(record.id);
+    let id = Some(fields.id);
+    let seq = fields.seq;
     if seq != row.seq as u64 {
         return Err((
             id,
@@ -133,35 +184,23 @@ fn check_row(batch: &Batch, row: &RowData, content: &[u8]) -> Result<(u32, Event
             ),
         )
     };
-    if row.time_ms != Some(record.time.timestamp_millis()) {
+    if row.time_ms != Some(fields.time.timestamp_millis()) {
         return Err(bad("time_ms"));
     }
-    if batch.text(row.cols[KIND]) != Ok(Some(record.kind.as_str())) {
+    if batch.text(row.cols[KIND]) != Ok(Some(fields.kind.as_str())) {
         return Err(bad("kind"));
     }
     for (i, column, value) in [
-        (
-            ENVIRONMENT,
-            "environment",
-            record.environment.as_ref().map(|v| v.as_str()),
-        ),
-        (
-            ARTIFACT,
-            "artifact",
-            record.artifact.as_ref().map(|v| v.as_str()),
-        ),
-        (
-            VERSION,
-            "version",
-            record.version.as_ref().map(|v| v.as_str()),
-        ),
-        (DIGEST, "digest", record.digest.as_ref().map(|v| v.as_str())),
+        (ENVIRONMENT, "environment", fields.environment.as_deref()),
+        (ARTIFACT, "artifact", fields.artifact.as_deref()),
+        (VERSION, "version", fields.version.as_deref()),
+        (DIGEST, "digest", fields.digest.as_deref()),
     ] {
         if batch.text(row.cols[i]) != Ok(value) {
             return Err(bad(column));
         }
     }
-    Ok((format, record))
+    Ok(fields)
 }
 
 /// The key of the current-version map: environment and artifact.
@@ -180,128 +219,159 @@ fn broken(events: u64, seq: u64, id: Option<Uuid>, problem: String) -> VerifyRep
     }
 }
 
-/// The checking stage: the chain, the hashes, the indexed columns, and what the
-/// current-version table must hold.
-struct Checker {
-    expected: u64,
-    prev: [u8; 64],
-    computed: [u8; 64],
-    events: u64,
-    current: HashMap<String, i64>,
-    key: String,
-    /// The first event stored in format 2.
+/// Checks the event in row `i` of a batch: its sequence number, its link to the row before,
+/// its hash, its content and the indexed columns. Returns whether the event makes its
+/// version current, or the report naming it as the first break (every event before it having
+/// verified).
+fn check_event(
+    batch: &Batch,
+    i: usize,
     format_2_from: u64,
+) -> Result<(bool, [u8; 64]), VerifyReport> {
+    let row = &batch.rows[i];
+    let expected = batch.first_seq + i as u64;
+    // Every event before this one verified.
+    let events = expected - 1;
+    let content = batch.bytes(row.cols[CONTENT]).unwrap_or_default();
+    let fail = |problem: String| broken(events, expected, id_of(content), problem);
+    if row.seq != expected as i64 {
+        return Err(fail(if row.seq > expected as i64 {
+            format!(
+                "expected event {expected} but found {}: events are missing",
+                row.seq
+            )
+        } else {
+            format!(
+                "expected event {expected} but found {}: an event was inserted or reordered",
+                row.seq
+            )
+        }));
+    }
+    // The previous event verified, so its stored hash is the one computed for it.
+    let previous = match i.checked_sub(1) {
+        Some(p) => batch.bytes(batch.rows[p].cols[HASH]).unwrap_or_default(),
+        None => &batch.prev_hash,
+    };
+    let prev_hash = batch.bytes(row.cols[PREV_HASH]).unwrap_or_default();
+    if prev_hash != previous {
+        return Err(fail(
+            "prev_hash does not match the previous event's hash: an event was removed, inserted or reordered".into(),
+        ));
+    }
+    let mut computed = [0u8; 64];
+    hash_into(prev_hash, content, &mut computed);
+    let hash = batch.bytes(row.cols[HASH]).unwrap_or_default();
+    if hash != computed {
+        return Err(fail(
+            "hash does not match the event's content: the event was changed".into(),
+        ));
+    }
+    let fields = check_row(batch, row, content)
+        .map_err(|(id, problem)| broken(events, expected, id, problem))?;
+    let format = fields.format;
+    let due = if expected >= format_2_from {
+        FORMAT_2
+    } else {
+        FORMAT_1
+    };
+    if format != due {
+        return Err(broken(
+            events,
+            expected,
+            Some(fields.id),
+            format!(
+                "the event is in audit format {format}, but the history is in format 1 before event {format_2_from} and in format 2 from it: the event was changed"
+            ),
+        ));
+    }
+    let sets_current = fields.kind.sets_current()
+        && fields.environment.is_some()
+        && fields.artifact.is_some()
+        && fields.version.is_some()
+        && fields.digest.is_some();
+    Ok((sets_current, computed))
 }
 
-impl Checker {
-    fn new(format_2_from: u64) -> Self {
-        let mut prev = [0u8; 64];
-        prev.copy_from_slice(GENESIS_HASH.as_bytes());
-        Checker {
-            expected: 1,
-            prev,
-            computed: [0u8; 64],
-            events: 0,
-            current: HashMap::new(),
-            key: String::new(),
-            format_2_from,
+/// The worker stage: checks every event of a batch, up to the first problem.
+fn check_batch(batch: &mut Batch, format_2_from: u64) {
+    batch.problem = None;
+    batch.sets_current.clear();
+    for i in 0..batch.rows.len() {
+        match check_event(batch, i, format_2_from) {
+            Ok((sets_current, hash)) => {
+                if sets_current {
+                    batch.sets_current.push(i);
+                }
+                batch.last_hash = hash;
+            }
+            Err(report) => {
+                batch.problem = Some(report);
+                return;
+            }
         }
     }
+}
 
-    fn check(&mut self, batch: &Batch, row: &RowData) -> Option<VerifyReport> {
-        let expected = self.expected;
-        let content = batch.bytes(row.cols[CONTENT]).unwrap_or_default();
-        let fail =
-            |events, problem: String| Some(broken(events, expected, id_of(content), problem));
-        if row.seq != expected as i64 {
-            return fail(
-                self.events,
-                if row.seq > expected as i64 {
-                    format!(
-                        "expected event {expected} but found {}: events are missing",
-                        row.seq
-                    )
-                } else {
-                    format!(
-                        "expected event {expected} but found {}: an event was inserted or reordered",
-                        row.seq
-                    )
-                },
-            );
-        }
-        let prev_hash = batch.bytes(row.cols[PREV_HASH]).unwrap_or_default();
-        if prev_hash != self.prev {
-            return fail(
-                self.events,
-                "prev_hash does not match the previous event's hash: an event was removed, inserted or reordered".into(),
-            );
-        }
-        hash_into(prev_hash, content, &mut self.computed);
-        let hash = batch.bytes(row.cols[HASH]).unwrap_or_default();
-        if hash != self.computed {
-            return fail(
-                self.events,
-                "hash does not match the event's content: the event was changed".into(),
-            );
-        }
-        let (format, record) = match check_row(batch, row, content) {
-            Ok(p) => p,
-            Err((id, problem)) => return Some(broken(self.events, expected, id, problem)),
+/// What the merging stage found: the events that verified, the hash of the last, what the
+/// current-version table must hold, and the first break.
+struct Merged {
+    events: u64,
+    last_hash: [u8; 64],
+    current: HashMap<String, i64>,
+    first_break: Option<VerifyReport>,
+}
+
+/// The merging stage: takes checked batches back in sequence order (batch `n` from worker
+/// `n % workers`, which received them in that order), stops at the first one with a problem,
+/// and hands the others back to the reader.
+fn merge(checked: Vec<Receiver<Batch>>, recycle: SyncSender<Batch>) -> Merged {
+    let mut last_hash = [0u8; 64];
+    last_hash.copy_from_slice(GENESIS_HASH.as_bytes());
+    let mut merged = Merged {
+        events: 0,
+        last_hash,
+        current: HashMap::new(),
+        first_break: None,
+    };
+    let mut key = String::new();
+    for from in checked.iter().cycle() {
+        // The worker is done: the reader reached the end (or stopped), so this is the end.
+        let Ok(mut batch) = from.recv() else {
+            break;
         };
-        let due = if expected >= self.format_2_from {
-            FORMAT_2
-        } else {
-            FORMAT_1
-        };
-        if format != due {
-            return Some(broken(
-                self.events,
-                expected,
-                Some(record.id),
-                format!(
-                    "the event is in audit format {format}, but the history is in format 1 before event {} and in format 2 from it: the event was changed",
-                    self.format_2_from
-                ),
-            ));
+        if let Some(report) = batch.problem.take() {
+            merged.first_break = Some(report);
+            break;
         }
-        if let (Some(e), Some(a), Some(_), Some(_)) = (
-            &record.environment,
-            &record.artifact,
-            &record.version,
-            &record.digest,
-        ) && record.kind.sets_current()
-        {
-            current_key(&mut self.key, e.as_str(), a.as_str());
-            match self.current.get_mut(self.key.as_str()) {
-                Some(s) => *s = row.seq,
-                None => {
-                    self.current.insert(self.key.clone(), row.seq);
+        for &i in &batch.sets_current {
+            let row = &batch.rows[i];
+            // The worker checked that these columns hold the event's environment and artifact.
+            if let (Ok(Some(e)), Ok(Some(a))) = (
+                batch.text(row.cols[ENVIRONMENT]),
+                batch.text(row.cols[ARTIFACT]),
+            ) {
+                current_key(&mut key, e, a);
+                match merged.current.get_mut(key.as_str()) {
+                    Some(s) => *s = row.seq,
+                    None => {
+                        merged.current.insert(key.clone(), row.seq);
+                    }
                 }
             }
         }
-        self.prev = self.computed;
-        self.events += 1;
-        self.expected += 1;
-        None
-    }
-
-    /// Checks batches until the reader is done or a break is found.
-    fn run(
-        mut self,
-        batches: Receiver<Batch>,
-        recycle: SyncSender<Batch>,
-    ) -> (Self, Option<VerifyReport>) {
-        for batch in batches {
-            for row in &batch.rows {
-                if let Some(report) = self.check(&batch, row) {
-                    return (self, Some(report));
-                }
-            }
-            // The reader may have stopped; a lost buffer only costs an allocation.
-            let _ = recycle.try_send(batch);
+        if !batch.rows.is_empty() {
+            merged.last_hash = batch.last_hash;
         }
-        (self, None)
+        merged.events += batch.rows.len() as u64;
+        // The reader may have stopped; a lost buffer is only freed.
+        let _ = recycle.try_send(batch);
     }
+    merged
+}
+
+/// Worker threads: one per available core, at most [`MAX_WORKERS`].
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, MAX_WORKERS))
 }
 
 /// Verifies the whole history in one read transaction.
@@ -320,18 +390,51 @@ pub(crate) fn verify(shared: &Shared) -> Result<VerifyReport> {
                 |r| r.get(0),
             )
             .map_err(err)?;
+        let format_2_from = format_2_from.max(1) as u64;
         let mut stmt = tx.prepare(SQL).map_err(err)?;
         let mut rows = stmt.query([]).map_err(err)?;
+        let workers = workers();
+        let pool = BATCHES_PER_WORKER * workers + 1;
 
-        let (checked, read) = std::thread::scope(|scope| {
-            let (send, receive) = sync_channel::<Batch>(BATCHES_IN_FLIGHT);
-            let (recycle, reuse) = sync_channel::<Batch>(BATCHES_IN_FLIGHT + 2);
-            let worker = scope.spawn(move || Checker::new(format_2_from.max(1) as u64).run(receive, recycle));
+        let (merged, read, failed) = std::thread::scope(|scope| {
+            // The pool of batches: the reader fills one only when the merger handed it back,
+            // so no channel below ever holds more than `pool` and a send never blocks.
+            let (recycle, reuse) = sync_channel::<Batch>(pool);
+            for _ in 0..pool {
+                let _ = recycle.try_send(Batch::default());
+            }
+            let mut inputs = Vec::with_capacity(workers);
+            let mut outputs = Vec::with_capacity(workers);
+            let mut handles = Vec::with_capacity(workers);
+            for _ in 0..workers {
+                let (input, batches) = sync_channel::<Batch>(pool);
+                let (done, output) = sync_channel::<Batch>(pool);
+                handles.push(scope.spawn(move || {
+                    for mut batch in batches {
+                        check_batch(&mut batch, format_2_from);
+                        if done.send(batch).is_err() {
+                            // The merger found a break and stopped.
+                            return;
+                        }
+                    }
+                }));
+                inputs.push(input);
+                outputs.push(output);
+            }
+            let merger = scope.spawn(move || merge(outputs, recycle));
             let read = (|| -> Result<()> {
-                let mut batch = Batch::default();
-                loop {
-                    let row = rows.next().map_err(err)?;
-                    if let Some(row) = row {
+                let mut first_seq = 1u64;
+                let mut prev_hash = GENESIS_HASH.as_bytes().to_vec();
+                for input in inputs.iter().cycle() {
+                    let Ok(mut batch) = reuse.recv() else {
+                        // The merger found a break and stopped.
+                        return Ok(());
+                    };
+                    batch.clear(first_seq, &prev_hash);
+                    while batch.rows.len() < BATCH_ROWS {
+                        let Some(row) = rows.next().map_err(err)? else {
+                            break;
+                        };
                         let mut data = RowData {
                             seq: row.get(0).map_err(err)?,
                             time_ms: row.get_ref(1).ok().and_then(|v| v.as_i64().ok()),
@@ -342,34 +445,40 @@ pub(crate) fn verify(shared: &Shared) -> Result<VerifyReport> {
                         }
                         batch.rows.push(data);
                     }
-                    let last = row.is_none();
-                    if batch.rows.len() >= BATCH_ROWS || (last && !batch.rows.is_empty()) {
-                        let mut next = reuse.try_recv().unwrap_or_default();
-                        next.rows.clear();
-                        next.arena.clear();
-                        if send.send(std::mem::replace(&mut batch, next)).is_err() {
-                            // The checker found a break and stopped.
-                            return Ok(());
-                        }
-                    }
-                    if last {
+                    let Some(last) = batch.rows.last() else {
+                        return Ok(());
+                    };
+                    prev_hash.clear();
+                    prev_hash.extend_from_slice(batch.bytes(last.cols[HASH]).unwrap_or_default());
+                    first_seq += batch.rows.len() as u64;
+                    let full = batch.rows.len() == BATCH_ROWS;
+                    if input.send(batch).is_err() || !full {
+                        // Either a worker stopped after the merger did, or this was the end.
                         return Ok(());
                     }
                 }
+                Ok(())
             })();
-            drop(send);
-            let checked = worker.join();
-            (checked, read)
+            // Closing the inputs ends the workers, and through them the merger.
+            drop(inputs);
+            let failed = handles.into_iter().map(|h| h.join()).any(|r| r.is_err());
+            (merger.join(), read, failed)
         });
-        let (checker, report) = checked.map_err(|_| {
-            crate::errors::store_err(&shared.name, "verifying the history: the checker thread failed")
-        })?;
-        if let Some(report) = report {
+        let merged = match merged {
+            Ok(merged) if !failed => merged,
+            _ => {
+                return Err(crate::errors::store_err(
+                    &shared.name,
+                    "verifying the history: a checker thread failed",
+                ));
+            }
+        };
+        if let Some(report) = merged.first_break {
             return Ok(report);
         }
         read?;
         drop(rows);
-        let events = checker.events;
+        let events = merged.events;
         let count = count.max(0) as u64;
         if events < count {
             return Ok(broken(
@@ -393,7 +502,7 @@ pub(crate) fn verify(shared: &Shared) -> Result<VerifyReport> {
                 ),
             ));
         }
-        if head_hash.as_bytes() != checker.prev {
+        if head_hash.as_bytes() != merged.last_hash {
             return Ok(broken(
                 events,
                 events,
@@ -401,12 +510,12 @@ pub(crate) fn verify(shared: &Shared) -> Result<VerifyReport> {
                 "the last event's hash does not match the chain head: it was changed".into(),
             ));
         }
-        if let Some(problem) = check_current(shared, tx, events, &checker.current)? {
+        if let Some(problem) = check_current(shared, tx, events, &merged.current)? {
             return Ok(problem);
         }
         Ok(VerifyReport {
             events,
-            head: (events > 0).then(|| String::from_utf8_lossy(&checker.prev).into_owned()),
+            head: (events > 0).then(|| String::from_utf8_lossy(&merged.last_hash).into_owned()),
             first_break: None,
         })
     })

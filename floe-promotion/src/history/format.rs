@@ -1,6 +1,7 @@
 //! Audit formats: which bytes an event's hash covers, how to write them and how to read them
 //! back. See the [module documentation](super#audit-formats).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -207,6 +208,88 @@ pub fn check_content(content: &[u8]) -> Result<(u64, u32, EventRecord), BadConte
     let (seq, format, record) = parse_content(content)?;
     check_canonical(format, seq, &record, content)?;
     Ok((seq, format, record))
+}
+
+/// What `verify` needs of an event's stored bytes: what [`check_content`] reads, with the
+/// record reduced to its id, time, kind and names, borrowed from the bytes where possible.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContentFields<'a> {
+    /// The sequence number the bytes hold.
+    pub seq: u64,
+    /// Their audit format.
+    pub format: u32,
+    /// [`EventRecord::id`].
+    pub id: Uuid,
+    /// [`EventRecord::time`].
+    pub time: DateTime<Utc>,
+    /// [`EventRecord::kind`].
+    pub kind: EventKind,
+    /// [`EventRecord::artifact`].
+    pub artifact: Option<Cow<'a, str>>,
+    /// [`EventRecord::version`].
+    pub version: Option<Cow<'a, str>>,
+    /// [`EventRecord::digest`].
+    pub digest: Option<Cow<'a, str>>,
+    /// [`EventRecord::environment`].
+    pub environment: Option<Cow<'a, str>>,
+}
+
+impl ContentFields<'_> {
+    pub(super) fn of(seq: u64, format: u32, r: EventRecord) -> Self {
+        ContentFields {
+            seq,
+            format,
+            id: r.id,
+            time: r.time,
+            kind: r.kind,
+            artifact: r.artifact.map(|v| Cow::Owned(v.into())),
+            version: r.version.map(|v| Cow::Owned(v.into())),
+            digest: r.digest.map(|v| Cow::Owned(v.into())),
+            environment: r.environment.map(|v| Cow::Owned(v.into())),
+        }
+    }
+}
+
+/// [`check_content`], without building the [`EventRecord`]: accepts exactly the bytes it
+/// accepts, with the same error, and returns the same sequence number, format and fields.
+///
+/// A canonical format-2 event, the common case, is read in place (its strings are checked,
+/// not copied): `verify` runs this for every stored event. Anything else, and any failure,
+/// goes through [`check_content`].
+pub fn check_content_fields(content: &[u8]) -> Result<ContentFields<'_>, BadContent> {
+    if let Some(fields) = format_2_fields(content) {
+        return Ok(fields);
+    }
+    let (seq, format, record) = check_content(content)?;
+    Ok(ContentFields::of(seq, format, record))
+}
+
+/// The fields of a canonical format-2 event read in place, or `None` when the bytes are
+/// anything else (or not an event at all).
+pub(super) fn format_2_fields<'a>(content: &'a [u8]) -> Option<ContentFields<'a>> {
+    let super::jcs::Top {
+        seq: Some(seq),
+        format: Some(2),
+    } = super::jcs::check_top(content).ok()?
+    else {
+        return None;
+    };
+    let view: super::fields::RecordView<'a> = serde_json::from_slice(content).ok()?;
+    if !view.names_are_valid() {
+        return None;
+    }
+    let text = |t: Option<super::fields::Text<'a>>| t.map(|t| t.0);
+    Some(ContentFields {
+        seq,
+        format: FORMAT_2,
+        id: view.id,
+        time: view.time,
+        kind: view.kind,
+        artifact: text(view.artifact),
+        version: text(view.version),
+        digest: text(view.digest),
+        environment: text(view.environment),
+    })
 }
 
 /// Rebuilds the stored bytes of an event from its JSON object without `prev_hash` and `hash`

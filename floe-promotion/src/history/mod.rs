@@ -65,6 +65,7 @@
 
 mod chain;
 mod export;
+mod fields;
 mod format;
 mod jcs;
 mod memory;
@@ -88,8 +89,8 @@ pub use export::{
     CSV_HEADER, ExportFormat, ExportWriter, MAX_EXPORT_LINE, verify_export, verify_export_file,
 };
 pub use format::{
-    AUDIT_FORMAT, BadContent, FORMAT_1, FORMAT_2, canonical_json, canonical_json_v1,
-    check_canonical, check_content, content_hash, event_hash, parse_content,
+    AUDIT_FORMAT, BadContent, ContentFields, FORMAT_1, FORMAT_2, canonical_json, canonical_json_v1,
+    check_canonical, check_content, check_content_fields, content_hash, event_hash, parse_content,
 };
 pub use memory::InMemoryHistory;
 pub use payload::{

@@ -33,7 +33,7 @@ impl Digest {
                 "expected sha256:<64 hex digits>",
             ));
         };
-        if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        if !is_sha256_hex(hex) {
             return Err(Error::invalid(
                 "digest",
                 s,
@@ -41,6 +41,11 @@ impl Digest {
             ));
         }
         Ok(Digest(s))
+    }
+
+    /// Whether [`Digest::new`] accepts `s`, without copying it.
+    pub(crate) fn is_valid(s: &str) -> bool {
+        s.strip_prefix("sha256:").is_some_and(is_sha256_hex)
     }
 
     /// The SHA-256 digest of `bytes`.
@@ -72,6 +77,11 @@ impl Digest {
     pub fn short(&self) -> &str {
         &self.hex()[..12]
     }
+}
+
+/// 64 lowercase hex digits.
+fn is_sha256_hex(hex: &str) -> bool {
+    hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 impl fmt::Display for Digest {

@@ -1,8 +1,6 @@
 use std::fmt;
 use std::str::FromStr;
-use std::sync::LazyLock;
 
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -30,6 +28,13 @@ macro_rules! validated_string {
             /// The value as a string slice.
             pub fn as_str(&self) -> &str {
                 &self.0
+            }
+
+            /// Whether [`Self::new`] accepts `s`, without copying it.
+            #[allow(dead_code)]
+            pub(crate) fn is_valid(s: &str) -> bool {
+                let check: fn(&str) -> std::result::Result<(), String> = $check;
+                check(s).is_ok()
             }
         }
 
@@ -73,18 +78,52 @@ macro_rules! validated_string {
     };
 }
 
-static TAG_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$").expect("static regex is valid")
-});
-static ENV_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$").expect("static regex is valid")
-});
-static ARTIFACT_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$",
-    )
-    .expect("static regex is valid")
-});
+// The validators below are written out rather than regexes: they run for every name read back
+// from the audit history (a full `verify` reads millions), and a regex match costs a cache
+// lookup that dominates for such short strings. `tests::validators_agree_with_the_regexes`
+// checks each against the regex it documents.
+
+/// `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`
+fn is_tag(s: &str) -> bool {
+    let b = s.as_bytes();
+    matches!(b.first(), Some(c) if c.is_ascii_alphanumeric())
+        && b.len() <= 128
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+/// `^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`
+fn is_env_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    matches!(b.first(), Some(c) if c.is_ascii_alphanumeric())
+        && b.len() <= 63
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'))
+}
+
+/// `^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`: path
+/// components separated by `/`, each runs of `[a-z0-9]` separated by `.`, `_`, `__` or dashes.
+fn is_artifact_path(s: &str) -> bool {
+    s.split('/').all(|component| {
+        let b = component.as_bytes();
+        let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+        let mut i = 0;
+        loop {
+            let run = b[i..].iter().take_while(|c| alnum(c)).count();
+            if run == 0 {
+                return false;
+            }
+            i += run;
+            match b.get(i) {
+                None => return true,
+                Some(b'.') => i += 1,
+                Some(b'_') => i += if b.get(i + 1) == Some(&b'_') { 2 } else { 1 },
+                Some(b'-') => i += b[i..].iter().take_while(|&&c| c == b'-').count(),
+                Some(_) => return false,
+            }
+        }
+    })
+}
 
 validated_string!(
     /// An OCI tag that is safe everywhere: `^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$`.
@@ -101,7 +140,7 @@ validated_string!(
     Tag,
     "tag",
     |s| {
-        if TAG_RE.is_match(s) {
+        if is_tag(s) {
             Ok(())
         } else {
             Err("a tag is 1 to 128 characters of A-Z a-z 0-9 . _ - and starts with a letter or digit".into())
@@ -117,7 +156,7 @@ validated_string!(
     EnvName,
     "environment name",
     |s| {
-        if ENV_RE.is_match(s) {
+        if is_env_name(s) {
             Ok(())
         } else {
             Err("an environment name is 1 to 63 characters of A-Z a-z 0-9 _ - and starts with a letter or digit".into())
@@ -130,7 +169,7 @@ validated_string!(
     ArtifactName,
     "artifact name",
     |s| {
-        if s.len() <= 255 && ARTIFACT_RE.is_match(s) {
+        if s.len() <= 255 && is_artifact_path(s) {
             Ok(())
         } else {
             Err("an artifact name is an OCI repository path: lowercase a-z 0-9 separated by . _ __ - or /, at most 255 characters".into())
@@ -279,6 +318,105 @@ impl fmt::Display for Actor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use regex::Regex;
+
+    /// A regex and the validator that implements it.
+    type Pair = (Regex, fn(&str) -> bool);
+
+    /// The regexes the validators implement, as the first release matched them.
+    fn regexes() -> [Pair; 3] {
+        [
+            (
+                Regex::new(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$").expect("regex"),
+                is_tag,
+            ),
+            (
+                Regex::new(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$").expect("regex"),
+                is_env_name,
+            ),
+            (
+                Regex::new(
+                    r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$",
+                )
+                .expect("regex"),
+                is_artifact_path,
+            ),
+        ]
+    }
+
+    #[test]
+    fn validators_agree_with_the_regexes_on_edge_cases() {
+        let long = |n| "a".repeat(n);
+        let cases = [
+            "",
+            "a",
+            "A",
+            "0",
+            "-",
+            ".",
+            "_",
+            "/",
+            "a-",
+            "a.",
+            "a_",
+            "a/",
+            "/a",
+            "a//b",
+            "a/b",
+            "a.b",
+            "a..b",
+            "a_b",
+            "a__b",
+            "a___b",
+            "a-b",
+            "a--b",
+            "a---b",
+            "a.-b",
+            "a-.b",
+            "a_-b",
+            "a-_b",
+            "a._b",
+            "a/-b",
+            "a/b-",
+            "ab/c_d__e-f.g",
+            "A/b",
+            "a b",
+            "a\n",
+            "a\nb",
+            "é",
+            "aé",
+            "a\u{0}",
+            "-a",
+            ".a",
+            "_a",
+            "a:b",
+            "a@b",
+        ];
+        for (re, valid) in regexes() {
+            for s in cases.iter().map(|s| s.to_string()).chain([
+                long(62),
+                long(63),
+                long(64),
+                long(127),
+                long(128),
+                long(129),
+            ]) {
+                assert_eq!(valid(&s), re.is_match(&s), "{re} on {s:?}");
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn validators_agree_with_the_regexes(
+            s in "[a-cA-C0-9._/\\-]{0,12}|[a-z0-9._/-]{0,40}|\\PC{0,6}|[A-Za-z0-9._-]{60,130}"
+        ) {
+            for (re, valid) in regexes() {
+                prop_assert_eq!(valid(&s), re.is_match(&s), "{} on {:?}", re, s);
+            }
+        }
+    }
 
     #[test]
     fn tags_with_metacharacters_are_refused() {
