@@ -103,11 +103,26 @@ impl HistoryStore for InMemoryHistory {
     async fn query(&self, query: &HistoryQuery) -> Result<Vec<AuditEvent>> {
         let events = self.lock();
         let limit = query.limit.unwrap_or(usize::MAX);
-        let matching = events.list.iter().filter(|e| query.matches(e));
+        // Events are kept in sequence order: a sequence range is a slice, found by binary
+        // search (the outbox reads "everything after my cursor" after every commit).
+        let from = query
+            .after_seq
+            .map_or(0, |s| events.list.partition_point(|e| e.seq <= s));
+        let to = query
+            .before_seq
+            .map_or(events.list.len(), |s| {
+                events.list.partition_point(|e| e.seq < s)
+            })
+            .max(from);
+        let range = &events.list[from..to];
         Ok(match query.order {
-            Order::OldestFirst => matching.take(limit).cloned().collect(),
-            Order::NewestFirst => events
-                .list
+            Order::OldestFirst => range
+                .iter()
+                .filter(|e| query.matches(e))
+                .take(limit)
+                .cloned()
+                .collect(),
+            Order::NewestFirst => range
                 .iter()
                 .rev()
                 .filter(|e| query.matches(e))

@@ -91,6 +91,8 @@ pub struct Dispatcher {
     notifiers: Vec<Arc<dyn Notifier>>,
     /// One delivery at a time per process, so a queue is not delivered twice concurrently.
     running: tokio::sync::Mutex<()>,
+    /// Whether a background run is scheduled and has not started yet (kicks coalesce).
+    scheduled: std::sync::atomic::AtomicBool,
     timeout: Duration,
 }
 
@@ -108,8 +110,25 @@ impl Dispatcher {
             cursors,
             notifiers,
             running: tokio::sync::Mutex::new(()),
+            scheduled: std::sync::atomic::AtomicBool::new(false),
             timeout,
         }
+    }
+
+    /// Marks a background run as scheduled; `false` when one already is (then the caller
+    /// starts none: the scheduled run will see the new events).
+    pub fn schedule(&self) -> bool {
+        !self
+            .scheduled
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// A scheduled background run: clears the mark first, so events committed while it runs
+    /// schedule another, then delivers.
+    pub async fn deliver_scheduled(&self) -> Result<Vec<Delivery>> {
+        self.scheduled
+            .store(false, std::sync::atomic::Ordering::Release);
+        self.deliver().await
     }
 
     /// Whether there is anyone to deliver to.

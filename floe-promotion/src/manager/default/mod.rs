@@ -222,10 +222,12 @@ impl DefaultPromotionManager {
         if self.parts.dispatcher.is_empty() || !self.parts.background_delivery {
             return;
         }
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current()
+            && self.parts.dispatcher.schedule()
+        {
             let dispatcher = Arc::clone(&self.parts.dispatcher);
             runtime.spawn(async move {
-                if let Err(e) = dispatcher.deliver().await {
+                if let Err(e) = dispatcher.deliver_scheduled().await {
                     tracing::warn!(error = %e, "notification delivery failed; retried on the next run");
                 }
             });
