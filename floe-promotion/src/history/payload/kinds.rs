@@ -1,0 +1,359 @@
+//! The typed details of each event kind.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::codec::*;
+use super::key;
+use crate::error::{Error, Result};
+use crate::model::{Digest, Tag};
+use crate::registry::{CopyReport, EvidenceKind, EvidenceStatus};
+use crate::release::approval::Phase;
+use crate::state::Liveness;
+
+/// A promotion wrote its tags (details of [`EventKind::PromotionSucceeded`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PromotionSucceeded {
+    /// The promotion request (its `promotion_requested` event's id, or the approval request's
+    /// id). Key `request`.
+    pub request: Uuid,
+    /// The tags written, in order; empty when the target held them all already. Key `tags`,
+    /// comma-separated.
+    pub tags: Vec<Tag>,
+    /// Tags whose write failed but that the registry holds all the same (a lost reply). Key
+    /// `confirmed_after_lost_reply`, written when not empty.
+    pub confirmed_after_lost_reply: Vec<Tag>,
+    /// Nothing was written: the target held the version already. Key `noop`, `"true"`,
+    /// written only when true.
+    pub noop: bool,
+    /// What the copy moved, when the repositories differ. Key `copy`,
+    /// `manifests=… mounted=… uploaded=… skipped=… bytes=… signatures=… referrers=…`.
+    pub copy: Option<CopyReport>,
+    /// The approval request this promotion executed. Key `approval`.
+    pub approval: Option<Uuid>,
+    /// Who ran the approved request. Key `executed_by`.
+    pub executed_by: Option<String>,
+    /// Keys this release does not know.
+    pub other: BTreeMap<String, String>,
+}
+
+impl PromotionSucceeded {
+    /// The payload of promotion `request`, which wrote `tags`.
+    pub fn new(request: Uuid, tags: Vec<Tag>) -> Self {
+        PromotionSucceeded {
+            request,
+            tags,
+            confirmed_after_lost_reply: Vec::new(),
+            noop: false,
+            copy: None,
+            approval: None,
+            executed_by: None,
+            other: BTreeMap::new(),
+        }
+    }
+}
+
+/// A rollback wrote its tags (details of [`EventKind::RollbackSucceeded`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RollbackSucceeded {
+    /// The tags written, in order. Key `tags`, comma-separated.
+    pub tags: Vec<Tag>,
+    /// Tags whose write failed but that the registry holds all the same (a lost reply). Key
+    /// `confirmed_after_lost_reply`, written when not empty.
+    pub confirmed_after_lost_reply: Vec<Tag>,
+    /// Keys this release does not know.
+    pub other: BTreeMap<String, String>,
+}
+
+impl RollbackSucceeded {
+    /// The payload of a rollback that wrote `tags`.
+    pub fn new(tags: Vec<Tag>) -> Self {
+        RollbackSucceeded {
+            tags,
+            confirmed_after_lost_reply: Vec::new(),
+            other: BTreeMap::new(),
+        }
+    }
+}
+
+/// A promotion or rollback was refused or failed (details of [`EventKind::PromotionFailed`]
+/// and [`EventKind::RollbackFailed`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Failed {
+    /// The error, as displayed. Key `error`.
+    pub error: String,
+    /// Keys this release does not know.
+    pub other: BTreeMap<String, String>,
+}
+
+impl Failed {
+    /// The payload of a failure with this error message.
+    pub fn new(error: impl Into<String>) -> Self {
+        Failed {
+            error: error.into(),
+            other: BTreeMap::new(),
+        }
+    }
+
+    pub(super) fn read(d: &mut Reader<'_>) -> Result<Self> {
+        Ok(Failed::new(d.required(key::ERROR, text)?))
+    }
+}
+
+/// An approval request was created (details of [`EventKind::ApprovalRequested`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApprovalRequested {
+    /// The request's id. Key `approval`.
+    pub approval: Uuid,
+    /// When it expires. Key `expires`, RFC 3339.
+    pub expires: DateTime<Utc>,
+    /// Who may approve, as a sentence
+    /// ([`ApprovalState::who_may_approve`](crate::release::approval::ApprovalState::who_may_approve)).
+    /// Key `rules`.
+    pub rules: String,
+    /// Keys this release does not know.
+    pub other: BTreeMap<String, String>,
+}
+
+impl ApprovalRequested {
+    /// The payload of request `approval`.
+    pub fn new(approval: Uuid, expires: DateTime<Utc>, rules: impl Into<String>) -> Self {
+        ApprovalRequested {
+            approval,
+            expires,
+            rules: rules.into(),
+            other: BTreeMap::new(),
+        }
+    }
+}
+
+/// What an approver decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Decision {
+    /// `approved`.
+    Approved,
+    /// `rejected`.
+    Rejected,
+}
+
+impl Decision {
+    /// `approved` or `rejected`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Approved => "approved",
+            Decision::Rejected => "rejected",
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Decision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "approved" => Ok(Decision::Approved),
+            "rejected" => Ok(Decision::Rejected),
+            _ => Err(Error::invalid("decision", s, "approved or rejected")),
+        }
+    }
+}
+
+/// An approver voted (details of [`EventKind::ApprovalDecided`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApprovalDecided {
+    /// The request's id. Key `approval`.
+    pub approval: Uuid,
+    /// The vote. Key `decision`.
+    pub decision: Decision,
+    /// The request's phase after the vote. Key `status`.
+    pub status: Phase,
+    /// Keys this release does not know.
+    pub other: BTreeMap<String, String>,
+}
+
+impl ApprovalDecided {
+    /// The payload of a vote on request `approval`.
+    pub fn new(approval: Uuid, decision: Decision, status: Phase) -> Self {
+        ApprovalDecided {
+            approval,
+            decision,
+            status,
+            other: BTreeMap::new(),
+        }
+    }
+}
+
+/// An approval request expired (details of [`EventKind::ApprovalExpired`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ApprovalExpired {
+    /// The request's id. Key `approval`.
+    pub approval: Uuid,
+    /// Keys this release does not know.
+    pub other: BTreeMap<String, String>,
+}
+
+impl ApprovalExpired {
+    /// The payload of the expiry of request `approval`.
+    pub fn new(approval: Uuid) -> Self {
+        ApprovalExpired {
+            approval,
+            other: BTreeMap::new(),
+        }
+    }
+}
+
+/// An environment was locked (details of [`EventKind::Locked`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Locked {
+    /// When the lock expires, if it does. Key `expires`, RFC 3339.
+    pub expires: Option<DateTime<Utc>>,
+    /// Keys this release does not know.
+    pub other: BTreeMap<String, String>,
+}
+
+impl Locked {
+    /// The payload of a lock that expires at `expires`, if ever.
+    pub fn new(expires: Option<DateTime<Utc>>) -> Self {
+        Locked {
+            expires,
+            other: BTreeMap::new(),
+        }
+    }
+}
+
+/// A lock that was removed or passed (details of [`EventKind::Unlocked`] and
+/// [`EventKind::LockOverridden`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LockDetails {
+    /// Who held the lock. Key `lock_owner`.
+    pub lock_owner: String,
+    /// Why it was taken. Key `lock_reason`.
+    pub lock_reason: String,
+    /// Keys this release does not know.
+    pub other: BTreeMap<String, String>,
+}
+
+impl LockDetails {
+    /// The payload of a lock held by `owner` for `reason`.
+    pub fn new(owner: impl Into<String>, reason: impl Into<String>) -> Self {
+        LockDetails {
+            lock_owner: owner.into(),
+            lock_reason: reason.into(),
+            other: BTreeMap::new(),
+        }
+    }
+
+    pub(super) fn read(d: &mut Reader<'_>) -> Result<Self> {
+        Ok(LockDetails::new(
+            d.required(key::LOCK_OWNER, text)?,
+            d.required(key::LOCK_REASON, text)?,
+        ))
+    }
+}
+
+/// Evidence was attached to a digest (details of [`EventKind::EvidenceAttached`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EvidenceAttached {
+    /// The evidence manifest's digest. Key `evidence`.
+    pub evidence: Digest,
+    /// What it attests. Key `kind`.
+    pub kind: EvidenceKind,
+    /// Its verdict. Key `status`.
+    pub status: EvidenceStatus,
+    /// Keys this release does not know.
+    pub other: BTreeMap<String, String>,
+}
+
+impl EvidenceAttached {
+    /// The payload of evidence `evidence` of `kind` with verdict `status`.
+    pub fn new(evidence: Digest, kind: EvidenceKind, status: EvidenceStatus) -> Self {
+        EvidenceAttached {
+            evidence,
+            kind,
+            status,
+            other: BTreeMap::new(),
+        }
+    }
+}
+
+/// A process on a host, as a lease break records its holder: `host:pid`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct HostProcess {
+    /// The host name.
+    pub host: String,
+    /// The process id.
+    pub pid: u32,
+}
+
+impl fmt::Display for HostProcess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.pid)
+    }
+}
+
+impl FromStr for HostProcess {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::invalid("holder process", s, "expected <host>:<pid>");
+        let (host, pid) = s.rsplit_once(':').ok_or_else(bad)?;
+        if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        Ok(HostProcess {
+            host: host.to_string(),
+            pid: pid.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+/// A promotion lease was broken (details of [`EventKind::LeaseBroken`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LeaseBroken {
+    /// Who held the lease. Key `holder`.
+    pub holder: String,
+    /// When the lease would have expired. Key `expires`, RFC 3339.
+    pub expires: DateTime<Utc>,
+    /// The holder's process, when the lease named one. Key `holder_process`, `host:pid`.
+    pub holder_process: Option<HostProcess>,
+    /// Whether the holder was running when the lease was broken. Key `holder_liveness`,
+    /// `alive`, `gone` or `unknown`.
+    pub holder_liveness: Liveness,
+    /// The break was a break-glass override of a live holder. Key `override`, `"true"`,
+    /// written only when true.
+    pub forced: bool,
+    /// Keys this release does not know.
+    pub other: BTreeMap<String, String>,
+}
+
+impl LeaseBroken {
+    /// The payload of breaking `holder`'s lease that expires at `expires`.
+    pub fn new(holder: impl Into<String>, expires: DateTime<Utc>, liveness: Liveness) -> Self {
+        LeaseBroken {
+            holder: holder.into(),
+            expires,
+            holder_process: None,
+            holder_liveness: liveness,
+            forced: false,
+            other: BTreeMap::new(),
+        }
+    }
+}

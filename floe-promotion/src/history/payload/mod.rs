@@ -1,0 +1,332 @@
+//! Typed event payloads: what [`EventRecord::details`] holds for each [`EventKind`].
+//!
+//! The details of a record stay a JSON object of string values (that is what the hash covers,
+//! see the [module documentation](super#event-payloads)); [`Payload`] is the typed view of
+//! them. [`EventRecord::payload`] reads it, [`EventRecord::set_payload`] and
+//! [`EventRecord::with_payload`] write it, with the keys and value formats every release so far
+//! has written. This module is the one place that names those keys.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use super::{EventKind, EventRecord};
+use crate::error::Result;
+use crate::model::Digest;
+use crate::release::approval::Phase;
+
+/// The keys of the details, in one place.
+mod key {
+    pub(super) const REQUEST: &str = "request";
+    pub(super) const TAGS: &str = "tags";
+    pub(super) const CONFIRMED: &str = "confirmed_after_lost_reply";
+    pub(super) const NOOP: &str = "noop";
+    pub(super) const COPY: &str = "copy";
+    pub(super) const APPROVAL: &str = "approval";
+    pub(super) const EXECUTED_BY: &str = "executed_by";
+    pub(super) const ERROR: &str = "error";
+    pub(super) const EXPIRES: &str = "expires";
+    pub(super) const RULES: &str = "rules";
+    pub(super) const DECISION: &str = "decision";
+    pub(super) const STATUS: &str = "status";
+    pub(super) const LOCK_OWNER: &str = "lock_owner";
+    pub(super) const LOCK_REASON: &str = "lock_reason";
+    pub(super) const EVIDENCE: &str = "evidence";
+    pub(super) const KIND: &str = "kind";
+    pub(super) const HOLDER: &str = "holder";
+    pub(super) const HOLDER_PROCESS: &str = "holder_process";
+    pub(super) const HOLDER_LIVENESS: &str = "holder_liveness";
+    pub(super) const OVERRIDE: &str = "override";
+}
+
+/// The typed details of an event, one variant per [`EventKind`] that carries details, and
+/// [`Payload::Untyped`] for the others.
+///
+/// Every typed payload keeps the keys this release does not know in its `other` map, so
+/// reading a record and writing the payload back loses nothing. Later releases may add
+/// variants (for kinds this release reads as [`Payload::Untyped`]) and fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Payload {
+    /// [`EventKind::PromotionSucceeded`].
+    PromotionSucceeded(PromotionSucceeded),
+    /// [`EventKind::PromotionFailed`].
+    PromotionFailed(Failed),
+    /// [`EventKind::ApprovalRequested`].
+    ApprovalRequested(ApprovalRequested),
+    /// [`EventKind::ApprovalDecided`].
+    ApprovalDecided(ApprovalDecided),
+    /// [`EventKind::ApprovalExpired`].
+    ApprovalExpired(ApprovalExpired),
+    /// [`EventKind::RollbackSucceeded`].
+    RollbackSucceeded(RollbackSucceeded),
+    /// [`EventKind::RollbackFailed`].
+    RollbackFailed(Failed),
+    /// [`EventKind::Locked`].
+    Locked(Locked),
+    /// [`EventKind::Unlocked`]: the lock that was removed.
+    Unlocked(LockDetails),
+    /// [`EventKind::LockOverridden`]: the lock that was passed.
+    LockOverridden(LockDetails),
+    /// [`EventKind::EvidenceAttached`].
+    EvidenceAttached(EvidenceAttached),
+    /// [`EventKind::LeaseBroken`].
+    LeaseBroken(LeaseBroken),
+    /// An event of a kind without typed details in this release
+    /// ([`EventKind::PromotionRequested`], [`EventKind::CanaryStep`], [`EventKind::Switched`]),
+    /// its details as stored. Writing one for a kind that has a typed payload writes the
+    /// details as given, unchecked.
+    Untyped {
+        /// The event's kind.
+        kind: EventKind,
+        /// The details, as stored.
+        details: BTreeMap<String, String>,
+    },
+}
+
+impl Payload {
+    /// The kind of event this payload belongs to.
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Payload::PromotionSucceeded(_) => EventKind::PromotionSucceeded,
+            Payload::PromotionFailed(_) => EventKind::PromotionFailed,
+            Payload::ApprovalRequested(_) => EventKind::ApprovalRequested,
+            Payload::ApprovalDecided(_) => EventKind::ApprovalDecided,
+            Payload::ApprovalExpired(_) => EventKind::ApprovalExpired,
+            Payload::RollbackSucceeded(_) => EventKind::RollbackSucceeded,
+            Payload::RollbackFailed(_) => EventKind::RollbackFailed,
+            Payload::Locked(_) => EventKind::Locked,
+            Payload::Unlocked(_) => EventKind::Unlocked,
+            Payload::LockOverridden(_) => EventKind::LockOverridden,
+            Payload::EvidenceAttached(_) => EventKind::EvidenceAttached,
+            Payload::LeaseBroken(_) => EventKind::LeaseBroken,
+            Payload::Untyped { kind, .. } => *kind,
+        }
+    }
+
+    /// The payload with no details of an event of `kind`: [`Payload::Untyped`] with an empty
+    /// map.
+    pub fn none(kind: EventKind) -> Payload {
+        Payload::Untyped {
+            kind,
+            details: BTreeMap::new(),
+        }
+    }
+
+    /// Reads the details of an event of `kind`. `event` names the event in errors.
+    fn parse(kind: EventKind, event: &str, details: &BTreeMap<String, String>) -> Result<Payload> {
+        let mut d = Reader {
+            event,
+            rest: details.clone(),
+        };
+        let payload = match kind {
+            EventKind::PromotionSucceeded => Payload::PromotionSucceeded(PromotionSucceeded {
+                request: d.required(key::REQUEST, parse_uuid)?,
+                tags: d.required(key::TAGS, parse_tags)?,
+                confirmed_after_lost_reply: d
+                    .optional(key::CONFIRMED, parse_tags)?
+                    .unwrap_or_default(),
+                noop: d.flag(key::NOOP)?,
+                copy: d.optional(key::COPY, parse_copy)?,
+                approval: d.optional(key::APPROVAL, parse_uuid)?,
+                executed_by: d.optional(key::EXECUTED_BY, text)?,
+                other: BTreeMap::new(),
+            }),
+            EventKind::PromotionFailed => Payload::PromotionFailed(Failed::read(&mut d)?),
+            EventKind::RollbackFailed => Payload::RollbackFailed(Failed::read(&mut d)?),
+            EventKind::ApprovalRequested => Payload::ApprovalRequested(ApprovalRequested {
+                approval: d.required(key::APPROVAL, parse_uuid)?,
+                expires: d.required(key::EXPIRES, parse_time)?,
+                rules: d.required(key::RULES, text)?,
+                other: BTreeMap::new(),
+            }),
+            EventKind::ApprovalDecided => Payload::ApprovalDecided(ApprovalDecided {
+                approval: d.required(key::APPROVAL, parse_uuid)?,
+                decision: d.required(key::DECISION, Decision::from_str)?,
+                status: d.required(key::STATUS, Phase::from_str)?,
+                other: BTreeMap::new(),
+            }),
+            EventKind::ApprovalExpired => Payload::ApprovalExpired(ApprovalExpired {
+                approval: d.required(key::APPROVAL, parse_uuid)?,
+                other: BTreeMap::new(),
+            }),
+            EventKind::RollbackSucceeded => Payload::RollbackSucceeded(RollbackSucceeded {
+                tags: d.required(key::TAGS, parse_tags)?,
+                confirmed_after_lost_reply: d
+                    .optional(key::CONFIRMED, parse_tags)?
+                    .unwrap_or_default(),
+                other: BTreeMap::new(),
+            }),
+            EventKind::Locked => Payload::Locked(Locked {
+                expires: d.optional(key::EXPIRES, parse_time)?,
+                other: BTreeMap::new(),
+            }),
+            EventKind::Unlocked => Payload::Unlocked(LockDetails::read(&mut d)?),
+            EventKind::LockOverridden => Payload::LockOverridden(LockDetails::read(&mut d)?),
+            EventKind::EvidenceAttached => Payload::EvidenceAttached(EvidenceAttached {
+                evidence: d.required(key::EVIDENCE, Digest::from_str)?,
+                kind: d.required(key::KIND, parse_evidence_kind)?,
+                status: d.required(key::STATUS, parse_evidence_status)?,
+                other: BTreeMap::new(),
+            }),
+            EventKind::LeaseBroken => Payload::LeaseBroken(LeaseBroken {
+                holder: d.required(key::HOLDER, text)?,
+                expires: d.required(key::EXPIRES, parse_time)?,
+                holder_process: d.optional(key::HOLDER_PROCESS, HostProcess::from_str)?,
+                holder_liveness: d.required(key::HOLDER_LIVENESS, parse_liveness)?,
+                forced: d.flag(key::OVERRIDE)?,
+                other: BTreeMap::new(),
+            }),
+            _ => {
+                return Ok(Payload::Untyped {
+                    kind,
+                    details: details.clone(),
+                });
+            }
+        };
+        Ok(payload.with_other(d.rest))
+    }
+
+    fn with_other(mut self, rest: BTreeMap<String, String>) -> Payload {
+        if let Some(other) = self.other_mut() {
+            *other = rest;
+        }
+        self
+    }
+
+    /// The keys this release does not know, of a typed payload.
+    pub fn other(&self) -> Option<&BTreeMap<String, String>> {
+        Some(match self {
+            Payload::PromotionSucceeded(p) => &p.other,
+            Payload::PromotionFailed(p) | Payload::RollbackFailed(p) => &p.other,
+            Payload::ApprovalRequested(p) => &p.other,
+            Payload::ApprovalDecided(p) => &p.other,
+            Payload::ApprovalExpired(p) => &p.other,
+            Payload::RollbackSucceeded(p) => &p.other,
+            Payload::Locked(p) => &p.other,
+            Payload::Unlocked(p) | Payload::LockOverridden(p) => &p.other,
+            Payload::EvidenceAttached(p) => &p.other,
+            Payload::LeaseBroken(p) => &p.other,
+            Payload::Untyped { .. } => return None,
+        })
+    }
+
+    fn other_mut(&mut self) -> Option<&mut BTreeMap<String, String>> {
+        Some(match self {
+            Payload::PromotionSucceeded(p) => &mut p.other,
+            Payload::PromotionFailed(p) | Payload::RollbackFailed(p) => &mut p.other,
+            Payload::ApprovalRequested(p) => &mut p.other,
+            Payload::ApprovalDecided(p) => &mut p.other,
+            Payload::ApprovalExpired(p) => &mut p.other,
+            Payload::RollbackSucceeded(p) => &mut p.other,
+            Payload::Locked(p) => &mut p.other,
+            Payload::Unlocked(p) | Payload::LockOverridden(p) => &mut p.other,
+            Payload::EvidenceAttached(p) => &mut p.other,
+            Payload::LeaseBroken(p) => &mut p.other,
+            Payload::Untyped { .. } => return None,
+        })
+    }
+
+    /// The details map of this payload: the `other` keys, then the typed ones (which win over
+    /// an `other` key of the same name), in the formats every release has written.
+    pub fn to_details(&self) -> BTreeMap<String, String> {
+        let mut w = Writer(self.other().cloned().unwrap_or_default());
+        match self {
+            Payload::PromotionSucceeded(p) => {
+                w.put(key::REQUEST, p.request.to_string());
+                w.put(key::TAGS, tag_list(&p.tags));
+                if !p.confirmed_after_lost_reply.is_empty() {
+                    w.put(key::CONFIRMED, tag_list(&p.confirmed_after_lost_reply));
+                }
+                w.flag(key::NOOP, p.noop);
+                if let Some(c) = &p.copy {
+                    w.put(key::COPY, copy_summary(c));
+                }
+                if let Some(id) = p.approval {
+                    w.put(key::APPROVAL, id.to_string());
+                }
+                if let Some(by) = &p.executed_by {
+                    w.put(key::EXECUTED_BY, by.clone());
+                }
+            }
+            Payload::PromotionFailed(p) | Payload::RollbackFailed(p) => {
+                w.put(key::ERROR, p.error.clone());
+            }
+            Payload::ApprovalRequested(p) => {
+                w.put(key::APPROVAL, p.approval.to_string());
+                w.put(key::EXPIRES, p.expires.to_rfc3339());
+                w.put(key::RULES, p.rules.clone());
+            }
+            Payload::ApprovalDecided(p) => {
+                w.put(key::APPROVAL, p.approval.to_string());
+                w.put(key::DECISION, p.decision.as_str().into());
+                w.put(key::STATUS, p.status.to_string());
+            }
+            Payload::ApprovalExpired(p) => w.put(key::APPROVAL, p.approval.to_string()),
+            Payload::RollbackSucceeded(p) => {
+                w.put(key::TAGS, tag_list(&p.tags));
+                if !p.confirmed_after_lost_reply.is_empty() {
+                    w.put(key::CONFIRMED, tag_list(&p.confirmed_after_lost_reply));
+                }
+            }
+            Payload::Locked(p) => {
+                if let Some(x) = p.expires {
+                    w.put(key::EXPIRES, x.to_rfc3339());
+                }
+            }
+            Payload::Unlocked(p) | Payload::LockOverridden(p) => {
+                w.put(key::LOCK_OWNER, p.lock_owner.clone());
+                w.put(key::LOCK_REASON, p.lock_reason.clone());
+            }
+            Payload::EvidenceAttached(p) => {
+                w.put(key::EVIDENCE, p.evidence.to_string());
+                w.put(key::KIND, p.kind.to_string());
+                w.put(key::STATUS, p.status.to_string());
+            }
+            Payload::LeaseBroken(p) => {
+                w.put(key::HOLDER, p.holder.clone());
+                w.put(key::EXPIRES, p.expires.to_rfc3339());
+                if let Some(h) = &p.holder_process {
+                    w.put(key::HOLDER_PROCESS, h.to_string());
+                }
+                w.put(key::HOLDER_LIVENESS, liveness_str(p.holder_liveness).into());
+                w.flag(key::OVERRIDE, p.forced);
+            }
+            Payload::Untyped { details, .. } => return details.clone(),
+        }
+        w.0
+    }
+}
+
+impl EventRecord {
+    /// The typed details of this record, read for its kind.
+    ///
+    /// A value that does not parse, or a key the kind requires that is missing, is an
+    /// [`Error::InvalidInput`] naming the key and the event (id and kind). Keys this release
+    /// does not know are kept in the payload's `other` map; a kind without typed details
+    /// reads as [`Payload::Untyped`].
+    pub fn payload(&self) -> Result<Payload> {
+        let event = format!("{} ({})", self.id, self.kind);
+        Payload::parse(self.kind, &event, &self.details)
+    }
+
+    /// Replaces the details with `payload`'s ([`Payload::to_details`]) and sets the kind to
+    /// the payload's ([`Payload::kind`]).
+    pub fn set_payload(&mut self, payload: Payload) {
+        self.kind = payload.kind();
+        self.details = payload.to_details();
+    }
+
+    /// The record with `payload` set ([`EventRecord::set_payload`]).
+    pub fn with_payload(mut self, payload: Payload) -> Self {
+        self.set_payload(payload);
+        self
+    }
+}
+
+mod codec;
+mod kinds;
+#[cfg(test)]
+mod tests;
+
+use codec::*;
+pub use kinds::*;
