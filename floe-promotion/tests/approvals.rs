@@ -76,16 +76,6 @@ async fn prod_pointer(p: &TestPipeline) -> Option<Digest> {
     p.tag_digest("prod", "app", "latest-prod").await
 }
 
-async fn kinds(p: &TestPipeline) -> Vec<EventKind> {
-    p.history
-        .query(&HistoryQuery::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.record.kind)
-        .collect()
-}
-
 #[tokio::test]
 async fn a_promotion_into_an_approval_environment_waits_bound_to_its_digest() {
     let p = pipeline(ApprovalSeparation::Requester);
@@ -175,7 +165,8 @@ async fn the_quorum_executes_the_promotion_at_once_and_closes_the_request() {
     assert_eq!(success.record.details["approval"], id.to_string());
     assert_eq!(success.record.details["executed_by"], "carol");
     assert_eq!(success.record.actor.id, "release-bot");
-    let decided = kinds(&p)
+    let decided = p
+        .event_kinds()
         .await
         .into_iter()
         .filter(|k| *k == EventKind::ApprovalDecided)
@@ -242,7 +233,7 @@ async fn an_expired_request_can_be_neither_approved_nor_executed() {
         Error::ApprovalClosed { .. }
     ));
     assert_eq!(
-        kinds(&p)
+        p.event_kinds()
             .await
             .into_iter()
             .filter(|k| *k == EventKind::ApprovalExpired)

@@ -23,16 +23,6 @@ fn env(name: &str) -> EnvName {
     EnvName::new(name).unwrap()
 }
 
-async fn kinds(p: &TestPipeline) -> Vec<EventKind> {
-    p.history
-        .query(&HistoryQuery::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.record.kind)
-        .collect()
-}
-
 fn three() -> TestPipeline {
     TestPipeline::new(&["dev", "staging", "prod"])
 }
@@ -69,7 +59,7 @@ async fn promotes_through_every_environment_with_one_digest() {
         );
     }
     assert_eq!(
-        kinds(&p).await,
+        p.event_kinds().await,
         [
             EventKind::PromotionRequested,
             EventKind::PromotionSucceeded,
@@ -121,7 +111,10 @@ async fn another_digest_under_an_env_tag_is_an_immutability_error() {
             .as_ref(),
         Some(other.digest())
     );
-    assert_eq!(kinds(&p).await.last(), Some(&EventKind::PromotionFailed));
+    assert_eq!(
+        p.event_kinds().await.last(),
+        Some(&EventKind::PromotionFailed)
+    );
 }
 
 #[tokio::test]
@@ -142,7 +135,7 @@ async fn refuses_backwards_skipping_and_same_environment() {
     }
     assert!(p.tag_digest("prod", "app", "latest-prod").await.is_none());
     assert_eq!(
-        kinds(&p)
+        p.event_kinds()
             .await
             .iter()
             .filter(|k| **k == EventKind::PromotionFailed)
@@ -435,7 +428,7 @@ async fn locks_block_until_unlocked_or_overridden() {
         .await
         .unwrap();
     assert!(r.lock_overridden);
-    assert!(kinds(&p).await.contains(&EventKind::LockOverridden));
+    assert!(p.event_kinds().await.contains(&EventKind::LockOverridden));
 
     m.unlock(&env("staging"), &ops, Some("resolved"))
         .await
@@ -778,7 +771,7 @@ async fn rollback_refusals() {
     // The version never promoted and the lock are recorded refusals; a rollback without a
     // reason is not a request at all and leaves no trace.
     assert_eq!(
-        kinds(&p)
+        p.event_kinds()
             .await
             .iter()
             .filter(|k| **k == EventKind::RollbackFailed)

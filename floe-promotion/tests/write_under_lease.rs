@@ -23,16 +23,6 @@ fn env(name: &str) -> EnvName {
     EnvName::new(name).unwrap()
 }
 
-async fn kinds(p: &TestPipeline) -> Vec<EventKind> {
-    p.history
-        .query(&HistoryQuery::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.record.kind)
-        .collect()
-}
-
 /// Locks `environment` in `state` as `floe lock` would from another process.
 async fn lock_from_elsewhere(p: &TestPipeline, environment: &str) {
     let now = p.clock.now();
@@ -190,7 +180,7 @@ async fn a_lock_taken_while_the_gates_run_refuses_the_write() {
     assert_eq!(p.tag_digest("staging", "app", "latest-staging").await, None);
     assert_eq!(p.tag_digest("staging", "app", "v1-staging").await, None);
     assert_eq!(
-        kinds(&p).await,
+        p.event_kinds().await,
         [EventKind::PromotionRequested, EventKind::PromotionFailed]
     );
     assert!(
@@ -222,7 +212,7 @@ async fn a_lock_taken_while_the_gates_run_is_passed_only_with_an_override_and_re
         Some(pushed.digest())
     );
     assert_eq!(
-        kinds(&p).await,
+        p.event_kinds().await,
         [
             EventKind::PromotionRequested,
             EventKind::LockOverridden,
@@ -247,7 +237,7 @@ async fn a_lock_taken_while_the_blobs_are_copied_stops_the_tags() {
     assert!(matches!(err, Error::Locked { .. }), "{err:?}");
     assert_eq!(p.tag_digest("staging", "app", "latest-staging").await, None);
     assert_eq!(
-        kinds(&p).await,
+        p.event_kinds().await,
         [EventKind::PromotionRequested, EventKind::PromotionFailed]
     );
 }
@@ -295,7 +285,7 @@ async fn a_lock_taken_while_a_rollback_waits_refuses_it() {
         Some(p.release_digest("app", "v2").await)
     );
     assert_eq!(
-        kinds(&p).await.last(),
+        p.event_kinds().await.last(),
         Some(&EventKind::RollbackFailed),
         "the refusal is recorded"
     );
@@ -352,7 +342,10 @@ async fn a_pointer_write_that_did_not_happen_is_a_failure_with_the_pointer_uncha
     );
     let status = m.status(Some(&env("staging"))).await.unwrap();
     assert_eq!(&status[0].deployments[0].digest, v1.digest());
-    assert_eq!(kinds(&p).await.last(), Some(&EventKind::PromotionFailed));
+    assert_eq!(
+        p.event_kinds().await.last(),
+        Some(&EventKind::PromotionFailed)
+    );
 }
 
 #[tokio::test]
@@ -372,7 +365,10 @@ async fn a_lost_reply_that_cannot_be_read_back_fails_and_says_the_pointer_is_unc
     assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
     assert!(text.contains("reading it back failed"), "{text}");
     assert!(text.contains("latest-staging"), "{text}");
-    assert_eq!(kinds(&p).await.last(), Some(&EventKind::PromotionFailed));
+    assert_eq!(
+        p.event_kinds().await.last(),
+        Some(&EventKind::PromotionFailed)
+    );
 }
 
 #[tokio::test]

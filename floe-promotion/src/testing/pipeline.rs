@@ -183,4 +183,14 @@ impl TestPipeline {
             .await?;
         Ok(m.digest().clone())
     }
+
+    /// The kinds of every recorded event, oldest first.
+    pub async fn event_kinds(&self) -> Vec<crate::history::EventKind> {
+        use crate::history::{HistoryQuery, HistoryStore};
+        self.history
+            .query(&HistoryQuery::default())
+            .await
+            .map(|events| events.into_iter().map(|e| e.record.kind).collect())
+            .unwrap_or_default()
+    }
 }
