@@ -15,7 +15,7 @@ use crate::registry::{CopyReport, EvidenceKind, EvidenceStatus};
 use crate::release::approval::Phase;
 use crate::state::Liveness;
 
-/// A promotion wrote its tags (details of [`EventKind::PromotionSucceeded`]).
+/// A promotion wrote its tags (details of [`EventKind::PromotionSucceeded`](crate::history::EventKind::PromotionSucceeded)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PromotionSucceeded {
@@ -58,7 +58,7 @@ impl PromotionSucceeded {
     }
 }
 
-/// A rollback wrote its tags (details of [`EventKind::RollbackSucceeded`]).
+/// A rollback wrote its tags (details of [`EventKind::RollbackSucceeded`](crate::history::EventKind::RollbackSucceeded)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RollbackSucceeded {
@@ -82,8 +82,8 @@ impl RollbackSucceeded {
     }
 }
 
-/// A promotion or rollback was refused or failed (details of [`EventKind::PromotionFailed`]
-/// and [`EventKind::RollbackFailed`]).
+/// A promotion or rollback was refused or failed (details of [`EventKind::PromotionFailed`](crate::history::EventKind::PromotionFailed)
+/// and [`EventKind::RollbackFailed`](crate::history::EventKind::RollbackFailed)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Failed {
@@ -107,7 +107,7 @@ impl Failed {
     }
 }
 
-/// An approval request was created (details of [`EventKind::ApprovalRequested`]).
+/// An approval request was created (details of [`EventKind::ApprovalRequested`](crate::history::EventKind::ApprovalRequested)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ApprovalRequested {
@@ -171,7 +171,7 @@ impl FromStr for Decision {
     }
 }
 
-/// An approver voted (details of [`EventKind::ApprovalDecided`]).
+/// An approver voted (details of [`EventKind::ApprovalDecided`](crate::history::EventKind::ApprovalDecided)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ApprovalDecided {
@@ -197,7 +197,7 @@ impl ApprovalDecided {
     }
 }
 
-/// An approval request expired (details of [`EventKind::ApprovalExpired`]).
+/// An approval request expired (details of [`EventKind::ApprovalExpired`](crate::history::EventKind::ApprovalExpired)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ApprovalExpired {
@@ -217,7 +217,7 @@ impl ApprovalExpired {
     }
 }
 
-/// An environment was locked (details of [`EventKind::Locked`]).
+/// An environment was locked (details of [`EventKind::Locked`](crate::history::EventKind::Locked)).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Locked {
@@ -237,8 +237,8 @@ impl Locked {
     }
 }
 
-/// A lock that was removed or passed (details of [`EventKind::Unlocked`] and
-/// [`EventKind::LockOverridden`]).
+/// A lock that was removed or passed (details of [`EventKind::Unlocked`](crate::history::EventKind::Unlocked) and
+/// [`EventKind::LockOverridden`](crate::history::EventKind::LockOverridden)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LockDetails {
@@ -268,7 +268,7 @@ impl LockDetails {
     }
 }
 
-/// Evidence was attached to a digest (details of [`EventKind::EvidenceAttached`]).
+/// Evidence was attached to a digest (details of [`EventKind::EvidenceAttached`](crate::history::EventKind::EvidenceAttached)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct EvidenceAttached {
@@ -324,7 +324,7 @@ impl FromStr for HostProcess {
     }
 }
 
-/// A promotion lease was broken (details of [`EventKind::LeaseBroken`]).
+/// A promotion lease was broken (details of [`EventKind::LeaseBroken`](crate::history::EventKind::LeaseBroken)).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LeaseBroken {

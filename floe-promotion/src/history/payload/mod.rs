@@ -301,7 +301,7 @@ impl EventRecord {
     /// The typed details of this record, read for its kind.
     ///
     /// A value that does not parse, or a key the kind requires that is missing, is an
-    /// [`Error::InvalidInput`] naming the key and the event (id and kind). Keys this release
+    /// [`Error::InvalidInput`](crate::Error::InvalidInput) naming the key and the event (id and kind). Keys this release
     /// does not know are kept in the payload's `other` map; a kind without typed details
     /// reads as [`Payload::Untyped`].
     pub fn payload(&self) -> Result<Payload> {
