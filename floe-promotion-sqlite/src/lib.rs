@@ -83,6 +83,7 @@
 mod cursors;
 mod errors;
 mod history;
+mod holds;
 mod release;
 mod schema;
 mod state;

@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::errors::store_err;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// `PRAGMA application_id` of floe-promotion databases ("FLOE").
 pub const APPLICATION_ID: i32 = 0x464c_4f45;
@@ -131,6 +131,17 @@ const MIGRATIONS: &[&str] = &[
         since_seq INTEGER NOT NULL
     );
     INSERT INTO audit_format (id, format, since_seq) SELECT 1, 2, count + 1 FROM chain_head;
+    "#,
+    // Version 5: holds on automatic promotion, one row per (environment, holder).
+    // Self-contained.
+    r#"
+    CREATE TABLE holds (
+        environment TEXT NOT NULL,
+        holder TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (environment, holder)
+    ) WITHOUT ROWID;
     "#,
 ];
 

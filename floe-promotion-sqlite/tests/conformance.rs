@@ -54,3 +54,14 @@ mod cursors {
         (cursors, dir)
     });
 }
+
+mod holds {
+    use super::*;
+    use floe_promotion::state::HoldStore;
+
+    floe_promotion::hold_conformance!(async {
+        let (store, dir) = open().await;
+        let holds: Arc<dyn HoldStore> = Arc::new(store);
+        (holds, dir)
+    });
+}

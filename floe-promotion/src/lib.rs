@@ -57,11 +57,13 @@ pub mod prelude {
     pub use crate::config::EnvironmentConfig;
     pub use crate::gate::PromotionGate;
     pub use crate::history::{HistoryExt, HistoryStore};
-    pub use crate::manager::{Administration, Approvals, PromotionManager, Promotions};
+    pub use crate::manager::{
+        Administration, Approvals, AutoPromotions, PromotionManager, Promotions,
+    };
     pub use crate::notify::Notifier;
     pub use crate::registry::{ArtifactRegistry, RegistryExt};
     pub use crate::release::ReleaseStore;
-    pub use crate::state::LockStore;
+    pub use crate::state::{HoldStore, LockStore};
 }
 pub mod clock;
 pub mod config;
@@ -72,6 +74,7 @@ pub mod input;
 pub mod manager;
 pub mod model;
 pub mod notify;
+pub mod orchestrate;
 pub mod policy;
 pub mod registry;
 pub mod release;
@@ -86,14 +89,14 @@ pub use error::{EXCERPT_CHARS, Error, Excerpt, LOCATION_EXCERPT_CHARS, Result};
 pub use gate::{PromotionGate, SignatureVerifier};
 pub use history::{HistoryExt, HistoryStore, InMemoryHistory};
 pub use manager::{
-    Administration, Approvals, DefaultPromotionManager, PromotionManager, PromotionPlan,
-    PromotionRecord, PromotionRequest, Promotions, RollbackRequest,
+    Administration, Approvals, AutoPromotions, DefaultPromotionManager, PromotionManager,
+    PromotionPlan, PromotionRecord, PromotionRequest, Promotions, RollbackRequest,
 };
 pub use model::{Actor, ArtifactName, ArtifactRef, Digest, EnvName, Reference, Repository, Tag};
 pub use notify::{LogNotifier, Notifier, RecordingNotifier};
 pub use registry::{ArtifactRegistry, InMemoryRegistry, RegistryExt};
 pub use release::{InMemoryReleaseStore, ReleaseStore};
-pub use state::{InMemoryState, LockStore};
+pub use state::{HoldStore, InMemoryState, LockStore};
 
 /// The README's Rust examples are compiled as doc-tests.
 #[cfg(doctest)]

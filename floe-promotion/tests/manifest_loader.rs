@@ -447,16 +447,58 @@ fn an_unknown_allowed_source_is_refused() {
         msg.contains("environment prod: policy.allowed_sources: unknown environment \"qa\" (known: dev, prod)"),
         "{msg}"
     );
-    let (at, msg) = config_error(&with_prod("auto_promotion: { from: qa, soak: 24h }"));
+    let (at, msg) = config_error(&with_prod("auto_promote: { from: qa, soak: 24h }"));
     assert_eq!(at.map(|(l, _)| l), Some(8));
     assert!(
-        msg.contains("auto_promotion.from: unknown environment \"qa\""),
+        msg.contains("auto_promote.from: unknown environment \"qa\""),
         "{msg}"
     );
-    match refuse(&with_prod("auto_promotion: { from: dev, soak: 24h }")) {
-        Error::NotSupported { feature, .. } => assert!(feature.contains("auto_promotion")),
-        other => panic!("{other:?}"),
+}
+
+#[test]
+fn auto_promote_loads_with_its_soak_and_versions() {
+    for key in ["auto_promote", "auto_promotion"] {
+        let yaml = with_prod(&format!(
+            "{key}: {{ from: dev, soak: 90m, versions: '^v[0-9]+\\.[0-9]+\\.[0-9]+$' }}"
+        ));
+        let config = parse_manifest(&yaml, Some(Path::new("/cfg/manifest.yaml"))).unwrap();
+        let auto = env(&config, "prod").auto_promotion.clone().unwrap();
+        assert_eq!(auto.from.as_str(), "dev");
+        assert_eq!(auto.soak, std::time::Duration::from_secs(90 * 60));
+        assert!(auto.admits(&floe_promotion::Tag::new("v1.2.3").unwrap()));
+        assert!(!auto.admits(&floe_promotion::Tag::new("v1.2.3-rc1").unwrap()));
+        assert!(env(&config, "dev").auto_promotion.is_none());
     }
+    let yaml = with_prod("auto_promote: { from: dev }");
+    let config = parse_manifest(&yaml, Some(Path::new("/cfg/manifest.yaml"))).unwrap();
+    let auto = env(&config, "prod").auto_promotion.clone().unwrap();
+    assert_eq!(
+        auto.soak,
+        std::time::Duration::ZERO,
+        "no soak means at once"
+    );
+    assert!(auto.admits(&floe_promotion::Tag::new("anything").unwrap()));
+}
+
+#[test]
+fn a_bad_auto_promote_is_refused_with_its_line() {
+    let (at, msg) = config_error(&with_prod("auto_promote: { from: prod }"));
+    assert_eq!(at.map(|(l, _)| l), Some(8));
+    assert!(
+        msg.contains("auto_promote.from: prod does not come before prod"),
+        "{msg}"
+    );
+    let (at, msg) = config_error(&with_prod("auto_promote: { from: dev, soak: soon }"));
+    assert_eq!(at.map(|(l, _)| l), Some(8));
+    assert!(msg.contains("auto_promote.soak"), "{msg}");
+    let (at, msg) = config_error(&with_prod("auto_promote: { from: dev, versions: 'v[' }"));
+    assert_eq!(at.map(|(l, _)| l), Some(8));
+    assert!(
+        msg.contains("auto_promote.versions: `v[` is not a valid regular expression"),
+        "{msg}"
+    );
+    let (_, msg) = config_error(&with_prod("auto_promote: { from: dev, sook: 1h }"));
+    assert!(msg.contains("sook"), "{msg}");
 }
 
 #[test]

@@ -23,6 +23,7 @@ pub(super) async fn run(g: &Global, a: PromoteArgs) -> Result<(Option<Output>, u
         actor,
         reason: a.reason.clone(),
         override_lock: a.override_lock,
+        automatic: false,
     };
     if a.dry_run {
         let plan = PlanOutput::of(&app.manager.plan(req).await?);

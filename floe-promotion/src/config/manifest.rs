@@ -176,8 +176,8 @@ struct RawEnvironment {
     freeze_windows: Vec<Spanned<RawFreezeWindow>>,
     #[serde(default)]
     strategy: Option<Spanned<RawStrategy>>,
-    #[serde(default)]
-    auto_promotion: Option<Spanned<RawAutoPromotion>>,
+    #[serde(default, alias = "auto_promotion")]
+    auto_promote: Option<Spanned<RawAutoPromotion>>,
 }
 
 #[derive(Deserialize)]
@@ -246,6 +246,8 @@ struct RawAutoPromotion {
     from: Spanned<String>,
     #[serde(default)]
     soak: Option<Spanned<String>>,
+    #[serde(default)]
+    versions: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -1102,10 +1104,10 @@ impl<'a> Loader<'a> {
         if let Some(s) = &raw.strategy {
             env.strategy = self.strategy(&field("strategy"), s)?;
         }
-        if let Some(auto) = &raw.auto_promotion {
-            let f = field("auto_promotion.from");
+        if let Some(auto) = &raw.auto_promote {
+            let f = field("auto_promote.from");
             let from = self.env_name(&f, &auto.value.from)?;
-            if !names.contains(&from) {
+            let Some(from_position) = names.iter().position(|n| n == &from) else {
                 return Err(self.at(
                     &auto.value.from,
                     format!(
@@ -1114,12 +1116,30 @@ impl<'a> Loader<'a> {
                         known()
                     ),
                 ));
+            };
+            let own_position = names.iter().position(|n| n == &env.name);
+            if own_position.is_none_or(|own| from_position >= own) {
+                return Err(self.at(
+                    &auto.value.from,
+                    format!(
+                        "{f}: {from} does not come before {} in the promotion order; automatic promotion only moves forward",
+                        env.name
+                    ),
+                ));
             }
             let soak = match &auto.value.soak {
-                Some(d) => self.duration(&field("auto_promotion.soak"), d)?,
+                Some(d) => self.duration(&field("auto_promote.soak"), d)?,
                 None => Duration::ZERO,
             };
-            env.auto_promotion = Some(AutoPromotion { from, soak });
+            let versions = match &auto.value.versions {
+                Some(p) => Some(self.regex(&field("auto_promote.versions"), p)?),
+                None => None,
+            };
+            env.auto_promotion = Some(AutoPromotion {
+                from,
+                soak,
+                versions,
+            });
         }
         Ok(env)
     }

@@ -117,17 +117,26 @@ impl PromotionSettings {
                 }
             }
             if let Some(auto) = &env.auto_promotion {
-                if !seen.contains(&auto.from) {
-                    return Err(self.err(format!(
-                        "{}: unknown environment {:?}",
-                        at("auto_promotion.from"),
-                        auto.from.as_str()
-                    )));
+                let from = self.environments.iter().position(|e| e.name == auto.from);
+                let own = self.environments.iter().position(|e| e.name == env.name);
+                match (from, own) {
+                    (None, _) => {
+                        return Err(self.err(format!(
+                            "{}: unknown environment {:?}",
+                            at("auto_promote.from"),
+                            auto.from.as_str()
+                        )));
+                    }
+                    (Some(f), Some(o)) if f < o => {}
+                    _ => {
+                        return Err(self.err(format!(
+                            "{}: {} does not come before {} in the promotion order",
+                            at("auto_promote.from"),
+                            auto.from,
+                            env.name
+                        )));
+                    }
                 }
-                return Err(Error::not_supported(
-                    at("auto_promotion"),
-                    "automatic promotion is not implemented yet",
-                ));
             }
         }
         Ok(())
@@ -156,7 +165,7 @@ pub struct Environment {
     pub freeze_windows: Vec<FreezeWindow>,
     /// How a new version is released in it.
     pub strategy: Strategy,
-    /// Automatic promotion into it.
+    /// Automatic promotion into it (`auto_promote`).
     pub auto_promotion: Option<AutoPromotion>,
 }
 
@@ -415,13 +424,33 @@ pub enum Strategy {
     BlueGreen,
 }
 
-/// Automatic promotion into an environment.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Automatic promotion into an environment (`auto_promote` in the manifest).
+#[derive(Clone, Debug)]
 pub struct AutoPromotion {
-    /// Where candidates come from.
+    /// Where candidates come from (an earlier environment).
     pub from: EnvName,
-    /// How long they must have been there.
+    /// How long a version must have run in `from`, without interruption, to be a candidate.
     pub soak: Duration,
+    /// Only versions matching this pattern are candidates.
+    pub versions: Option<Regex>,
+}
+
+impl AutoPromotion {
+    /// Candidates from `from` after a soak of `soak`, every version.
+    pub fn new(from: EnvName, soak: Duration) -> Self {
+        AutoPromotion {
+            from,
+            soak,
+            versions: None,
+        }
+    }
+
+    /// Whether `version` may be promoted automatically (matches `versions`, when set).
+    pub fn admits(&self, version: &Tag) -> bool {
+        self.versions
+            .as_ref()
+            .is_none_or(|p| p.is_match(version.as_str()))
+    }
 }
 
 /// Tag templates. Placeholders: `{version}`, `{env}`, and `{n}` (rollback counter).

@@ -47,6 +47,7 @@
 //! | `unlocked`, `lock_overridden` | [`LockDetails`] | `lock_owner`, `lock_reason` |
 //! | `evidence_attached` | [`EvidenceAttached`] | `evidence`, `kind`, `status` |
 //! | `lease_broken` | [`LeaseBroken`] | `holder`, `expires`, `holder_process`?, `holder_liveness`, `override`? |
+//! | `hold_placed`, `hold_released` | [`HoldDetails`] | `holder`, `hold_kind` (`manual`/`rollback`) |
 //!
 //! Other kinds (`promotion_requested`, `canary_step`, `switched`, and kinds a later release
 //! adds) read as [`Payload::Untyped`], their details as stored. Ids are UUIDs, times RFC 3339
@@ -95,7 +96,8 @@ pub use format::{
 pub use memory::InMemoryHistory;
 pub use payload::{
     ApprovalDecided, ApprovalExpired, ApprovalRequested, Decision, EvidenceAttached, Failed,
-    HostProcess, LeaseBroken, LockDetails, Locked, Payload, PromotionSucceeded, RollbackSucceeded,
+    HoldDetails, HostProcess, LeaseBroken, LockDetails, Locked, Payload, PromotionSucceeded,
+    RollbackSucceeded,
 };
 
 /// What happened. Later releases may add kinds.
@@ -133,6 +135,10 @@ pub enum EventKind {
     Switched,
     /// A promotion lease left by a promoter was broken.
     LeaseBroken,
+    /// A hold on automatic promotion into an environment was placed.
+    HoldPlaced,
+    /// A hold on automatic promotion into an environment was released.
+    HoldReleased,
 }
 
 impl EventKind {
@@ -162,11 +168,13 @@ impl EventKind {
             EventKind::CanaryStep => "canary_step",
             EventKind::Switched => "switched",
             EventKind::LeaseBroken => "lease_broken",
+            EventKind::HoldPlaced => "hold_placed",
+            EventKind::HoldReleased => "hold_released",
         }
     }
 
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 17] = [
         EventKind::PromotionRequested,
         EventKind::PromotionSucceeded,
         EventKind::PromotionFailed,
@@ -182,6 +190,8 @@ impl EventKind {
         EventKind::CanaryStep,
         EventKind::Switched,
         EventKind::LeaseBroken,
+        EventKind::HoldPlaced,
+        EventKind::HoldReleased,
     ];
 }
 

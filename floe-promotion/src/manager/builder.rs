@@ -13,7 +13,7 @@ use crate::model::EnvName;
 use crate::notify::{CursorStore, Dispatcher, InMemoryCursors, Notifier};
 use crate::registry::{ArtifactRegistry, EvidenceKind};
 use crate::release::{InMemoryReleaseStore, ReleaseStore};
-use crate::state::{InMemoryState, LockStore};
+use crate::state::{HoldStore, InMemoryState, LockStore};
 
 use super::DefaultPromotionManager;
 use super::default::Parts;
@@ -31,6 +31,7 @@ pub struct PromotionManagerBuilder {
     registry: Option<Arc<dyn ArtifactRegistry>>,
     history: Option<Arc<dyn HistoryStore>>,
     locks: Option<Arc<dyn LockStore>>,
+    holds: Option<Arc<dyn HoldStore>>,
     notifiers: Vec<Arc<dyn Notifier>>,
     releases: Option<Arc<dyn ReleaseStore>>,
     cursors: Option<Arc<dyn CursorStore>>,
@@ -65,6 +66,12 @@ impl PromotionManagerBuilder {
     /// Locks and leases (default: in memory).
     pub fn locks(mut self, locks: Arc<dyn LockStore>) -> Self {
         self.locks = Some(locks);
+        self
+    }
+
+    /// Holds on automatic promotion (default: in memory).
+    pub fn holds(mut self, holds: Arc<dyn HoldStore>) -> Self {
+        self.holds = Some(holds);
         self
     }
 
@@ -223,6 +230,7 @@ impl PromotionManagerBuilder {
             registry,
             history,
             locks: self.locks.unwrap_or_else(|| Arc::new(state.clone())),
+            holds: self.holds.unwrap_or_else(|| Arc::new(state.clone())),
             dispatcher: Arc::new(dispatcher),
             releases: self
                 .releases

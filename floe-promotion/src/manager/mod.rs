@@ -12,7 +12,8 @@ use chrono::Duration;
 use crate::error::Result;
 use crate::history::{AuditEvent, HistoryQuery, VerifyReport};
 use crate::model::{Actor, EnvName};
-use crate::state::{EnvLock, Lease};
+use crate::orchestrate::{AutoOptions, AutoReport};
+use crate::state::{EnvLock, Hold, Lease};
 
 pub use builder::PromotionManagerBuilder;
 pub use default::DefaultPromotionManager;
@@ -171,10 +172,61 @@ pub trait Approvals: Send + Sync + Debug + 'static {
     async fn execute(&self, id: uuid::Uuid, actor: &Actor) -> Result<PromotionRecord>;
 }
 
-/// The whole surface of a manager, by capability: [`Promotions`], [`Administration`] and
-/// [`Approvals`] (releases join as they arrive). Implemented for every type that implements
+/// Automatic promotion, and the holds that stop it.
+///
+/// # Contract
+///
+/// - `run_auto_promotions` looks at every environment with `auto_promote` (or only
+///   `options.environment`) and, per artifact, at its candidate as
+///   [`candidates`](crate::orchestrate::candidates) defines it: the newest version that ran in
+///   `from` without interruption for at least `soak`, matches `versions`, was never rolled back
+///   in `from` or the target, and is newer in `from` than what the target runs.
+/// - A candidate is promoted through `promote` (checks, gates, approvals, locks, leases) as
+///   `options.actor`, marked automatic; each decision is in the report, and a candidate whose
+///   checks or gates block it now is left for a later pass with nothing recorded.
+/// - An environment with any hold, or whose promotion window is closed, gets no automatic
+///   promotion; the report says which holders or which window.
+/// - A candidate that needs approval gets one request: later passes find it open and create
+///   nothing; after its request was rejected or expired the candidate is no longer promoted
+///   automatically.
+/// - Passes running at once, in one process or several sharing the stores, promote each
+///   candidate once; a pass with nothing to do records nothing.
+/// - With `options.dry_run` a pass only plans: it records, claims and writes nothing.
+/// - A pass asked to stop (`options.stop`) finishes the promotion under way and reports
+///   `stopped` before its next candidate.
+/// - `hold` places the actor's hold on an environment with a reason and records
+///   `hold_placed`; an actor who already holds it gets [`Error::Conflict`](crate::Error).
+///   Holding needs the authorization that locking needs.
+/// - `release_hold` removes the actor's own hold, or `holder`'s when given, with a reason, and
+///   records `hold_released`; no such hold is [`Error::NotFound`](crate::Error). Other holders'
+///   holds stay: the environment moves again only when every holder released.
+/// - A successful rollback places a rollback hold on its environment for its actor; a
+///   successful promotion there that is not automatic releases every rollback hold of it.
+#[async_trait]
+pub trait AutoPromotions: Send + Sync + Debug + 'static {
+    /// One pass of automatic promotion.
+    async fn run_auto_promotions(&self, options: &AutoOptions) -> Result<AutoReport>;
+
+    /// Places the actor's hold on automatic promotion into `environment`.
+    async fn hold(&self, environment: &EnvName, actor: &Actor, reason: &str) -> Result<Hold>;
+
+    /// Releases the actor's hold on `environment`, or `holder`'s.
+    async fn release_hold(
+        &self,
+        environment: &EnvName,
+        actor: &Actor,
+        holder: Option<&str>,
+        reason: &str,
+    ) -> Result<Hold>;
+
+    /// The holds on one environment, or on all.
+    async fn holds(&self, environment: Option<&EnvName>) -> Result<Vec<Hold>>;
+}
+
+/// The whole surface of a manager, by capability: [`Promotions`], [`Administration`],
+/// [`Approvals`] and [`AutoPromotions`] (releases join as they arrive). Implemented for every type that implements
 /// the capabilities; hold it as `Arc<dyn PromotionManager>`. Bring the capability traits into
 /// scope with `use floe_promotion::prelude::*`.
-pub trait PromotionManager: Promotions + Administration + Approvals {}
+pub trait PromotionManager: Promotions + Administration + Approvals + AutoPromotions {}
 
-impl<T: Promotions + Administration + Approvals> PromotionManager for T {}
+impl<T: Promotions + Administration + Approvals + AutoPromotions> PromotionManager for T {}

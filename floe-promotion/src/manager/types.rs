@@ -26,6 +26,10 @@ pub struct PromotionRequest {
     pub reason: Option<String>,
     /// Break-glass: promote even if the target is locked. Needs a reason.
     pub override_lock: bool,
+    /// Asked for by automatic promotion (`run_auto_promotions`) rather than by a person. A
+    /// promotion that is not automatic releases the rollback holds of its target.
+    #[serde(default)]
+    pub automatic: bool,
 }
 
 impl PromotionRequest {
@@ -39,6 +43,7 @@ impl PromotionRequest {
             actor,
             reason: None,
             override_lock: false,
+            automatic: false,
         })
     }
 
@@ -259,4 +264,6 @@ pub struct EnvironmentStatus {
     pub deployments: Vec<Deployment>,
     /// Its active lock.
     pub lock: Option<EnvLock>,
+    /// Its holds on automatic promotion, by holder.
+    pub holds: Vec<crate::state::Hold>,
 }

@@ -4,6 +4,7 @@
 
 mod digest;
 pub mod gate;
+pub mod hold;
 pub mod lease;
 pub mod lock;
 mod names;

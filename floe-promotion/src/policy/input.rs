@@ -32,6 +32,10 @@ pub enum Reasoned {
     LeaseBreak,
     /// Rejecting an approval request.
     Rejection,
+    /// Holding automatic promotion into an environment.
+    Hold,
+    /// Releasing a hold.
+    HoldRelease,
 }
 
 /// Refuses `operation` without a reason (missing or blank).
@@ -45,6 +49,8 @@ pub fn require_reason(operation: Reasoned, reason: Option<&str>) -> Result<()> {
         Reasoned::Rollback => ("rollback reason", "a rollback needs a reason"),
         Reasoned::LeaseBreak => ("lease break reason", "breaking a lease needs a reason"),
         Reasoned::Rejection => ("rejection reason", "a rejection needs a reason"),
+        Reasoned::Hold => ("hold reason", "a hold needs a reason"),
+        Reasoned::HoldRelease => ("hold release reason", "releasing a hold needs a reason"),
     };
     Err(Error::invalid(what, reason.unwrap_or_default(), needs))
 }
@@ -61,6 +67,8 @@ mod tests {
             Reasoned::Rollback,
             Reasoned::LeaseBreak,
             Reasoned::Rejection,
+            Reasoned::Hold,
+            Reasoned::HoldRelease,
         ] {
             for missing in [None, Some(""), Some("  \u{3000}")] {
                 let err = require_reason(op, missing).unwrap_err();

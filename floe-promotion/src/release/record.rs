@@ -29,15 +29,19 @@ pub enum ReleaseKind {
     Canary,
     /// A blue-green switch.
     BlueGreen,
+    /// An automatic promotion's claim on one candidate, so that concurrent passes promote it
+    /// once.
+    AutoPromotion,
 }
 
 impl ReleaseKind {
-    /// The name stored and shown: `approval`, `canary`, `blue_green`.
+    /// The name stored and shown: `approval`, `canary`, `blue_green`, `auto_promotion`.
     pub fn as_str(self) -> &'static str {
         match self {
             ReleaseKind::Approval => "approval",
             ReleaseKind::Canary => "canary",
             ReleaseKind::BlueGreen => "blue_green",
+            ReleaseKind::AutoPromotion => "auto_promotion",
         }
     }
 }

@@ -5,11 +5,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::{EnvLock, Lease, LeaseHolder, LockStore};
+use super::{EnvLock, Hold, HoldKind, HoldStore, Lease, LeaseHolder, LockStore};
 use crate::error::{Error, Result};
 use crate::model::EnvName;
 
-/// Locks and leases held in memory, for one process and for tests. Clones share
+/// Locks, leases and holds held in memory, for one process and for tests. Clones share
 /// the same state.
 #[derive(Debug, Default, Clone)]
 pub struct InMemoryState {
@@ -20,6 +20,7 @@ pub struct InMemoryState {
 struct Inner {
     locks: BTreeMap<EnvName, EnvLock>,
     leases: BTreeMap<EnvName, Lease>,
+    holds: BTreeMap<(EnvName, String), Hold>,
 }
 
 impl InMemoryState {
@@ -126,5 +127,57 @@ impl LockStore for InMemoryState {
             return Ok(true);
         }
         Ok(false)
+    }
+}
+
+/// The holds of `inner` in contract order.
+fn sorted_holds<'a>(holds: impl Iterator<Item = &'a Hold>) -> Vec<Hold> {
+    let mut out: Vec<Hold> = holds.cloned().collect();
+    out.sort_by(|a, b| {
+        (&a.environment, a.placed, &a.holder).cmp(&(&b.environment, b.placed, &b.holder))
+    });
+    out
+}
+
+#[async_trait]
+impl HoldStore for InMemoryState {
+    async fn place(&self, hold: Hold) -> Result<bool> {
+        let mut inner = self.lock_inner();
+        let key = (hold.environment.clone(), hold.holder.clone());
+        if inner.holds.contains_key(&key) {
+            return Ok(false);
+        }
+        inner.holds.insert(key, hold);
+        Ok(true)
+    }
+
+    async fn release(&self, environment: &EnvName, holder: &str) -> Result<Option<Hold>> {
+        let mut inner = self.lock_inner();
+        Ok(inner
+            .holds
+            .remove(&(environment.clone(), holder.to_string())))
+    }
+
+    async fn release_kind(&self, environment: &EnvName, kind: HoldKind) -> Result<Vec<Hold>> {
+        let mut inner = self.lock_inner();
+        let released = sorted_holds(
+            inner
+                .holds
+                .values()
+                .filter(|h| &h.environment == environment && h.kind == kind),
+        );
+        for h in &released {
+            inner
+                .holds
+                .remove(&(h.environment.clone(), h.holder.clone()));
+        }
+        Ok(released)
+    }
+
+    async fn holds(&self, environment: Option<&EnvName>) -> Result<Vec<Hold>> {
+        let inner = self.lock_inner();
+        Ok(sorted_holds(inner.holds.values().filter(|h| {
+            environment.is_none_or(|e| &h.environment == e)
+        })))
     }
 }

@@ -1,4 +1,4 @@
-//! Shared mutable state: environment locks and promotion leases. (Approval requests are
+//! Shared mutable state: environment locks, promotion leases and holds on automatic promotion. (Approval requests are
 //! release state: see [`release`](crate::release).)
 //!
 //! Separate processes share it through a durable store (`floe-promotion-sqlite`); the
@@ -15,6 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use crate::error::Result;
 use crate::model::EnvName;
 
+pub use crate::model::hold::{Hold, HoldKind};
 pub use crate::model::lease::{HolderProcess, Lease, LeaseHolder, Liveness};
 pub use crate::model::lock::EnvLock;
 pub use memory::InMemoryState;
@@ -66,4 +67,31 @@ pub trait LockStore: Send + Sync + Debug + 'static {
     async fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>>;
     /// Removes a lease someone else holds (a stale lease of a promoter that died).
     async fn break_lease(&self, lease: &Lease) -> Result<bool>;
+}
+
+/// Holds on automatic promotion, per environment and holder.
+///
+/// # Contract
+///
+/// - `place` stores the hold and returns `true` when its holder holds nothing on that
+///   environment; when the holder already holds it, the stored hold is unchanged and `place`
+///   returns `false`. Holds of other holders on the same environment are independent.
+/// - `release` removes the given holder's hold on the environment and returns it; `None` when
+///   that holder held nothing there. Other holders' holds stay.
+/// - `release_kind` removes every hold of the given kind on the environment and returns them,
+///   in `holds` order; holds of other kinds and other environments stay.
+/// - `holds` lists the holds of one environment (or of all when `None`), sorted by
+///   environment, then placement time, then holder.
+/// - Every method is atomic with respect to concurrent callers; a durable store keeps holds
+///   across processes sharing it.
+#[async_trait]
+pub trait HoldStore: Send + Sync + Debug + 'static {
+    /// Places a hold; `false` when the holder already holds the environment.
+    async fn place(&self, hold: Hold) -> Result<bool>;
+    /// Releases one holder's hold.
+    async fn release(&self, environment: &EnvName, holder: &str) -> Result<Option<Hold>>;
+    /// Releases every hold of `kind` on an environment.
+    async fn release_kind(&self, environment: &EnvName, kind: HoldKind) -> Result<Vec<Hold>>;
+    /// The holds of one environment, or of all.
+    async fn holds(&self, environment: Option<&EnvName>) -> Result<Vec<Hold>>;
 }

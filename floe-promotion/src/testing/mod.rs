@@ -9,6 +9,7 @@ pub mod cursors;
 pub mod fakes;
 pub mod gate;
 pub mod history;
+pub mod holds;
 pub mod pipeline;
 pub mod registry;
 pub mod release;

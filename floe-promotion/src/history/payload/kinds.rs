@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::model::{Digest, Tag};
 use crate::registry::{CopyReport, EvidenceKind, EvidenceStatus};
 use crate::release::approval::Phase;
-use crate::state::Liveness;
+use crate::state::{HoldKind, Liveness};
 
 /// A promotion wrote its tags (details of [`EventKind::PromotionSucceeded`](crate::history::EventKind::PromotionSucceeded)).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -355,5 +355,38 @@ impl LeaseBroken {
             forced: false,
             other: BTreeMap::new(),
         }
+    }
+}
+
+/// A hold placed or released (details of [`EventKind::HoldPlaced`](crate::history::EventKind::HoldPlaced)
+/// and [`EventKind::HoldReleased`](crate::history::EventKind::HoldReleased)). The hold's reason
+/// is the record's `reason`; for a release, the record's reason is why it was released and
+/// the hold's own reason is kept here as `hold_reason` when known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HoldDetails {
+    /// Who holds (or held) it. Key `holder`.
+    pub holder: String,
+    /// Placed by hand or by a rollback. Key `hold_kind`, `manual` or `rollback`.
+    pub hold_kind: HoldKind,
+    /// Keys this release does not know.
+    pub other: BTreeMap<String, String>,
+}
+
+impl HoldDetails {
+    /// The payload of `holder`'s hold of `kind`.
+    pub fn new(holder: impl Into<String>, kind: HoldKind) -> Self {
+        HoldDetails {
+            holder: holder.into(),
+            hold_kind: kind,
+            other: BTreeMap::new(),
+        }
+    }
+
+    pub(super) fn read(d: &mut Reader<'_>) -> Result<Self> {
+        Ok(HoldDetails::new(
+            d.required(key::HOLDER, text)?,
+            d.required(key::HOLD_KIND, HoldKind::from_str)?,
+        ))
     }
 }

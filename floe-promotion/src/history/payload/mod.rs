@@ -36,6 +36,7 @@ mod key {
     pub(super) const HOLDER_PROCESS: &str = "holder_process";
     pub(super) const HOLDER_LIVENESS: &str = "holder_liveness";
     pub(super) const OVERRIDE: &str = "override";
+    pub(super) const HOLD_KIND: &str = "hold_kind";
 }
 
 /// The typed details of an event, one variant per [`EventKind`] that carries details, and
@@ -71,6 +72,10 @@ pub enum Payload {
     EvidenceAttached(EvidenceAttached),
     /// [`EventKind::LeaseBroken`].
     LeaseBroken(LeaseBroken),
+    /// [`EventKind::HoldPlaced`]: the hold placed.
+    HoldPlaced(HoldDetails),
+    /// [`EventKind::HoldReleased`]: the hold released.
+    HoldReleased(HoldDetails),
     /// An event of a kind without typed details in this release
     /// ([`EventKind::PromotionRequested`], [`EventKind::CanaryStep`], [`EventKind::Switched`]),
     /// its details as stored. Writing one for a kind that has a typed payload writes the
@@ -99,6 +104,8 @@ impl Payload {
             Payload::LockOverridden(_) => EventKind::LockOverridden,
             Payload::EvidenceAttached(_) => EventKind::EvidenceAttached,
             Payload::LeaseBroken(_) => EventKind::LeaseBroken,
+            Payload::HoldPlaced(_) => EventKind::HoldPlaced,
+            Payload::HoldReleased(_) => EventKind::HoldReleased,
             Payload::Untyped { kind, .. } => *kind,
         }
     }
@@ -176,6 +183,8 @@ impl Payload {
                 forced: d.flag(key::OVERRIDE)?,
                 other: BTreeMap::new(),
             }),
+            EventKind::HoldPlaced => Payload::HoldPlaced(HoldDetails::read(&mut d)?),
+            EventKind::HoldReleased => Payload::HoldReleased(HoldDetails::read(&mut d)?),
             _ => {
                 return Ok(Payload::Untyped {
                     kind,
@@ -206,6 +215,7 @@ impl Payload {
             Payload::Unlocked(p) | Payload::LockOverridden(p) => &p.other,
             Payload::EvidenceAttached(p) => &p.other,
             Payload::LeaseBroken(p) => &p.other,
+            Payload::HoldPlaced(p) | Payload::HoldReleased(p) => &p.other,
             Payload::Untyped { .. } => return None,
         })
     }
@@ -222,6 +232,7 @@ impl Payload {
             Payload::Unlocked(p) | Payload::LockOverridden(p) => &mut p.other,
             Payload::EvidenceAttached(p) => &mut p.other,
             Payload::LeaseBroken(p) => &mut p.other,
+            Payload::HoldPlaced(p) | Payload::HoldReleased(p) => &mut p.other,
             Payload::Untyped { .. } => return None,
         })
     }
@@ -290,6 +301,10 @@ impl Payload {
                 }
                 w.put(key::HOLDER_LIVENESS, liveness_str(p.holder_liveness).into());
                 w.flag(key::OVERRIDE, p.forced);
+            }
+            Payload::HoldPlaced(p) | Payload::HoldReleased(p) => {
+                w.put(key::HOLDER, p.holder.clone());
+                w.put(key::HOLD_KIND, p.hold_kind.as_str().into());
             }
             Payload::Untyped { details, .. } => return details.clone(),
         }

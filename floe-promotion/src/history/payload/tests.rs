@@ -15,7 +15,7 @@ use crate::model::Actor;
 use crate::model::{Digest, Tag};
 use crate::registry::{CopyReport, EvidenceKind, EvidenceStatus};
 use crate::release::approval::Phase;
-use crate::state::Liveness;
+use crate::state::{HoldKind, Liveness};
 
 fn uuid() -> impl Strategy<Value = Uuid> {
     any::<u128>().prop_map(Uuid::from_u128)
@@ -174,6 +174,24 @@ fn payload() -> impl Strategy<Value = Payload> {
                     forced,
                     other,
                 })
+            }),
+        (
+            any::<String>(),
+            prop::sample::select(vec![HoldKind::Manual, HoldKind::Rollback]),
+            any::<bool>(),
+            other()
+        )
+            .prop_map(|(holder, hold_kind, placed, other)| {
+                let d = HoldDetails {
+                    holder,
+                    hold_kind,
+                    other,
+                };
+                if placed {
+                    Payload::HoldPlaced(d)
+                } else {
+                    Payload::HoldReleased(d)
+                }
             }),
         (
             prop::sample::select(vec![

@@ -91,6 +91,7 @@ impl DefaultPromotionManager {
                 position,
                 deployments: self.parts.history.deployments(Some(&env.name)).await?,
                 lock: self.parts.locks.get_lock(&env.name, now).await?,
+                holds: self.parts.holds.holds(Some(&env.name)).await?,
             });
         }
         Ok(out)

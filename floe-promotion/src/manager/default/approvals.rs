@@ -314,6 +314,7 @@ impl DefaultPromotionManager {
             actor: t.requested_by.clone(),
             reason: t.reason.clone(),
             override_lock: false,
+            automatic: false,
         };
         let result = self.run_approved(&req, id, by, &t.digest).await;
         // Finish or give the request back, whatever happened, by compare-and-set.

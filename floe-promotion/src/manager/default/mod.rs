@@ -10,7 +10,7 @@ use super::types::{
     ApprovalOutcome, ApprovalView, EnvironmentStatus, Outcome, PlannedApproval, PlannedTag,
     PromotionPlan, PromotionRecord, PromotionRequest, RollbackRequest, TagAction,
 };
-use super::{Administration, Approvals, PromotionManagerBuilder, Promotions};
+use super::{Administration, Approvals, AutoPromotions, PromotionManagerBuilder, Promotions};
 use crate::clock::Clock;
 use crate::config::{ApprovalPolicy, ApprovalSeparation, Environment, EnvironmentConfig};
 use crate::error::{Error, Result};
@@ -26,12 +26,16 @@ use crate::policy::input::{Reasoned, check_text_input, require_reason};
 use crate::policy::{Check, CheckContext, Operation, Stage, Subject, authorize, run_checks};
 use crate::registry::{ArtifactRegistry, CopyMode, CopyReport, Manifest};
 use crate::release::ReleaseStore;
-use crate::state::{EnvLock, HolderProcess, Lease, LeaseHolder, Liveness, LockStore};
+use crate::state::{
+    EnvLock, Hold, HoldKind, HoldStore, HolderProcess, Lease, LeaseHolder, Liveness, LockStore,
+};
 
 mod admin;
 mod approvals;
+mod auto;
 mod evaluate;
 mod execute;
+mod holds;
 mod promote;
 mod rollback;
 
@@ -43,6 +47,7 @@ pub(in crate::manager) struct Parts {
     pub(in crate::manager) registry: Arc<dyn ArtifactRegistry>,
     pub(in crate::manager) history: Arc<dyn HistoryStore>,
     pub(in crate::manager) locks: Arc<dyn LockStore>,
+    pub(in crate::manager) holds: Arc<dyn HoldStore>,
     pub(in crate::manager) dispatcher: Arc<Dispatcher>,
     pub(in crate::manager) releases: Arc<dyn ReleaseStore>,
     pub(in crate::manager) background_delivery: bool,

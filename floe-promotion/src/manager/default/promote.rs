@@ -59,6 +59,7 @@ impl DefaultPromotionManager {
             Ok(done) => done,
             Err(e) => return Err(self.fail_promotion(req, &ev, e).await),
         };
+        self.release_rollback_holds(req).await;
         for g in ev.gates.iter().filter(|g| g.status == GateStatus::Warned) {
             warnings.push(format!("gate {}: {}", g.gate, g.message));
         }

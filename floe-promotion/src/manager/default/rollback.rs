@@ -40,6 +40,7 @@ impl DefaultPromotionManager {
             Ok(done) => done,
             Err(e) => return Err(self.fail_rollback(&req, &ev, e).await),
         };
+        self.hold_after_rollback(&req).await;
         Ok(PromotionRecord {
             id: ev.id,
             outcome: Outcome::RolledBack,

@@ -1,0 +1,409 @@
+//! One pass of automatic promotion: per environment with `auto_promote`, per artifact, its
+//! candidate through the normal promotion path.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::*;
+use crate::config::AutoPromotion;
+use crate::orchestrate::auto::claim_id;
+use crate::orchestrate::{
+    AutoAction, AutoDecision, AutoOptions, AutoReport, Candidate, candidates,
+};
+use crate::release::approval::{ApprovalMachine, ApprovalState, Phase};
+use crate::release::machine::decode;
+use crate::release::{Release, ReleaseFilter, ReleaseKind, ReleaseState};
+
+/// What the claim of one candidate stores.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ClaimState {
+    /// The actor of the pass that holds (or last held) the claim.
+    by: String,
+}
+
+/// The claim states, as release status names.
+const CLAIMED: &str = "claimed";
+const PROMOTED: &str = "promoted";
+const AWAITING_APPROVAL: &str = "awaiting_approval";
+const FAILED: &str = "failed";
+
+/// The outcome of claiming a candidate.
+enum Claim {
+    /// This pass holds the claim.
+    Mine(Release),
+    /// Another pass holds it, or it was promoted automatically already.
+    Taken(AutoAction, String),
+}
+
+impl DefaultPromotionManager {
+    pub(super) async fn run_auto(&self, options: &AutoOptions) -> Result<AutoReport> {
+        check_text_input(&options.actor, None)?;
+        if let Some(name) = &options.environment {
+            let env = self.parts.config.environment(name)?;
+            if env.auto_promotion.is_none() {
+                return Err(Error::invalid(
+                    "environment",
+                    name.as_str(),
+                    "has no auto_promote setting",
+                ));
+            }
+        }
+        let mut report = AutoReport::default();
+        for env in self.parts.config.environments() {
+            if options.environment.as_ref().is_some_and(|e| e != &env.name) {
+                continue;
+            }
+            let Some(rule) = &env.auto_promotion else {
+                continue;
+            };
+            if options.stopping() {
+                report.stopped = true;
+                break;
+            }
+            let (decisions, stopped) = self.auto_environment(env, rule, options).await?;
+            report.decisions.extend(decisions);
+            if stopped {
+                report.stopped = true;
+                break;
+            }
+        }
+        Ok(report)
+    }
+
+    /// The decisions for one environment; `true` when the pass was asked to stop.
+    async fn auto_environment(
+        &self,
+        env: &Environment,
+        rule: &AutoPromotion,
+        options: &AutoOptions,
+    ) -> Result<(Vec<AutoDecision>, bool)> {
+        let whole = |action, detail: String| {
+            Ok((
+                vec![AutoDecision::environment(
+                    &env.name, &rule.from, action, detail,
+                )],
+                false,
+            ))
+        };
+        let holds = self.parts.holds.holds(Some(&env.name)).await?;
+        if !holds.is_empty() {
+            let who = holds
+                .iter()
+                .map(|h| format!("{} ({} hold: {})", h.holder, h.kind, h.reason))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return whole(AutoAction::Held, format!("held by {who}"));
+        }
+        let now = self.now();
+        if let Some(window) = env.frozen_at(now) {
+            return whole(
+                AutoAction::WindowClosed,
+                format!("promotions are frozen: {}", window.reason()),
+            );
+        }
+        let source = self.current_events(&rule.from).await?;
+        let target = self.current_events(&env.name).await?;
+        let found = candidates(rule, &source, &target, now);
+        if found.is_empty() {
+            return whole(
+                AutoAction::NothingToDo,
+                format!(
+                    "no version in {} has run there for {} and is newer than what {} runs",
+                    rule.from,
+                    humantime::format_duration(rule.soak),
+                    env.name
+                ),
+            );
+        }
+        let mut out = Vec::new();
+        for candidate in &found {
+            if options.stopping() {
+                return Ok((out, true));
+            }
+            out.push(self.auto_candidate(env, rule, candidate, options).await?);
+        }
+        Ok((out, false))
+    }
+
+    /// The events that made a version current in `environment`, oldest first.
+    async fn current_events(&self, environment: &EnvName) -> Result<Vec<AuditEvent>> {
+        self.parts
+            .history
+            .query(&HistoryQuery {
+                environment: Some(environment.clone()),
+                kinds: SETS_CURRENT.to_vec(),
+                order: Order::OldestFirst,
+                ..Default::default()
+            })
+            .await
+    }
+
+    async fn auto_candidate(
+        &self,
+        env: &Environment,
+        rule: &AutoPromotion,
+        c: &Candidate,
+        options: &AutoOptions,
+    ) -> Result<AutoDecision> {
+        let decide = |action, detail: String| {
+            AutoDecision::candidate(&env.name, &rule.from, c, action, detail)
+        };
+        let what = format!("{}:{}", c.artifact, c.version);
+        if env.approval.is_some()
+            && let Some((id, phase)) = self.latest_approval(&env.name, c).await?
+        {
+            match phase {
+                Phase::Pending => {
+                    let mut d = decide(
+                        AutoAction::AwaitingApproval,
+                        format!("{what} waits for approval request {id}"),
+                    );
+                    d.approval = Some(id);
+                    return Ok(d);
+                }
+                Phase::Rejected | Phase::Expired => {
+                    let mut d = decide(
+                        AutoAction::ApprovalClosed,
+                        format!(
+                            "approval request {id} for {what} was {phase}; it is not promoted automatically (promote it by hand to ask again)"
+                        ),
+                    );
+                    d.approval = Some(id);
+                    return Ok(d);
+                }
+                // Approved or interrupted: `promote` executes the open request. Executed: the
+                // target ran it and moved on; the candidate rules decide.
+                Phase::Approved | Phase::Executing | Phase::Executed => {}
+            }
+        }
+        let req = PromotionRequest {
+            artifact: c.artifact.clone(),
+            version: c.version.clone(),
+            from: rule.from.clone(),
+            to: env.name.clone(),
+            actor: options.actor.clone(),
+            reason: Some(format!(
+                "automatic promotion: ran {} in {} (soak {})",
+                humantime::format_duration(c.soaked),
+                rule.from,
+                humantime::format_duration(rule.soak)
+            )),
+            override_lock: false,
+            automatic: true,
+        };
+        let plan = match self.run_plan(req.clone()).await {
+            Ok(plan) => plan,
+            Err(e) => return Ok(failed(decide(AutoAction::Blocked, e.to_string()), e)),
+        };
+        if !plan.blockers.is_empty() {
+            let why = plan
+                .blockers
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Ok(decide(AutoAction::Blocked, why));
+        }
+        if options.dry_run {
+            let detail = match &plan.approval {
+                Some(a) => match a.open_request {
+                    Some(id) => format!("would promote {what} through approval request {id}"),
+                    None => format!("would ask for approval to promote {what}"),
+                },
+                None => format!("would promote {what}"),
+            };
+            return Ok(decide(AutoAction::WouldPromote, detail));
+        }
+        let claim = match self.claim(env, c, &options.actor).await? {
+            Claim::Mine(release) => release,
+            Claim::Taken(action, detail) => return Ok(decide(action, detail)),
+        };
+        let result = self.run_promote(req).await;
+        let (status, decision) = match result {
+            Ok(record) => {
+                let mut d = decide(
+                    AutoAction::Promoted,
+                    format!("promoted {what} from {} into {}", rule.from, env.name),
+                );
+                d.event_seq = record.event_seq;
+                (PROMOTED, d)
+            }
+            Err(Error::ApprovalPending { request_id, needed }) => {
+                let mut d = decide(
+                    AutoAction::ApprovalRequested,
+                    format!("{what} needs {needed} more approval(s): request {request_id}"),
+                );
+                d.approval = request_id.parse().ok();
+                (AWAITING_APPROVAL, d)
+            }
+            Err(e) => (FAILED, failed(decide(AutoAction::Failed, e.to_string()), e)),
+        };
+        self.settle_claim(&claim, status, &options.actor).await;
+        Ok(decision)
+    }
+
+    /// The newest approval request for the candidate's digest, and its phase (a pending
+    /// request past its expiry counts as expired).
+    async fn latest_approval(
+        &self,
+        environment: &EnvName,
+        c: &Candidate,
+    ) -> Result<Option<(Uuid, Phase)>> {
+        let releases = self
+            .parts
+            .releases
+            .list(
+                &ReleaseFilter::default()
+                    .environment(environment.clone())
+                    .artifact(c.artifact.clone())
+                    .kind(ReleaseKind::Approval),
+            )
+            .await?;
+        let Some(r) = releases.into_iter().rev().find(|r| r.digest == c.digest) else {
+            return Ok(None);
+        };
+        let state: ApprovalState = decode::<ApprovalMachine>(&r)?;
+        let phase = match state.phase {
+            Phase::Pending if self.now() >= state.ticket.expires => Phase::Expired,
+            p => p,
+        };
+        Ok(Some((r.id, phase)))
+    }
+
+    /// Claims the automatic promotion of a candidate in the release store, so that one pass
+    /// promotes it when several run at once. A claim left by a pass that failed, or that
+    /// stopped for approval, or that died (no update for longer than a lease and a gate
+    /// timeout), is taken over by compare-and-set.
+    async fn claim(&self, env: &Environment, c: &Candidate, actor: &Actor) -> Result<Claim> {
+        let now = self.now();
+        let id = claim_id(&env.name, &c.artifact, &c.digest);
+        let state = ReleaseState::encode(
+            CLAIMED,
+            &ClaimState {
+                by: actor.id.clone(),
+            },
+        )?;
+        let mut release = Release::new(
+            ReleaseKind::AutoPromotion,
+            env.name.clone(),
+            c.artifact.clone(),
+            c.version.clone(),
+            c.digest.clone(),
+            state.clone(),
+            now,
+        );
+        release.id = id;
+        match self.parts.releases.create(release).await {
+            Ok(r) => return Ok(Claim::Mine(r)),
+            Err(Error::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+        let existing = self.parts.releases.get(id).await?;
+        let by = existing
+            .decode_state::<ClaimState>()
+            .map(|s| s.by)
+            .unwrap_or_default();
+        let settings = self.settings();
+        let stale = chrono::Duration::from_std(settings.lease_ttl + settings.default_timeout)
+            .unwrap_or(chrono::Duration::hours(1));
+        match existing.status.as_str() {
+            PROMOTED => {
+                return Ok(Claim::Taken(
+                    AutoAction::NothingToDo,
+                    format!(
+                        "{}:{} was promoted automatically into {} already ({}, by {by})",
+                        c.artifact,
+                        c.version,
+                        env.name,
+                        existing.updated.to_rfc3339()
+                    ),
+                ));
+            }
+            CLAIMED if now - existing.updated < stale => {
+                return Ok(Claim::Taken(
+                    AutoAction::ClaimedElsewhere,
+                    format!(
+                        "{by} is promoting {}:{} into {} (claimed {})",
+                        c.artifact,
+                        c.version,
+                        env.name,
+                        existing.updated.to_rfc3339()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        match self
+            .parts
+            .releases
+            .update(id, existing.version, state, now)
+            .await
+        {
+            Ok(r) => Ok(Claim::Mine(r)),
+            Err(Error::Conflict(_)) => Ok(Claim::Taken(
+                AutoAction::ClaimedElsewhere,
+                format!(
+                    "another pass claimed {}:{} for {} just now",
+                    c.artifact, c.version, env.name
+                ),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Records how a claimed promotion ended. A failure to record is logged: the promotion's
+    /// own events are the record, and a claim left `claimed` is taken over once stale.
+    async fn settle_claim(&self, claim: &Release, status: &str, actor: &Actor) {
+        let settled = async {
+            let state = ReleaseState::encode(
+                status,
+                &ClaimState {
+                    by: actor.id.clone(),
+                },
+            )?;
+            self.parts
+                .releases
+                .update(claim.id, claim.version, state, self.now())
+                .await
+        };
+        if let Err(e) = settled.await {
+            tracing::warn!(claim = %claim.id, status, error = %e, "the outcome of an automatic promotion was not stored on its claim");
+        }
+    }
+}
+
+/// `decision` carrying `error`.
+fn failed(mut decision: AutoDecision, error: Error) -> AutoDecision {
+    decision.error = Some(Arc::new(error));
+    decision
+}
+
+#[async_trait]
+impl AutoPromotions for DefaultPromotionManager {
+    async fn run_auto_promotions(&self, options: &AutoOptions) -> Result<AutoReport> {
+        self.run_auto(options).await
+    }
+
+    async fn hold(&self, environment: &EnvName, actor: &Actor, reason: &str) -> Result<Hold> {
+        self.run_hold(environment, actor, reason).await
+    }
+
+    async fn release_hold(
+        &self,
+        environment: &EnvName,
+        actor: &Actor,
+        holder: Option<&str>,
+        reason: &str,
+    ) -> Result<Hold> {
+        self.run_release_hold(environment, actor, holder, reason)
+            .await
+    }
+
+    async fn holds(&self, environment: Option<&EnvName>) -> Result<Vec<Hold>> {
+        if let Some(e) = environment {
+            self.parts.config.environment(e)?;
+        }
+        self.parts.holds.holds(environment).await
+    }
+}

@@ -1,0 +1,6 @@
+//! Processes that span environments and promotions: automatic promotion (and, later,
+//! dependency order).
+
+pub mod auto;
+
+pub use auto::{AutoAction, AutoDecision, AutoOptions, AutoReport, Candidate, candidates};
