@@ -291,9 +291,18 @@ async fn every_event_the_manager_records_reads_as_its_typed_payload() {
         .await
         .unwrap();
     let got = since(&p, n).await;
-    let [(EventKind::RollbackSucceeded, Payload::RollbackSucceeded(r))] = &got[..] else {
+    let [
+        (EventKind::RollbackSucceeded, Payload::RollbackSucceeded(r)),
+        (EventKind::HoldPlaced, Payload::HoldPlaced(h)),
+    ] = &got[..]
+    else {
         panic!("{got:?}")
     };
+    assert_eq!(
+        (h.holder.as_str(), h.hold_kind),
+        ("ops", floe_promotion::state::HoldKind::Rollback),
+        "a rollback holds automatic promotion"
+    );
     assert_eq!(r.tags, rolled.tags_written);
     assert_eq!(r.tags[0].as_str(), "v1-staging-rollback-1");
     assert!(r.confirmed_after_lost_reply.is_empty());

@@ -499,6 +499,39 @@ impl TagScheme {
         Self::render(&self.rollback, version.as_str(), env, n)
     }
 
+    /// Whether `tag` is a release tag (as CI pushes into the first environment), not a tag
+    /// this scheme writes for one of `environments`: not a pointer tag, and not an
+    /// environment or rollback tag of any version.
+    pub fn is_release_tag(&self, tag: &Tag, environments: &[EnvName]) -> bool {
+        let pattern = |template: &str, env: &EnvName| {
+            let mut re = String::from("^");
+            let mut rest = template;
+            while let Some(start) = rest.find('{') {
+                re.push_str(&regex::escape(&rest[..start]));
+                let after = &rest[start..];
+                let (piece, len) = if after.starts_with("{version}") {
+                    (".+".to_string(), "{version}".len())
+                } else if after.starts_with("{env}") {
+                    (regex::escape(env.as_str()), "{env}".len())
+                } else if after.starts_with("{n}") {
+                    ("[0-9]+".to_string(), "{n}".len())
+                } else {
+                    (regex::escape("{"), 1)
+                };
+                re.push_str(&piece);
+                rest = &after[len..];
+            }
+            re.push_str(&regex::escape(rest));
+            re.push('$');
+            Regex::new(&re).map(|r| r.is_match(tag.as_str()))
+        };
+        !environments.iter().any(|env| {
+            [&self.pointer, &self.environment, &self.rollback]
+                .iter()
+                .any(|t| pattern(t, env).unwrap_or(false))
+        })
+    }
+
     /// Checks that each template has the placeholders it needs and renders a safe tag, and
     /// that the three kinds cannot collide.
     pub fn validate(&self) -> std::result::Result<(), String> {
@@ -531,5 +564,47 @@ impl TagScheme {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_tags_are_told_from_the_tags_the_scheme_writes() {
+        let envs: Vec<EnvName> = ["dev", "staging", "prod"]
+            .iter()
+            .map(|e| EnvName::new(*e).unwrap())
+            .collect();
+        let scheme = TagScheme::default();
+        for release in ["v1", "v1.2.3", "1.0.0-rc.1", "latest", "v1-qa", "prod"] {
+            assert!(
+                scheme.is_release_tag(&Tag::new(release).unwrap(), &envs),
+                "{release}"
+            );
+        }
+        for written in [
+            "latest-staging",
+            "v1-prod",
+            "v1.2.3-staging",
+            "v1-prod-rollback-2",
+            "v1-dev",
+        ] {
+            assert!(
+                !scheme.is_release_tag(&Tag::new(written).unwrap(), &envs),
+                "{written}"
+            );
+        }
+        let custom = TagScheme {
+            environment: "{env}.{version}".into(),
+            pointer: "current.{env}".into(),
+            rollback: "{env}.{version}.rb{n}".into(),
+        };
+        assert!(!custom.is_release_tag(&Tag::new("prod.v1").unwrap(), &envs));
+        assert!(!custom.is_release_tag(&Tag::new("current.dev").unwrap(), &envs));
+        assert!(!custom.is_release_tag(&Tag::new("prod.v1.rb3").unwrap(), &envs));
+        assert!(custom.is_release_tag(&Tag::new("prodxv1").unwrap(), &envs));
+        assert!(custom.is_release_tag(&Tag::new("v1-prod").unwrap(), &envs));
     }
 }

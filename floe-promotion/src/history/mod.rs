@@ -49,7 +49,7 @@
 //! | `lease_broken` | [`LeaseBroken`] | `holder`, `expires`, `holder_process`?, `holder_liveness`, `override`? |
 //! | `hold_placed`, `hold_released` | [`HoldDetails`] | `holder`, `hold_kind` (`manual`/`rollback`) |
 //!
-//! Other kinds (`promotion_requested`, `canary_step`, `switched`, and kinds a later release
+//! Other kinds (`promotion_requested`, `canary_step`, `switched`, `release_discovered`, and kinds a later release
 //! adds) read as [`Payload::Untyped`], their details as stored. Ids are UUIDs, times RFC 3339
 //! (`to_rfc3339`), tag lists comma-separated, flags `"true"` (absent when false), a copy
 //! report `manifests=… mounted=… uploaded=… skipped=… bytes=… signatures=… referrers=…`, a
@@ -139,6 +139,9 @@ pub enum EventKind {
     HoldPlaced,
     /// A hold on automatic promotion into an environment was released.
     HoldReleased,
+    /// Automatic promotion saw a release tag in the first environment for the first time; its
+    /// soak there is measured from this event.
+    ReleaseDiscovered,
 }
 
 impl EventKind {
@@ -170,11 +173,12 @@ impl EventKind {
             EventKind::LeaseBroken => "lease_broken",
             EventKind::HoldPlaced => "hold_placed",
             EventKind::HoldReleased => "hold_released",
+            EventKind::ReleaseDiscovered => "release_discovered",
         }
     }
 
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 17] = [
+    pub const ALL: [EventKind; 18] = [
         EventKind::PromotionRequested,
         EventKind::PromotionSucceeded,
         EventKind::PromotionFailed,
@@ -192,6 +196,7 @@ impl EventKind {
         EventKind::LeaseBroken,
         EventKind::HoldPlaced,
         EventKind::HoldReleased,
+        EventKind::ReleaseDiscovered,
     ];
 }
 

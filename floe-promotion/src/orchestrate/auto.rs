@@ -13,6 +13,11 @@
 //! - is not what the target runs now, and entered `from` after the version the target runs
 //!   did (automatic promotion never moves the target backwards).
 //!
+//! When `from` is the first environment, where CI pushes releases rather than floe promoting
+//! them, a version enters it when a pass first sees its release tag in the registry: the pass
+//! records a `release_discovered` event, and the soak runs from there (releases found together
+//! are recorded in [`natural_order`], so `v1.10` counts as newer than `v1.9`).
+//!
 //! [`candidates`] computes this from history alone; the pass that acts on it lives with the
 //! manager ([`AutoPromotions`](crate::manager::AutoPromotions)).
 
@@ -106,24 +111,64 @@ fn rolled_back(events: &[AuditEvent]) -> HashSet<(ArtifactName, Digest)> {
     out
 }
 
+/// Where an environment's versions come from, for [`candidates`].
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    /// An environment with a pointer: the events that made a version current there, oldest
+    /// first. One version runs at a time; its stretch ends when another is made current.
+    Pointer(&'a [AuditEvent]),
+    /// The first environment, where CI pushes releases: the events of their discovery
+    /// (`release_discovered`), oldest first. Releases live side by side there, so a stretch
+    /// never ends.
+    Releases(&'a [AuditEvent]),
+}
+
+/// Per artifact, the stretches of the releases discovered in the first environment: one per
+/// digest, from its first discovery, never ending.
+fn release_stretches(events: &[AuditEvent]) -> BTreeMap<ArtifactName, Vec<Stretch>> {
+    let mut out: BTreeMap<ArtifactName, Vec<Stretch>> = BTreeMap::new();
+    let mut seen = HashSet::new();
+    for e in events {
+        let r = &e.record;
+        let (Some(artifact), Some(version), Some(digest)) = (&r.artifact, &r.version, &r.digest)
+        else {
+            continue;
+        };
+        if !seen.insert((artifact.clone(), digest.clone())) {
+            continue;
+        }
+        out.entry(artifact.clone()).or_default().push(Stretch {
+            version: version.clone(),
+            digest: digest.clone(),
+            seq: e.seq,
+            start: r.time,
+            end: None,
+        });
+    }
+    out
+}
+
 /// The candidate of each artifact for automatic promotion under `rule`, at `now`, from the
-/// events that set the current version in the source (`source`) and in the target
-/// (`target`), each oldest first. Artifacts without a candidate are left out; the result is
-/// sorted by artifact.
+/// source environment's history (`source`) and the events that set the current version in
+/// the target (`target`, oldest first). Artifacts without a candidate are left out; the
+/// result is sorted by artifact.
 pub fn candidates(
     rule: &AutoPromotion,
-    source: &[AuditEvent],
+    source: Source<'_>,
     target: &[AuditEvent],
     now: DateTime<Utc>,
 ) -> Vec<Candidate> {
-    let mut banned = rolled_back(source);
+    let (stays, mut banned) = match source {
+        Source::Pointer(events) => (stretches(events), rolled_back(events)),
+        Source::Releases(events) => (release_stretches(events), HashSet::new()),
+    };
     banned.extend(rolled_back(target));
     let target_now: HashMap<ArtifactName, Digest> = stretches(target)
         .into_iter()
         .filter_map(|(a, s)| s.last().map(|l| (a, l.digest.clone())))
         .collect();
     let mut out = Vec::new();
-    for (artifact, list) in stretches(source) {
+    for (artifact, list) in stays {
         // Where the target's current digest entered the source, if it did: only versions that
         // entered after it are candidates.
         let floor = target_now
@@ -153,6 +198,36 @@ pub fn candidates(
         }
     }
     out
+}
+
+/// Orders release tags as people number them: runs of digits compare as numbers, the rest
+/// as text (`v1.9` before `v1.10`). Used to order releases discovered together.
+pub fn natural_order(a: &str, b: &str) -> std::cmp::Ordering {
+    fn chunks(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+                out.push((bytes[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (ca, cb) = (chunks(a), chunks(b));
+    for ((da, x), (db, y)) in ca.iter().zip(cb.iter()) {
+        let ord = if *da && *db {
+            let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+            x.len().cmp(&y.len()).then_with(|| x.cmp(y))
+        } else {
+            x.cmp(y)
+        };
+        if ord != std::cmp::Ordering::Equal {
+            return ord;
+        }
+    }
+    ca.len().cmp(&cb.len()).then_with(|| a.cmp(b))
 }
 
 /// The id of the release that claims the automatic promotion of `digest` of `artifact` into

@@ -3,4 +3,6 @@
 
 pub mod auto;
 
-pub use auto::{AutoAction, AutoDecision, AutoOptions, AutoReport, Candidate, candidates};
+pub use auto::{
+    AutoAction, AutoDecision, AutoOptions, AutoReport, Candidate, Source, candidates, natural_order,
+};

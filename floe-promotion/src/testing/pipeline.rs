@@ -37,7 +37,7 @@ pub struct TestPipeline {
     pub registry: InMemoryRegistry,
     /// The history.
     pub history: InMemoryHistory,
-    /// Locks, leases and approvals.
+    /// Locks, leases and holds.
     pub state: InMemoryState,
     /// The clock, starting at 2026-01-05T12:00:00Z (a Monday).
     pub clock: ManualClock,
@@ -90,6 +90,7 @@ impl TestPipeline {
             .registry(Arc::new(self.registry.clone()))
             .history(Arc::new(self.history.clone()))
             .locks(Arc::new(self.state.clone()))
+            .holds(Arc::new(self.state.clone()))
             .clock(Arc::new(self.clock.clone()))
             .notifier(Arc::new(self.notifier.clone()))
     }

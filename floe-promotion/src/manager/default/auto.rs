@@ -9,7 +9,7 @@ use super::*;
 use crate::config::AutoPromotion;
 use crate::orchestrate::auto::claim_id;
 use crate::orchestrate::{
-    AutoAction, AutoDecision, AutoOptions, AutoReport, Candidate, candidates,
+    AutoAction, AutoDecision, AutoOptions, AutoReport, Candidate, Source, candidates, natural_order,
 };
 use crate::release::approval::{ApprovalMachine, ApprovalState, Phase};
 use crate::release::machine::decode;
@@ -102,9 +102,19 @@ impl DefaultPromotionManager {
                 format!("promotions are frozen: {}", window.reason()),
             );
         }
-        let source = self.current_events(&rule.from).await?;
+        let first = self.parts.config.position(&rule.from)? == 0;
+        let source_events = if first {
+            self.discover_releases(&rule.from, options).await?
+        } else {
+            self.current_events(&rule.from).await?
+        };
+        let source = if first {
+            Source::Releases(&source_events)
+        } else {
+            Source::Pointer(&source_events)
+        };
         let target = self.current_events(&env.name).await?;
-        let found = candidates(rule, &source, &target, now);
+        let found = candidates(rule, source, &target, now);
         if found.is_empty() {
             return whole(
                 AutoAction::NothingToDo,
@@ -137,6 +147,96 @@ impl DefaultPromotionManager {
                 ..Default::default()
             })
             .await
+    }
+
+    /// The releases of the first environment `from`, as `release_discovered` events oldest
+    /// first: those recorded before, and a new one for each release tag seen for the first
+    /// time now (recorded, except in a dry run), in natural order per artifact. The artifacts
+    /// looked at are those history names: running somewhere, discovered, or with evidence.
+    async fn discover_releases(
+        &self,
+        from: &EnvName,
+        options: &AutoOptions,
+    ) -> Result<Vec<AuditEvent>> {
+        let history = &self.parts.history;
+        let mut known = history
+            .query(&HistoryQuery {
+                environment: Some(from.clone()),
+                kinds: vec![EventKind::ReleaseDiscovered],
+                order: Order::OldestFirst,
+                ..Default::default()
+            })
+            .await?;
+        let seen: HashSet<(ArtifactName, Tag)> = known
+            .iter()
+            .filter_map(|e| Some((e.record.artifact.clone()?, e.record.version.clone()?)))
+            .collect();
+        let mut artifacts: std::collections::BTreeSet<ArtifactName> = history
+            .deployments(None)
+            .await?
+            .into_iter()
+            .map(|d| d.artifact)
+            .collect();
+        artifacts.extend(seen.iter().map(|(a, _)| a.clone()));
+        let evidence = history
+            .query(&HistoryQuery {
+                environment: Some(from.clone()),
+                kinds: vec![EventKind::EvidenceAttached, EventKind::PromotionRequested],
+                ..Default::default()
+            })
+            .await?;
+        artifacts.extend(evidence.into_iter().filter_map(|e| e.record.artifact));
+        let envs: Vec<EnvName> = self
+            .parts
+            .config
+            .environments()
+            .iter()
+            .map(|e| e.name.clone())
+            .collect();
+        let scheme = &self.settings().tag_scheme;
+        let mut fresh = Vec::new();
+        for artifact in artifacts {
+            let repo = self.parts.config.repository(from, &artifact)?;
+            let tags = match self.parts.registry.list_tags(&repo).await {
+                Ok(tags) => tags,
+                Err(Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let mut new: Vec<Tag> = tags
+                .into_iter()
+                .filter(|t| scheme.is_release_tag(t, &envs))
+                .filter(|t| !seen.contains(&(artifact.clone(), t.clone())))
+                .collect();
+            new.sort_by(|a, b| natural_order(a.as_str(), b.as_str()));
+            for tag in new {
+                let Some(manifest) = self.tag_digest(&repo, &tag).await? else {
+                    continue;
+                };
+                let mut e = self.event(EventKind::ReleaseDiscovered, &options.actor, self.now());
+                e.environment = Some(from.clone());
+                e.artifact = Some(artifact.clone());
+                e.version = Some(tag);
+                e.digest = Some(manifest.digest().clone());
+                e.reason = Some("release tag first seen by automatic promotion".into());
+                fresh.push(e);
+            }
+        }
+        if fresh.is_empty() {
+            return Ok(known);
+        }
+        if options.dry_run {
+            // Not recorded: stand-ins after every stored event, in the same order.
+            let after = known.last().map_or(0, |e| e.seq) + (1 << 40);
+            known.extend(
+                fresh
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, record)| AuditEvent::seal(after + i as u64, record, String::new())),
+            );
+            return Ok(known);
+        }
+        known.extend(self.record(fresh).await?);
+        Ok(known)
     }
 
     async fn auto_candidate(
