@@ -137,6 +137,7 @@ impl App {
             .registry(registry)
             .history(store.clone())
             .locks(store.clone())
+            .holds(store.clone())
             .cursors(store.clone())
             .releases(store.clone())
             .manual_delivery()

@@ -94,6 +94,12 @@ pub enum Command {
     Audit(AuditCommand),
     /// Attach test or policy evidence to the digest of NAME:VERSION in an environment.
     Attest(AttestArgs),
+    /// Automatic promotion: one pass over the environments with `auto_promote`, or a
+    /// reconciler that runs a pass on an interval with --watch.
+    Auto(AutoArgs),
+    /// Hold automatic promotion into an environment (`floe hold ENV --reason`), release your
+    /// hold (`floe hold release ENV --reason`), or list the holds (`floe hold list`).
+    Hold(HoldArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -334,4 +340,58 @@ pub enum EvidenceStatusArg {
     Passed,
     /// Failed.
     Failed,
+}
+
+/// `floe auto`.
+#[derive(Debug, Args)]
+pub struct AutoArgs {
+    /// Only promotions into this environment.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// Show what a pass would promote; record and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Keep running: a pass every --interval until SIGTERM or SIGINT, which stop it after the
+    /// promotion under way (exit 0).
+    #[arg(long)]
+    pub watch: bool,
+    /// Time between passes with --watch (e.g. 30s, 5m).
+    #[arg(long, default_value = "30s", requires = "watch")]
+    pub interval: String,
+}
+
+/// `floe hold`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct HoldArgs {
+    /// Release a hold, or list the holds.
+    #[command(subcommand)]
+    pub action: Option<HoldAction>,
+    /// The environment to hold.
+    pub env: Option<String>,
+    /// Why (required, recorded).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+/// `floe hold release` and `floe hold list`.
+#[derive(Debug, Subcommand)]
+pub enum HoldAction {
+    /// Release your hold on an environment (or another holder's with --holder).
+    Release {
+        /// The environment.
+        env: String,
+        /// Why (required, recorded).
+        #[arg(long)]
+        reason: String,
+        /// Release this holder's hold instead of your own (audited).
+        #[arg(long)]
+        holder: Option<String>,
+    },
+    /// The holds, by environment.
+    List {
+        /// Only this environment.
+        #[arg(long)]
+        env: Option<String>,
+    },
 }

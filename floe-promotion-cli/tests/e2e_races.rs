@@ -11,10 +11,10 @@ mod common;
 
 use std::fs::File;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{FLOE, Workspace, copy_dir};
+use common::{Workspace, copy_dir};
 use floe_promotion::history::EventKind;
 use floe_promotion_cli::exit;
 use floe_promotion_cli::output::Output;
@@ -56,18 +56,7 @@ const PROMOTE: [&str; 7] = [
 
 /// Starts `floe ARGS` in the workspace without waiting for it.
 fn spawn(ws: &Workspace, args: &[&str]) -> Child {
-    Command::new(FLOE)
-        .args(args)
-        .current_dir(ws.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env_remove("RUST_LOG")
-        .env_remove("FLOE_ACTOR")
-        .env("DOCKER_CONFIG", ws.join("no-docker-config"))
-        .env("USER", "e2e-user")
-        .spawn()
-        .expect("spawning floe")
+    ws.spawn(args)
 }
 
 fn kinds(ws: &Workspace) -> Vec<EventKind> {

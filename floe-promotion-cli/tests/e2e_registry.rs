@@ -547,10 +547,17 @@ fn rollback_moves_the_pointer_back_and_writes_the_rollback_tag() {
         "an immutable tag moved"
     );
     assert_eq!(w.current("prod"), Some(("v1.0.0".into(), d1.clone())));
-    let last = w.ws.history().pop().unwrap().record;
+    let mut history = w.ws.history();
+    let hold = history.pop().unwrap().record;
+    let last = history.pop().unwrap().record;
     assert_eq!(last.kind, EventKind::RollbackSucceeded);
     assert_eq!(last.reason.as_deref(), Some("checkout broken"));
     assert_eq!(last.actor.id, "oncall");
+    assert_eq!(
+        (hold.kind, hold.actor.id.as_str()),
+        (EventKind::HoldPlaced, "oncall"),
+        "the rollback holds automatic promotion into prod"
+    );
     // Staging is not affected.
     assert_eq!(w.digest("staging", "latest-staging"), d2);
 

@@ -4,8 +4,10 @@
 mod approvals;
 mod attest;
 mod audit;
+mod auto;
 mod envs;
 mod history;
+mod hold;
 mod lease;
 mod lock;
 mod promote;
@@ -22,15 +24,16 @@ use floe_promotion::input::read_bounded;
 use floe_promotion::policy::input::{Reasoned, require_reason};
 use floe_promotion::registry::{Evidence, EvidenceKind, EvidenceStatus};
 use floe_promotion::{
-    Administration, Approvals, ArtifactName, ArtifactRef, EnvName, EnvironmentConfig, Error,
-    Excerpt, HistoryStore, PromotionRequest, Promotions, Reference, Result, RollbackRequest, Tag,
+    Administration, Approvals, ArtifactName, ArtifactRef, AutoPromotions, EnvName,
+    EnvironmentConfig, Error, Excerpt, HistoryStore, PromotionRequest, Promotions, Reference,
+    Result, RollbackRequest, Tag,
 };
 
 use crate::app::App;
 use crate::cli::{
-    self, ApprovalsAction, ApprovalsArgs, ApproveArgs, AttestArgs, AuditCommand, Cli, Command,
-    ExportArgs, Global, HistoryArgs, LeaseBreakArgs, LeaseCommand, LockArgs, PromoteArgs,
-    RejectArgs, RollbackArgs, StatusArgs, UnlockArgs,
+    self, ApprovalsAction, ApprovalsArgs, ApproveArgs, AttestArgs, AuditCommand, AutoArgs, Cli,
+    Command, ExportArgs, Global, HistoryArgs, HoldAction, HoldArgs, LeaseBreakArgs, LeaseCommand,
+    LockArgs, PromoteArgs, RejectArgs, RollbackArgs, StatusArgs, UnlockArgs,
 };
 use crate::exit;
 use crate::output::{
@@ -61,6 +64,8 @@ pub(crate) async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
         Command::Audit(AuditCommand::Verify { file }) => audit::verify(g, file).await,
         Command::Audit(AuditCommand::Export(a)) => audit::export(g, a).await,
         Command::Attest(a) => attest::run(g, a).await,
+        Command::Auto(a) => auto::run(g, a).await,
+        Command::Hold(a) => hold::run(g, a).await,
     }
 }
 

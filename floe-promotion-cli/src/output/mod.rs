@@ -10,8 +10,9 @@ use floe_promotion::manager::{
     PromotionPlan, PromotionRecord,
 };
 use floe_promotion::model::text::printable as safe;
+use floe_promotion::orchestrate::{AutoAction, AutoReport, Candidate};
 use floe_promotion::registry::CopyMode;
-use floe_promotion::state::{EnvLock, HolderProcess, Lease, Liveness};
+use floe_promotion::state::{EnvLock, Hold, HolderProcess, Lease, Liveness};
 use floe_promotion::{Digest, EnvName, Error, Repository, Tag};
 use serde::{Deserialize, Serialize};
 
@@ -89,6 +90,79 @@ pub enum Output {
     },
     /// `floe attest`.
     Attest(AttestOutput),
+    /// `floe auto` (with `--watch`, one per pass, each on its own line in JSON).
+    Auto(AutoOutput),
+    /// `floe hold ENV`.
+    Hold {
+        /// The hold placed.
+        hold: Hold,
+    },
+    /// `floe hold release`.
+    HoldReleased {
+        /// The hold released.
+        hold: Hold,
+    },
+    /// `floe hold list`.
+    Holds {
+        /// The holds, by environment.
+        holds: Vec<Hold>,
+    },
+}
+
+/// One pass of automatic promotion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AutoOutput {
+    /// Whether it only planned.
+    pub dry_run: bool,
+    /// Whether it stopped early on request.
+    pub stopped: bool,
+    /// Its decisions, in environment order.
+    pub decisions: Vec<AutoDecisionOutput>,
+}
+
+/// One decision of a pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AutoDecisionOutput {
+    /// The target environment.
+    pub environment: EnvName,
+    /// Where candidates come from.
+    pub from: EnvName,
+    /// What was decided.
+    pub action: AutoAction,
+    /// The candidate, when the decision is about one.
+    pub candidate: Option<Candidate>,
+    /// Why, in words.
+    pub detail: String,
+    /// The approval request created or open.
+    pub approval: Option<uuid::Uuid>,
+    /// The success event, when promoted.
+    pub event_seq: Option<u64>,
+    /// The exit code of a failed promotion's error.
+    pub exit_code: Option<u8>,
+}
+
+impl AutoOutput {
+    /// The printable form of a pass's report.
+    pub fn of(report: AutoReport, dry_run: bool) -> Self {
+        AutoOutput {
+            dry_run,
+            stopped: report.stopped,
+            decisions: report
+                .decisions
+                .into_iter()
+                .map(|d| AutoDecisionOutput {
+                    exit_code: d.error.as_deref().map(exit::code),
+                    environment: d.environment,
+                    from: d.from,
+                    action: d.action,
+                    candidate: d.candidate,
+                    detail: d.detail,
+                    approval: d.approval,
+                    event_seq: d.event_seq,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A promotion lease, with what this machine can tell of its holder.
@@ -127,6 +201,9 @@ pub struct StatusOutput {
     pub deployments: Vec<DeploymentOutput>,
     /// Its active lock.
     pub lock: Option<EnvLock>,
+    /// Its holds on automatic promotion.
+    #[serde(default)]
+    pub holds: Vec<Hold>,
 }
 
 /// What runs in an environment, where, and under which tags.
@@ -166,6 +243,7 @@ impl StatusOutput {
             position: status.position,
             deployments,
             lock: status.lock,
+            holds: status.holds,
         })
     }
 }
@@ -379,6 +457,13 @@ mod tests {
             seq: 7,
             kind: floe_promotion::history::EventKind::PromotionSucceeded,
         };
+        let hold = Hold {
+            environment: EnvName::new("prod").unwrap(),
+            holder: "sec".into(),
+            kind: floe_promotion::state::HoldKind::Manual,
+            reason: "pen test".into(),
+            placed: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+        };
         let outputs = vec![
             Output::Status {
                 environments: vec![StatusOutput {
@@ -393,8 +478,32 @@ mod tests {
                         ],
                     }],
                     lock: Some(lock.clone()),
+                    holds: vec![hold.clone()],
                 }],
             },
+            Output::Hold { hold: hold.clone() },
+            Output::HoldReleased { hold: hold.clone() },
+            Output::Holds { holds: vec![hold] },
+            Output::Auto(AutoOutput {
+                dry_run: false,
+                stopped: true,
+                decisions: vec![AutoDecisionOutput {
+                    environment: EnvName::new("prod").unwrap(),
+                    from: EnvName::new("staging").unwrap(),
+                    action: AutoAction::Promoted,
+                    candidate: Some(Candidate {
+                        artifact: floe_promotion::ArtifactName::new("app").unwrap(),
+                        version: Tag::new("v1.0.0").unwrap(),
+                        digest: Digest::new(format!("sha256:{}", "a".repeat(64))).unwrap(),
+                        since: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+                        soaked: std::time::Duration::from_secs(3600),
+                    }),
+                    detail: "promoted".into(),
+                    approval: None,
+                    event_seq: Some(9),
+                    exit_code: None,
+                }],
+            }),
             Output::Lock { lock: lock.clone() },
             Output::Unlock { lock },
             Output::Leases {

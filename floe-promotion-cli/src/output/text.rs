@@ -23,6 +23,42 @@ fn lease_text(out: &mut String, l: &LeaseOutput) {
     );
 }
 
+fn hold_line(h: &Hold) -> String {
+    format!(
+        "{} is held by {} ({} hold since {}): {}",
+        h.environment,
+        safe(&h.holder),
+        h.kind,
+        h.placed.format("%Y-%m-%d %H:%M:%S"),
+        safe(&h.reason)
+    )
+}
+
+fn auto_text(out: &mut String, a: &AutoOutput) {
+    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S");
+    for d in &a.decisions {
+        let what = d
+            .candidate
+            .as_ref()
+            .map(|c| format!(" {}:{}", c.artifact, c.version))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{now} {} <- {}{what}: {}: {}",
+            d.environment,
+            d.from,
+            d.action,
+            safe(&d.detail)
+        );
+    }
+    if a.decisions.is_empty() && !a.stopped {
+        let _ = writeln!(out, "{now} no environment has auto_promote");
+    }
+    if a.stopped {
+        let _ = writeln!(out, "{now} stopped on request");
+    }
+}
+
 fn approval_text(out: &mut String, r: &ApprovalView) {
     let t = &r.ticket;
     let _ = writeln!(
@@ -225,6 +261,9 @@ impl Output {
                     }
                 }
                 for s in environments {
+                    for h in &s.holds {
+                        let _ = writeln!(out, "{}", hold_line(h));
+                    }
                     if let Some(l) = &s.lock {
                         let _ = writeln!(
                             out,
@@ -426,6 +465,28 @@ impl Output {
                     "attached {} evidence ({}) to {}:{} {} in {} as {}",
                     a.kind, a.status, a.artifact, a.version, a.digest, a.environment, a.evidence
                 );
+            }
+            Output::Auto(a) => auto_text(&mut out, a),
+            Output::Hold { hold } => {
+                let _ = writeln!(out, "{}", hold_line(hold));
+            }
+            Output::HoldReleased { hold } => {
+                let _ = writeln!(
+                    out,
+                    "released the {} hold of {} on {} (was: {})",
+                    hold.kind,
+                    safe(&hold.holder),
+                    hold.environment,
+                    safe(&hold.reason)
+                );
+            }
+            Output::Holds { holds } => {
+                if holds.is_empty() {
+                    let _ = writeln!(out, "no holds");
+                }
+                for h in holds {
+                    let _ = writeln!(out, "{}", hold_line(h));
+                }
             }
         }
         out

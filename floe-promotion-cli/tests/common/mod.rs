@@ -181,6 +181,27 @@ impl Workspace {
         path
     }
 
+    /// Starts `floe ARGS` in the working directory without waiting for it, with a clean
+    /// environment for floe and its output piped.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        Command::new(FLOE)
+            .args(args)
+            .current_dir(self.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .env_remove("RUST_LOG")
+            .env_remove("FLOE_MANIFEST")
+            .env_remove("FLOE_STATE")
+            .env_remove("FLOE_ACTOR")
+            .env_remove("FLOE_ACTOR_GROUPS")
+            .env_remove("FLOE_DOCKER_CONFIG")
+            .env("DOCKER_CONFIG", self.docker_home.path())
+            .env("USER", "e2e-user")
+            .spawn()
+            .expect("spawning floe")
+    }
+
     /// Runs `floe ARGS` in the working directory, with a clean environment for floe.
     pub fn run(&self, args: &[&str]) -> Run {
         self.run_env(args, &[])

@@ -500,9 +500,20 @@ impl TagScheme {
     }
 
     /// Whether `tag` is a release tag (as CI pushes into the first environment), not a tag
-    /// this scheme writes for one of `environments`: not a pointer tag, and not an
-    /// environment or rollback tag of any version.
+    /// this scheme writes for one of `environments` (a pointer tag, an environment or
+    /// rollback tag of any version) and not a tag named after a digest (`sha256-<hex>`, with
+    /// any suffix: the OCI referrers tag schema, cosign's `.sig` and `.att`).
     pub fn is_release_tag(&self, tag: &Tag, environments: &[EnvName]) -> bool {
+        if let Some((algorithm, rest)) = tag.as_str().split_once('-')
+            && matches!(algorithm, "sha256" | "sha384" | "sha512")
+            && rest.len() >= 64
+            && rest
+                .split('.')
+                .next()
+                .is_some_and(|hex| hex.len() >= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return false;
+        }
         let pattern = |template: &str, env: &EnvName| {
             let mut re = String::from("^");
             let mut rest = template;
@@ -590,6 +601,9 @@ mod tests {
             "v1.2.3-staging",
             "v1-prod-rollback-2",
             "v1-dev",
+            "sha256-77b56b4af2ef6f404b6c96eceb8b8c37fe0a84eba1d2d54aa0a2364397d84c32",
+            "sha256-77b56b4af2ef6f404b6c96eceb8b8c37fe0a84eba1d2d54aa0a2364397d84c32.sig",
+            "sha256-77b56b4af2ef6f404b6c96eceb8b8c37fe0a84eba1d2d54aa0a2364397d84c32.att",
         ] {
             assert!(
                 !scheme.is_release_tag(&Tag::new(written).unwrap(), &envs),
