@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The quick start: a real promotion dev -> staging -> prod of the demo artifact, with the
+# The quick start: a real promotion dev -> staging (automatic) -> prod of the demo artifact, with the
 # environments in OCI image-layout directories and the state in SQLite. No server needed.
 # Works in target/quickstart/ (a fresh copy each run); the checkout is not modified.
 set -euo pipefail
@@ -21,7 +21,9 @@ run() { echo "\$ floe $*"; "$floe" "$@"; echo; }
 
 run envs
 run attest demo:v1.0.0 --env dev --kind tests --status passed --actor ci
-run promote demo:v1.0.0 --from dev --to staging --actor ci
+run auto --dry-run --actor ci
+# staging has auto_promote { from: dev, soak: 0s }: the pass promotes the attested release.
+run auto --actor ci
 run promote demo:v1.0.0 --from staging --to prod --actor release-manager --dry-run
 run promote demo:v1.0.0 --from staging --to prod --actor release-manager
 run status

@@ -40,7 +40,7 @@ fn layout_digest(dir: &Path, tag: &str) -> Digest {
     Digest::new(String::from_utf8_lossy(&out).trim()).unwrap()
 }
 
-/// `scripts/quickstart.sh`, step by step: attest, promote to staging, dry run and promote to
+/// `scripts/quickstart.sh`, step by step: attest, automatic promotion to staging, dry run and promote to
 /// prod (separation of duties: another actor), status, history, verify. skopeo reads the same
 /// digest in every environment's layout.
 #[test]
@@ -93,17 +93,27 @@ fn quick_start_promotes_through_layout_directories() {
     };
     assert_eq!(attested, digest);
 
-    ws.run(&[
-        "promote",
-        "demo:v1.0.0",
-        "--from",
-        "dev",
-        "--to",
-        "staging",
-        "--actor",
-        "ci",
-    ])
-    .ok();
+    // staging has `auto_promote: { from: dev, soak: 0s }`: one pass promotes the release.
+    let Output::Auto(pass) = ws
+        .run(&["--output", "json", "auto", "--actor", "ci"])
+        .ok()
+        .output()
+    else {
+        panic!()
+    };
+    let staging: Vec<_> = pass
+        .decisions
+        .iter()
+        .filter(|d| d.environment.as_str() == "staging")
+        .map(|d| (d.action, d.candidate.as_ref().map(|c| c.digest.clone())))
+        .collect();
+    assert_eq!(
+        staging,
+        [(
+            floe_promotion::orchestrate::AutoAction::Promoted,
+            Some(digest.clone())
+        )]
+    );
     // The promoter into staging may not promote out of it.
     ws.run(&[
         "promote",
@@ -262,7 +272,7 @@ fn quick_start_manifest_is_what_the_script_uses() {
     let script = std::fs::read_to_string(quickstart().join("../../scripts/quickstart.sh")).unwrap();
     for step in [
         "attest demo:v1.0.0 --env dev --kind tests --status passed",
-        "promote demo:v1.0.0 --from dev --to staging",
+        "auto --actor ci",
         "promote demo:v1.0.0 --from staging --to prod",
         "audit verify",
     ] {
