@@ -22,8 +22,14 @@ pub const CLOUDEVENTS_JSON: &str = "application/cloudevents+json";
 /// rollback `dev.cdevents.service.rolledback` (see [`cloud_event_type`]), unless the event
 /// lacks the environment, artifact or digest a CDEvent needs: then the table's entry applies.
 pub const FLOE_TYPES: &[(EventKind, &str)] = &[
-    (EventKind::PromotionRequested, "dev.floe.promotion.requested"),
-    (EventKind::PromotionSucceeded, "dev.floe.promotion.succeeded"),
+    (
+        EventKind::PromotionRequested,
+        "dev.floe.promotion.requested",
+    ),
+    (
+        EventKind::PromotionSucceeded,
+        "dev.floe.promotion.succeeded",
+    ),
     (EventKind::PromotionFailed, "dev.floe.promotion.failed"),
     (EventKind::ApprovalRequested, "dev.floe.approval.requested"),
     (EventKind::ApprovalDecided, "dev.floe.approval.decided"),
@@ -32,7 +38,10 @@ pub const FLOE_TYPES: &[(EventKind, &str)] = &[
     (EventKind::RollbackFailed, "dev.floe.rollback.failed"),
     (EventKind::Locked, "dev.floe.environment.locked"),
     (EventKind::Unlocked, "dev.floe.environment.unlocked"),
-    (EventKind::LockOverridden, "dev.floe.environment.lock_overridden"),
+    (
+        EventKind::LockOverridden,
+        "dev.floe.environment.lock_overridden",
+    ),
     (EventKind::EvidenceAttached, "dev.floe.evidence.attached"),
     (EventKind::CanaryStep, "dev.floe.canary.step"),
     (EventKind::Switched, "dev.floe.bluegreen.switched"),
@@ -105,7 +114,11 @@ fn percent_encode(s: &str, keep: &[char]) -> String {
 /// digest with its `:` percent-encoded; `repository_url` is the registry repository without
 /// scheme, left out for OCI layout directories (a local path identifies nothing elsewhere).
 pub fn oci_purl(artifact: &str, digest: &str, repository: Option<&str>) -> String {
-    let name = artifact.rsplit('/').next().unwrap_or(artifact).to_lowercase();
+    let name = artifact
+        .rsplit('/')
+        .next()
+        .unwrap_or(artifact)
+        .to_lowercase();
     let mut purl = format!(
         "pkg:oci/{}@{}",
         percent_encode(&name, &[]),
@@ -226,14 +239,21 @@ mod tests {
                 "{kind}"
             );
         }
-        assert_eq!(floe_type(EventKind::PromotionFailed), "dev.floe.promotion.failed");
+        assert_eq!(
+            floe_type(EventKind::PromotionFailed),
+            "dev.floe.promotion.failed"
+        );
     }
 
     #[test]
     fn purls_follow_the_oci_type() {
         let d = format!("sha256:{}", "ab".repeat(32));
         assert_eq!(
-            oci_purl("team/MyApp", &d, Some("registry.example.com:5000/floe/prod/team/myapp")),
+            oci_purl(
+                "team/MyApp",
+                &d,
+                Some("registry.example.com:5000/floe/prod/team/myapp")
+            ),
             format!(
                 "pkg:oci/myapp@sha256%3A{}?repository_url=registry.example.com%3A5000/floe/prod/team/myapp",
                 "ab".repeat(32)

@@ -112,9 +112,14 @@ impl WebhookNotifierBuilder {
         };
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("floe-promotion-webhook/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!(
+                "floe-promotion-webhook/",
+                env!("CARGO_PKG_VERSION")
+            ))
             .build()
-            .map_err(|e| config_err(format!("cannot build the HTTP client: {}", e.without_url())))?;
+            .map_err(|e| {
+                config_err(format!("cannot build the HTTP client: {}", e.without_url()))
+            })?;
         Ok(WebhookNotifier {
             name: format!("webhook:{display_url}"),
             display_url,

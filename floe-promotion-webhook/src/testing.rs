@@ -87,11 +87,7 @@ async fn handle(
             headers,
             body,
         });
-        let status = s
-            .script
-            .pop_front()
-            .or(s.default_status)
-            .unwrap_or(204);
+        let status = s.script.pop_front().or(s.default_status).unwrap_or(204);
         (status, s.delay)
     };
     if !delay.is_zero() {
