@@ -94,6 +94,8 @@ pub enum Command {
     Audit(AuditCommand),
     /// Attach test or policy evidence to the digest of NAME:VERSION in an environment.
     Attest(AttestArgs),
+    /// Webhook delivery outcomes; `retry` redelivers the failed ones.
+    Notifications(NotificationsArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -212,6 +214,27 @@ pub enum ApprovalsAction {
         /// The request id.
         id: String,
     },
+}
+
+/// `floe notifications`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct NotificationsArgs {
+    /// Redeliver the failed ones.
+    #[command(subcommand)]
+    pub action: Option<NotificationsAction>,
+    /// Only the deliveries that failed (and wait for `floe notifications retry`).
+    #[arg(long)]
+    pub failed: bool,
+}
+
+/// `floe notifications retry`.
+#[derive(Debug, Subcommand)]
+pub enum NotificationsAction {
+    /// Deliver what is pending, then redeliver every failed delivery of a configured webhook
+    /// (each event read again from history) and record the new outcome; exits 5
+    /// (unavailable) when some still fail.
+    Retry,
 }
 
 /// `floe approve`.

@@ -8,6 +8,7 @@ mod envs;
 mod history;
 mod lease;
 mod lock;
+mod notifications;
 mod promote;
 mod rollback;
 mod status;
@@ -29,8 +30,8 @@ use floe_promotion::{
 use crate::app::App;
 use crate::cli::{
     self, ApprovalsAction, ApprovalsArgs, ApproveArgs, AttestArgs, AuditCommand, Cli, Command,
-    ExportArgs, Global, HistoryArgs, LeaseBreakArgs, LeaseCommand, LockArgs, PromoteArgs,
-    RejectArgs, RollbackArgs, StatusArgs, UnlockArgs,
+    ExportArgs, Global, HistoryArgs, LeaseBreakArgs, LeaseCommand, LockArgs, NotificationsAction,
+    NotificationsArgs, PromoteArgs, RejectArgs, RollbackArgs, StatusArgs, UnlockArgs,
 };
 use crate::exit;
 use crate::output::{
@@ -61,6 +62,7 @@ pub(crate) async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
         Command::Audit(AuditCommand::Verify { file }) => audit::verify(g, file).await,
         Command::Audit(AuditCommand::Export(a)) => audit::export(g, a).await,
         Command::Attest(a) => attest::run(g, a).await,
+        Command::Notifications(a) => notifications::run(g, a).await,
     }
 }
 

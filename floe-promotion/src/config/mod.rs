@@ -10,7 +10,9 @@ use std::fmt::Debug;
 use crate::error::{Error, Result};
 use crate::model::{ArtifactName, EnvName, Repository};
 
-pub use manifest::{load_manifest, load_manifest_with_env, parse_manifest, parse_manifest_with_env};
+pub use manifest::{
+    load_manifest, load_manifest_with_env, parse_manifest, parse_manifest_with_env,
+};
 pub use settings::{
     ApprovalPolicy, ApprovalRule, ApprovalSeparation, Authorization, AutoPromotion, Environment,
     FreezeWindow, GateSettings, PolicySettings, PromotionSettings, ScanSettings, Strategy,

@@ -190,9 +190,7 @@ pub(crate) fn display_url(raw: &str) -> std::result::Result<String, String> {
         .host_str()
         .filter(|h| !h.is_empty())
         .ok_or("the URL has no host")?;
-    let port = url
-        .port_or_known_default()
-        .ok_or("the URL has no port")?;
+    let port = url.port_or_known_default().ok_or("the URL has no port")?;
     Ok(format!("{}://{host}:{port}{}", url.scheme(), url.path()))
 }
 
@@ -215,8 +213,9 @@ mod tests {
 
     #[test]
     fn debug_prints_no_secret() {
-        let mut hook = WebhookSettings::new("https://user:pa55word@hooks.example.com/in?token=t0ken")
-            .with_secret("HOOK_SECRET", Secret::new("whsec_c2VjcmV0LWtleQ=="));
+        let mut hook =
+            WebhookSettings::new("https://user:pa55word@hooks.example.com/in?token=t0ken")
+                .with_secret("HOOK_SECRET", Secret::new("whsec_c2VjcmV0LWtleQ=="));
         hook.headers.push((
             "Authorization".into(),
             HeaderValue::Secret {
@@ -258,6 +257,11 @@ mod tests {
         reserved
             .headers
             .push(("Webhook-Signature".into(), HeaderValue::Plain("x".into())));
-        assert!(reserved.validate("w").unwrap_err().contains("set by the notifier"));
+        assert!(
+            reserved
+                .validate("w")
+                .unwrap_err()
+                .contains("set by the notifier")
+        );
     }
 }

@@ -122,7 +122,10 @@ pub async fn concurrent_records(log: Arc<dyn DeliveryLog>) {
         t.await.expect("task").expect("record");
     }
     let all = log.list(&DeliveryQuery::default()).await.expect("list");
-    assert_eq!(all.iter().filter(|o| o.webhook == "webhook:many").count(), 16);
+    assert_eq!(
+        all.iter().filter(|o| o.webhook == "webhook:many").count(),
+        16
+    );
     let one: Vec<_> = all.iter().filter(|o| o.webhook == "webhook:one").collect();
     assert_eq!(one.len(), 1);
     assert!((1..=16).contains(&one[0].attempts));

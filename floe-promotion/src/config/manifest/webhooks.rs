@@ -155,7 +155,9 @@ impl Loader<'_> {
                     if v.chars().any(|c| c != '\t' && c.is_control()) {
                         return Err(self.at(
                             value,
-                            format!("{f}: a header value may not hold control characters (line breaks)"),
+                            format!(
+                                "{f}: a header value may not hold control characters (line breaks)"
+                            ),
                         ));
                     }
                     HeaderValue::Plain(v.clone())
@@ -273,8 +275,9 @@ mod tests {
 
     #[test]
     fn a_missing_secret_names_field_line_column_and_variable() {
-        let (at, message) =
-            refused("      - url: https://hooks.example.com/floe\n        secret_env: FLOE_HOOK_SECRET\n");
+        let (at, message) = refused(
+            "      - url: https://hooks.example.com/floe\n        secret_env: FLOE_HOOK_SECRET\n",
+        );
         assert_eq!(at, (7, 21));
         assert!(
             message.contains("artifacts.promotion.webhooks[0].secret_env")
@@ -291,7 +294,8 @@ mod tests {
         );
         assert_eq!(at.0, 8);
         assert!(
-            message.contains("webhooks[0].headers.Authorization.secret_env") && message.contains("NOPE"),
+            message.contains("webhooks[0].headers.Authorization.secret_env")
+                && message.contains("NOPE"),
             "{message}"
         );
     }
@@ -316,7 +320,10 @@ mod tests {
     fn a_bad_url_is_refused_without_quoting_it() {
         let (at, message) = refused("      - url: ftp://user:pw@files.example.com/in\n");
         assert_eq!(at, (6, 14));
-        assert!(message.contains("webhooks[0].url") && message.contains("ftp"), "{message}");
+        assert!(
+            message.contains("webhooks[0].url") && message.contains("ftp"),
+            "{message}"
+        );
         assert!(!message.contains("pw@"), "{message}");
         let (at, message) = refused("      - url: not a url\n");
         assert_eq!(at, (6, 14));
@@ -325,13 +332,16 @@ mod tests {
 
     #[test]
     fn limits_and_header_names_are_checked() {
-        let (at, message) = refused(
-            "      - url: https://h.example.com/\n        timeout_seconds: 0\n",
-        );
+        let (at, message) =
+            refused("      - url: https://h.example.com/\n        timeout_seconds: 0\n");
         assert_eq!(at.0, 7);
         assert!(message.contains("timeout_seconds"), "{message}");
-        let (_, message) = refused("      - url: https://h.example.com/\n        retry_count: 11\n");
-        assert!(message.contains("retry_count: 11 is more than 10"), "{message}");
+        let (_, message) =
+            refused("      - url: https://h.example.com/\n        retry_count: 11\n");
+        assert!(
+            message.contains("retry_count: 11 is more than 10"),
+            "{message}"
+        );
         let (_, message) =
             refused("      - url: https://h.example.com/\n        headers: { \"Bad Name\": x }\n");
         assert!(message.contains("not a header name"), "{message}");
@@ -341,7 +351,10 @@ mod tests {
         assert!(message.contains("set by the notifier"), "{message}");
         let (_, message) =
             refused("      - url: https://h.example.com/\n        secret_env: \"A=B\"\n");
-        assert!(message.contains("not an environment variable name"), "{message}");
+        assert!(
+            message.contains("not an environment variable name"),
+            "{message}"
+        );
         let (_, message) = refused("      - url: https://h.example.com/\n        sekret: X\n");
         assert!(message.contains("sekret"), "{message}");
     }
