@@ -260,7 +260,7 @@ mod tests {
             )
         );
         assert_eq!(
-            oci_purl("app", &d, Some("oci-layout:/tmp/x/app")),
+            oci_purl("app", &d, Some("oci-layout:./registry/app")),
             format!("pkg:oci/app@sha256%3A{}", "ab".repeat(32))
         );
     }
