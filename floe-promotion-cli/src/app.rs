@@ -12,6 +12,7 @@ use floe_promotion_oci::{
     CosignVerifier, CredentialSource, OciLayoutRegistry, OciOptions, RoutingRegistry,
 };
 use floe_promotion_sqlite::SqliteStore;
+use floe_promotion_webhook::WebhookNotifier;
 
 use crate::cli::Global;
 
@@ -21,6 +22,8 @@ pub(crate) struct App {
     pub(crate) store: Arc<SqliteStore>,
     pub(crate) manager: DefaultPromotionManager,
     pub(crate) state_path: PathBuf,
+    /// One notifier per configured webhook, also added to the manager's notifiers.
+    pub(crate) webhooks: Vec<Arc<WebhookNotifier>>,
     progress: Option<crate::progress::Progress>,
 }
 
@@ -142,6 +145,17 @@ impl App {
             .releases(store.clone())
             .manual_delivery()
             .notifier(Arc::new(LogNotifier));
+        // Each webhook is its own notifier: its own cursor, delivered to in parallel.
+        let mut webhooks = Vec::new();
+        for hook in &settings.webhooks {
+            let notifier = Arc::new(
+                WebhookNotifier::builder(hook.clone(), store.clone(), store.clone())
+                    .config(config.clone())
+                    .build()?,
+            );
+            builder = builder.notifier(notifier.clone());
+            webhooks.push(notifier);
+        }
         if let Some(verifier) = verifier {
             builder = builder.signature_verifier(verifier);
         }
@@ -150,6 +164,7 @@ impl App {
             config,
             store,
             state_path: global.state.clone(),
+            webhooks,
             progress,
         })
     }

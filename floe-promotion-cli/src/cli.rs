@@ -100,6 +100,8 @@ pub enum Command {
     /// Hold automatic promotion into an environment (`floe hold ENV --reason`), release your
     /// hold (`floe hold release ENV --reason`), or list the holds (`floe hold list`).
     Hold(HoldArgs),
+    /// Webhook delivery outcomes; `retry` redelivers the failed ones.
+    Notifications(NotificationsArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
@@ -218,6 +220,27 @@ pub enum ApprovalsAction {
         /// The request id.
         id: String,
     },
+}
+
+/// `floe notifications`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct NotificationsArgs {
+    /// Redeliver the failed ones.
+    #[command(subcommand)]
+    pub action: Option<NotificationsAction>,
+    /// Only the deliveries that failed (and wait for `floe notifications retry`).
+    #[arg(long)]
+    pub failed: bool,
+}
+
+/// `floe notifications retry`.
+#[derive(Debug, Subcommand)]
+pub enum NotificationsAction {
+    /// Deliver what is pending, then redeliver every failed delivery of a configured webhook
+    /// (each event read again from history) and record the new outcome; exits 5
+    /// (unavailable) when some still fail.
+    Retry,
 }
 
 /// `floe approve`.

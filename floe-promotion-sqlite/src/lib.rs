@@ -5,7 +5,8 @@
 //! [`SqliteStore`] implements the core's [`HistoryStore`](floe_promotion::HistoryStore),
 //! [`LockStore`](floe_promotion::LockStore), [`ReleaseStore`](floe_promotion::ReleaseStore)
 //! (approval requests and other release state) and
-//! [`CursorStore`](floe_promotion::notify::CursorStore) (notification delivery cursors).
+//! [`CursorStore`](floe_promotion::notify::CursorStore) (notification delivery cursors) and
+//! [`DeliveryLog`](floe_promotion::notify::DeliveryLog) (webhook delivery outcomes).
 //!
 //! ```
 //! use std::sync::Arc;
@@ -68,6 +69,9 @@
 //! (unique per release). A file of an older schema gains these tables when a read-write store
 //! opens it; a read-only store asks for that first.
 //!
+//! Webhook delivery outcomes (schema version 5) are one row per endpoint and event sequence
+//! number, replaced by a redelivery; the time is stored as RFC 3339 text to the nanosecond.
+//!
 //! ## What `verify` detects
 //!
 //! `verify` hashes the stored bytes as they are, so a member added by a later release never
@@ -81,6 +85,7 @@
 //! recompute every hash): keep the head hash that `verify` reports somewhere else, and compare.
 
 mod cursors;
+mod deliveries;
 mod errors;
 mod history;
 mod holds;

@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::errors::store_err;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// `PRAGMA application_id` of floe-promotion databases ("FLOE").
 pub const APPLICATION_ID: i32 = 0x464c_4f45;
@@ -143,6 +143,22 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (environment, holder)
     ) WITHOUT ROWID;
     "#,
+    // Version 6: webhook delivery outcomes (the dead-letter list). Self-contained.
+    r#"
+    -- The latest delivery outcome per endpoint and event; a redelivery replaces its row.
+    CREATE TABLE webhook_deliveries (
+        webhook TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        event_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        http_status INTEGER,
+        error TEXT,
+        time TEXT NOT NULL,
+        PRIMARY KEY (seq, webhook)
+    ) WITHOUT ROWID;
+    CREATE INDEX webhook_deliveries_by_status ON webhook_deliveries (status, seq);
+    "#,
 ];
 
 fn pragma_i64(conn: &Connection, file: &str, name: &str) -> Result<i64> {
@@ -269,7 +285,7 @@ mod tests {
             .query_row("SELECT head_hash FROM chain_head", [], |r| r.get(0))
             .expect("head");
         assert_eq!(head, GENESIS_HASH);
-        for table in ["releases", "release_effects"] {
+        for table in ["releases", "release_effects", "webhook_deliveries"] {
             let n: i64 = conn
                 .query_row(
                     "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = ?1",

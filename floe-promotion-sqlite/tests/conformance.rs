@@ -65,3 +65,14 @@ mod holds {
         (holds, dir)
     });
 }
+
+mod deliveries {
+    use super::*;
+    use floe_promotion::notify::DeliveryLog;
+
+    floe_promotion::delivery_log_conformance!(async {
+        let (store, dir) = open().await;
+        let log: Arc<dyn DeliveryLog> = Arc::new(store);
+        (log, dir)
+    });
+}

@@ -15,7 +15,8 @@
 //! | [`HistoryStore`] | [`InMemoryHistory`] | `floe-promotion-sqlite` |
 //! | [`LockStore`] | [`InMemoryState`] | `floe-promotion-sqlite` |
 //! | [`ReleaseStore`] | [`InMemoryReleaseStore`] | `floe-promotion-sqlite` |
-//! | [`Notifier`] | [`RecordingNotifier`], [`LogNotifier`] | |
+//! | [`Notifier`] | [`RecordingNotifier`], [`LogNotifier`] | `floe-promotion-webhook`: CloudEvents webhooks |
+//! | [`DeliveryLog`] | [`InMemoryDeliveryLog`] | `floe-promotion-sqlite` |
 //! | [`SignatureVerifier`] | | `floe-promotion-oci` (cosign keys) |
 //! | [`Clock`] | [`SystemClock`], [`ManualClock`] | |
 //!
@@ -93,7 +94,7 @@ pub use manager::{
     PromotionPlan, PromotionRecord, PromotionRequest, Promotions, RollbackRequest,
 };
 pub use model::{Actor, ArtifactName, ArtifactRef, Digest, EnvName, Reference, Repository, Tag};
-pub use notify::{LogNotifier, Notifier, RecordingNotifier};
+pub use notify::{DeliveryLog, InMemoryDeliveryLog, LogNotifier, Notifier, RecordingNotifier};
 pub use registry::{ArtifactRegistry, InMemoryRegistry, RegistryExt};
 pub use release::{InMemoryReleaseStore, ReleaseStore};
 pub use state::{HoldStore, InMemoryState, LockStore};

@@ -10,6 +10,7 @@ mod history;
 mod hold;
 mod lease;
 mod lock;
+mod notifications;
 mod promote;
 mod rollback;
 mod status;
@@ -33,7 +34,8 @@ use crate::app::App;
 use crate::cli::{
     self, ApprovalsAction, ApprovalsArgs, ApproveArgs, AttestArgs, AuditCommand, AutoArgs, Cli,
     Command, ExportArgs, Global, HistoryArgs, HoldAction, HoldArgs, LeaseBreakArgs, LeaseCommand,
-    LockArgs, PromoteArgs, RejectArgs, RollbackArgs, StatusArgs, UnlockArgs,
+    LockArgs, NotificationsAction, NotificationsArgs, PromoteArgs, RejectArgs, RollbackArgs,
+    StatusArgs, UnlockArgs,
 };
 use crate::exit;
 use crate::output::{
@@ -66,6 +68,7 @@ pub(crate) async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
         Command::Attest(a) => attest::run(g, a).await,
         Command::Auto(a) => auto::run(g, a).await,
         Command::Hold(a) => hold::run(g, a).await,
+        Command::Notifications(a) => notifications::run(g, a).await,
     }
 }
 

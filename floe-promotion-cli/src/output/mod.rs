@@ -10,6 +10,7 @@ use floe_promotion::manager::{
     PromotionPlan, PromotionRecord,
 };
 use floe_promotion::model::text::printable as safe;
+use floe_promotion::notify::DeliveryOutcome;
 use floe_promotion::orchestrate::{AutoAction, AutoReport, Candidate};
 use floe_promotion::registry::CopyMode;
 use floe_promotion::state::{EnvLock, Hold, HolderProcess, Lease, Liveness};
@@ -90,6 +91,13 @@ pub enum Output {
     },
     /// `floe attest`.
     Attest(AttestOutput),
+    /// `floe notifications`.
+    Notifications {
+        /// The latest outcome per webhook and event, by event then webhook.
+        deliveries: Vec<DeliveryOutcome>,
+    },
+    /// `floe notifications retry`.
+    NotificationsRetry(RetryOutput),
     /// `floe auto` (with `--watch`, one per pass, each on its own line in JSON).
     Auto(AutoOutput),
     /// `floe hold ENV`.
@@ -163,6 +171,17 @@ impl AutoOutput {
                 .collect(),
         }
     }
+}
+
+/// What `floe notifications retry` did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryOutput {
+    /// The redeliveries' new outcomes, by event then webhook.
+    pub retried: Vec<DeliveryOutcome>,
+    /// Failed deliveries to webhooks no longer in the manifest, left as they are.
+    pub skipped: Vec<DeliveryOutcome>,
+    /// How many still fail.
+    pub still_failed: usize,
 }
 
 /// A promotion lease, with what this machine can tell of its holder.

@@ -488,7 +488,55 @@ impl Output {
                     let _ = writeln!(out, "{}", hold_line(h));
                 }
             }
+            Output::Notifications { deliveries } => {
+                if deliveries.is_empty() {
+                    let _ = writeln!(out, "no webhook deliveries recorded");
+                }
+                for d in deliveries {
+                    delivery_text(&mut out, d);
+                }
+            }
+            Output::NotificationsRetry(r) => {
+                if r.retried.is_empty() && r.skipped.is_empty() {
+                    let _ = writeln!(out, "no failed webhook deliveries to retry");
+                }
+                for d in &r.retried {
+                    delivery_text(&mut out, d);
+                }
+                for d in &r.skipped {
+                    let _ = writeln!(
+                        out,
+                        "skipped event {} to {}: the webhook is no longer configured",
+                        d.seq,
+                        safe(&d.webhook)
+                    );
+                }
+                if r.still_failed > 0 {
+                    let _ = writeln!(out, "{} deliveries still fail", r.still_failed);
+                }
+            }
         }
         out
     }
+}
+
+fn delivery_text(out: &mut String, d: &DeliveryOutcome) {
+    let _ = writeln!(
+        out,
+        "event {} {} {}: {} after {} attempt{}{}{}  ({})",
+        d.seq,
+        d.event_id,
+        safe(&d.webhook),
+        d.status,
+        d.attempts,
+        if d.attempts == 1 { "" } else { "s" },
+        d.http_status
+            .map(|s| format!(", HTTP {s}"))
+            .unwrap_or_default(),
+        d.error
+            .as_deref()
+            .map(|e| format!(": {}", safe(e)))
+            .unwrap_or_default(),
+        d.time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
 }

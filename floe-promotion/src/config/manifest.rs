@@ -5,6 +5,8 @@
 //! that checks every value (names, durations, regexes, severities, commands) and points at the
 //! value that is wrong. Nothing here panics on any input.
 
+mod webhooks;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::marker::PhantomData;
@@ -14,7 +16,7 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveTime, Utc};
 use regex::Regex;
 use serde::Deserialize;
-use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
 
 use super::{
@@ -51,6 +53,20 @@ const BUILTIN_GATES: &[&str] = &["tests", "policy_compliance", "security_scan", 
 /// and what was expected, or [`Error::NotSupported`] for settings whose behaviour does not
 /// exist yet.
 pub fn load_manifest(path: &Path) -> Result<InMemoryConfig> {
+    load_manifest_with_env(path, &process_env)
+}
+
+/// The process's environment variable `name`, when it is set and Unicode.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// [`load_manifest`] with the secrets the manifest names (`secret_env`) looked up by `env`
+/// instead of in the process's environment.
+pub fn load_manifest_with_env(
+    path: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<InMemoryConfig> {
     let bytes = read_bounded(path, MAX_MANIFEST_BYTES, "manifest").map_err(|e| match e {
         Error::InvalidInput { reason, .. } => Error::Config {
             file: Some(path.to_path_buf()),
@@ -65,7 +81,7 @@ pub fn load_manifest(path: &Path) -> Result<InMemoryConfig> {
             std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         )
     })?;
-    parse_manifest(&text, Some(path))
+    parse_manifest_with_env(&text, Some(path), env)
 }
 
 /// Parses and validates manifest text; `path` names the file in errors and anchors relative
@@ -82,7 +98,26 @@ pub fn load_manifest(path: &Path) -> Result<InMemoryConfig> {
 /// # Ok::<(), floe_promotion::Error>(())
 /// ```
 pub fn parse_manifest(text: &str, path: Option<&Path>) -> Result<InMemoryConfig> {
-    let loader = Loader::new(text, path);
+    parse_manifest_with_env(text, path, &process_env)
+}
+
+/// [`parse_manifest`] with the secrets the manifest names (`secret_env`) looked up by `env`
+/// instead of in the process's environment.
+///
+/// ```
+/// let manifest = "artifacts:\n  registry: { uri: oci://registry.example.com/floe }\n  promotion:\n    environments: [{ name: dev }]\n    webhooks:\n      - url: https://hooks.example.com/floe\n        secret_env: HOOK_SECRET\n";
+/// let env = |name: &str| (name == "HOOK_SECRET").then(|| "whsec_c2VjcmV0".to_string());
+/// let config = floe_promotion::config::parse_manifest_with_env(manifest, None, &env)?;
+/// use floe_promotion::EnvironmentConfig;
+/// assert_eq!(config.settings().webhooks.len(), 1);
+/// # Ok::<(), floe_promotion::Error>(())
+/// ```
+pub fn parse_manifest_with_env(
+    text: &str,
+    path: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<InMemoryConfig> {
+    let loader = Loader::new(text, path, env);
     if text
         .lines()
         .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
@@ -126,7 +161,7 @@ struct RawPromotion {
     #[serde(default)]
     environments: Option<Spanned<Vec<RawEnvironment>>>,
     #[serde(default)]
-    webhooks: Option<Spanned<Vec<IgnoredAny>>>,
+    webhooks: Option<Spanned<Vec<Spanned<webhooks::RawWebhook>>>>,
     #[serde(default)]
     gate_commands: Option<Entries<Spanned<RawGateValue>>>,
     #[serde(default)]
@@ -579,6 +614,8 @@ struct Loader<'a> {
     text: &'a str,
     file: Option<PathBuf>,
     base: Option<PathBuf>,
+    /// Where `secret_env` names are looked up.
+    env: &'a dyn Fn(&str) -> Option<String>,
 }
 
 fn located(at: &Location) -> Option<(usize, usize)> {
@@ -592,7 +629,7 @@ fn located(at: &Location) -> Option<(usize, usize)> {
 }
 
 impl<'a> Loader<'a> {
-    fn new(text: &'a str, path: Option<&Path>) -> Self {
+    fn new(text: &'a str, path: Option<&Path>, env: &'a dyn Fn(&str) -> Option<String>) -> Self {
         let base = path.map(|p| {
             let p = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
             p.parent().map(Path::to_path_buf).unwrap_or_default()
@@ -601,6 +638,7 @@ impl<'a> Loader<'a> {
             text,
             file: path.map(Path::to_path_buf),
             base,
+            env,
         }
     }
 
@@ -858,19 +896,10 @@ impl<'a> Loader<'a> {
         let artifacts = raw.artifacts;
         let p = artifacts.promotion;
 
-        if let Some(hooks) = &p.webhooks
-            && !hooks.value.is_empty()
-        {
-            let line = located(&hooks.referenced)
-                .map(|(l, _)| format!(" (line {l})"))
-                .unwrap_or_default();
-            return Err(Error::not_supported(
-                "artifacts.promotion.webhooks",
-                format!(
-                    "webhook notifications are not implemented yet{line}; remove the list rather than have it silently ignored"
-                ),
-            ));
-        }
+        let webhooks = match &p.webhooks {
+            Some(hooks) => self.webhooks(hooks)?,
+            None => vec![],
+        };
 
         let mut gate_commands: HashMap<String, CommandSpec> = HashMap::new();
         for (name, value) in p.gate_commands.iter().flat_map(|e| &e.0) {
@@ -920,6 +949,7 @@ impl<'a> Loader<'a> {
 
         let mut settings = PromotionSettings::new(environments);
         settings.source = self.file.clone();
+        settings.webhooks = webhooks;
         if let Some(registry) = &artifacts.registry {
             settings.registry = Some(self.repository("artifacts.registry.uri", &registry.uri)?);
         }

@@ -3,18 +3,22 @@
 
 mod manifest;
 mod settings;
+mod webhook;
 
 use std::fmt::Debug;
 
 use crate::error::{Error, Result};
 use crate::model::{ArtifactName, EnvName, Repository};
 
-pub use manifest::{load_manifest, parse_manifest};
+pub use manifest::{
+    load_manifest, load_manifest_with_env, parse_manifest, parse_manifest_with_env,
+};
 pub use settings::{
     ApprovalPolicy, ApprovalRule, ApprovalSeparation, Authorization, AutoPromotion, Environment,
     FreezeWindow, GateSettings, PolicySettings, PromotionSettings, ScanSettings, Strategy,
     TagScheme, Weekday,
 };
+pub use webhook::{HeaderValue, MAX_WEBHOOK_RETRIES, Secret, WebhookSettings};
 
 /// The ordered environments an artifact moves through, and their settings.
 ///

@@ -34,6 +34,8 @@ pub struct PromotionSettings {
     pub lease_ttl: Duration,
     /// The file these settings came from, if any.
     pub source: Option<PathBuf>,
+    /// Webhook endpoints that receive the lifecycle events (`artifacts.promotion.webhooks`).
+    pub webhooks: Vec<super::WebhookSettings>,
 }
 
 impl PromotionSettings {
@@ -51,6 +53,7 @@ impl PromotionSettings {
             allow_skip: false,
             lease_ttl: Duration::from_secs(15 * 60),
             source: None,
+            webhooks: vec![],
         }
     }
 
@@ -87,6 +90,10 @@ impl PromotionSettings {
             }
         }
         self.tag_scheme.validate().map_err(|m| self.err(m))?;
+        for (i, hook) in self.webhooks.iter().enumerate() {
+            hook.validate(&format!("artifacts.promotion.webhooks[{i}]"))
+                .map_err(|m| self.err(m))?;
+        }
         for env in &self.environments {
             let at = |field: &str| format!("environment {}: {field}", env.name);
             for source in &env.policy.allowed_sources {

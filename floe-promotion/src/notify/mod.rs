@@ -3,8 +3,10 @@
 //! Committed history is the outbox ([`outbox`]): notifiers receive events after they are
 //! committed, from a [`Dispatcher`] that keeps a cursor per notifier, never inside an
 //! environment's lease. A failing or slow notifier never fails or delays an operation; its
-//! queue waits for the next delivery run.
+//! queue waits for the next delivery run. Notifiers that report per-event outcomes (webhooks)
+//! keep them in a [`DeliveryLog`] ([`deliveries`]).
 
+pub mod deliveries;
 pub mod outbox;
 
 use std::fmt::Debug;
@@ -15,6 +17,9 @@ use async_trait::async_trait;
 use crate::error::Result;
 use crate::history::AuditEvent;
 
+pub use deliveries::{
+    DeliveryLog, DeliveryOutcome, DeliveryQuery, DeliveryStatus, InMemoryDeliveryLog,
+};
 pub use outbox::{CursorStore, Delivery, Dispatcher, InMemoryCursors};
 
 /// Delivers lifecycle events somewhere (a log, a webhook, a chat).

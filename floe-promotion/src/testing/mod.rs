@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod cursors;
+pub mod deliveries;
 pub mod fakes;
 pub mod gate;
 pub mod history;
