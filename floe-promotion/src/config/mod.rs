@@ -3,6 +3,7 @@
 
 mod manifest;
 mod settings;
+mod windows;
 
 use std::fmt::Debug;
 
@@ -14,6 +15,11 @@ pub use settings::{
     ApprovalPolicy, ApprovalRule, ApprovalSeparation, Authorization, AutoPromotion, Environment,
     FreezeWindow, GateSettings, PolicySettings, PromotionSettings, ScanSettings, Strategy,
     TagScheme, Weekday,
+};
+pub use windows::{
+    DEFAULT_START, MAX_DURATION, MAX_OCCURRENCES, MAX_RULE_LEN, NEXT_OPEN_HORIZON_DAYS, Period,
+    PromotionWindow, Recurrence, WindowError, WindowField, WindowKind, WindowSchedule, WindowState,
+    parse_duration, parse_local, parse_time, parse_timezone,
 };
 
 /// The ordered environments an artifact moves through, and their settings.

@@ -45,6 +45,7 @@
 //! | `approval_expired` | [`ApprovalExpired`] | `approval` |
 //! | `locked` | [`Locked`] | `expires`? |
 //! | `unlocked`, `lock_overridden` | [`LockDetails`] | `lock_owner`, `lock_reason` |
+//! | `window_overridden` | [`WindowOverridden`] | `window_kind` (`deny`/`allow`), `window_reason`, `override_reason` |
 //! | `evidence_attached` | [`EvidenceAttached`] | `evidence`, `kind`, `status` |
 //! | `lease_broken` | [`LeaseBroken`] | `holder`, `expires`, `holder_process`?, `holder_liveness`, `override`? |
 //!
@@ -96,6 +97,7 @@ pub use memory::InMemoryHistory;
 pub use payload::{
     ApprovalDecided, ApprovalExpired, ApprovalRequested, Decision, EvidenceAttached, Failed,
     HostProcess, LeaseBroken, LockDetails, Locked, Payload, PromotionSucceeded, RollbackSucceeded,
+    WindowOverridden,
 };
 
 /// What happened. Later releases may add kinds.
@@ -133,6 +135,8 @@ pub enum EventKind {
     Switched,
     /// A promotion lease left by a promoter was broken.
     LeaseBroken,
+    /// A closed promotion window was overridden (break-glass) for one promotion.
+    WindowOverridden,
 }
 
 impl EventKind {
@@ -162,11 +166,12 @@ impl EventKind {
             EventKind::CanaryStep => "canary_step",
             EventKind::Switched => "switched",
             EventKind::LeaseBroken => "lease_broken",
+            EventKind::WindowOverridden => "window_overridden",
         }
     }
 
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::PromotionRequested,
         EventKind::PromotionSucceeded,
         EventKind::PromotionFailed,
@@ -182,6 +187,7 @@ impl EventKind {
         EventKind::CanaryStep,
         EventKind::Switched,
         EventKind::LeaseBroken,
+        EventKind::WindowOverridden,
     ];
 }
 

@@ -22,10 +22,14 @@ pub struct PromotionRequest {
     pub to: EnvName,
     /// Who asks.
     pub actor: Actor,
-    /// Why (recorded; required with `override_lock`).
+    /// Why (recorded; required with `override_lock` and `override_window`).
     pub reason: Option<String>,
     /// Break-glass: promote even if the target is locked. Needs a reason.
     pub override_lock: bool,
+    /// Break-glass: promote even while the target's promotion window is closed (recorded as
+    /// `window_overridden`). Needs a reason.
+    #[serde(default)]
+    pub override_window: bool,
 }
 
 impl PromotionRequest {
@@ -39,6 +43,7 @@ impl PromotionRequest {
             actor,
             reason: None,
             override_lock: false,
+            override_window: false,
         })
     }
 
@@ -51,6 +56,14 @@ impl PromotionRequest {
     /// Overrides a lock on the target, with a reason.
     pub fn override_lock(mut self, reason: impl Into<String>) -> Self {
         self.override_lock = true;
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Promotes while the target's promotion window is closed (break-glass), with a reason;
+    /// recorded as a `window_overridden` event.
+    pub fn override_window(mut self, reason: impl Into<String>) -> Self {
+        self.override_window = true;
         self.reason = Some(reason.into());
         self
     }
@@ -136,6 +149,9 @@ pub struct PromotionRecord {
     pub copy: Option<CopyReport>,
     /// Whether a lock was overridden.
     pub lock_overridden: bool,
+    /// Whether a closed promotion window was overridden.
+    #[serde(default)]
+    pub window_overridden: bool,
     /// Warnings (gate warnings, notifier failures).
     pub warnings: Vec<String>,
     /// Start time.

@@ -36,6 +36,9 @@ mod key {
     pub(super) const HOLDER_PROCESS: &str = "holder_process";
     pub(super) const HOLDER_LIVENESS: &str = "holder_liveness";
     pub(super) const OVERRIDE: &str = "override";
+    pub(super) const WINDOW_KIND: &str = "window_kind";
+    pub(super) const WINDOW_REASON: &str = "window_reason";
+    pub(super) const OVERRIDE_REASON: &str = "override_reason";
 }
 
 /// The typed details of an event, one variant per [`EventKind`] that carries details, and
@@ -71,6 +74,8 @@ pub enum Payload {
     EvidenceAttached(EvidenceAttached),
     /// [`EventKind::LeaseBroken`].
     LeaseBroken(LeaseBroken),
+    /// [`EventKind::WindowOverridden`]: the closed window that was passed, and why.
+    WindowOverridden(WindowOverridden),
     /// An event of a kind without typed details in this release
     /// ([`EventKind::PromotionRequested`], [`EventKind::CanaryStep`], [`EventKind::Switched`]),
     /// its details as stored. Writing one for a kind that has a typed payload writes the
@@ -99,6 +104,7 @@ impl Payload {
             Payload::LockOverridden(_) => EventKind::LockOverridden,
             Payload::EvidenceAttached(_) => EventKind::EvidenceAttached,
             Payload::LeaseBroken(_) => EventKind::LeaseBroken,
+            Payload::WindowOverridden(_) => EventKind::WindowOverridden,
             Payload::Untyped { kind, .. } => *kind,
         }
     }
@@ -176,6 +182,12 @@ impl Payload {
                 forced: d.flag(key::OVERRIDE)?,
                 other: BTreeMap::new(),
             }),
+            EventKind::WindowOverridden => Payload::WindowOverridden(WindowOverridden {
+                window_kind: d.required(key::WINDOW_KIND, parse_window_kind)?,
+                window_reason: d.required(key::WINDOW_REASON, text)?,
+                override_reason: d.required(key::OVERRIDE_REASON, text)?,
+                other: BTreeMap::new(),
+            }),
             _ => {
                 return Ok(Payload::Untyped {
                     kind,
@@ -206,6 +218,7 @@ impl Payload {
             Payload::Unlocked(p) | Payload::LockOverridden(p) => &p.other,
             Payload::EvidenceAttached(p) => &p.other,
             Payload::LeaseBroken(p) => &p.other,
+            Payload::WindowOverridden(p) => &p.other,
             Payload::Untyped { .. } => return None,
         })
     }
@@ -222,6 +235,7 @@ impl Payload {
             Payload::Unlocked(p) | Payload::LockOverridden(p) => &mut p.other,
             Payload::EvidenceAttached(p) => &mut p.other,
             Payload::LeaseBroken(p) => &mut p.other,
+            Payload::WindowOverridden(p) => &mut p.other,
             Payload::Untyped { .. } => return None,
         })
     }
@@ -290,6 +304,11 @@ impl Payload {
                 }
                 w.put(key::HOLDER_LIVENESS, liveness_str(p.holder_liveness).into());
                 w.flag(key::OVERRIDE, p.forced);
+            }
+            Payload::WindowOverridden(p) => {
+                w.put(key::WINDOW_KIND, p.window_kind.as_str().into());
+                w.put(key::WINDOW_REASON, p.window_reason.clone());
+                w.put(key::OVERRIDE_REASON, p.override_reason.clone());
             }
             Payload::Untyped { details, .. } => return details.clone(),
         }

@@ -314,6 +314,7 @@ impl DefaultPromotionManager {
             actor: t.requested_by.clone(),
             reason: t.reason.clone(),
             override_lock: false,
+            override_window: false,
         };
         let result = self.run_approved(&req, id, by, &t.digest).await;
         // Finish or give the request back, whatever happened, by compare-and-set.
@@ -409,6 +410,7 @@ impl DefaultPromotionManager {
             tags_written: Vec::new(),
             copy: None,
             lock_overridden: false,
+            window_overridden: false,
             warnings: vec![format!(
                 "approval request {id} was executed already (event {})",
                 e.seq
