@@ -23,8 +23,9 @@
 //! `BYHOUR` starts at midnight. `INTERVAL` and `COUNT` count from the first start.
 //!
 //! An occurrence at a local time that the clocks skip (the hour lost when summer time begins)
-//! does not happen; an ambiguous one (the hour repeated when it ends) happens once, the first
-//! time. Rules recur at most hourly (`SECONDLY` and `MINUTELY` are refused), and every
+//! is read with the offset before the gap, as RFC 5545 (3.3.5) says: 02:30 on that night in
+//! Berlin is 03:30 summer time. An ambiguous one (the hour repeated when summer time ends)
+//! happens once, the first time. Rules recur at most hourly (`SECONDLY` and `MINUTELY` are refused), and every
 //! evaluation looks at no more than [`MAX_OCCURRENCES`] occurrences of a rule: a rule that
 //! needs more cannot be evaluated and counts as an active deny window (fail closed).
 //!
