@@ -426,14 +426,19 @@ fn freeze_windows_keep_their_meaning() {
             assert_eq!(weekly.contains(now), old(now), "{now}");
             now += chrono::Duration::minutes(17);
         }
-        for edge in [t(base) + chrono::Duration::hours(2 * 24 + 13) + chrono::Duration::minutes(30)]
-        {
-            assert!(weekly.contains(edge), "{edge}");
-            assert!(
-                !weekly.contains(edge - chrono::Duration::seconds(1)),
-                "{edge}"
-            );
-        }
+        // Wednesday 13:30 (inclusive) to 23:59 (exclusive).
+        let wednesday = t(base) + chrono::Duration::days(2);
+        let (from, to) = (
+            wednesday + chrono::Duration::minutes(13 * 60 + 30),
+            wednesday + chrono::Duration::minutes(23 * 60 + 59),
+        );
+        assert!(weekly.contains(from), "{from}");
+        assert!(
+            !weekly.contains(from - chrono::Duration::seconds(1)),
+            "{from}"
+        );
+        assert!(weekly.contains(to - chrono::Duration::seconds(1)), "{to}");
+        assert!(!weekly.contains(to), "{to}");
     }
     let mut env = prod(vec![]);
     env.freeze_windows = vec![weekly.clone()];

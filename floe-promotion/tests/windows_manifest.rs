@@ -265,3 +265,18 @@ fn freeze_windows_and_windows_together() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The manifest of the README's "Promotion windows" section loads.
+#[test]
+fn the_readme_windows_load() {
+    let readme = include_str!("../../README.md");
+    let yaml = readme
+        .split("## Promotion windows")
+        .nth(1)
+        .and_then(|s| s.split("```yaml\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("a yaml block in the Promotion windows section");
+    let config = parse_manifest(yaml, None).unwrap_or_else(|e| panic!("refused: {e}"));
+    let prod = config.environment(&EnvName::new("prod").unwrap()).unwrap();
+    assert_eq!(prod.windows.len(), 4);
+}
