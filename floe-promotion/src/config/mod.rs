@@ -3,6 +3,7 @@
 
 mod manifest;
 mod settings;
+mod window_state;
 mod windows;
 
 use std::fmt::Debug;
@@ -16,9 +17,10 @@ pub use settings::{
     FreezeWindow, GateSettings, PolicySettings, PromotionSettings, ScanSettings, Strategy,
     TagScheme, Weekday,
 };
+pub use window_state::WindowState;
 pub use windows::{
     DEFAULT_START, MAX_DURATION, MAX_OCCURRENCES, MAX_RULE_LEN, NEXT_OPEN_HORIZON_DAYS, Period,
-    PromotionWindow, Recurrence, WindowError, WindowField, WindowKind, WindowSchedule, WindowState,
+    PromotionWindow, Recurrence, WindowError, WindowField, WindowKind, WindowSchedule,
     parse_duration, parse_local, parse_time, parse_timezone,
 };
 

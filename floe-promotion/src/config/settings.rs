@@ -6,7 +6,8 @@ use chrono::{DateTime, NaiveTime, Utc};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use super::windows::{PromotionWindow, Recurrence, WindowKind, WindowSchedule, WindowState};
+use super::window_state::WindowState;
+use super::windows::{PromotionWindow, Recurrence, WindowKind, WindowSchedule};
 use crate::error::{Error, Result};
 use crate::gate::{CommandSpec, PolicyRules, ScanSource, Severity, SignatureEnforcement};
 use crate::model::{EnvName, Repository, Tag};
@@ -252,7 +253,7 @@ impl Environment {
     /// assert!(prod.window_state("2026-01-16T13:59:59Z".parse().unwrap()).is_open());
     /// ```
     pub fn window_state(&self, now: DateTime<Utc>) -> WindowState {
-        super::windows::evaluate(&self.all_windows(), now)
+        super::window_state::evaluate(&self.all_windows(), now)
     }
 
     /// The first moment at or after `now` when promotion into this environment is open
@@ -260,7 +261,7 @@ impl Environment {
     /// [`NEXT_OPEN_HORIZON_DAYS`](super::NEXT_OPEN_HORIZON_DAYS) days ahead; `None` when it
     /// stays closed that long. Auto-promotion waits for this.
     pub fn next_open(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        super::windows::next_open(&self.all_windows(), now)
+        super::window_state::next_open(&self.all_windows(), now)
     }
 }
 
