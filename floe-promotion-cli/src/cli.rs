@@ -123,12 +123,16 @@ pub struct PromoteArgs {
     /// Check everything and show what would be written, without writing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Why (recorded; required with --override-lock).
+    /// Why (recorded; required with --override-lock and --override-window).
     #[arg(long)]
     pub reason: Option<String>,
     /// Break-glass: promote although the target is locked (needs --reason).
     #[arg(long)]
     pub override_lock: bool,
+    /// Break-glass: promote although the target's promotion window is closed (needs
+    /// --reason; recorded as window_overridden).
+    #[arg(long)]
+    pub override_window: bool,
 }
 
 /// `floe rollback`.

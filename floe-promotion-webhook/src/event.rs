@@ -49,6 +49,10 @@ pub const FLOE_TYPES: &[(EventKind, &str)] = &[
     (EventKind::HoldPlaced, "dev.floe.hold.placed"),
     (EventKind::HoldReleased, "dev.floe.hold.released"),
     (EventKind::ReleaseDiscovered, "dev.floe.release.discovered"),
+    (
+        EventKind::WindowOverridden,
+        "dev.floe.environment.window_overridden",
+    ),
 ];
 
 /// Whether an event put its artifact into an environment that never ran that artifact

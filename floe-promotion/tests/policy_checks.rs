@@ -39,6 +39,7 @@ struct Case<'a> {
     version: Tag,
     lock: Option<EnvLock>,
     override_lock: bool,
+    override_window: bool,
     now: DateTime<Utc>,
     digest: Option<Digest>,
     arrival: Option<AuditEvent>,
@@ -56,6 +57,7 @@ impl<'a> Case<'a> {
             version: Tag::new("v1.2.3").unwrap(),
             lock: None,
             override_lock: false,
+            override_window: false,
             now: start_time(),
             digest: Some(Digest::of(b"app")),
             arrival: None,
@@ -75,6 +77,7 @@ impl<'a> Case<'a> {
             to,
             actor: &self.actor,
             override_lock: self.override_lock,
+            override_window: self.override_window,
             lock: self.lock.as_ref(),
             now: self.now,
             digest: self.digest.as_ref(),
@@ -152,7 +155,7 @@ async fn each_check_passes_or_refuses_and_writes_nothing() {
                 bad.version = Tag::new("v1.2.3-rc1").unwrap();
                 true
             }
-            "freeze_window" => {
+            "window" => {
                 bad.now = start_time() + chrono::Duration::hours(36);
                 true
             }
@@ -235,6 +238,7 @@ async fn run_checks_respects_stage_order_and_fail_fast() {
         to,
         actor: &case.actor,
         override_lock: false,
+        override_window: false,
         lock: None,
         now: case.now,
         digest: None,

@@ -136,7 +136,7 @@ proptest! {
             id: Uuid::from_u128(1), outcome: Outcome::Promoted, artifact: a, version: v.clone(), digest: d,
             from: Some(e.clone()), to: e.clone(), repository: Repository::new("r/x").unwrap(), actor: who.id,
             reason: Some(reason), gates: vec![], tags_written: vec![v], copy: Some(CopyReport { blobs_mounted: n as u64, ..Default::default() }),
-            lock_overridden: approve, warnings: vec![], started: t, finished: t, event_seq: Some(1),
+            lock_overridden: approve, window_overridden: !approve, warnings: vec![], started: t, finished: t, event_seq: Some(1),
         });
         round_trip(&HistoryQuery { environment: Some(e), limit: Some(n as usize), order: Order::NewestFirst, since: Some(t), ..Default::default() });
     }

@@ -4,6 +4,7 @@ use super::*;
 
 pub(super) async fn run(g: &Global) -> Result<(Option<Output>, u8)> {
     let app = App::open(g, false, &[]).await?;
+    let now = chrono::Utc::now();
     let settings = app.config.settings();
     let environments = settings
         .environments
@@ -47,6 +48,18 @@ pub(super) async fn run(g: &Global) -> Result<(Option<Output>, u8)> {
                     }
                 })
                 .collect(),
+            windows: e
+                .windows
+                .iter()
+                .map(|w| {
+                    if w.reason.trim().is_empty() {
+                        w.describe()
+                    } else {
+                        format!("{}: {}", w.describe(), w.reason)
+                    }
+                })
+                .collect(),
+            window: WindowOutput::of(&e.window_state(now)),
         })
         .collect();
     Ok((Some(Output::Envs { environments }), exit::OK))

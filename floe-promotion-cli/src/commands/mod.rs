@@ -40,6 +40,7 @@ use crate::cli::{
 use crate::exit;
 use crate::output::{
     AttestOutput, EnvOutput, LeaseOutput, Output, PlanOutput, StatusOutput, VerifyOutput,
+    WindowOutput,
 };
 
 /// Runs one command: its output (none when the command printed it itself) and exit code.

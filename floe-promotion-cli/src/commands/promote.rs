@@ -14,6 +14,12 @@ pub(super) async fn run(g: &Global, a: PromoteArgs) -> Result<(Option<Output>, u
             require_reason(Reasoned::LockOverride, a.reason.as_deref()),
         )?;
     }
+    if a.override_window {
+        for_flag(
+            "--reason",
+            require_reason(Reasoned::WindowOverride, a.reason.as_deref()),
+        )?;
+    }
     let app = App::open(g, true, &[&from, &to]).await?;
     let req = PromotionRequest {
         artifact,
@@ -24,6 +30,7 @@ pub(super) async fn run(g: &Global, a: PromoteArgs) -> Result<(Option<Output>, u
         reason: a.reason.clone(),
         override_lock: a.override_lock,
         automatic: false,
+        override_window: a.override_window,
     };
     if a.dry_run {
         let plan = PlanOutput::of(&app.manager.plan(req).await?);

@@ -406,6 +406,55 @@ pub struct EnvOutput {
     pub allowed_sources: Vec<EnvName>,
     /// Freeze windows, described.
     pub freeze_windows: Vec<String>,
+    /// Promotion windows (deny and allow), described.
+    #[serde(default)]
+    pub windows: Vec<String>,
+    /// Whether promotion into it is open now, and when it opens next when closed.
+    #[serde(default)]
+    pub window: WindowOutput,
+}
+
+/// Whether promotion into an environment is open now (`floe envs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowOutput {
+    /// Whether promotion is open now.
+    pub open: bool,
+    /// When closed: `deny` (a deny window is active) or `allow` (outside every allow window).
+    pub closed_by: Option<String>,
+    /// When closed: why.
+    pub reason: Option<String>,
+    /// When closed: when promotion opens next (none within a year: `None`).
+    pub next_open: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Default for WindowOutput {
+    fn default() -> Self {
+        WindowOutput {
+            open: true,
+            closed_by: None,
+            reason: None,
+            next_open: None,
+        }
+    }
+}
+
+impl WindowOutput {
+    /// The output of a window state.
+    pub fn of(state: &floe_promotion::config::WindowState) -> Self {
+        match state {
+            floe_promotion::config::WindowState::Open => WindowOutput::default(),
+            floe_promotion::config::WindowState::Closed {
+                reason,
+                kind,
+                until,
+            } => WindowOutput {
+                open: false,
+                closed_by: Some(kind.to_string()),
+                reason: Some(reason.clone()),
+                next_open: *until,
+            },
+        }
+    }
 }
 
 /// The result of `floe audit verify`.

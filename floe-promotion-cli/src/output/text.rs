@@ -145,6 +145,13 @@ fn record_text(out: &mut String, verb: &str, r: &PromotionRecord) {
         );
     }
     gates_text(out, &r.gates);
+    if r.window_overridden {
+        let _ = writeln!(
+            out,
+            "  promotion window overridden: {}",
+            safe(r.reason.as_deref().unwrap_or(""))
+        );
+    }
     if r.lock_overridden {
         let _ = writeln!(
             out,
@@ -427,6 +434,23 @@ impl Output {
                     }
                     for w in &e.freeze_windows {
                         let _ = writeln!(out, "   frozen {w}");
+                    }
+                    for w in &e.windows {
+                        let _ = writeln!(out, "   window {}", safe(w));
+                    }
+                    if !e.window.open {
+                        let _ = writeln!(
+                            out,
+                            "   promotion closed ({} window): {}; {}",
+                            e.window.closed_by.as_deref().unwrap_or("deny"),
+                            safe(e.window.reason.as_deref().unwrap_or("")),
+                            match &e.window.next_open {
+                                Some(t) => format!("opens next at {}", t.to_rfc3339()),
+                                None => "does not open within a year".to_string(),
+                            }
+                        );
+                    } else if !e.windows.is_empty() || !e.freeze_windows.is_empty() {
+                        let _ = writeln!(out, "   promotion open now");
                     }
                 }
             }

@@ -21,8 +21,9 @@ use serde_saphyr::{Location, Spanned};
 
 use super::{
     ApprovalPolicy, ApprovalRule, ApprovalSeparation, Authorization, AutoPromotion, Environment,
-    FreezeWindow, GateSettings, InMemoryConfig, PolicySettings, PromotionSettings, ScanSettings,
-    Strategy, TagScheme, Weekday,
+    FreezeWindow, GateSettings, InMemoryConfig, PolicySettings, PromotionSettings, PromotionWindow,
+    Recurrence, ScanSettings, Strategy, TagScheme, Weekday, WindowError, WindowField, WindowKind,
+    WindowSchedule, parse_duration, parse_local, parse_time, parse_timezone,
 };
 use crate::error::{Error, Excerpt, Result};
 use crate::gate::{CommandSpec, PolicyRules, ScanSource, Severity, SignatureEnforcement};
@@ -210,6 +211,8 @@ struct RawEnvironment {
     #[serde(default)]
     freeze_windows: Vec<Spanned<RawFreezeWindow>>,
     #[serde(default)]
+    windows: Vec<Spanned<RawWindow>>,
+    #[serde(default)]
     strategy: Option<Spanned<RawStrategy>>,
     #[serde(default, alias = "auto_promotion")]
     auto_promote: Option<Spanned<RawAutoPromotion>>,
@@ -271,6 +274,27 @@ struct RawFreezeWindow {
     from: Option<Spanned<String>>,
     #[serde(default)]
     to: Option<Spanned<String>>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// A promotion window: `{ kind, rrule, duration, timezone, start?, reason }` or
+/// `{ kind, start, end | duration, timezone?, reason }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    #[serde(default)]
+    kind: Option<Spanned<String>>,
+    #[serde(default)]
+    rrule: Option<Spanned<String>>,
+    #[serde(default)]
+    duration: Option<Spanned<String>>,
+    #[serde(default)]
+    timezone: Option<Spanned<String>>,
+    #[serde(default)]
+    start: Option<Spanned<String>>,
+    #[serde(default)]
+    end: Option<Spanned<String>>,
     #[serde(default)]
     reason: Option<String>,
 }
@@ -1131,6 +1155,11 @@ impl<'a> Loader<'a> {
             env.freeze_windows
                 .push(self.freeze_window(&field(&format!("freeze_windows[{i}]")), window)?);
         }
+        let now = Utc::now();
+        for (i, window) in raw.windows.iter().enumerate() {
+            env.windows
+                .push(self.window(&field(&format!("windows[{i}]")), window, now)?);
+        }
         if let Some(s) = &raw.strategy {
             env.strategy = self.strategy(&field("strategy"), s)?;
         }
@@ -1410,6 +1439,117 @@ impl<'a> Loader<'a> {
                 ),
             )),
         }
+    }
+
+    /// A promotion window; a recurring one must have an occurrence ending after `now`.
+    fn window(
+        &self,
+        field: &str,
+        raw: &Spanned<RawWindow>,
+        now: DateTime<Utc>,
+    ) -> Result<PromotionWindow> {
+        let w = &raw.value;
+        // Each error points at the value it is about, else at the window.
+        let fail = |e: WindowError| {
+            let spot = match e.field {
+                WindowField::Kind => w.kind.as_ref(),
+                WindowField::Rrule => w.rrule.as_ref(),
+                WindowField::Duration => w.duration.as_ref(),
+                WindowField::Timezone => w.timezone.as_ref(),
+                WindowField::Start => w.start.as_ref(),
+                WindowField::End => w.end.as_ref(),
+            };
+            let message = format!("{field}.{e}");
+            match spot {
+                Some(v) => self.at(v, message),
+                None => self.at(raw, message),
+            }
+        };
+        let need = |f: WindowField, m: &str| {
+            fail(WindowError {
+                field: f,
+                message: m.into(),
+            })
+        };
+        let kind = match &w.kind {
+            Some(k) => k.value.parse::<WindowKind>().map_err(|m| {
+                fail(WindowError {
+                    field: WindowField::Kind,
+                    message: m,
+                })
+            })?,
+            None => return Err(need(WindowField::Kind, "required: deny or allow")),
+        };
+        let tz = match &w.timezone {
+            Some(t) => parse_timezone(&t.value).map_err(fail)?,
+            None => chrono_tz::Tz::UTC,
+        };
+        let duration = w
+            .duration
+            .as_ref()
+            .map(|d| parse_duration(&d.value))
+            .transpose()
+            .map_err(fail)?;
+        let schedule = if let Some(rule) = &w.rrule {
+            if w.end.is_some() {
+                return Err(need(
+                    WindowField::End,
+                    "a recurring window lasts `duration`; end is for one-off windows",
+                ));
+            }
+            let Some(duration) = duration else {
+                return Err(need(
+                    WindowField::Duration,
+                    "a recurring window needs a duration, e.g. duration: 9h",
+                ));
+            };
+            let start = match &w.start {
+                None => None,
+                Some(s) => Some(match parse_local(&s.value) {
+                    Some(local) => local,
+                    None => parse_time(&s.value, tz, WindowField::Start)
+                        .map_err(fail)?
+                        .with_timezone(&tz)
+                        .naive_local(),
+                }),
+            };
+            let recurrence = Recurrence::new(&rule.value, tz, start, duration).map_err(fail)?;
+            match recurrence.next_occurrence(now) {
+                Ok(Some(_)) => {}
+                Ok(None) => return Err(self.at(rule, format!("{field}.rrule: {:?} has no occurrence after {} (check UNTIL, COUNT and start)", rule.value, now.to_rfc3339()))),
+                Err(e) => return Err(self.at(rule, format!("{field}.rrule: {e}"))),
+            }
+            WindowSchedule::recurring(recurrence)
+        } else {
+            let Some(start) = &w.start else {
+                return Err(self.at(raw, format!("{field}: expected {{ kind, rrule, duration, timezone, reason }} (recurring) or {{ kind, start, end, timezone, reason }} (one-off)")));
+            };
+            let start = parse_time(&start.value, tz, WindowField::Start).map_err(fail)?;
+            let end = match (&w.end, duration) {
+                (Some(end), None) => parse_time(&end.value, tz, WindowField::End).map_err(fail)?,
+                (None, Some(d)) => {
+                    start + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero())
+                }
+                (Some(_), Some(_)) => {
+                    return Err(need(
+                        WindowField::Duration,
+                        "give end or duration, not both",
+                    ));
+                }
+                (None, None) => {
+                    return Err(need(
+                        WindowField::End,
+                        "a one-off window needs end (or duration)",
+                    ));
+                }
+            };
+            WindowSchedule::once(start, end).map_err(fail)?
+        };
+        Ok(PromotionWindow::new(
+            kind,
+            schedule,
+            w.reason.clone().unwrap_or_default(),
+        ))
     }
 
     fn strategy(&self, field: &str, raw: &Spanned<RawStrategy>) -> Result<Strategy> {

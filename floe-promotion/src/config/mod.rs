@@ -4,6 +4,8 @@
 mod manifest;
 mod settings;
 mod webhook;
+mod window_state;
+mod windows;
 
 use std::fmt::Debug;
 
@@ -19,6 +21,12 @@ pub use settings::{
     TagScheme, Weekday,
 };
 pub use webhook::{HeaderValue, MAX_WEBHOOK_RETRIES, Secret, WebhookSettings};
+pub use window_state::WindowState;
+pub use windows::{
+    DEFAULT_START, MAX_DURATION, MAX_OCCURRENCES, MAX_RULE_LEN, NEXT_OPEN_HORIZON_DAYS, Period,
+    PromotionWindow, Recurrence, WindowError, WindowField, WindowKind, WindowSchedule,
+    parse_duration, parse_local, parse_time, parse_timezone,
+};
 
 /// The ordered environments an artifact moves through, and their settings.
 ///

@@ -2,10 +2,12 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{DateTime, Datelike, NaiveTime, Utc};
+use chrono::{DateTime, NaiveTime, Utc};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use super::window_state::WindowState;
+use super::windows::{PromotionWindow, Recurrence, WindowKind, WindowSchedule};
 use crate::error::{Error, Result};
 use crate::gate::{CommandSpec, PolicyRules, ScanSource, Severity, SignatureEnforcement};
 use crate::model::{EnvName, Repository, Tag};
@@ -168,8 +170,11 @@ pub struct Environment {
     pub approval: Option<ApprovalPolicy>,
     /// Version pattern, soak time and allowed sources.
     pub policy: PolicySettings,
-    /// Periods when promotion into it is refused.
+    /// Periods when promotion into it is refused (deny windows in today's UTC form).
     pub freeze_windows: Vec<FreezeWindow>,
+    /// Promotion windows: deny and allow windows as recurrence rules or one-off dates,
+    /// evaluated together with `freeze_windows` (see [`Environment::window_state`]).
+    pub windows: Vec<PromotionWindow>,
     /// How a new version is released in it.
     pub strategy: Strategy,
     /// Automatic promotion into it (`auto_promote`).
@@ -188,6 +193,7 @@ impl Environment {
             approval: None,
             policy: PolicySettings::default(),
             freeze_windows: vec![],
+            windows: vec![],
             strategy: Strategy::Direct,
             auto_promotion: None,
         }
@@ -199,9 +205,79 @@ impl Environment {
         self
     }
 
-    /// The freeze window in force at `now`, if any.
+    /// Adds a promotion window.
+    pub fn with_window(mut self, window: PromotionWindow) -> Self {
+        self.windows.push(window);
+        self
+    }
+
+    /// The freeze window in force at `now`, if any (only `freeze_windows`; see
+    /// [`Environment::window_state`] for every window).
     pub fn frozen_at(&self, now: DateTime<Utc>) -> Option<&FreezeWindow> {
         self.freeze_windows.iter().find(|w| w.contains(now))
+    }
+
+    /// Every window of the environment: its `windows`, then its `freeze_windows` as deny
+    /// windows.
+    pub fn all_windows(&self) -> Vec<PromotionWindow> {
+        self.windows
+            .iter()
+            .cloned()
+            .chain(
+                self.freeze_windows
+                    .iter()
+                    .filter_map(FreezeWindow::to_window),
+            )
+            .collect()
+    }
+
+    /// Whether promotion into this environment is open at `now`, under all its windows
+    /// (`windows` and `freeze_windows`): closed while a deny window is active, and, when the
+    /// environment has allow windows, while none of them is active. A closed state names the
+    /// reason, the kind of window that closes it, and when promotion opens next (searched
+    /// [`NEXT_OPEN_HORIZON_DAYS`](super::NEXT_OPEN_HORIZON_DAYS) days ahead; `None` beyond).
+    /// A window that cannot be evaluated counts as an active deny window.
+    ///
+    /// ```
+    /// use floe_promotion::config::{
+    ///     Environment, PromotionWindow, Recurrence, WindowKind, WindowSchedule, WindowState,
+    ///     parse_timezone,
+    /// };
+    /// use floe_promotion::EnvName;
+    /// let friday = Recurrence::new(
+    ///     "FREQ=WEEKLY;BYDAY=FR;BYHOUR=15",
+    ///     parse_timezone("Europe/Berlin").unwrap(),
+    ///     None,
+    ///     std::time::Duration::from_secs(9 * 3600),
+    /// )
+    /// .unwrap();
+    /// let prod = Environment::new(EnvName::new("prod").unwrap()).with_window(PromotionWindow::new(
+    ///     WindowKind::Deny,
+    ///     WindowSchedule::recurring(friday),
+    ///     "weekend",
+    /// ));
+    /// // Friday 2026-01-16, 15:30 in Berlin (UTC+1): closed until midnight Berlin time.
+    /// let now = "2026-01-16T14:30:00Z".parse().unwrap();
+    /// assert_eq!(
+    ///     prod.window_state(now),
+    ///     WindowState::Closed {
+    ///         reason: "weekend".into(),
+    ///         kind: WindowKind::Deny,
+    ///         until: Some("2026-01-16T23:00:00Z".parse().unwrap()),
+    ///     }
+    /// );
+    /// assert!(prod.window_state("2026-01-16T13:59:59Z".parse().unwrap()).is_open());
+    /// ```
+    pub fn window_state(&self, now: DateTime<Utc>) -> WindowState {
+        super::window_state::evaluate(&self.all_windows(), now)
+    }
+
+    /// The first moment at or after `now` when promotion into this environment is open
+    /// (`now` itself when open now), searched
+    /// [`NEXT_OPEN_HORIZON_DAYS`](super::NEXT_OPEN_HORIZON_DAYS) days ahead; `None` when it
+    /// stays closed that long. Auto-promotion waits for this.
+    pub fn next_open(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        super::window_state::next_open(&self.all_windows(), now)
     }
 }
 
@@ -362,12 +438,6 @@ pub enum Weekday {
     Sun,
 }
 
-impl Weekday {
-    fn matches(self, day: chrono::Weekday) -> bool {
-        self as u32 == day.num_days_from_monday()
-    }
-}
-
 /// A period when promotion into an environment is refused.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
@@ -395,17 +465,32 @@ pub enum FreezeWindow {
 }
 
 impl FreezeWindow {
-    /// Whether `now` falls in the window.
+    /// Whether `now` falls in the window (the evaluation of every window, see
+    /// [`FreezeWindow::to_window`]).
     pub fn contains(&self, now: DateTime<Utc>) -> bool {
-        match self {
-            FreezeWindow::Absolute { start, end, .. } => *start <= now && now < *end,
+        self.to_window().is_some_and(|w| w.active_at(now))
+    }
+
+    /// The same period as a deny [`PromotionWindow`]: an absolute window is a one-off
+    /// window, a weekly one the rule `FREQ=WEEKLY;BYDAY=…;BYHOUR=…` in UTC lasting from
+    /// `start` to `end`. `None` for a window that is never active (no days, an end not after
+    /// its start).
+    pub fn to_window(&self) -> Option<PromotionWindow> {
+        let schedule = match self {
+            FreezeWindow::Absolute { start, end, .. } => WindowSchedule::once(*start, *end).ok()?,
             FreezeWindow::Weekly {
                 days, start, end, ..
             } => {
-                let t = now.time();
-                days.iter().any(|d| d.matches(now.weekday())) && *start <= t && t < *end
+                let length = (*end - *start).to_std().ok()?;
+                let days: Vec<u32> = days.iter().map(|d| *d as u32).collect();
+                WindowSchedule::recurring(Recurrence::weekly_utc(&days, *start, length)?)
             }
-        }
+        };
+        Some(PromotionWindow::new(
+            WindowKind::Deny,
+            schedule,
+            self.reason(),
+        ))
     }
 
     /// Why the window exists.

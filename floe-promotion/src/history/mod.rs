@@ -45,6 +45,7 @@
 //! | `approval_expired` | [`ApprovalExpired`] | `approval` |
 //! | `locked` | [`Locked`] | `expires`? |
 //! | `unlocked`, `lock_overridden` | [`LockDetails`] | `lock_owner`, `lock_reason` |
+//! | `window_overridden` | [`WindowOverridden`] | `window_kind` (`deny`/`allow`), `window_reason`, `override_reason` |
 //! | `evidence_attached` | [`EvidenceAttached`] | `evidence`, `kind`, `status` |
 //! | `lease_broken` | [`LeaseBroken`] | `holder`, `expires`, `holder_process`?, `holder_liveness`, `override`? |
 //! | `hold_placed`, `hold_released` | [`HoldDetails`] | `holder`, `hold_kind` (`manual`/`rollback`) |
@@ -97,7 +98,7 @@ pub use memory::InMemoryHistory;
 pub use payload::{
     ApprovalDecided, ApprovalExpired, ApprovalRequested, Decision, EvidenceAttached, Failed,
     HoldDetails, HostProcess, LeaseBroken, LockDetails, Locked, Payload, PromotionSucceeded,
-    RollbackSucceeded,
+    RollbackSucceeded, WindowOverridden,
 };
 
 /// What happened. Later releases may add kinds.
@@ -142,6 +143,8 @@ pub enum EventKind {
     /// Automatic promotion saw a release tag in the first environment for the first time; its
     /// soak there is measured from this event.
     ReleaseDiscovered,
+    /// A closed promotion window was overridden (break-glass) for one promotion.
+    WindowOverridden,
 }
 
 impl EventKind {
@@ -174,11 +177,12 @@ impl EventKind {
             EventKind::HoldPlaced => "hold_placed",
             EventKind::HoldReleased => "hold_released",
             EventKind::ReleaseDiscovered => "release_discovered",
+            EventKind::WindowOverridden => "window_overridden",
         }
     }
 
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 18] = [
+    pub const ALL: [EventKind; 19] = [
         EventKind::PromotionRequested,
         EventKind::PromotionSucceeded,
         EventKind::PromotionFailed,
@@ -197,6 +201,7 @@ impl EventKind {
         EventKind::HoldPlaced,
         EventKind::HoldReleased,
         EventKind::ReleaseDiscovered,
+        EventKind::WindowOverridden,
     ];
 }
 

@@ -22,7 +22,7 @@ pub struct PromotionRequest {
     pub to: EnvName,
     /// Who asks.
     pub actor: Actor,
-    /// Why (recorded; required with `override_lock`).
+    /// Why (recorded; required with `override_lock` and `override_window`).
     pub reason: Option<String>,
     /// Break-glass: promote even if the target is locked. Needs a reason.
     pub override_lock: bool,
@@ -30,6 +30,10 @@ pub struct PromotionRequest {
     /// promotion that is not automatic releases the rollback holds of its target.
     #[serde(default)]
     pub automatic: bool,
+    /// Break-glass: promote even while the target's promotion window is closed (recorded as
+    /// `window_overridden`). Needs a reason.
+    #[serde(default)]
+    pub override_window: bool,
 }
 
 impl PromotionRequest {
@@ -44,6 +48,7 @@ impl PromotionRequest {
             reason: None,
             override_lock: false,
             automatic: false,
+            override_window: false,
         })
     }
 
@@ -56,6 +61,14 @@ impl PromotionRequest {
     /// Overrides a lock on the target, with a reason.
     pub fn override_lock(mut self, reason: impl Into<String>) -> Self {
         self.override_lock = true;
+        self.reason = Some(reason.into());
+        self
+    }
+
+    /// Promotes while the target's promotion window is closed (break-glass), with a reason;
+    /// recorded as a `window_overridden` event.
+    pub fn override_window(mut self, reason: impl Into<String>) -> Self {
+        self.override_window = true;
         self.reason = Some(reason.into());
         self
     }
@@ -141,6 +154,9 @@ pub struct PromotionRecord {
     pub copy: Option<CopyReport>,
     /// Whether a lock was overridden.
     pub lock_overridden: bool,
+    /// Whether a closed promotion window was overridden.
+    #[serde(default)]
+    pub window_overridden: bool,
     /// Warnings (gate warnings, notifier failures).
     pub warnings: Vec<String>,
     /// Start time.

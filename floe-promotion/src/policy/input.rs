@@ -26,6 +26,8 @@ pub enum Reasoned {
     Lock,
     /// Passing a lock with a break-glass override.
     LockOverride,
+    /// Promoting in a closed promotion window with a break-glass override.
+    WindowOverride,
     /// Rolling an environment back.
     Rollback,
     /// Breaking another promoter's lease.
@@ -46,6 +48,10 @@ pub fn require_reason(operation: Reasoned, reason: Option<&str>) -> Result<()> {
     let (what, needs) = match operation {
         Reasoned::Lock => ("lock reason", "a lock needs a reason"),
         Reasoned::LockOverride => ("lock override", "overriding a lock needs a reason"),
+        Reasoned::WindowOverride => (
+            "window override",
+            "overriding a closed promotion window needs a reason",
+        ),
         Reasoned::Rollback => ("rollback reason", "a rollback needs a reason"),
         Reasoned::LeaseBreak => ("lease break reason", "breaking a lease needs a reason"),
         Reasoned::Rejection => ("rejection reason", "a rejection needs a reason"),
@@ -64,6 +70,7 @@ mod tests {
         for op in [
             Reasoned::Lock,
             Reasoned::LockOverride,
+            Reasoned::WindowOverride,
             Reasoned::Rollback,
             Reasoned::LeaseBreak,
             Reasoned::Rejection,

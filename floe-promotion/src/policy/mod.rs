@@ -10,7 +10,7 @@
 //! | allowed sources | `sources.rs` | request |
 //! | operators and groups | `authorization.rs` | request |
 //! | version pattern | `version_pattern.rs` | request |
-//! | freeze windows | `freeze_window.rs` | request |
+//! | promotion windows (deny/allow, freeze windows) | `window.rs` | request |
 //! | environment lock | `lock.rs` | request |
 //! | separation of duties | `separation.rs` | resolved |
 //! | minimum soak | `soak.rs` | resolved |
@@ -19,7 +19,6 @@
 //! under the environment's lease; signatures are checked by the signature gate.
 
 mod authorization;
-mod freeze_window;
 pub mod input;
 mod lock;
 pub mod quorum;
@@ -28,6 +27,7 @@ pub mod soak;
 mod sources;
 mod transition;
 mod version_pattern;
+mod window;
 
 use std::fmt::Debug;
 
@@ -41,13 +41,13 @@ use crate::model::{Actor, ArtifactName, Digest, EnvName, Tag};
 use crate::state::EnvLock;
 
 pub use self::authorization::{Authorized, authorize};
-pub use self::freeze_window::NotFrozen;
 pub use self::lock::NotLocked;
 pub use self::separation::SeparationOfDuties;
 pub use self::soak::MinimumSoak;
 pub use self::sources::AllowedSources;
 pub use self::transition::Transition;
 pub use self::version_pattern::VersionPattern;
+pub use self::window::WindowOpen;
 
 /// The operation a request asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +98,8 @@ pub struct CheckContext<'a> {
     pub actor: &'a Actor,
     /// Whether the request carries a break-glass lock override.
     pub override_lock: bool,
+    /// Whether the request carries a break-glass override of a closed promotion window.
+    pub override_window: bool,
     /// The target's lock in force, if any.
     pub lock: Option<&'a EnvLock>,
     /// The time of the evaluation.
@@ -125,6 +127,8 @@ pub struct Subject<'a> {
     pub actor: &'a Actor,
     /// Whether the request carries a break-glass lock override.
     pub override_lock: bool,
+    /// Whether the request carries a break-glass override of a closed promotion window.
+    pub override_window: bool,
 }
 
 impl<'a> CheckContext<'a> {
@@ -146,6 +150,7 @@ impl<'a> CheckContext<'a> {
             to: subject.to,
             actor: subject.actor,
             override_lock: subject.override_lock,
+            override_window: subject.override_window,
             lock,
             now,
             digest: None,
@@ -181,7 +186,7 @@ pub fn standard_checks() -> Vec<Box<dyn Check>> {
         Box::new(AllowedSources),
         Box::new(Authorized),
         Box::new(VersionPattern),
-        Box::new(NotFrozen),
+        Box::new(WindowOpen),
         Box::new(NotLocked),
         Box::new(SeparationOfDuties),
         Box::new(MinimumSoak),

@@ -203,3 +203,8 @@ pub(super) fn parse_liveness(s: &str) -> Result<Liveness> {
         .find(|l| liveness_str(*l) == s)
         .ok_or_else(|| Error::invalid("holder liveness", s, "alive, gone or unknown"))
 }
+
+pub(super) fn parse_window_kind(s: &str) -> Result<crate::config::WindowKind> {
+    s.parse()
+        .map_err(|m: String| Error::invalid("window kind", s, m))
+}

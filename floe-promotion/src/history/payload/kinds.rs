@@ -373,6 +373,22 @@ pub struct HoldDetails {
     pub other: BTreeMap<String, String>,
 }
 
+/// A closed promotion window was passed with a break-glass override (details of
+/// [`EventKind::WindowOverridden`](crate::history::EventKind::WindowOverridden)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WindowOverridden {
+    /// What closed it: a deny window, or no allow window being active. Key `window_kind`
+    /// (`deny` or `allow`).
+    pub window_kind: crate::config::WindowKind,
+    /// The window's reason (why it was closed). Key `window_reason`.
+    pub window_reason: String,
+    /// Why the promotion went ahead anyway. Key `override_reason`.
+    pub override_reason: String,
+    /// Keys this release does not know.
+    pub other: BTreeMap<String, String>,
+}
+
 impl HoldDetails {
     /// The payload of `holder`'s hold of `kind`.
     pub fn new(holder: impl Into<String>, kind: HoldKind) -> Self {
@@ -388,5 +404,22 @@ impl HoldDetails {
             d.required(key::HOLDER, text)?,
             d.required(key::HOLD_KIND, HoldKind::from_str)?,
         ))
+    }
+}
+
+impl WindowOverridden {
+    /// The payload of a window of `kind`, closed for `window_reason`, overridden for
+    /// `override_reason`.
+    pub fn new(
+        window_kind: crate::config::WindowKind,
+        window_reason: impl Into<String>,
+        override_reason: impl Into<String>,
+    ) -> Self {
+        WindowOverridden {
+            window_kind,
+            window_reason: window_reason.into(),
+            override_reason: override_reason.into(),
+            other: BTreeMap::new(),
+        }
     }
 }

@@ -37,6 +37,9 @@ mod key {
     pub(super) const HOLDER_LIVENESS: &str = "holder_liveness";
     pub(super) const OVERRIDE: &str = "override";
     pub(super) const HOLD_KIND: &str = "hold_kind";
+    pub(super) const WINDOW_KIND: &str = "window_kind";
+    pub(super) const WINDOW_REASON: &str = "window_reason";
+    pub(super) const OVERRIDE_REASON: &str = "override_reason";
 }
 
 /// The typed details of an event, one variant per [`EventKind`] that carries details, and
@@ -76,6 +79,8 @@ pub enum Payload {
     HoldPlaced(HoldDetails),
     /// [`EventKind::HoldReleased`]: the hold released.
     HoldReleased(HoldDetails),
+    /// [`EventKind::WindowOverridden`]: the closed window that was passed, and why.
+    WindowOverridden(WindowOverridden),
     /// An event of a kind without typed details in this release
     /// ([`EventKind::PromotionRequested`], [`EventKind::CanaryStep`], [`EventKind::Switched`]),
     /// its details as stored. Writing one for a kind that has a typed payload writes the
@@ -106,6 +111,7 @@ impl Payload {
             Payload::LeaseBroken(_) => EventKind::LeaseBroken,
             Payload::HoldPlaced(_) => EventKind::HoldPlaced,
             Payload::HoldReleased(_) => EventKind::HoldReleased,
+            Payload::WindowOverridden(_) => EventKind::WindowOverridden,
             Payload::Untyped { kind, .. } => *kind,
         }
     }
@@ -185,6 +191,12 @@ impl Payload {
             }),
             EventKind::HoldPlaced => Payload::HoldPlaced(HoldDetails::read(&mut d)?),
             EventKind::HoldReleased => Payload::HoldReleased(HoldDetails::read(&mut d)?),
+            EventKind::WindowOverridden => Payload::WindowOverridden(WindowOverridden {
+                window_kind: d.required(key::WINDOW_KIND, parse_window_kind)?,
+                window_reason: d.required(key::WINDOW_REASON, text)?,
+                override_reason: d.required(key::OVERRIDE_REASON, text)?,
+                other: BTreeMap::new(),
+            }),
             _ => {
                 return Ok(Payload::Untyped {
                     kind,
@@ -216,6 +228,7 @@ impl Payload {
             Payload::EvidenceAttached(p) => &p.other,
             Payload::LeaseBroken(p) => &p.other,
             Payload::HoldPlaced(p) | Payload::HoldReleased(p) => &p.other,
+            Payload::WindowOverridden(p) => &p.other,
             Payload::Untyped { .. } => return None,
         })
     }
@@ -233,6 +246,7 @@ impl Payload {
             Payload::EvidenceAttached(p) => &mut p.other,
             Payload::LeaseBroken(p) => &mut p.other,
             Payload::HoldPlaced(p) | Payload::HoldReleased(p) => &mut p.other,
+            Payload::WindowOverridden(p) => &mut p.other,
             Payload::Untyped { .. } => return None,
         })
     }
@@ -305,6 +319,11 @@ impl Payload {
             Payload::HoldPlaced(p) | Payload::HoldReleased(p) => {
                 w.put(key::HOLDER, p.holder.clone());
                 w.put(key::HOLD_KIND, p.hold_kind.as_str().into());
+            }
+            Payload::WindowOverridden(p) => {
+                w.put(key::WINDOW_KIND, p.window_kind.as_str().into());
+                w.put(key::WINDOW_REASON, p.window_reason.clone());
+                w.put(key::OVERRIDE_REASON, p.override_reason.clone());
             }
             Payload::Untyped { details, .. } => return details.clone(),
         }

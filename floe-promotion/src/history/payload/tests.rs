@@ -135,6 +135,17 @@ fn payload() -> impl Strategy<Value = Payload> {
             .prop_map(|(expires, other)| Payload::Locked(Locked { expires, other })),
         lock_details().prop_map(Payload::Unlocked),
         lock_details().prop_map(Payload::LockOverridden),
+        (any::<bool>(), "[a-z ]{0,12}", "[a-z ]{1,12}").prop_map(|(deny, w, o)| {
+            Payload::WindowOverridden(WindowOverridden::new(
+                if deny {
+                    crate::config::WindowKind::Deny
+                } else {
+                    crate::config::WindowKind::Allow
+                },
+                w,
+                o,
+            ))
+        }),
         (
             "[0-9a-f]{64}",
             prop::sample::select(vec![

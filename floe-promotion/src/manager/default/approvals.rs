@@ -315,6 +315,7 @@ impl DefaultPromotionManager {
             reason: t.reason.clone(),
             override_lock: false,
             automatic: false,
+            override_window: false,
         };
         let result = self.run_approved(&req, id, by, &t.digest).await;
         // Finish or give the request back, whatever happened, by compare-and-set.
@@ -410,6 +411,7 @@ impl DefaultPromotionManager {
             tags_written: Vec::new(),
             copy: None,
             lock_overridden: false,
+            window_overridden: false,
             warnings: vec![format!(
                 "approval request {id} was executed already (event {})",
                 e.seq

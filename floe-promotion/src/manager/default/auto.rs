@@ -96,10 +96,19 @@ impl DefaultPromotionManager {
             return whole(AutoAction::Held, format!("held by {who}"));
         }
         let now = self.now();
-        if let Some(window) = env.frozen_at(now) {
+        if let crate::config::WindowState::Closed {
+            reason,
+            kind,
+            until,
+        } = env.window_state(now)
+        {
+            let opens = until.map_or_else(
+                || "it opens within no foreseeable time".to_string(),
+                |t| format!("it opens next at {}", t.to_rfc3339()),
+            );
             return whole(
                 AutoAction::WindowClosed,
-                format!("promotions are frozen: {}", window.reason()),
+                format!("the promotion window is closed ({kind}: {reason}); {opens}"),
             );
         }
         let first = self.parts.config.position(&rule.from)? == 0;
@@ -291,6 +300,7 @@ impl DefaultPromotionManager {
             )),
             override_lock: false,
             automatic: true,
+            override_window: false,
         };
         let plan = match self.run_plan(req.clone()).await {
             Ok(plan) => plan,

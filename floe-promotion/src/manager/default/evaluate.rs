@@ -16,6 +16,8 @@ pub(super) struct Evaluation {
     pub(super) gates: Vec<GateResult>,
     pub(super) lock: Option<EnvLock>,
     pub(super) lock_overridden: bool,
+    /// A closed promotion window passed with a break-glass override, to be recorded.
+    pub(super) window_overridden: Option<WindowOverridden>,
     pub(super) tags: Vec<PlannedTag>,
     pub(super) copy_mode: Option<CopyMode>,
     pub(super) blockers: Vec<Error>,
@@ -33,6 +35,7 @@ impl Evaluation {
             gates: vec![],
             lock: None,
             lock_overridden: false,
+            window_overridden: None,
             tags: vec![],
             copy_mode: None,
             blockers: vec![],
@@ -163,8 +166,18 @@ impl DefaultPromotionManager {
             to: to_env,
             actor: &req.actor,
             override_lock: req.override_lock,
+            override_window: req.override_window,
         };
         let lock = self.request_checks(ev, subject).await?;
+        if req.override_window
+            && let WindowState::Closed { reason, kind, .. } = to_env.window_state(ev.now)
+        {
+            ev.window_overridden = Some(WindowOverridden::new(
+                kind,
+                reason,
+                req.reason.clone().unwrap_or_default(),
+            ));
+        }
         let mut ctx = CheckContext::new(
             subject,
             config.as_ref(),
@@ -311,6 +324,7 @@ impl DefaultPromotionManager {
             to: env,
             actor: &req.actor,
             override_lock: req.override_lock,
+            override_window: false,
         };
         self.request_checks(ev, subject).await?;
         let arrival = match self
@@ -409,6 +423,9 @@ impl DefaultPromotionManager {
         config.environment(&req.to)?;
         if req.override_lock {
             require_reason(Reasoned::LockOverride, req.reason.as_deref())?;
+        }
+        if req.override_window {
+            require_reason(Reasoned::WindowOverride, req.reason.as_deref())?;
         }
         Ok(())
     }

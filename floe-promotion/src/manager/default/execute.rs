@@ -60,6 +60,14 @@ impl DefaultPromotionManager {
             let e = lock_overridden(tail.event, ev, lock, self.now());
             self.record(vec![e]).await?;
         }
+        if let Some(window) = &ev.window_overridden {
+            let mut e = (tail.event)(EventKind::WindowOverridden, self.now());
+            e.digest = ev.digest().cloned();
+            self.record(vec![
+                e.with_payload(Payload::WindowOverridden(window.clone())),
+            ])
+            .await?;
+        }
         let immutable: Vec<&Tag> = ev.tags.first().map(|t| &t.tag).into_iter().collect();
         let w = self
             .write(

@@ -12,13 +12,16 @@ use super::types::{
 };
 use super::{Administration, Approvals, AutoPromotions, PromotionManagerBuilder, Promotions};
 use crate::clock::Clock;
-use crate::config::{ApprovalPolicy, ApprovalSeparation, Environment, EnvironmentConfig};
+use crate::config::{
+    ApprovalPolicy, ApprovalSeparation, Environment, EnvironmentConfig, WindowState,
+};
 use crate::error::{Error, Result};
 use crate::gate::{GateContext, GateResult, GateStatus, PromotionGate, run_gates};
 use crate::history::{
     ApprovalDecided, ApprovalExpired, ApprovalRequested, AuditEvent, Decision, EventKind,
     EventRecord, EvidenceAttached, Failed, HistoryQuery, HistoryStore, HostProcess, LeaseBroken,
     LockDetails, Locked, Order, Payload, PromotionSucceeded, RollbackSucceeded, VerifyReport,
+    WindowOverridden,
 };
 use crate::model::{Actor, ArtifactName, Digest, EnvName, Reference, Repository, Tag};
 use crate::notify::{Delivery, Dispatcher};

@@ -82,6 +82,7 @@ impl DefaultPromotionManager {
             tags_written: done.tags,
             copy: done.copy,
             lock_overridden: ev.lock_overridden,
+            window_overridden: ev.window_overridden.is_some(),
             warnings,
             started,
             finished: done.finished,

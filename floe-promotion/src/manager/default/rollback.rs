@@ -56,6 +56,7 @@ impl DefaultPromotionManager {
             tags_written: done.tags,
             copy: None,
             lock_overridden: ev.lock_overridden,
+            window_overridden: false,
             warnings: Vec::new(),
             started,
             finished: done.finished,
