@@ -558,20 +558,69 @@ fn webhooks_load() {
 #[test]
 fn canary_and_blue_green_are_not_supported_yet() {
     match refuse(&with_prod(
-        "strategy: { type: canary, steps: [10, 50, 100] }",
+        "strategy: { canary: { steps: [{ weight: 10, pause: 1h }, { weight: 100 }] } }",
     )) {
         Error::NotSupported { feature, .. } => assert!(feature.contains("canary"), "{feature}"),
         other => panic!("{other:?}"),
     }
-    match refuse(&with_prod("strategy: blue_green")) {
-        Error::NotSupported { feature, .. } => assert!(feature.contains("blue_green"), "{feature}"),
-        other => panic!("{other:?}"),
+    for blue_green in [
+        "strategy: blue_green",
+        "strategy: { blue_green: { auto_switch: true } }",
+    ] {
+        match refuse(&with_prod(blue_green)) {
+            Error::NotSupported { feature, .. } => {
+                assert!(feature.contains("blue_green"), "{feature}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
-    // Malformed strategies are configuration errors first.
-    let (_, msg) = config_error(&with_prod("strategy: { type: canary, steps: [50, 10] }"));
-    assert!(msg.contains("strategy.steps"), "{msg}");
-    let (_, msg) = config_error(&with_prod("strategy: rolling"));
-    assert!(msg.contains("unknown strategy \"rolling\""), "{msg}");
+}
+
+#[test]
+fn malformed_strategies_are_refused_with_their_line() {
+    for (yaml, expected) in [
+        (
+            "strategy: { canary: { steps: [{ weight: 50 }, { weight: 10 }] } }",
+            "strategy.canary.steps[1].weight: 10 must be more than the step before (50)",
+        ),
+        (
+            "strategy: { canary: { steps: [{ weight: 10 }, { weight: 50 }] } }",
+            "strategy.canary.steps[1].weight: the last step must be at 100, not 50",
+        ),
+        (
+            "strategy: { canary: { steps: [{ weight: 0 }, { weight: 100 }] } }",
+            "strategy.canary.steps[0].weight: 0 is not a percentage from 1 to 100",
+        ),
+        (
+            "strategy: { canary: { steps: [{ weight: 10, pause: soon }, { weight: 100 }] } }",
+            "strategy.canary.steps[0].pause",
+        ),
+        (
+            "strategy: { canary: { steps: [{ weight: 100, pause: 1h }] } }",
+            "the last step (100) ends the canary and takes no pause",
+        ),
+        (
+            "strategy: { canary: { steps: [] } }",
+            "strategy.canary.steps: at least one step is needed",
+        ),
+        ("strategy: canary", "strategy: canary needs steps"),
+        (
+            "strategy: rolling",
+            "strategy: unknown strategy \"rolling\"",
+        ),
+        (
+            "strategy: { canary: { steps: [{ weight: 100 }] }, blue_green: {} }",
+            "name exactly one strategy",
+        ),
+        (
+            "strategy: { blue_green: { auto_swich: true } }",
+            "auto_swich",
+        ),
+    ] {
+        let (at, msg) = config_error(&with_prod(yaml));
+        assert_eq!(at.map(|(l, _)| l), Some(8), "{yaml}: {msg}");
+        assert!(msg.contains(expected), "{yaml}: {msg}");
+    }
 }
 
 #[test]

@@ -20,10 +20,11 @@ use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Location, Spanned};
 
 use super::{
-    ApprovalPolicy, ApprovalRule, ApprovalSeparation, Authorization, AutoPromotion, Environment,
-    FreezeWindow, GateSettings, InMemoryConfig, PolicySettings, PromotionSettings, PromotionWindow,
-    Recurrence, ScanSettings, Strategy, TagScheme, Weekday, WindowError, WindowField, WindowKind,
-    WindowSchedule, parse_duration, parse_local, parse_time, parse_timezone,
+    ApprovalPolicy, ApprovalRule, ApprovalSeparation, Authorization, AutoPromotion, CanaryStep,
+    Environment, FreezeWindow, GateSettings, InMemoryConfig, PolicySettings, PromotionSettings,
+    PromotionWindow, Recurrence, ScanSettings, Strategy, TagScheme, Weekday, WindowError,
+    WindowField, WindowKind, WindowSchedule, parse_duration, parse_local, parse_time,
+    parse_timezone,
 };
 use crate::error::{Error, Excerpt, Result};
 use crate::gate::{CommandSpec, PolicyRules, ScanSource, Severity, SignatureEnforcement};
@@ -312,16 +313,40 @@ struct RawAutoPromotion {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStrategyMap {
-    #[serde(rename = "type")]
-    kind: Spanned<String>,
     #[serde(default)]
-    steps: Option<Spanned<Vec<u8>>>,
+    direct: Option<Spanned<de::IgnoredAny>>,
+    #[serde(default)]
+    canary: Option<Spanned<RawCanary>>,
+    #[serde(default)]
+    blue_green: Option<Spanned<RawBlueGreen>>,
 }
 
-/// `strategy: direct`, `strategy: blue_green` or `strategy: { type: canary, steps: [...] }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCanary {
+    steps: Spanned<Vec<Spanned<RawCanaryStep>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCanaryStep {
+    weight: Spanned<i64>,
+    #[serde(default)]
+    pause: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBlueGreen {
+    #[serde(default)]
+    auto_switch: bool,
+}
+
+/// `strategy: direct`, `strategy: blue_green`, `strategy: { canary: { steps: [...] } }` or
+/// `strategy: { blue_green: { auto_switch: false } }`.
 enum RawStrategy {
     Name(String),
-    Map(RawStrategyMap),
+    Map(Box<RawStrategyMap>),
 }
 
 impl<'de> Deserialize<'de> for RawStrategy {
@@ -331,7 +356,7 @@ impl<'de> Deserialize<'de> for RawStrategy {
             type Value = RawStrategy;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(
-                    "direct, blue_green, or a mapping like { type: canary, steps: [10, 50, 100] }",
+                    "direct, blue_green, or a mapping like { canary: { steps: [{ weight: 10, pause: 1h }, { weight: 100 }] } }",
                 )
             }
             fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<RawStrategy, E> {
@@ -342,7 +367,7 @@ impl<'de> Deserialize<'de> for RawStrategy {
                 map: A,
             ) -> std::result::Result<RawStrategy, A::Error> {
                 RawStrategyMap::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(RawStrategy::Map)
+                    .map(|m| RawStrategy::Map(Box::new(m)))
             }
         }
         d.deserialize_any(V)
@@ -1553,45 +1578,107 @@ impl<'a> Loader<'a> {
     }
 
     fn strategy(&self, field: &str, raw: &Spanned<RawStrategy>) -> Result<Strategy> {
-        let (kind, steps, at) = match &raw.value {
-            RawStrategy::Name(n) => (n.as_str(), None, &raw.referenced),
-            RawStrategy::Map(m) => (m.kind.value.as_str(), m.steps.as_ref(), &m.kind.referenced),
+        let map = match &raw.value {
+            RawStrategy::Name(n) => {
+                return match n.as_str() {
+                    "direct" => Ok(Strategy::Direct),
+                    "blue_green" => Ok(Strategy::BlueGreen { auto_switch: false }),
+                    "canary" => Err(self.err(
+                        Some(&raw.referenced),
+                        format!(
+                            "{field}: canary needs steps, e.g. {{ canary: {{ steps: [{{ weight: 10, pause: 1h }}, {{ weight: 100 }}] }} }}"
+                        ),
+                    )),
+                    other => Err(self.err(
+                        Some(&raw.referenced),
+                        format!(
+                            "{field}: unknown strategy {other:?}: expected direct, canary or blue_green"
+                        ),
+                    )),
+                };
+            }
+            RawStrategy::Map(m) => m,
         };
-        let strategy = match (kind, steps) {
-            ("direct", None) => Strategy::Direct,
-            ("blue_green", None) => Strategy::BlueGreen,
-            ("canary", Some(steps)) => {
-                let s = &steps.value;
-                let increasing = s.windows(2).all(|w| w[0] < w[1]);
-                if s.is_empty() || !increasing || s.last() != Some(&100) || s[0] == 0 {
+        let given = [
+            map.direct.is_some(),
+            map.canary.is_some(),
+            map.blue_green.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count();
+        if given != 1 {
+            return Err(self.err(
+                Some(&raw.referenced),
+                format!(
+                    "{field}: name exactly one strategy (direct, canary or blue_green), found {given}"
+                ),
+            ));
+        }
+        if let Some(bg) = &map.blue_green {
+            return Ok(Strategy::BlueGreen {
+                auto_switch: bg.value.auto_switch,
+            });
+        }
+        let Some(canary) = &map.canary else {
+            return Ok(Strategy::Direct);
+        };
+        let raw_steps = &canary.value.steps;
+        if raw_steps.value.is_empty() {
+            return Err(self.at(
+                raw_steps,
+                format!(
+                    "{field}.canary.steps: at least one step is needed, the last at weight 100"
+                ),
+            ));
+        }
+        let mut steps = Vec::new();
+        let last = raw_steps.value.len() - 1;
+        for (i, step) in raw_steps.value.iter().enumerate() {
+            let at = format!("{field}.canary.steps[{i}]");
+            let w = step.value.weight.value;
+            if !(1..=100).contains(&w) {
+                return Err(self.at(
+                    &step.value.weight,
+                    format!("{at}.weight: {w} is not a percentage from 1 to 100"),
+                ));
+            }
+            let weight = w as u8;
+            if let Some(prev) = steps.last().map(|s: &CanaryStep| s.weight)
+                && weight <= prev
+            {
+                return Err(self.at(
+                    &step.value.weight,
+                    format!("{at}.weight: {weight} must be more than the step before ({prev})"),
+                ));
+            }
+            if i == last && weight != 100 {
+                return Err(self.at(
+                    &step.value.weight,
+                    format!("{at}.weight: the last step must be at 100, not {weight}"),
+                ));
+            }
+            if weight == 100 && i != last {
+                return Err(self.at(
+                    &step.value.weight,
+                    format!("{at}.weight: 100 must be the last step"),
+                ));
+            }
+            let pause = match &step.value.pause {
+                Some(p) if weight == 100 => {
                     return Err(self.at(
-                        steps,
-                        format!("{field}.steps: {s:?} must be increasing percentages from 1 to 100, ending at 100"),
+                        p,
+                        format!(
+                            "{at}.pause: the last step (100) ends the canary and takes no pause"
+                        ),
                     ));
                 }
-                Strategy::Canary { steps: s.clone() }
-            }
-            ("canary", None) => {
-                return Err(self.err(
-                    Some(at),
-                    format!(
-                        "{field}: canary needs steps, e.g. {{ type: canary, steps: [10, 50, 100] }}"
-                    ),
-                ));
-            }
-            ("direct" | "blue_green", Some(steps)) => {
-                return Err(self.at(steps, format!("{field}: steps apply to canary only")));
-            }
-            (other, _) => {
-                return Err(self.err(
-                    Some(at),
-                    format!(
-                        "{field}: unknown strategy {other:?}: expected direct, canary or blue_green"
-                    ),
-                ));
-            }
-        };
-        Ok(strategy)
+                Some(p) => Some(self.duration(&format!("{at}.pause"), p)?),
+                None => None,
+            };
+            steps.push(CanaryStep { weight, pause });
+        }
+        Ok(Strategy::Canary { steps })
     }
 }
 

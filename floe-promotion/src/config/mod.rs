@@ -16,9 +16,9 @@ pub use manifest::{
     load_manifest, load_manifest_with_env, parse_manifest, parse_manifest_with_env,
 };
 pub use settings::{
-    ApprovalPolicy, ApprovalRule, ApprovalSeparation, Authorization, AutoPromotion, Environment,
-    FreezeWindow, GateSettings, PolicySettings, PromotionSettings, ScanSettings, Strategy,
-    TagScheme, Weekday,
+    ApprovalPolicy, ApprovalRule, ApprovalSeparation, Authorization, AutoPromotion, CanaryStep,
+    Environment, FreezeWindow, GateSettings, PolicySettings, PromotionSettings, ScanSettings,
+    Strategy, TagScheme, Weekday,
 };
 pub use webhook::{HeaderValue, MAX_WEBHOOK_RETRIES, Secret, WebhookSettings};
 pub use window_state::WindowState;

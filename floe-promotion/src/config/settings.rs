@@ -118,7 +118,7 @@ impl PromotionSettings {
                         "canary releases are not implemented yet",
                     ));
                 }
-                Strategy::BlueGreen => {
+                Strategy::BlueGreen { .. } => {
                     return Err(Error::not_supported(
                         at("strategy: blue_green"),
                         "blue-green releases are not implemented yet",
@@ -503,17 +503,32 @@ impl FreezeWindow {
 
 /// How a new version is released in an environment.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "type")]
+#[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// The pointer moves at once.
     Direct,
-    /// Traffic weights per step.
+    /// The new digest on `canary-<env>` with a traffic weight per step (Argo Rollouts'
+    /// vocabulary); the pointer moves at 100.
     Canary {
-        /// Weights in percent, increasing, ending at 100.
-        steps: Vec<u8>,
+        /// The steps, weights increasing, the last at 100.
+        steps: Vec<CanaryStep>,
     },
-    /// Two slots and a switch.
-    BlueGreen,
+    /// Two slot tags, `<env>-blue` and `<env>-green`: a new version goes to the idle slot (the
+    /// preview) and `switch` moves the pointer to it.
+    BlueGreen {
+        /// Switch to the preview as soon as it is staged.
+        auto_switch: bool,
+    },
+}
+
+/// One step of a canary release.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanaryStep {
+    /// The share of traffic for the new version, in percent (1 to 100).
+    pub weight: u8,
+    /// How long to stay at this weight before advancing by itself; `None` waits for an explicit
+    /// advance (the last step, at 100, takes none).
+    pub pause: Option<Duration>,
 }
 
 /// Automatic promotion into an environment (`auto_promote` in the manifest).

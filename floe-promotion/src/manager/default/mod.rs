@@ -13,7 +13,8 @@ use super::types::{
 use super::{Administration, Approvals, AutoPromotions, PromotionManagerBuilder, Promotions};
 use crate::clock::Clock;
 use crate::config::{
-    ApprovalPolicy, ApprovalSeparation, Environment, EnvironmentConfig, WindowState,
+    ApprovalPolicy, ApprovalSeparation, CanaryStep, Environment, EnvironmentConfig, Strategy,
+    WindowState,
 };
 use crate::error::{Error, Result};
 use crate::gate::{GateContext, GateResult, GateStatus, PromotionGate, run_gates};
@@ -36,6 +37,8 @@ use crate::state::{
 mod admin;
 mod approvals;
 mod auto;
+mod blue_green;
+mod canary;
 mod evaluate;
 mod execute;
 mod holds;

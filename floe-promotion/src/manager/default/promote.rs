@@ -20,10 +20,30 @@ impl DefaultPromotionManager {
         self.finish_promotion(&req, ev, started, None).await
     }
 
-    /// Steps 6 and 7 of a promotion whose checks and gates passed (and whose approval, if
-    /// any, was given): the common tail, then the record. `approval` names the approved
-    /// request and who ran it.
+    /// A promotion whose checks and gates passed (and whose approval, if any, was given),
+    /// released by the target's strategy: at once (direct), as a canary, or to the idle
+    /// blue-green slot. `approval` names the approved request and who ran it.
     pub(super) async fn finish_promotion(
+        &self,
+        req: &PromotionRequest,
+        ev: Evaluation,
+        started: DateTime<Utc>,
+        approval: Option<(Uuid, &Actor)>,
+    ) -> Result<PromotionRecord> {
+        match self.parts.config.environment(&req.to)?.strategy.clone() {
+            Strategy::Direct => self.finish_direct(req, ev, started, approval).await,
+            Strategy::Canary { steps } => {
+                self.start_canary(req, ev, started, approval, &steps).await
+            }
+            Strategy::BlueGreen { auto_switch } => {
+                self.stage_preview(req, ev, started, approval, auto_switch)
+                    .await
+            }
+        }
+    }
+
+    /// Steps 6 and 7 of a direct promotion: the common tail, then the record.
+    pub(super) async fn finish_direct(
         &self,
         req: &PromotionRequest,
         mut ev: Evaluation,
