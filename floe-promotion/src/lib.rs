@@ -59,7 +59,7 @@ pub mod prelude {
     pub use crate::gate::PromotionGate;
     pub use crate::history::{HistoryExt, HistoryStore};
     pub use crate::manager::{
-        Administration, Approvals, AutoPromotions, PromotionManager, Promotions,
+        Administration, Approvals, AutoPromotions, Canaries, PromotionManager, Promotions,
     };
     pub use crate::notify::Notifier;
     pub use crate::registry::{ArtifactRegistry, RegistryExt};
@@ -90,7 +90,7 @@ pub use error::{EXCERPT_CHARS, Error, Excerpt, LOCATION_EXCERPT_CHARS, Result};
 pub use gate::{PromotionGate, SignatureVerifier};
 pub use history::{HistoryExt, HistoryStore, InMemoryHistory};
 pub use manager::{
-    Administration, Approvals, AutoPromotions, DefaultPromotionManager, PromotionManager,
+    Administration, Approvals, AutoPromotions, Canaries, DefaultPromotionManager, PromotionManager,
     PromotionPlan, PromotionRecord, PromotionRequest, Promotions, RollbackRequest,
 };
 pub use model::{Actor, ArtifactName, ArtifactRef, Digest, EnvName, Reference, Repository, Tag};

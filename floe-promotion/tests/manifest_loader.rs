@@ -556,13 +556,27 @@ fn webhooks_load() {
 }
 
 #[test]
-fn canary_and_blue_green_are_not_supported_yet() {
-    match refuse(&with_prod(
-        "strategy: { canary: { steps: [{ weight: 10, pause: 1h }, { weight: 100 }] } }",
-    )) {
-        Error::NotSupported { feature, .. } => assert!(feature.contains("canary"), "{feature}"),
-        other => panic!("{other:?}"),
-    }
+fn a_canary_strategy_loads_its_steps() {
+    let yaml = with_prod(
+        "strategy: { canary: { steps: [{ weight: 10, pause: 1h }, { weight: 50 }, { weight: 100 }] } }",
+    );
+    let config = parse_manifest(&yaml, Some(Path::new("/cfg/manifest.yaml"))).unwrap();
+    let Strategy::Canary { steps } = &env(&config, "prod").strategy else {
+        panic!("{:?}", env(&config, "prod").strategy)
+    };
+    let got: Vec<_> = steps.iter().map(|s| (s.weight, s.pause)).collect();
+    assert_eq!(
+        got,
+        [
+            (10, Some(Duration::from_secs(3600))),
+            (50, None),
+            (100, None)
+        ]
+    );
+}
+
+#[test]
+fn blue_green_is_not_supported_yet() {
     for blue_green in [
         "strategy: blue_green",
         "strategy: { blue_green: { auto_switch: true } }",

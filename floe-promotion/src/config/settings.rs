@@ -112,11 +112,19 @@ impl PromotionSettings {
             }
             match &env.strategy {
                 Strategy::Direct => {}
-                Strategy::Canary { .. } => {
-                    return Err(Error::not_supported(
-                        at("strategy: canary"),
-                        "canary releases are not implemented yet",
-                    ));
+                Strategy::Canary { steps } => {
+                    let weights: Vec<u8> = steps.iter().map(|s| s.weight).collect();
+                    let increasing = weights.windows(2).all(|w| w[0] < w[1]);
+                    if weights.is_empty()
+                        || !increasing
+                        || weights.last() != Some(&100)
+                        || weights[0] == 0
+                    {
+                        return Err(self.err(format!(
+                            "{}: weights {weights:?} must increase from 1 and end at 100",
+                            at("strategy.canary.steps")
+                        )));
+                    }
                 }
                 Strategy::BlueGreen { .. } => {
                     return Err(Error::not_supported(
@@ -601,6 +609,11 @@ impl TagScheme {
         Self::render(&self.pointer, "", env, 0)
     }
 
+    /// The canary tag of `env`, `canary-<env>`: the digest under test while a canary runs.
+    pub fn canary_tag(&self, env: &EnvName) -> Result<Tag> {
+        Tag::new(format!("canary-{env}"))
+    }
+
     /// The `n`th rollback tag of `version` in `env`.
     pub fn rollback_tag(&self, version: &Tag, env: &EnvName, n: u64) -> Result<Tag> {
         Self::render(&self.rollback, version.as_str(), env, n)
@@ -643,6 +656,12 @@ impl TagScheme {
             re.push('$');
             Regex::new(&re).map(|r| r.is_match(tag.as_str()))
         };
+        if environments
+            .iter()
+            .any(|env| tag.as_str() == format!("canary-{env}"))
+        {
+            return false;
+        }
         !environments.iter().any(|env| {
             [&self.pointer, &self.environment, &self.rollback]
                 .iter()
@@ -708,6 +727,7 @@ mod tests {
             "v1.2.3-staging",
             "v1-prod-rollback-2",
             "v1-dev",
+            "canary-prod",
             "sha256-77b56b4af2ef6f404b6c96eceb8b8c37fe0a84eba1d2d54aa0a2364397d84c32",
             "sha256-77b56b4af2ef6f404b6c96eceb8b8c37fe0a84eba1d2d54aa0a2364397d84c32.sig",
             "sha256-77b56b4af2ef6f404b6c96eceb8b8c37fe0a84eba1d2d54aa0a2364397d84c32.att",

@@ -49,8 +49,9 @@
 //! | `evidence_attached` | [`EvidenceAttached`] | `evidence`, `kind`, `status` |
 //! | `lease_broken` | [`LeaseBroken`] | `holder`, `expires`, `holder_process`?, `holder_liveness`, `override`? |
 //! | `hold_placed`, `hold_released` | [`HoldDetails`] | `holder`, `hold_kind` (`manual`/`rollback`) |
+//! | `canary_step` | [`CanaryStepDetails`] | `canary`, `step`, `weight`, `canary_action` |
 //!
-//! Other kinds (`promotion_requested`, `canary_step`, `switched`, `release_discovered`, and kinds a later release
+//! Other kinds (`promotion_requested`, `switched`, `release_discovered`, and kinds a later release
 //! adds) read as [`Payload::Untyped`], their details as stored. Ids are UUIDs, times RFC 3339
 //! (`to_rfc3339`), tag lists comma-separated, flags `"true"` (absent when false), a copy
 //! report `manifests=… mounted=… uploaded=… skipped=… bytes=… signatures=… referrers=…`, a
@@ -96,9 +97,9 @@ pub use format::{
 };
 pub use memory::InMemoryHistory;
 pub use payload::{
-    ApprovalDecided, ApprovalExpired, ApprovalRequested, Decision, EvidenceAttached, Failed,
-    HoldDetails, HostProcess, LeaseBroken, LockDetails, Locked, Payload, PromotionSucceeded,
-    RollbackSucceeded, WindowOverridden,
+    ApprovalDecided, ApprovalExpired, ApprovalRequested, CanaryAction, CanaryStepDetails, Decision,
+    EvidenceAttached, Failed, HoldDetails, HostProcess, LeaseBroken, LockDetails, Locked, Payload,
+    PromotionSucceeded, RollbackSucceeded, WindowOverridden,
 };
 
 /// What happened. Later releases may add kinds.

@@ -18,8 +18,8 @@ use crate::state::{EnvLock, Hold, Lease};
 pub use builder::PromotionManagerBuilder;
 pub use default::DefaultPromotionManager;
 pub use types::{
-    ApprovalOutcome, ApprovalView, EnvironmentStatus, Outcome, PlannedApproval, PlannedTag,
-    PromotionPlan, PromotionRecord, PromotionRequest, RollbackRequest, TagAction,
+    ApprovalOutcome, ApprovalView, CanaryView, EnvironmentStatus, Outcome, PlannedApproval,
+    PlannedTag, PromotionPlan, PromotionRecord, PromotionRequest, RollbackRequest, TagAction,
 };
 
 /// Moves versions between environments: promotion, rollback and their dry runs.
@@ -223,10 +223,59 @@ pub trait AutoPromotions: Send + Sync + Debug + 'static {
     async fn holds(&self, environment: Option<&EnvName>) -> Result<Vec<Hold>>;
 }
 
+/// Canary releases: advance, abort, and what runs.
+///
+/// # Contract
+///
+/// - A promotion into an environment with a canary strategy starts a canary: the new digest
+///   on `canary-<env>` at the first step's weight, the pointer and the environment tag
+///   untouched; one canary at a time per environment and artifact (another promotion of that
+///   artifact there is refused while one runs).
+/// - `advance_canary` re-runs the environment's checks and gates on the canary's digest; a
+///   failure refuses the step (recorded as a `blocked` step) and the canary stays where it
+///   was. Otherwise it moves to the next step and records it; at 100 it writes the
+///   environment tag, moves the pointer (a `promotion_succeeded`) and the canary completes.
+/// - `abort_canary` needs a reason, ends a running canary with the pointer untouched and
+///   `canary-<env>` back on the stable digest (when there was one), and records it.
+/// - A rollback of an environment aborts its running canary of that artifact first.
+/// - A timed pause advances by itself when `run_auto_promotions` runs after it elapsed; a
+///   pause without a duration waits for `advance_canary`.
+/// - Concurrent advances of one canary move it one step: the release store decides.
+/// - Every step, completion and abort is an audit event (`canary_step`, with the weight).
+#[async_trait]
+pub trait Canaries: Send + Sync + Debug + 'static {
+    /// Moves the canary of `artifact` (the one canary when `None`) in `environment` to its
+    /// next step.
+    async fn advance_canary(
+        &self,
+        environment: &EnvName,
+        artifact: Option<&crate::model::ArtifactName>,
+        actor: &Actor,
+    ) -> Result<CanaryView>;
+
+    /// Ends the canary without moving the pointer.
+    async fn abort_canary(
+        &self,
+        environment: &EnvName,
+        artifact: Option<&crate::model::ArtifactName>,
+        actor: &Actor,
+        reason: &str,
+    ) -> Result<CanaryView>;
+
+    /// The canaries that run (running or completing), in one environment or all.
+    async fn canaries(&self, environment: Option<&EnvName>) -> Result<Vec<CanaryView>>;
+}
+
 /// The whole surface of a manager, by capability: [`Promotions`], [`Administration`],
-/// [`Approvals`] and [`AutoPromotions`] (releases join as they arrive). Implemented for every type that implements
+/// [`Approvals`], [`AutoPromotions`] and [`Canaries`] (releases join as they arrive). Implemented for every type that implements
 /// the capabilities; hold it as `Arc<dyn PromotionManager>`. Bring the capability traits into
 /// scope with `use floe_promotion::prelude::*`.
-pub trait PromotionManager: Promotions + Administration + Approvals + AutoPromotions {}
+pub trait PromotionManager:
+    Promotions + Administration + Approvals + AutoPromotions + Canaries
+{
+}
 
-impl<T: Promotions + Administration + Approvals + AutoPromotions> PromotionManager for T {}
+impl<T: Promotions + Administration + Approvals + AutoPromotions + Canaries> PromotionManager
+    for T
+{
+}

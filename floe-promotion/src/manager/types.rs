@@ -121,6 +121,44 @@ pub enum Outcome {
     AlreadyPromoted,
     /// The environment was rolled back.
     RolledBack,
+    /// A canary started: the new digest is on `canary-<env>` at the first step's weight; the
+    /// pointer moves when the canary completes.
+    CanaryStarted,
+}
+
+/// A canary release as callers see it: what a deployer or a service mesh controller reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanaryView {
+    /// The canary's release id.
+    pub id: Uuid,
+    /// The environment.
+    pub environment: EnvName,
+    /// Where the version came from.
+    pub from: EnvName,
+    /// The artifact.
+    pub artifact: ArtifactName,
+    /// The version under test, on `canary-<env>`.
+    pub version: Tag,
+    /// Its digest.
+    pub digest: Digest,
+    /// `running`, `completing`, `completed` or `aborted`.
+    pub phase: crate::release::canary::CanaryPhase,
+    /// The current step, from 1.
+    pub step: usize,
+    /// How many steps there are (the last at 100).
+    pub steps: Vec<crate::config::CanaryStep>,
+    /// The traffic weight for the new version now, in percent.
+    pub weight: u8,
+    /// When the current step began.
+    pub step_started: DateTime<Utc>,
+    /// When the current step advances by itself (a timed pause), if it does.
+    pub due: Option<DateTime<Utc>>,
+    /// What the pointer showed when it started (the stable version), if anything.
+    pub stable: Option<crate::release::canary::Stable>,
+    /// Who started it.
+    pub started_by: String,
+    /// When it started.
+    pub started: DateTime<Utc>,
 }
 
 /// The record of a completed promotion or rollback.
@@ -188,6 +226,10 @@ pub struct PlannedTag {
     pub action: TagAction,
     /// The digest it holds now, if any.
     pub current: Option<Digest>,
+    /// Whether the tag may never move once written (an environment or rollback tag); a
+    /// pointer, canary or slot tag moves.
+    #[serde(default)]
+    pub immutable: bool,
 }
 
 /// The result of a dry run: every check and gate, and what would be written.
@@ -219,6 +261,9 @@ pub struct PromotionPlan {
     pub blockers: Vec<Error>,
     /// The approval a real run would wait for, when the target has an approval policy.
     pub approval: Option<PlannedApproval>,
+    /// How the target releases a new version: a canary's steps are the plan's steps (its
+    /// tags are then `canary-<env>` alone).
+    pub strategy: crate::config::Strategy,
 }
 
 /// The approval a promotion would wait for.
@@ -282,4 +327,6 @@ pub struct EnvironmentStatus {
     pub lock: Option<EnvLock>,
     /// Its holds on automatic promotion, by holder.
     pub holds: Vec<crate::state::Hold>,
+    /// The canaries running in it.
+    pub canaries: Vec<CanaryView>,
 }

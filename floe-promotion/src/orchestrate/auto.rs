@@ -297,6 +297,8 @@ pub enum AutoAction {
     WindowClosed,
     /// No version is a candidate.
     NothingToDo,
+    /// A canary's timed pause elapsed: it moved to its next step (or completed at 100).
+    CanaryAdvanced,
 }
 
 impl AutoAction {
@@ -314,6 +316,7 @@ impl AutoAction {
             AutoAction::Held => "held",
             AutoAction::WindowClosed => "window_closed",
             AutoAction::NothingToDo => "nothing_to_do",
+            AutoAction::CanaryAdvanced => "canary_advanced",
         }
     }
 }

@@ -38,6 +38,8 @@ pub enum Reasoned {
     Hold,
     /// Releasing a hold.
     HoldRelease,
+    /// Aborting a canary.
+    CanaryAbort,
 }
 
 /// Refuses `operation` without a reason (missing or blank).
@@ -57,6 +59,7 @@ pub fn require_reason(operation: Reasoned, reason: Option<&str>) -> Result<()> {
         Reasoned::Rejection => ("rejection reason", "a rejection needs a reason"),
         Reasoned::Hold => ("hold reason", "a hold needs a reason"),
         Reasoned::HoldRelease => ("hold release reason", "releasing a hold needs a reason"),
+        Reasoned::CanaryAbort => ("canary abort reason", "aborting a canary needs a reason"),
     };
     Err(Error::invalid(what, reason.unwrap_or_default(), needs))
 }
@@ -76,6 +79,7 @@ mod tests {
             Reasoned::Rejection,
             Reasoned::Hold,
             Reasoned::HoldRelease,
+            Reasoned::CanaryAbort,
         ] {
             for missing in [None, Some(""), Some("  \u{3000}")] {
                 let err = require_reason(op, missing).unwrap_err();

@@ -22,6 +22,7 @@
 //! release state between processes.
 
 pub mod approval;
+pub mod canary;
 pub mod machine;
 mod memory;
 mod record;

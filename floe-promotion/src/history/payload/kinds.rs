@@ -423,3 +423,98 @@ impl WindowOverridden {
         }
     }
 }
+
+/// What happened to a canary (the `canary_action` of a [`CanaryStepDetails`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CanaryAction {
+    /// It started at its first step.
+    Started,
+    /// It moved to a later step below 100.
+    Advanced,
+    /// It reached 100: the pointer moved.
+    Completed,
+    /// It ended without moving the pointer.
+    Aborted,
+    /// An advance was refused (a gate, a lock, a window); it stays at its step.
+    Blocked,
+}
+
+impl CanaryAction {
+    /// The name stored: `started`, `advanced`, `completed`, `aborted`, `blocked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CanaryAction::Started => "started",
+            CanaryAction::Advanced => "advanced",
+            CanaryAction::Completed => "completed",
+            CanaryAction::Aborted => "aborted",
+            CanaryAction::Blocked => "blocked",
+        }
+    }
+}
+
+impl FromStr for CanaryAction {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        [
+            CanaryAction::Started,
+            CanaryAction::Advanced,
+            CanaryAction::Completed,
+            CanaryAction::Aborted,
+            CanaryAction::Blocked,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+        .ok_or_else(|| {
+            Error::invalid(
+                "canary action",
+                s,
+                "expected started, advanced, completed, aborted or blocked",
+            )
+        })
+    }
+}
+
+/// Where a canary is now (details of [`EventKind::CanaryStep`](crate::history::EventKind::CanaryStep)):
+/// what a deployer or a service mesh controller acts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CanaryStepDetails {
+    /// The canary's release id. Key `canary`.
+    pub canary: Uuid,
+    /// The step, from 1. Key `step`.
+    pub step: u32,
+    /// The traffic weight for the new version now, in percent. Key `weight`.
+    pub weight: u8,
+    /// What happened. Key `canary_action`.
+    pub action: CanaryAction,
+    /// Keys this release does not know.
+    pub other: BTreeMap<String, String>,
+}
+
+impl CanaryStepDetails {
+    /// The payload of canary `canary` at `step` (from 1) and `weight` after `action`.
+    pub fn new(canary: Uuid, step: u32, weight: u8, action: CanaryAction) -> Self {
+        CanaryStepDetails {
+            canary,
+            step,
+            weight,
+            action,
+            other: BTreeMap::new(),
+        }
+    }
+}
+
+/// A step number.
+pub(super) fn parse_u32(s: &str) -> Result<u32> {
+    s.parse()
+        .map_err(|_| Error::invalid("canary step", s, "not a whole number"))
+}
+
+/// A weight: 0 to 100.
+pub(super) fn parse_weight(s: &str) -> Result<u8> {
+    s.parse::<u8>()
+        .ok()
+        .filter(|w| *w <= 100)
+        .ok_or_else(|| Error::invalid("canary weight", s, "not a percentage from 0 to 100"))
+}

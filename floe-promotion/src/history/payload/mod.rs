@@ -37,6 +37,10 @@ mod key {
     pub(super) const HOLDER_LIVENESS: &str = "holder_liveness";
     pub(super) const OVERRIDE: &str = "override";
     pub(super) const HOLD_KIND: &str = "hold_kind";
+    pub(super) const CANARY: &str = "canary";
+    pub(super) const STEP: &str = "step";
+    pub(super) const WEIGHT: &str = "weight";
+    pub(super) const CANARY_ACTION: &str = "canary_action";
     pub(super) const WINDOW_KIND: &str = "window_kind";
     pub(super) const WINDOW_REASON: &str = "window_reason";
     pub(super) const OVERRIDE_REASON: &str = "override_reason";
@@ -75,6 +79,8 @@ pub enum Payload {
     EvidenceAttached(EvidenceAttached),
     /// [`EventKind::LeaseBroken`].
     LeaseBroken(LeaseBroken),
+    /// [`EventKind::CanaryStep`]: where a canary is now.
+    CanaryStep(CanaryStepDetails),
     /// [`EventKind::HoldPlaced`]: the hold placed.
     HoldPlaced(HoldDetails),
     /// [`EventKind::HoldReleased`]: the hold released.
@@ -109,6 +115,7 @@ impl Payload {
             Payload::LockOverridden(_) => EventKind::LockOverridden,
             Payload::EvidenceAttached(_) => EventKind::EvidenceAttached,
             Payload::LeaseBroken(_) => EventKind::LeaseBroken,
+            Payload::CanaryStep(_) => EventKind::CanaryStep,
             Payload::HoldPlaced(_) => EventKind::HoldPlaced,
             Payload::HoldReleased(_) => EventKind::HoldReleased,
             Payload::WindowOverridden(_) => EventKind::WindowOverridden,
@@ -189,6 +196,13 @@ impl Payload {
                 forced: d.flag(key::OVERRIDE)?,
                 other: BTreeMap::new(),
             }),
+            EventKind::CanaryStep => Payload::CanaryStep(CanaryStepDetails {
+                canary: d.required(key::CANARY, parse_uuid)?,
+                step: d.required(key::STEP, parse_u32)?,
+                weight: d.required(key::WEIGHT, parse_weight)?,
+                action: d.required(key::CANARY_ACTION, CanaryAction::from_str)?,
+                other: BTreeMap::new(),
+            }),
             EventKind::HoldPlaced => Payload::HoldPlaced(HoldDetails::read(&mut d)?),
             EventKind::HoldReleased => Payload::HoldReleased(HoldDetails::read(&mut d)?),
             EventKind::WindowOverridden => Payload::WindowOverridden(WindowOverridden {
@@ -227,6 +241,7 @@ impl Payload {
             Payload::Unlocked(p) | Payload::LockOverridden(p) => &p.other,
             Payload::EvidenceAttached(p) => &p.other,
             Payload::LeaseBroken(p) => &p.other,
+            Payload::CanaryStep(p) => &p.other,
             Payload::HoldPlaced(p) | Payload::HoldReleased(p) => &p.other,
             Payload::WindowOverridden(p) => &p.other,
             Payload::Untyped { .. } => return None,
@@ -245,6 +260,7 @@ impl Payload {
             Payload::Unlocked(p) | Payload::LockOverridden(p) => &mut p.other,
             Payload::EvidenceAttached(p) => &mut p.other,
             Payload::LeaseBroken(p) => &mut p.other,
+            Payload::CanaryStep(p) => &mut p.other,
             Payload::HoldPlaced(p) | Payload::HoldReleased(p) => &mut p.other,
             Payload::WindowOverridden(p) => &mut p.other,
             Payload::Untyped { .. } => return None,
@@ -315,6 +331,12 @@ impl Payload {
                 }
                 w.put(key::HOLDER_LIVENESS, liveness_str(p.holder_liveness).into());
                 w.flag(key::OVERRIDE, p.forced);
+            }
+            Payload::CanaryStep(p) => {
+                w.put(key::CANARY, p.canary.to_string());
+                w.put(key::STEP, p.step.to_string());
+                w.put(key::WEIGHT, p.weight.to_string());
+                w.put(key::CANARY_ACTION, p.action.as_str().into());
             }
             Payload::HoldPlaced(p) | Payload::HoldReleased(p) => {
                 w.put(key::HOLDER, p.holder.clone());

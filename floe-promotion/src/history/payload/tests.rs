@@ -187,6 +187,28 @@ fn payload() -> impl Strategy<Value = Payload> {
                 })
             }),
         (
+            uuid(),
+            any::<u32>(),
+            0u8..=100,
+            prop::sample::select(vec![
+                CanaryAction::Started,
+                CanaryAction::Advanced,
+                CanaryAction::Completed,
+                CanaryAction::Aborted,
+                CanaryAction::Blocked
+            ]),
+            other()
+        )
+            .prop_map(|(canary, step, weight, action, other)| {
+                Payload::CanaryStep(CanaryStepDetails {
+                    canary,
+                    step,
+                    weight,
+                    action,
+                    other,
+                })
+            }),
+        (
             any::<String>(),
             prop::sample::select(vec![HoldKind::Manual, HoldKind::Rollback]),
             any::<bool>(),
@@ -205,11 +227,7 @@ fn payload() -> impl Strategy<Value = Payload> {
                 }
             }),
         (
-            prop::sample::select(vec![
-                EventKind::PromotionRequested,
-                EventKind::CanaryStep,
-                EventKind::Switched
-            ]),
+            prop::sample::select(vec![EventKind::PromotionRequested, EventKind::Switched]),
             btree_map("[a-z_]{1,8}", any::<String>(), 0..4)
         )
             .prop_map(|(kind, details)| Payload::Untyped { kind, details }),

@@ -92,6 +92,7 @@ impl DefaultPromotionManager {
                 deployments: self.parts.history.deployments(Some(&env.name)).await?,
                 lock: self.parts.locks.get_lock(&env.name, now).await?,
                 holds: self.parts.holds.holds(Some(&env.name)).await?,
+                canaries: self.run_canaries(Some(&env.name)).await?,
             });
         }
         Ok(out)

@@ -54,13 +54,18 @@ impl DefaultPromotionManager {
             if options.environment.as_ref().is_some_and(|e| e != &env.name) {
                 continue;
             }
-            let Some(rule) = &env.auto_promotion else {
-                continue;
-            };
             if options.stopping() {
                 report.stopped = true;
                 break;
             }
+            if let Strategy::Canary { .. } = env.strategy {
+                report
+                    .decisions
+                    .extend(self.auto_canaries(env, options).await?);
+            }
+            let Some(rule) = &env.auto_promotion else {
+                continue;
+            };
             let (decisions, stopped) = self.auto_environment(env, rule, options).await?;
             report.decisions.extend(decisions);
             if stopped {
@@ -143,6 +148,83 @@ impl DefaultPromotionManager {
             out.push(self.auto_candidate(env, rule, candidate, options).await?);
         }
         Ok((out, false))
+    }
+
+    /// Advances the canaries of a canary environment whose timed pause elapsed, unless the
+    /// environment is held or its window is closed (a dry run only says which are due).
+    async fn auto_canaries(
+        &self,
+        env: &Environment,
+        options: &AutoOptions,
+    ) -> Result<Vec<AutoDecision>> {
+        let now = self.now();
+        if !self.parts.holds.holds(Some(&env.name)).await?.is_empty()
+            || !env.window_state(now).is_open()
+        {
+            return Ok(Vec::new());
+        }
+        let candidate = |c: &crate::manager::CanaryView| Candidate {
+            artifact: c.artifact.clone(),
+            version: c.version.clone(),
+            digest: c.digest.clone(),
+            since: c.step_started,
+            soaked: (now - c.step_started).to_std().unwrap_or_default(),
+        };
+        if options.dry_run {
+            return Ok(self
+                .run_canaries(Some(&env.name))
+                .await?
+                .into_iter()
+                .filter(|c| c.due.is_some_and(|d| now >= d))
+                .map(|c| {
+                    AutoDecision::candidate(
+                        &env.name,
+                        &c.from,
+                        &candidate(&c),
+                        AutoAction::CanaryAdvanced,
+                        format!(
+                            "would advance the canary of {}:{} from step {} ({}%)",
+                            c.artifact, c.version, c.step, c.weight
+                        ),
+                    )
+                })
+                .collect());
+        }
+        let mut out = Vec::new();
+        for (before, result) in self.advance_due_canaries(&env.name, &options.actor).await? {
+            out.push(match result {
+                Ok(after) => AutoDecision::candidate(
+                    &env.name,
+                    &before.from,
+                    &candidate(&before),
+                    AutoAction::CanaryAdvanced,
+                    format!(
+                        "canary of {}:{}: step {} ({}%) -> step {} ({}%, {})",
+                        before.artifact,
+                        before.version,
+                        before.step,
+                        before.weight,
+                        after.step,
+                        after.weight,
+                        after.phase
+                    ),
+                ),
+                Err(e) => failed(
+                    AutoDecision::candidate(
+                        &env.name,
+                        &before.from,
+                        &candidate(&before),
+                        AutoAction::Blocked,
+                        format!(
+                            "canary of {}:{} stays at step {}: {e}",
+                            before.artifact, before.version, before.step
+                        ),
+                    ),
+                    e,
+                ),
+            });
+        }
+        Ok(out)
     }
 
     /// The events that made a version current in `environment`, oldest first.

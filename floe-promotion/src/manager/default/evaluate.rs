@@ -80,6 +80,7 @@ impl Evaluation {
             lock: self.lock,
             blockers: self.blockers,
             approval: None,
+            strategy: crate::config::Strategy::Direct,
         })
     }
 }
@@ -138,6 +139,7 @@ impl DefaultPromotionManager {
             tag,
             action,
             current,
+            immutable,
         });
         Ok(())
     }

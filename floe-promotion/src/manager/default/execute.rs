@@ -48,8 +48,9 @@ impl DefaultPromotionManager {
     /// steps): records a lock override found by the checks, writes under the environment's
     /// lease (see [`Self::write`]), records the outcome (`finish` sets the operation's own
     /// members and returns its payload, which becomes the event's details), then releases the
-    /// lease. The first planned tag is the immutable one (the environment or rollback tag). On
-    /// failure nothing is recorded of the outcome: the caller records the failed event.
+    /// lease. Planned tags marked immutable (the environment or rollback tag) are checked again
+    /// under the lease. On failure nothing is recorded of the outcome: the caller records the
+    /// failed event.
     pub(super) async fn run_tail(
         &self,
         ev: &mut Evaluation,
@@ -68,7 +69,12 @@ impl DefaultPromotionManager {
             ])
             .await?;
         }
-        let immutable: Vec<&Tag> = ev.tags.first().map(|t| &t.tag).into_iter().collect();
+        let immutable: Vec<&Tag> = ev
+            .tags
+            .iter()
+            .filter(|t| t.immutable)
+            .map(|t| &t.tag)
+            .collect();
         let w = self
             .write(
                 ev,

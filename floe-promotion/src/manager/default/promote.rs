@@ -114,9 +114,14 @@ impl DefaultPromotionManager {
         self.check_request_input(&req)?;
         let mut ev = Evaluation::new(self.now(), true);
         self.evaluate_promotion(&req, &mut ev).await?;
+        let strategy = self.parts.config.environment(&req.to)?.strategy.clone();
+        if let Strategy::Canary { .. } = &strategy {
+            self.plan_canary(&req, &mut ev).await?;
+        }
         let approval = self.plan_approval(&req, &ev).await?;
         let mut plan = ev.into_plan(req.artifact, req.version, Some(req.from), req.to)?;
         plan.approval = approval;
+        plan.strategy = strategy;
         Ok(plan)
     }
 

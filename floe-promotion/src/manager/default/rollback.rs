@@ -8,6 +8,7 @@ impl DefaultPromotionManager {
         let mut ev = Evaluation::new(started, false);
 
         self.check_rollback_input(&req)?;
+        self.abort_for_rollback(&req).await?;
         let evaluated = self.evaluate_rollback(&req, &mut ev).await.and_then(|()| {
             match (ev.digest().cloned(), ev.target.clone()) {
                 (Some(d), Some(r)) => Ok((d, r)),
