@@ -97,6 +97,9 @@ pub enum Command {
     /// Automatic promotion: one pass over the environments with `auto_promote`, or a
     /// reconciler that runs a pass on an interval with --watch.
     Auto(AutoArgs),
+    /// Canary releases: advance or abort the canary of an environment, or list them.
+    #[command(subcommand)]
+    Canary(CanaryCommand),
     /// Hold automatic promotion into an environment (`floe hold ENV --reason`), release your
     /// hold (`floe hold release ENV --reason`), or list the holds (`floe hold list`).
     Hold(HoldArgs),
@@ -416,6 +419,37 @@ pub enum HoldAction {
         holder: Option<String>,
     },
     /// The holds, by environment.
+    List {
+        /// Only this environment.
+        #[arg(long)]
+        env: Option<String>,
+    },
+}
+
+/// `floe canary`.
+#[derive(Debug, Subcommand)]
+pub enum CanaryCommand {
+    /// Move the canary to its next step after re-running the environment's gates; at 100 the
+    /// pointer moves.
+    Advance {
+        /// The environment.
+        env: String,
+        /// The artifact (needed when canaries of several artifacts run there).
+        #[arg(long)]
+        artifact: Option<String>,
+    },
+    /// End the canary: the pointer stays, `canary-<env>` goes back to the stable digest.
+    Abort {
+        /// The environment.
+        env: String,
+        /// Why (required, recorded).
+        #[arg(long)]
+        reason: String,
+        /// The artifact (needed when canaries of several artifacts run there).
+        #[arg(long)]
+        artifact: Option<String>,
+    },
+    /// The canaries that run: version, digest, step and weight.
     List {
         /// Only this environment.
         #[arg(long)]

@@ -5,6 +5,7 @@ mod approvals;
 mod attest;
 mod audit;
 mod auto;
+mod canary;
 mod envs;
 mod history;
 mod hold;
@@ -32,10 +33,10 @@ use floe_promotion::{
 
 use crate::app::App;
 use crate::cli::{
-    self, ApprovalsAction, ApprovalsArgs, ApproveArgs, AttestArgs, AuditCommand, AutoArgs, Cli,
-    Command, ExportArgs, Global, HistoryArgs, HoldAction, HoldArgs, LeaseBreakArgs, LeaseCommand,
-    LockArgs, NotificationsAction, NotificationsArgs, PromoteArgs, RejectArgs, RollbackArgs,
-    StatusArgs, UnlockArgs,
+    self, ApprovalsAction, ApprovalsArgs, ApproveArgs, AttestArgs, AuditCommand, AutoArgs,
+    CanaryCommand, Cli, Command, ExportArgs, Global, HistoryArgs, HoldAction, HoldArgs,
+    LeaseBreakArgs, LeaseCommand, LockArgs, NotificationsAction, NotificationsArgs, PromoteArgs,
+    RejectArgs, RollbackArgs, StatusArgs, UnlockArgs,
 };
 use crate::exit;
 use crate::output::{
@@ -69,6 +70,7 @@ pub(crate) async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
         Command::Attest(a) => attest::run(g, a).await,
         Command::Auto(a) => auto::run(g, a).await,
         Command::Hold(a) => hold::run(g, a).await,
+        Command::Canary(c) => canary::run(g, c).await,
         Command::Notifications(a) => notifications::run(g, a).await,
     }
 }

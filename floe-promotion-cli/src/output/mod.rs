@@ -6,8 +6,8 @@
 use floe_promotion::gate::GateResult;
 use floe_promotion::history::{AuditEvent, ChainBreak, Deployment};
 use floe_promotion::manager::{
-    ApprovalOutcome, ApprovalView, EnvironmentStatus, Outcome, PlannedApproval, PlannedTag,
-    PromotionPlan, PromotionRecord,
+    ApprovalOutcome, ApprovalView, CanaryView, EnvironmentStatus, Outcome, PlannedApproval,
+    PlannedTag, PromotionPlan, PromotionRecord,
 };
 use floe_promotion::model::text::printable as safe;
 use floe_promotion::notify::DeliveryOutcome;
@@ -100,6 +100,16 @@ pub enum Output {
     NotificationsRetry(RetryOutput),
     /// `floe auto` (with `--watch`, one per pass, each on its own line in JSON).
     Auto(AutoOutput),
+    /// `floe canary advance` and `floe canary abort`.
+    Canary {
+        /// The canary after the step.
+        canary: CanaryView,
+    },
+    /// `floe canary list`.
+    Canaries {
+        /// The canaries that run.
+        canaries: Vec<CanaryView>,
+    },
     /// `floe hold ENV`.
     Hold {
         /// The hold placed.
@@ -223,6 +233,9 @@ pub struct StatusOutput {
     /// Its holds on automatic promotion.
     #[serde(default)]
     pub holds: Vec<Hold>,
+    /// The canaries running in it: what a deployer reads (version, digest, weight, step).
+    #[serde(default)]
+    pub canaries: Vec<CanaryView>,
 }
 
 /// What runs in an environment, where, and under which tags.
@@ -263,6 +276,7 @@ impl StatusOutput {
             deployments,
             lock: status.lock,
             holds: status.holds,
+            canaries: status.canaries,
         })
     }
 }
@@ -344,6 +358,13 @@ pub struct PlanOutput {
     /// The approval a real run would wait for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<PlannedApproval>,
+    /// How the target releases it (a canary's steps).
+    #[serde(default = "direct")]
+    pub strategy: floe_promotion::config::Strategy,
+}
+
+fn direct() -> floe_promotion::config::Strategy {
+    floe_promotion::config::Strategy::Direct
 }
 
 impl PlanOutput {
@@ -375,6 +396,7 @@ impl PlanOutput {
                 })
                 .collect(),
             approval: plan.approval.clone(),
+            strategy: plan.strategy.clone(),
         }
     }
 }
@@ -547,6 +569,7 @@ mod tests {
                     }],
                     lock: Some(lock.clone()),
                     holds: vec![hold.clone()],
+                    canaries: vec![],
                 }],
             },
             Output::Hold { hold: hold.clone() },

@@ -23,6 +23,39 @@ fn lease_text(out: &mut String, l: &LeaseOutput) {
     );
 }
 
+fn canary_steps_text(steps: &[floe_promotion::config::CanaryStep]) -> String {
+    steps
+        .iter()
+        .map(|s| match s.pause {
+            Some(p) => format!("{}% for {}", s.weight, humantime::format_duration(p)),
+            None if s.weight < 100 => format!("{}% until advanced", s.weight),
+            None => format!("{}%", s.weight),
+        })
+        .collect::<Vec<_>>()
+        .join(" -> ")
+}
+
+fn canary_line(c: &CanaryView) -> String {
+    format!(
+        "{} runs a canary of {}:{} {} at {}% (step {} of {}, {}){}; stable: {}",
+        c.environment,
+        c.artifact,
+        c.version,
+        c.digest,
+        c.weight,
+        c.step,
+        c.steps.len(),
+        c.phase,
+        c.due
+            .map(|d| format!(", advances by itself at {}", d.format("%Y-%m-%d %H:%M:%S")))
+            .unwrap_or_default(),
+        c.stable
+            .as_ref()
+            .map(|s| format!("{} {}", s.version, s.digest))
+            .unwrap_or_else(|| "none".into())
+    )
+}
+
 fn hold_line(h: &Hold) -> String {
     format!(
         "{} is held by {} ({} hold since {}): {}",
@@ -124,6 +157,7 @@ fn record_text(out: &mut String, verb: &str, r: &PromotionRecord) {
         r.to,
         match r.outcome {
             Outcome::AlreadyPromoted => "nothing written".to_string(),
+            Outcome::CanaryStarted => "canary started; the pointer moves at 100%".to_string(),
             other => format!("{other:?}"),
         }
     );
@@ -208,6 +242,9 @@ impl Output {
                 for t in &p.tags {
                     let _ = writeln!(out, "  would write {}:{} ({:?})", p.target, t.tag, t.action);
                 }
+                if let floe_promotion::config::Strategy::Canary { steps } = &p.strategy {
+                    let _ = writeln!(out, "  as a canary: {}", canary_steps_text(steps));
+                }
                 gates_text(&mut out, &p.gates);
                 for b in &p.blockers {
                     let _ = writeln!(out, "  blocked ({}): {}", b.kind, safe(&b.message));
@@ -268,6 +305,9 @@ impl Output {
                     }
                 }
                 for s in environments {
+                    for c in &s.canaries {
+                        let _ = writeln!(out, "{}", canary_line(c));
+                    }
                     for h in &s.holds {
                         let _ = writeln!(out, "{}", hold_line(h));
                     }
@@ -493,6 +533,17 @@ impl Output {
             Output::Auto(a) => auto_text(&mut out, a),
             Output::Hold { hold } => {
                 let _ = writeln!(out, "{}", hold_line(hold));
+            }
+            Output::Canary { canary } => {
+                let _ = writeln!(out, "{}", canary_line(canary));
+            }
+            Output::Canaries { canaries } => {
+                if canaries.is_empty() {
+                    let _ = writeln!(out, "no canary runs");
+                }
+                for c in canaries {
+                    let _ = writeln!(out, "{}", canary_line(c));
+                }
             }
             Output::HoldReleased { hold } => {
                 let _ = writeln!(
