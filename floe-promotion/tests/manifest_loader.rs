@@ -556,23 +556,28 @@ fn webhooks_load() {
 }
 
 #[test]
-fn canary_and_blue_green_are_not_supported_yet() {
+fn canary_is_not_supported_yet() {
     match refuse(&with_prod(
         "strategy: { canary: { steps: [{ weight: 10, pause: 1h }, { weight: 100 }] } }",
     )) {
         Error::NotSupported { feature, .. } => assert!(feature.contains("canary"), "{feature}"),
         other => panic!("{other:?}"),
     }
-    for blue_green in [
-        "strategy: blue_green",
-        "strategy: { blue_green: { auto_switch: true } }",
+}
+
+#[test]
+fn blue_green_loads() {
+    for (yaml, auto_switch) in [
+        ("strategy: blue_green", false),
+        ("strategy: { blue_green: { auto_switch: true } }", true),
+        ("strategy: { blue_green: { auto_switch: false } }", false),
     ] {
-        match refuse(&with_prod(blue_green)) {
-            Error::NotSupported { feature, .. } => {
-                assert!(feature.contains("blue_green"), "{feature}")
-            }
-            other => panic!("{other:?}"),
-        }
+        let config = parse_manifest(&with_prod(yaml), None).expect(yaml);
+        assert_eq!(
+            env(&config, "prod").strategy,
+            Strategy::BlueGreen { auto_switch },
+            "{yaml}"
+        );
     }
 }
 

@@ -121,6 +121,13 @@ pub enum Outcome {
     AlreadyPromoted,
     /// The environment was rolled back.
     RolledBack,
+    /// The version was staged on the idle slot of a blue-green environment (the preview); the
+    /// pointer did not move.
+    Staged,
+    /// A blue-green switch moved the pointer to the preview.
+    Switched,
+    /// A blue-green switch moved the pointer back to the previous slot.
+    SwitchedBack,
 }
 
 /// The record of a completed promotion or rollback.
@@ -219,6 +226,9 @@ pub struct PromotionPlan {
     pub blockers: Vec<Error>,
     /// The approval a real run would wait for, when the target has an approval policy.
     pub approval: Option<PlannedApproval>,
+    /// The blue-green slot the promotion would stage on (the pointer would not move), when
+    /// the target releases by blue-green.
+    pub preview_slot: Option<crate::release::blue_green::Slot>,
 }
 
 /// The approval a promotion would wait for.
@@ -282,4 +292,7 @@ pub struct EnvironmentStatus {
     pub lock: Option<EnvLock>,
     /// Its holds on automatic promotion, by holder.
     pub holds: Vec<crate::state::Hold>,
+    /// The blue-green slots of each artifact released there by blue-green (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<super::SlotStatus>,
 }

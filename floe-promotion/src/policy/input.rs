@@ -38,6 +38,8 @@ pub enum Reasoned {
     Hold,
     /// Releasing a hold.
     HoldRelease,
+    /// Switching a blue-green environment back to its previous slot.
+    SwitchBack,
 }
 
 /// Refuses `operation` without a reason (missing or blank).
@@ -57,6 +59,10 @@ pub fn require_reason(operation: Reasoned, reason: Option<&str>) -> Result<()> {
         Reasoned::Rejection => ("rejection reason", "a rejection needs a reason"),
         Reasoned::Hold => ("hold reason", "a hold needs a reason"),
         Reasoned::HoldRelease => ("hold release reason", "releasing a hold needs a reason"),
+        Reasoned::SwitchBack => (
+            "switch back reason",
+            "switching back to the previous slot needs a reason",
+        ),
     };
     Err(Error::invalid(what, reason.unwrap_or_default(), needs))
 }
@@ -76,6 +82,7 @@ mod tests {
             Reasoned::Rejection,
             Reasoned::Hold,
             Reasoned::HoldRelease,
+            Reasoned::SwitchBack,
         ] {
             for missing in [None, Some(""), Some("  \u{3000}")] {
                 let err = require_reason(op, missing).unwrap_err();

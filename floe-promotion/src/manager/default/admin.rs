@@ -92,6 +92,7 @@ impl DefaultPromotionManager {
                 deployments: self.parts.history.deployments(Some(&env.name)).await?,
                 lock: self.parts.locks.get_lock(&env.name, now).await?,
                 holds: self.parts.holds.holds(Some(&env.name)).await?,
+                slots: self.slot_statuses(&env.name).await?,
             });
         }
         Ok(out)

@@ -80,6 +80,7 @@ impl Evaluation {
             lock: self.lock,
             blockers: self.blockers,
             approval: None,
+            preview_slot: None,
         })
     }
 }

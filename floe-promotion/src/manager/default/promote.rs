@@ -115,8 +115,10 @@ impl DefaultPromotionManager {
         let mut ev = Evaluation::new(self.now(), true);
         self.evaluate_promotion(&req, &mut ev).await?;
         let approval = self.plan_approval(&req, &ev).await?;
+        let preview_slot = self.plan_preview(&req, &mut ev).await?;
         let mut plan = ev.into_plan(req.artifact, req.version, Some(req.from), req.to)?;
         plan.approval = approval;
+        plan.preview_slot = preview_slot;
         Ok(plan)
     }
 
