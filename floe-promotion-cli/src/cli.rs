@@ -70,6 +70,9 @@ pub enum Command {
     Promote(PromoteArgs),
     /// Roll an environment back to a version it ran before.
     Rollback(RollbackArgs),
+    /// Blue-green: move the pointer to the staged preview, or back to the previous slot
+    /// with --back.
+    Switch(SwitchArgs),
     /// What runs where: version, digest, since, by whom, locks.
     Status(StatusArgs),
     /// The audit trail, newest first.
@@ -155,6 +158,28 @@ pub struct RollbackArgs {
     #[arg(long)]
     pub dry_run: bool,
     /// Break-glass: roll back although the environment is locked.
+    #[arg(long)]
+    pub override_lock: bool,
+}
+
+/// `floe switch`.
+#[derive(Debug, Args)]
+pub struct SwitchArgs {
+    /// The blue-green environment.
+    pub env: String,
+    /// The artifact; needed only when several artifacts are released there by blue-green.
+    #[arg(long)]
+    pub artifact: Option<String>,
+    /// Switch back to the previous slot (the instant rollback; needs --reason, runs no gates).
+    #[arg(long)]
+    pub back: bool,
+    /// Why (recorded; required with --back and --override-lock).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Check everything and show what would be switched, without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Break-glass: switch although the environment is locked (needs --reason).
     #[arg(long)]
     pub override_lock: bool,
 }

@@ -53,6 +53,10 @@ pub const FLOE_TYPES: &[(EventKind, &str)] = &[
         EventKind::WindowOverridden,
         "dev.floe.environment.window_overridden",
     ),
+    (
+        EventKind::PreviewStaged,
+        "dev.floe.bluegreen.preview_staged",
+    ),
 ];
 
 /// Whether an event put its artifact into an environment that never ran that artifact

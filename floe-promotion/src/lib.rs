@@ -58,6 +58,7 @@ pub mod prelude {
     pub use crate::config::EnvironmentConfig;
     pub use crate::gate::PromotionGate;
     pub use crate::history::{HistoryExt, HistoryStore};
+    pub use crate::manager::BlueGreen;
     pub use crate::manager::{
         Administration, Approvals, AutoPromotions, Canaries, PromotionManager, Promotions,
     };
@@ -93,6 +94,7 @@ pub use manager::{
     Administration, Approvals, AutoPromotions, Canaries, DefaultPromotionManager, PromotionManager,
     PromotionPlan, PromotionRecord, PromotionRequest, Promotions, RollbackRequest,
 };
+pub use manager::{BlueGreen, SwitchRequest};
 pub use model::{Actor, ArtifactName, ArtifactRef, Digest, EnvName, Reference, Repository, Tag};
 pub use notify::{DeliveryLog, InMemoryDeliveryLog, LogNotifier, Notifier, RecordingNotifier};
 pub use registry::{ArtifactRegistry, InMemoryRegistry, RegistryExt};

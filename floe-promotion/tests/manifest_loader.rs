@@ -576,17 +576,18 @@ fn a_canary_strategy_loads_its_steps() {
 }
 
 #[test]
-fn blue_green_is_not_supported_yet() {
-    for blue_green in [
-        "strategy: blue_green",
-        "strategy: { blue_green: { auto_switch: true } }",
+fn blue_green_loads() {
+    for (yaml, auto_switch) in [
+        ("strategy: blue_green", false),
+        ("strategy: { blue_green: { auto_switch: true } }", true),
+        ("strategy: { blue_green: { auto_switch: false } }", false),
     ] {
-        match refuse(&with_prod(blue_green)) {
-            Error::NotSupported { feature, .. } => {
-                assert!(feature.contains("blue_green"), "{feature}")
-            }
-            other => panic!("{other:?}"),
-        }
+        let config = parse_manifest(&with_prod(yaml), None).expect(yaml);
+        assert_eq!(
+            env(&config, "prod").strategy,
+            Strategy::BlueGreen { auto_switch },
+            "{yaml}"
+        );
     }
 }
 

@@ -15,6 +15,7 @@ mod notifications;
 mod promote;
 mod rollback;
 mod status;
+mod switch;
 
 use std::fs::File;
 use std::io::Write;
@@ -55,6 +56,7 @@ pub(crate) async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
         }
         Command::Promote(a) => promote::run(g, a).await,
         Command::Rollback(a) => rollback::run(g, a).await,
+        Command::Switch(a) => switch::run(g, a).await,
         Command::Status(a) => status::run(g, a).await,
         Command::History(a) => history::run(g, a).await,
         Command::Lock(a) => lock::lock(g, a).await,

@@ -19,7 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit;
 
+mod switch;
 mod text;
+
+pub use switch::SwitchPlanOutput;
 
 /// The JSON document of a successful command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +34,10 @@ pub enum Output {
     Rollback(PromotionRecord),
     /// `floe promote --dry-run` and `floe rollback --dry-run`.
     Plan(PlanOutput),
+    /// `floe switch`.
+    Switch(PromotionRecord),
+    /// `floe switch --dry-run`.
+    SwitchPlan(SwitchPlanOutput),
     /// `floe status`.
     Status {
         /// Per environment, in order.
@@ -236,6 +243,10 @@ pub struct StatusOutput {
     /// The canaries running in it: what a deployer reads (version, digest, weight, step).
     #[serde(default)]
     pub canaries: Vec<CanaryView>,
+    /// Blue-green: both slots of each artifact released there by blue-green (what each holds,
+    /// which one is live, which one holds a staged preview).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<floe_promotion::manager::SlotStatus>,
 }
 
 /// What runs in an environment, where, and under which tags.
@@ -277,6 +288,7 @@ impl StatusOutput {
             lock: status.lock,
             holds: status.holds,
             canaries: status.canaries,
+            slots: status.slots,
         })
     }
 }
@@ -361,6 +373,9 @@ pub struct PlanOutput {
     /// How the target releases it (a canary's steps).
     #[serde(default = "direct")]
     pub strategy: floe_promotion::config::Strategy,
+    /// Blue-green: the slot the promotion would stage on (the pointer would not move).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview_slot: Option<floe_promotion::release::blue_green::Slot>,
 }
 
 fn direct() -> floe_promotion::config::Strategy {
@@ -397,6 +412,7 @@ impl PlanOutput {
                 .collect(),
             approval: plan.approval.clone(),
             strategy: plan.strategy.clone(),
+            preview_slot: plan.preview_slot,
         }
     }
 }
@@ -570,6 +586,16 @@ mod tests {
                     lock: Some(lock.clone()),
                     holds: vec![hold.clone()],
                     canaries: vec![],
+                    slots: vec![floe_promotion::manager::SlotStatus {
+                        artifact: floe_promotion::ArtifactName::new("app").unwrap(),
+                        slot: floe_promotion::release::blue_green::Slot::Green,
+                        tag: Tag::new("prod-green").unwrap(),
+                        version: Some(Tag::new("v1.0.0").unwrap()),
+                        digest: Some(Digest::of(b"x")),
+                        live: true,
+                        preview: false,
+                        phase: floe_promotion::release::blue_green::BlueGreenPhase::Live,
+                    }],
                 }],
             },
             Output::Hold { hold: hold.clone() },

@@ -207,8 +207,16 @@ impl Output {
                 // Idempotent: the version already runs there at this digest.
                 record_text(&mut out, "already promoted", r);
             }
+            Output::Promote(r) if r.outcome == Outcome::Staged => {
+                record_text(&mut out, "staged (preview, the pointer did not move)", r)
+            }
             Output::Promote(r) => record_text(&mut out, "promoted", r),
             Output::Rollback(r) => record_text(&mut out, "rolled back", r),
+            Output::Switch(r) if r.outcome == Outcome::SwitchedBack => {
+                record_text(&mut out, "switched back", r)
+            }
+            Output::Switch(r) => record_text(&mut out, "switched", r),
+            Output::SwitchPlan(p) => p.text(&mut out),
             Output::Plan(p) => {
                 let _ = writeln!(
                     out,
@@ -237,6 +245,13 @@ impl Output {
                             CopyMode::Mount => "blobs mounted",
                             CopyMode::Stream => "blobs streamed",
                         }
+                    );
+                }
+                if let Some(slot) = p.preview_slot {
+                    let _ = writeln!(
+                        out,
+                        "  would stage on blue-green slot {}-{slot} (the pointer would not move)",
+                        p.to
                     );
                 }
                 for t in &p.tags {
@@ -308,6 +323,9 @@ impl Output {
                     for c in &s.canaries {
                         let _ = writeln!(out, "{}", canary_line(c));
                     }
+                    super::switch::slots_text(&mut out, &s.environment, &s.slots);
+                }
+                for s in environments {
                     for h in &s.holds {
                         let _ = writeln!(out, "{}", hold_line(h));
                     }

@@ -126,12 +126,7 @@ impl PromotionSettings {
                         )));
                     }
                 }
-                Strategy::BlueGreen { .. } => {
-                    return Err(Error::not_supported(
-                        at("strategy: blue_green"),
-                        "blue-green releases are not implemented yet",
-                    ));
-                }
+                Strategy::BlueGreen { .. } => {}
             }
             if let Some(auto) = &env.auto_promotion {
                 let from = self.environments.iter().position(|e| e.name == auto.from);
@@ -619,11 +614,25 @@ impl TagScheme {
         Self::render(&self.rollback, version.as_str(), env, n)
     }
 
+    /// The blue-green slot tag `<env>-<slot>` of `env` (`prod-blue`, `prod-green`). Slot tags
+    /// are fixed, not templates: [`TagScheme::is_release_tag`] never takes them for a release.
+    pub fn slot_tag(&self, env: &EnvName, slot: crate::release::blue_green::Slot) -> Result<Tag> {
+        Tag::new(format!("{env}-{slot}"))
+    }
+
     /// Whether `tag` is a release tag (as CI pushes into the first environment), not a tag
     /// this scheme writes for one of `environments` (a pointer tag, an environment or
-    /// rollback tag of any version) and not a tag named after a digest (`sha256-<hex>`, with
-    /// any suffix: the OCI referrers tag schema, cosign's `.sig` and `.att`).
+    /// rollback tag of any version, a blue-green slot tag `<env>-blue` or `<env>-green`) and
+    /// not a tag named after a digest (`sha256-<hex>`, with any suffix: the OCI referrers tag
+    /// schema, cosign's `.sig` and `.att`).
     pub fn is_release_tag(&self, tag: &Tag, environments: &[EnvName]) -> bool {
+        if environments.iter().any(|env| {
+            tag.as_str()
+                .strip_prefix(env.as_str())
+                .is_some_and(|rest| rest == "-blue" || rest == "-green")
+        }) {
+            return false;
+        }
         if let Some((algorithm, rest)) = tag.as_str().split_once('-')
             && matches!(algorithm, "sha256" | "sha384" | "sha512")
             && rest.len() >= 64
@@ -715,7 +724,16 @@ mod tests {
             .map(|e| EnvName::new(*e).unwrap())
             .collect();
         let scheme = TagScheme::default();
-        for release in ["v1", "v1.2.3", "1.0.0-rc.1", "latest", "v1-qa", "prod"] {
+        for release in [
+            "v1",
+            "v1.2.3",
+            "1.0.0-rc.1",
+            "latest",
+            "v1-qa",
+            "prod",
+            "qa-blue",
+            "prod-blue2",
+        ] {
             assert!(
                 scheme.is_release_tag(&Tag::new(release).unwrap(), &envs),
                 "{release}"
@@ -728,6 +746,8 @@ mod tests {
             "v1-prod-rollback-2",
             "v1-dev",
             "canary-prod",
+            "prod-blue",
+            "staging-green",
             "sha256-77b56b4af2ef6f404b6c96eceb8b8c37fe0a84eba1d2d54aa0a2364397d84c32",
             "sha256-77b56b4af2ef6f404b6c96eceb8b8c37fe0a84eba1d2d54aa0a2364397d84c32.sig",
             "sha256-77b56b4af2ef6f404b6c96eceb8b8c37fe0a84eba1d2d54aa0a2364397d84c32.att",

@@ -99,7 +99,7 @@ pub use memory::InMemoryHistory;
 pub use payload::{
     ApprovalDecided, ApprovalExpired, ApprovalRequested, CanaryAction, CanaryStepDetails, Decision,
     EvidenceAttached, Failed, HoldDetails, HostProcess, LeaseBroken, LockDetails, Locked, Payload,
-    PromotionSucceeded, RollbackSucceeded, WindowOverridden,
+    PreviewStaged, PromotionSucceeded, RollbackSucceeded, Switched, WindowOverridden,
 };
 
 /// What happened. Later releases may add kinds.
@@ -146,6 +146,9 @@ pub enum EventKind {
     ReleaseDiscovered,
     /// A closed promotion window was overridden (break-glass) for one promotion.
     WindowOverridden,
+    /// A promotion into a blue-green environment staged its digest on the idle slot (the
+    /// preview); the pointer did not move, so it does not set the current version.
+    PreviewStaged,
 }
 
 impl EventKind {
@@ -179,11 +182,12 @@ impl EventKind {
             EventKind::HoldReleased => "hold_released",
             EventKind::ReleaseDiscovered => "release_discovered",
             EventKind::WindowOverridden => "window_overridden",
+            EventKind::PreviewStaged => "preview_staged",
         }
     }
 
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 20] = [
         EventKind::PromotionRequested,
         EventKind::PromotionSucceeded,
         EventKind::PromotionFailed,
@@ -203,6 +207,7 @@ impl EventKind {
         EventKind::HoldReleased,
         EventKind::ReleaseDiscovered,
         EventKind::WindowOverridden,
+        EventKind::PreviewStaged,
     ];
 }
 

@@ -1,5 +1,6 @@
 //! The promotion path: [`PromotionManager`] and its implementation [`DefaultPromotionManager`].
 
+mod blue_green;
 mod builder;
 mod default;
 mod types;
@@ -15,6 +16,7 @@ use crate::model::{Actor, EnvName};
 use crate::orchestrate::{AutoOptions, AutoReport};
 use crate::state::{EnvLock, Hold, Lease};
 
+pub use blue_green::{BlueGreen, SlotStatus, SwitchPlan, SwitchRequest};
 pub use builder::PromotionManagerBuilder;
 pub use default::DefaultPromotionManager;
 pub use types::{
@@ -267,15 +269,15 @@ pub trait Canaries: Send + Sync + Debug + 'static {
 }
 
 /// The whole surface of a manager, by capability: [`Promotions`], [`Administration`],
-/// [`Approvals`], [`AutoPromotions`] and [`Canaries`] (releases join as they arrive). Implemented for every type that implements
+/// [`Approvals`], [`AutoPromotions`], [`Canaries`] and [`BlueGreen`] (releases join as they arrive). Implemented for every type that implements
 /// the capabilities; hold it as `Arc<dyn PromotionManager>`. Bring the capability traits into
 /// scope with `use floe_promotion::prelude::*`.
 pub trait PromotionManager:
-    Promotions + Administration + Approvals + AutoPromotions + Canaries
+    Promotions + Administration + Approvals + AutoPromotions + Canaries + BlueGreen
 {
 }
 
-impl<T: Promotions + Administration + Approvals + AutoPromotions + Canaries> PromotionManager
-    for T
+impl<T: Promotions + Administration + Approvals + AutoPromotions + Canaries + BlueGreen>
+    PromotionManager for T
 {
 }

@@ -121,6 +121,13 @@ pub enum Outcome {
     AlreadyPromoted,
     /// The environment was rolled back.
     RolledBack,
+    /// The version was staged on the idle slot of a blue-green environment (the preview); the
+    /// pointer did not move.
+    Staged,
+    /// A blue-green switch moved the pointer to the preview.
+    Switched,
+    /// A blue-green switch moved the pointer back to the previous slot.
+    SwitchedBack,
     /// A canary started: the new digest is on `canary-<env>` at the first step's weight; the
     /// pointer moves when the canary completes.
     CanaryStarted,
@@ -264,6 +271,9 @@ pub struct PromotionPlan {
     /// How the target releases a new version: a canary's steps are the plan's steps (its
     /// tags are then `canary-<env>` alone).
     pub strategy: crate::config::Strategy,
+    /// The blue-green slot the promotion would stage on (the pointer would not move), when
+    /// the target releases by blue-green.
+    pub preview_slot: Option<crate::release::blue_green::Slot>,
 }
 
 /// The approval a promotion would wait for.
@@ -329,4 +339,7 @@ pub struct EnvironmentStatus {
     pub holds: Vec<crate::state::Hold>,
     /// The canaries running in it.
     pub canaries: Vec<CanaryView>,
+    /// The blue-green slots of each artifact released there by blue-green (empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slots: Vec<super::SlotStatus>,
 }

@@ -40,6 +40,8 @@ pub enum Reasoned {
     HoldRelease,
     /// Aborting a canary.
     CanaryAbort,
+    /// Switching a blue-green environment back to its previous slot.
+    SwitchBack,
 }
 
 /// Refuses `operation` without a reason (missing or blank).
@@ -60,6 +62,10 @@ pub fn require_reason(operation: Reasoned, reason: Option<&str>) -> Result<()> {
         Reasoned::Hold => ("hold reason", "a hold needs a reason"),
         Reasoned::HoldRelease => ("hold release reason", "releasing a hold needs a reason"),
         Reasoned::CanaryAbort => ("canary abort reason", "aborting a canary needs a reason"),
+        Reasoned::SwitchBack => (
+            "switch back reason",
+            "switching back to the previous slot needs a reason",
+        ),
     };
     Err(Error::invalid(what, reason.unwrap_or_default(), needs))
 }
@@ -80,6 +86,7 @@ mod tests {
             Reasoned::Hold,
             Reasoned::HoldRelease,
             Reasoned::CanaryAbort,
+            Reasoned::SwitchBack,
         ] {
             for missing in [None, Some(""), Some("  \u{3000}")] {
                 let err = require_reason(op, missing).unwrap_err();

@@ -22,6 +22,7 @@
 //! release state between processes.
 
 pub mod approval;
+pub mod blue_green;
 pub mod canary;
 pub mod machine;
 mod memory;

@@ -44,6 +44,12 @@ mod key {
     pub(super) const WINDOW_KIND: &str = "window_kind";
     pub(super) const WINDOW_REASON: &str = "window_reason";
     pub(super) const OVERRIDE_REASON: &str = "override_reason";
+    pub(super) const SLOT: &str = "slot";
+    pub(super) const REPLACED: &str = "replaced";
+    pub(super) const PREVIOUS_SLOT: &str = "previous_slot";
+    pub(super) const PREVIOUS_DIGEST: &str = "previous_digest";
+    pub(super) const PREVIOUS_VERSION: &str = "previous_version";
+    pub(super) const BACK: &str = "back";
 }
 
 /// The typed details of an event, one variant per [`EventKind`] that carries details, and
@@ -87,8 +93,12 @@ pub enum Payload {
     HoldReleased(HoldDetails),
     /// [`EventKind::WindowOverridden`]: the closed window that was passed, and why.
     WindowOverridden(WindowOverridden),
+    /// [`EventKind::PreviewStaged`]: the slot a blue-green promotion staged on.
+    PreviewStaged(PreviewStaged),
+    /// [`EventKind::Switched`]: the slots and digests of a blue-green switch.
+    Switched(Switched),
     /// An event of a kind without typed details in this release
-    /// ([`EventKind::PromotionRequested`], [`EventKind::CanaryStep`], [`EventKind::Switched`]),
+    /// ([`EventKind::PromotionRequested`], [`EventKind::CanaryStep`]),
     /// its details as stored. Writing one for a kind that has a typed payload writes the
     /// details as given, unchecked.
     Untyped {
@@ -119,6 +129,8 @@ impl Payload {
             Payload::HoldPlaced(_) => EventKind::HoldPlaced,
             Payload::HoldReleased(_) => EventKind::HoldReleased,
             Payload::WindowOverridden(_) => EventKind::WindowOverridden,
+            Payload::PreviewStaged(_) => EventKind::PreviewStaged,
+            Payload::Switched(_) => EventKind::Switched,
             Payload::Untyped { kind, .. } => *kind,
         }
     }
@@ -211,6 +223,8 @@ impl Payload {
                 override_reason: d.required(key::OVERRIDE_REASON, text)?,
                 other: BTreeMap::new(),
             }),
+            EventKind::PreviewStaged => Payload::PreviewStaged(PreviewStaged::read(&mut d)?),
+            EventKind::Switched => Payload::Switched(Switched::read(&mut d)?),
             _ => {
                 return Ok(Payload::Untyped {
                     kind,
@@ -244,6 +258,8 @@ impl Payload {
             Payload::CanaryStep(p) => &p.other,
             Payload::HoldPlaced(p) | Payload::HoldReleased(p) => &p.other,
             Payload::WindowOverridden(p) => &p.other,
+            Payload::PreviewStaged(p) => &p.other,
+            Payload::Switched(p) => &p.other,
             Payload::Untyped { .. } => return None,
         })
     }
@@ -263,6 +279,8 @@ impl Payload {
             Payload::CanaryStep(p) => &mut p.other,
             Payload::HoldPlaced(p) | Payload::HoldReleased(p) => &mut p.other,
             Payload::WindowOverridden(p) => &mut p.other,
+            Payload::PreviewStaged(p) => &mut p.other,
+            Payload::Switched(p) => &mut p.other,
             Payload::Untyped { .. } => return None,
         })
     }
@@ -347,6 +365,8 @@ impl Payload {
                 w.put(key::WINDOW_REASON, p.window_reason.clone());
                 w.put(key::OVERRIDE_REASON, p.override_reason.clone());
             }
+            Payload::PreviewStaged(p) => p.write(&mut w),
+            Payload::Switched(p) => p.write(&mut w),
             Payload::Untyped { details, .. } => return details.clone(),
         }
         w.0
@@ -379,10 +399,12 @@ impl EventRecord {
     }
 }
 
+mod blue_green;
 mod codec;
 mod kinds;
 #[cfg(test)]
 mod tests;
 
+pub use blue_green::{PreviewStaged, Switched};
 use codec::*;
 pub use kinds::*;

@@ -227,7 +227,7 @@ fn payload() -> impl Strategy<Value = Payload> {
                 }
             }),
         (
-            prop::sample::select(vec![EventKind::PromotionRequested, EventKind::Switched]),
+            prop::sample::select(vec![EventKind::PromotionRequested]),
             btree_map("[a-z_]{1,8}", any::<String>(), 0..4)
         )
             .prop_map(|(kind, details)| Payload::Untyped { kind, details }),

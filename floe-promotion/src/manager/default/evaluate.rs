@@ -81,6 +81,7 @@ impl Evaluation {
             blockers: self.blockers,
             approval: None,
             strategy: crate::config::Strategy::Direct,
+            preview_slot: None,
         })
     }
 }

@@ -119,9 +119,11 @@ impl DefaultPromotionManager {
             self.plan_canary(&req, &mut ev).await?;
         }
         let approval = self.plan_approval(&req, &ev).await?;
+        let preview_slot = self.plan_preview(&req, &mut ev).await?;
         let mut plan = ev.into_plan(req.artifact, req.version, Some(req.from), req.to)?;
         plan.approval = approval;
         plan.strategy = strategy;
+        plan.preview_slot = preview_slot;
         Ok(plan)
     }
 
