@@ -104,6 +104,7 @@ pub fn code(error: &Error) -> u8 {
         Error::ApprovalClosed { .. } => APPROVAL_CLOSED,
         Error::PolicyViolation { .. } => POLICY_VIOLATION,
         Error::DependencyMissing { .. } => DEPENDENCY_MISSING,
+        Error::DependencyFailed { source, .. } => code(source),
         Error::Busy { .. } => BUSY,
         Error::Conflict(_) => CONFLICT,
         Error::Integrity { .. } => INTEGRITY,

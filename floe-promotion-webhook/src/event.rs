@@ -53,6 +53,8 @@ pub const FLOE_TYPES: &[(EventKind, &str)] = &[
         EventKind::WindowOverridden,
         "dev.floe.environment.window_overridden",
     ),
+    (EventKind::GroupPromoted, "dev.floe.group.promoted"),
+    (EventKind::GroupFailed, "dev.floe.group.failed"),
 ];
 
 /// Whether an event put its artifact into an environment that never ran that artifact

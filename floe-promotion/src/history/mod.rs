@@ -37,8 +37,9 @@
 //!
 //! | kind | payload | keys (`?`: only when set) |
 //! |------|---------|------|
-//! | `promotion_succeeded` | [`PromotionSucceeded`] | `request`, `tags`, `confirmed_after_lost_reply`?, `noop`?, `copy`?, `approval`?, `executed_by`? |
-//! | `promotion_failed`, `rollback_failed` | [`Failed`] | `error` |
+//! | `promotion_succeeded` | [`PromotionSucceeded`] | `request`, `tags`, `confirmed_after_lost_reply`?, `noop`?, `copy`?, `approval`?, `executed_by`?, `group`? |
+//! | `promotion_failed`, `rollback_failed` | [`Failed`] | `error`, `group`? |
+//! | `group_promoted`, `group_failed` | [`GroupDetails`] | `group`, `members` (`name:version@digest`, comma-separated, in promotion order, the dependent last), `failed`?, `error`? |
 //! | `rollback_succeeded` | [`RollbackSucceeded`] | `tags`, `confirmed_after_lost_reply`? |
 //! | `approval_requested` | [`ApprovalRequested`] | `approval`, `expires`, `rules` |
 //! | `approval_decided` | [`ApprovalDecided`] | `approval`, `decision` (`approved`/`rejected`), `status` |
@@ -97,8 +98,8 @@ pub use format::{
 pub use memory::InMemoryHistory;
 pub use payload::{
     ApprovalDecided, ApprovalExpired, ApprovalRequested, Decision, EvidenceAttached, Failed,
-    HoldDetails, HostProcess, LeaseBroken, LockDetails, Locked, Payload, PromotionSucceeded,
-    RollbackSucceeded, WindowOverridden,
+    GroupDetails, GroupMember, HoldDetails, HostProcess, LeaseBroken, LockDetails, Locked, Payload,
+    PromotionSucceeded, RollbackSucceeded, WindowOverridden,
 };
 
 /// What happened. Later releases may add kinds.
@@ -145,6 +146,11 @@ pub enum EventKind {
     ReleaseDiscovered,
     /// A closed promotion window was overridden (break-glass) for one promotion.
     WindowOverridden,
+    /// A dependent and the dependencies promoted before it (`promote_with_dependencies`) all
+    /// reached the target: one group.
+    GroupPromoted,
+    /// A member of a group failed; the members after it were not attempted.
+    GroupFailed,
 }
 
 impl EventKind {
@@ -178,11 +184,13 @@ impl EventKind {
             EventKind::HoldReleased => "hold_released",
             EventKind::ReleaseDiscovered => "release_discovered",
             EventKind::WindowOverridden => "window_overridden",
+            EventKind::GroupPromoted => "group_promoted",
+            EventKind::GroupFailed => "group_failed",
         }
     }
 
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 19] = [
+    pub const ALL: [EventKind; 21] = [
         EventKind::PromotionRequested,
         EventKind::PromotionSucceeded,
         EventKind::PromotionFailed,
@@ -202,6 +210,8 @@ impl EventKind {
         EventKind::HoldReleased,
         EventKind::ReleaseDiscovered,
         EventKind::WindowOverridden,
+        EventKind::GroupPromoted,
+        EventKind::GroupFailed,
     ];
 }
 

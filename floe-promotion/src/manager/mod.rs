@@ -2,6 +2,7 @@
 
 mod builder;
 mod default;
+mod group;
 mod types;
 
 use std::fmt::Debug;
@@ -17,6 +18,7 @@ use crate::state::{EnvLock, Hold, Lease};
 
 pub use builder::PromotionManagerBuilder;
 pub use default::DefaultPromotionManager;
+pub use group::{GroupPlan, GroupRecord};
 pub use types::{
     ApprovalOutcome, ApprovalView, EnvironmentStatus, Outcome, PlannedApproval, PlannedTag,
     PromotionPlan, PromotionRecord, PromotionRequest, RollbackRequest, TagAction,

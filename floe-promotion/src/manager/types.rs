@@ -219,6 +219,8 @@ pub struct PromotionPlan {
     pub blockers: Vec<Error>,
     /// The approval a real run would wait for, when the target has an approval policy.
     pub approval: Option<PlannedApproval>,
+    /// The artifact's direct dependencies, each at the digest wanted (empty for a rollback).
+    pub dependencies: Vec<crate::model::Dependency>,
 }
 
 /// The approval a promotion would wait for.

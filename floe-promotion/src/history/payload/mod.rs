@@ -40,6 +40,9 @@ mod key {
     pub(super) const WINDOW_KIND: &str = "window_kind";
     pub(super) const WINDOW_REASON: &str = "window_reason";
     pub(super) const OVERRIDE_REASON: &str = "override_reason";
+    pub(super) const GROUP: &str = "group";
+    pub(super) const MEMBERS: &str = "members";
+    pub(super) const FAILED: &str = "failed";
 }
 
 /// The typed details of an event, one variant per [`EventKind`] that carries details, and
@@ -81,6 +84,10 @@ pub enum Payload {
     HoldReleased(HoldDetails),
     /// [`EventKind::WindowOverridden`]: the closed window that was passed, and why.
     WindowOverridden(WindowOverridden),
+    /// [`EventKind::GroupPromoted`]: the group and its members.
+    GroupPromoted(GroupDetails),
+    /// [`EventKind::GroupFailed`]: the group, its members, which one failed and why.
+    GroupFailed(GroupDetails),
     /// An event of a kind without typed details in this release
     /// ([`EventKind::PromotionRequested`], [`EventKind::CanaryStep`], [`EventKind::Switched`]),
     /// its details as stored. Writing one for a kind that has a typed payload writes the
@@ -112,6 +119,8 @@ impl Payload {
             Payload::HoldPlaced(_) => EventKind::HoldPlaced,
             Payload::HoldReleased(_) => EventKind::HoldReleased,
             Payload::WindowOverridden(_) => EventKind::WindowOverridden,
+            Payload::GroupPromoted(_) => EventKind::GroupPromoted,
+            Payload::GroupFailed(_) => EventKind::GroupFailed,
             Payload::Untyped { kind, .. } => *kind,
         }
     }
@@ -142,6 +151,7 @@ impl Payload {
                 copy: d.optional(key::COPY, parse_copy)?,
                 approval: d.optional(key::APPROVAL, parse_uuid)?,
                 executed_by: d.optional(key::EXECUTED_BY, text)?,
+                group: d.optional(key::GROUP, parse_uuid)?,
                 other: BTreeMap::new(),
             }),
             EventKind::PromotionFailed => Payload::PromotionFailed(Failed::read(&mut d)?),
@@ -197,6 +207,8 @@ impl Payload {
                 override_reason: d.required(key::OVERRIDE_REASON, text)?,
                 other: BTreeMap::new(),
             }),
+            EventKind::GroupPromoted => Payload::GroupPromoted(GroupDetails::read(&mut d)?),
+            EventKind::GroupFailed => Payload::GroupFailed(GroupDetails::read(&mut d)?),
             _ => {
                 return Ok(Payload::Untyped {
                     kind,
@@ -229,6 +241,7 @@ impl Payload {
             Payload::LeaseBroken(p) => &p.other,
             Payload::HoldPlaced(p) | Payload::HoldReleased(p) => &p.other,
             Payload::WindowOverridden(p) => &p.other,
+            Payload::GroupPromoted(p) | Payload::GroupFailed(p) => &p.other,
             Payload::Untyped { .. } => return None,
         })
     }
@@ -247,6 +260,7 @@ impl Payload {
             Payload::LeaseBroken(p) => &mut p.other,
             Payload::HoldPlaced(p) | Payload::HoldReleased(p) => &mut p.other,
             Payload::WindowOverridden(p) => &mut p.other,
+            Payload::GroupPromoted(p) | Payload::GroupFailed(p) => &mut p.other,
             Payload::Untyped { .. } => return None,
         })
     }
@@ -272,9 +286,26 @@ impl Payload {
                 if let Some(by) = &p.executed_by {
                     w.put(key::EXECUTED_BY, by.clone());
                 }
+                if let Some(g) = p.group {
+                    w.put(key::GROUP, g.to_string());
+                }
             }
             Payload::PromotionFailed(p) | Payload::RollbackFailed(p) => {
                 w.put(key::ERROR, p.error.clone());
+                if let Some(g) = p.group {
+                    w.put(key::GROUP, g.to_string());
+                }
+            }
+            Payload::GroupPromoted(p) | Payload::GroupFailed(p) => {
+                w.put(key::GROUP, p.group.to_string());
+                let members: Vec<String> = p.members.iter().map(ToString::to_string).collect();
+                w.put(key::MEMBERS, members.join(","));
+                if let Some(f) = &p.failed {
+                    w.put(key::FAILED, f.to_string());
+                }
+                if let Some(e) = &p.error {
+                    w.put(key::ERROR, e.clone());
+                }
             }
             Payload::ApprovalRequested(p) => {
                 w.put(key::APPROVAL, p.approval.to_string());
