@@ -12,6 +12,7 @@ mod lease;
 mod lock;
 mod notifications;
 mod promote;
+mod promote_group;
 mod rollback;
 mod status;
 

@@ -19,7 +19,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit;
 
+mod group;
 mod text;
+
+pub use group::{GroupOutput, GroupPlanOutput};
 
 /// The JSON document of a successful command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +34,10 @@ pub enum Output {
     Rollback(PromotionRecord),
     /// `floe promote --dry-run` and `floe rollback --dry-run`.
     Plan(PlanOutput),
+    /// `floe promote --with-dependencies`.
+    PromoteGroup(GroupOutput),
+    /// `floe promote --with-dependencies --dry-run`.
+    PlanGroup(GroupPlanOutput),
     /// `floe status`.
     Status {
         /// Per environment, in order.

@@ -174,6 +174,8 @@ impl Output {
                 record_text(&mut out, "already promoted", r);
             }
             Output::Promote(r) => record_text(&mut out, "promoted", r),
+            Output::PromoteGroup(g) => g.text(&mut out),
+            Output::PlanGroup(g) => g.text(&mut out),
             Output::Rollback(r) => record_text(&mut out, "rolled back", r),
             Output::Plan(p) => {
                 let _ = writeln!(
