@@ -182,6 +182,31 @@ mod tests {
         }
     }
 
+    /// A dependency that failed inside `--with-dependencies` exits with its own cause's code.
+    #[test]
+    fn a_failed_dependency_keeps_the_code_of_its_cause() {
+        let env = floe_promotion::EnvName::new("staging").unwrap();
+        let failed = |source: Error| Error::DependencyFailed {
+            environment: env.clone(),
+            artifact: "app:v1".into(),
+            dependency: "config:v3".into(),
+            source: Box::new(source),
+        };
+        assert_eq!(code(&failed(Error::not_found("x"))), NOT_FOUND);
+        let missing = Error::DependencyMissing {
+            environment: env.clone(),
+            artifact: "migrations:v7".into(),
+            missing: vec![],
+        };
+        assert_eq!(code(&missing), DEPENDENCY_MISSING);
+        assert_eq!(code(&failed(missing)), DEPENDENCY_MISSING);
+        assert!(
+            failed(Error::not_found("x"))
+                .to_string()
+                .contains("config:v3")
+        );
+    }
+
     /// The numbers the design keeps from floe, variant by variant.
     #[test]
     fn design_numbers_are_kept() {

@@ -518,3 +518,28 @@ async fn the_annotation_names_the_exact_digest() {
         .unwrap_err();
     assert!(err.to_string().contains("dev.floe.dependencies"), "{err}");
 }
+
+/// The manifest of the README's "Dependency promotion" section loads, with its catalogue.
+#[test]
+fn the_readme_dependencies_load() {
+    let readme = include_str!("../../README.md");
+    let block = readme
+        .split("## Dependency promotion")
+        .nth(1)
+        .and_then(|s| s.split("```yaml\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("a yaml block in the Dependency promotion section");
+    let yaml: String = block
+        .lines()
+        .map(|l| format!("{}\n", l.strip_prefix("  ").unwrap_or(l)))
+        .collect();
+    let config = parse_manifest(&yaml, None).unwrap_or_else(|e| panic!("refused: {e}"));
+    let graph = floe_promotion::config::catalogue_graph(&config.settings().artifacts);
+    let order: Vec<String> = graph
+        .order_for(&name("app"))
+        .unwrap()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(order, ["config", "migrations", "app"]);
+}
