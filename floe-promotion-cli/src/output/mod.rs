@@ -540,6 +540,21 @@ mod tests {
             placed: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
         };
         let outputs = vec![
+            Output::PromoteGroup(GroupOutput {
+                group: uuid::Uuid::nil(),
+                satisfied: vec![floe_promotion::model::Dependency {
+                    artifact: floe_promotion::ArtifactName::new("config").unwrap(),
+                    digest: Digest::of(b"c"),
+                    version: Tag::new("v3").unwrap(),
+                    declared: floe_promotion::model::Declared::Annotation,
+                }],
+                promotions: vec![],
+            }),
+            Output::PlanGroup(GroupPlanOutput {
+                would_succeed: true,
+                satisfied: vec![],
+                steps: vec![],
+            }),
             Output::Status {
                 environments: vec![StatusOutput {
                     environment: EnvName::new("prod").unwrap(),
