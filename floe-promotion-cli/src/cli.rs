@@ -139,6 +139,10 @@ pub struct PromoteArgs {
     /// --reason; recorded as window_overridden).
     #[arg(long)]
     pub override_window: bool,
+    /// Promote the dependencies the target lacks first, in dependency order, each through
+    /// its own checks and gates, as one recorded group; with --dry-run, plan each step.
+    #[arg(long)]
+    pub with_dependencies: bool,
 }
 
 /// `floe rollback`.

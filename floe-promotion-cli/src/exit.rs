@@ -104,6 +104,7 @@ pub fn code(error: &Error) -> u8 {
         Error::ApprovalClosed { .. } => APPROVAL_CLOSED,
         Error::PolicyViolation { .. } => POLICY_VIOLATION,
         Error::DependencyMissing { .. } => DEPENDENCY_MISSING,
+        Error::DependencyFailed { source, .. } => code(source),
         Error::Busy { .. } => BUSY,
         Error::Conflict(_) => CONFLICT,
         Error::Integrity { .. } => INTEGRITY,
@@ -179,6 +180,31 @@ mod tests {
                 "{transition:?}"
             );
         }
+    }
+
+    /// A dependency that failed inside `--with-dependencies` exits with its own cause's code.
+    #[test]
+    fn a_failed_dependency_keeps_the_code_of_its_cause() {
+        let env = floe_promotion::EnvName::new("staging").unwrap();
+        let failed = |source: Error| Error::DependencyFailed {
+            environment: env.clone(),
+            artifact: "app:v1".into(),
+            dependency: "config:v3".into(),
+            source: Box::new(source),
+        };
+        assert_eq!(code(&failed(Error::not_found("x"))), NOT_FOUND);
+        let missing = Error::DependencyMissing {
+            environment: env.clone(),
+            artifact: "migrations:v7".into(),
+            missing: vec![],
+        };
+        assert_eq!(code(&missing), DEPENDENCY_MISSING);
+        assert_eq!(code(&failed(missing)), DEPENDENCY_MISSING);
+        assert!(
+            failed(Error::not_found("x"))
+                .to_string()
+                .contains("config:v3")
+        );
     }
 
     /// The numbers the design keeps from floe, variant by variant.

@@ -57,6 +57,8 @@ pub const FLOE_TYPES: &[(EventKind, &str)] = &[
         EventKind::PreviewStaged,
         "dev.floe.bluegreen.preview_staged",
     ),
+    (EventKind::GroupPromoted, "dev.floe.group.promoted"),
+    (EventKind::GroupFailed, "dev.floe.group.failed"),
 ];
 
 /// Whether an event put its artifact into an environment that never ran that artifact

@@ -10,7 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::gate::GateResult;
-use crate::model::{Digest, EnvName};
+use crate::model::{Digest, EnvName, MissingDependency};
 use crate::state::EnvLock;
 
 /// Result alias used across the workspace.
@@ -191,13 +191,32 @@ pub enum Error {
         detail: String,
     },
 
-    /// A declared dependency is not present in the target environment.
-    #[error("dependency missing in {environment}: {dependency}")]
+    /// Declared dependencies are not current in the target environment at the digest wanted.
+    #[error("dependency missing in {environment}: {artifact} needs {}", list(.missing))]
     DependencyMissing {
-        /// The environment.
+        /// The target environment.
         environment: EnvName,
-        /// The missing dependency.
+        /// The dependent artifact (`name:version`).
+        artifact: String,
+        /// Each dependency missing, with the digest wanted and what the target runs instead.
+        missing: Vec<MissingDependency>,
+    },
+
+    /// A dependency promoted before its dependent (`promote_with_dependencies`) failed, so
+    /// the dependent was not attempted. The exit code is the dependency's error's.
+    #[error(
+        "dependency {dependency} of {artifact} was not promoted to {environment}, so {artifact} was not attempted: {source}"
+    )]
+    DependencyFailed {
+        /// The target environment.
+        environment: EnvName,
+        /// The dependent artifact (`name:version`).
+        artifact: String,
+        /// The dependency that failed (`name:version`).
         dependency: String,
+        /// Why it failed.
+        #[source]
+        source: Box<Error>,
     },
 
     /// Another promoter holds the environment's promotion lease.
@@ -244,6 +263,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// The missing dependencies, comma-separated.
+fn list(missing: &[MissingDependency]) -> String {
+    missing
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// How many characters of a value (a name, a tag, an option) an [`Excerpt`] shows whole.

@@ -44,6 +44,7 @@ struct Case<'a> {
     digest: Option<Digest>,
     arrival: Option<AuditEvent>,
     artifact: ArtifactName,
+    dependencies: Vec<model::Dependency>,
 }
 
 impl<'a> Case<'a> {
@@ -62,6 +63,7 @@ impl<'a> Case<'a> {
             digest: Some(Digest::of(b"app")),
             arrival: None,
             artifact: ArtifactName::new("app").unwrap(),
+            dependencies: vec![],
         }
     }
 
@@ -82,6 +84,7 @@ impl<'a> Case<'a> {
             now: self.now,
             digest: self.digest.as_ref(),
             arrival: self.arrival.as_ref(),
+            dependencies: Some(&self.dependencies),
         };
         check.check(&ctx).await.unwrap()
     }
@@ -182,6 +185,16 @@ async fn each_check_passes_or_refuses_and_writes_nothing() {
                 bad.now = came.record.time + chrono::Duration::minutes(30);
                 true
             }
+            "dependencies" => {
+                // A dependency prod does not run.
+                bad.dependencies = vec![model::Dependency {
+                    artifact: ArtifactName::new("migrations").unwrap(),
+                    digest: Digest::of(b"migrations"),
+                    version: Tag::new("v7").unwrap(),
+                    declared: model::Declared::Manifest,
+                }];
+                true
+            }
             other => panic!("a standard check without a refusal case here: {other}"),
         };
         assert!(expect_refusal, "{}", check.name());
@@ -243,6 +256,7 @@ async fn run_checks_respects_stage_order_and_fail_fast() {
         now: case.now,
         digest: None,
         arrival: None,
+        dependencies: None,
     };
     let checks = standard_checks();
     let first = run_checks(&checks, Stage::Request, &ctx, false)

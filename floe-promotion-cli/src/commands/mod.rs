@@ -13,6 +13,7 @@ mod lease;
 mod lock;
 mod notifications;
 mod promote;
+mod promote_group;
 mod rollback;
 mod status;
 mod switch;

@@ -32,6 +32,9 @@ pub(super) async fn run(g: &Global, a: PromoteArgs) -> Result<(Option<Output>, u
         automatic: false,
         override_window: a.override_window,
     };
+    if a.with_dependencies {
+        return super::promote_group::run(&app, req, a.dry_run).await;
+    }
     if a.dry_run {
         let plan = PlanOutput::of(&app.manager.plan(req).await?);
         let code = plan_code(&plan);

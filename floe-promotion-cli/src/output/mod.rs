@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit;
 
+mod group;
 mod switch;
 mod text;
 
+pub use group::{GroupOutput, GroupPlanOutput};
 pub use switch::SwitchPlanOutput;
 
 /// The JSON document of a successful command.
@@ -38,6 +40,10 @@ pub enum Output {
     Switch(PromotionRecord),
     /// `floe switch --dry-run`.
     SwitchPlan(SwitchPlanOutput),
+    /// `floe promote --with-dependencies`.
+    PromoteGroup(GroupOutput),
+    /// `floe promote --with-dependencies --dry-run`.
+    PlanGroup(GroupPlanOutput),
     /// `floe status`.
     Status {
         /// Per environment, in order.
@@ -571,6 +577,21 @@ mod tests {
             placed: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
         };
         let outputs = vec![
+            Output::PromoteGroup(GroupOutput {
+                group: uuid::Uuid::nil(),
+                satisfied: vec![floe_promotion::model::Dependency {
+                    artifact: floe_promotion::ArtifactName::new("config").unwrap(),
+                    digest: Digest::of(b"c"),
+                    version: Tag::new("v3").unwrap(),
+                    declared: floe_promotion::model::Declared::Annotation,
+                }],
+                promotions: vec![],
+            }),
+            Output::PlanGroup(GroupPlanOutput {
+                would_succeed: true,
+                satisfied: vec![],
+                steps: vec![],
+            }),
             Output::Status {
                 environments: vec![StatusOutput {
                     environment: EnvName::new("prod").unwrap(),

@@ -211,6 +211,8 @@ impl Output {
                 record_text(&mut out, "staged (preview, the pointer did not move)", r)
             }
             Output::Promote(r) => record_text(&mut out, "promoted", r),
+            Output::PromoteGroup(g) => g.text(&mut out),
+            Output::PlanGroup(g) => g.text(&mut out),
             Output::Rollback(r) => record_text(&mut out, "rolled back", r),
             Output::Switch(r) if r.outcome == Outcome::SwitchedBack => {
                 record_text(&mut out, "switched back", r)

@@ -279,6 +279,20 @@ impl Workspace {
 /// An image with one config and two layers (pseudo-random bytes from `seed`), written as an OCI
 /// layout in `dir` under `tag`. Returns the manifest digest.
 pub fn image_layout(dir: &Path, tag: &str, seed: u64) -> Digest {
+    image_layout_annotated(dir, tag, seed, &[])
+}
+
+/// [`image_layout`] with these manifest annotations besides the usual one.
+pub fn image_layout_annotated(
+    dir: &Path,
+    tag: &str,
+    seed: u64,
+    annotations: &[(&str, &str)],
+) -> Digest {
+    let extra: String = annotations
+        .iter()
+        .map(|(k, v)| format!(", {}: {}", serde_json::json!(k), serde_json::json!(v)))
+        .collect();
     let mut layout = OciLayoutWriter::create(dir);
     let config = format!(
         "{{\"architecture\":\"amd64\",\"os\":\"linux\",\"seed\":{seed},\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[]}}}}"
@@ -293,7 +307,7 @@ pub fn image_layout(dir: &Path, tag: &str, seed: u64) -> Digest {
     }
     // Unusual spacing: a client that re-serialised the manifest would change its digest.
     let bytes = format!(
-        "{{ \"schemaVersion\": 2, \"mediaType\": \"{OCI_MANIFEST}\",\n  \"config\": {{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{config_digest}\",\"size\":{config_size}}},\n  \"layers\": [ {} ],\n  \"annotations\": {{ \"org.opencontainers.image.source\": \"https://example.com/app\" }} }}\n",
+        "{{ \"schemaVersion\": 2, \"mediaType\": \"{OCI_MANIFEST}\",\n  \"config\": {{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"{config_digest}\",\"size\":{config_size}}},\n  \"layers\": [ {} ],\n  \"annotations\": {{ \"org.opencontainers.image.source\": \"https://example.com/app\"{extra} }} }}\n",
         layers.join(", ")
     );
     let manifest = Manifest::from_bytes(bytes.into_bytes(), Some(OCI_MANIFEST)).expect("manifest");
@@ -305,8 +319,19 @@ pub fn image_layout(dir: &Path, tag: &str, seed: u64) -> Digest {
 /// Pushes `NAME:TAG` as CI would: builds an image layout and `skopeo copy`s it to
 /// `docker://REPO:TAG` (plain HTTP, digests preserved). `creds` is `user:password`.
 pub fn push(repo: &str, tag: &str, seed: u64, creds: Option<&str>) -> Digest {
+    push_annotated(repo, tag, seed, creds, &[])
+}
+
+/// [`push`] of an image with these manifest annotations besides the usual one.
+pub fn push_annotated(
+    repo: &str,
+    tag: &str,
+    seed: u64,
+    creds: Option<&str>,
+    annotations: &[(&str, &str)],
+) -> Digest {
     let dir = tempfile::tempdir().expect("temp dir");
-    let digest = image_layout(dir.path(), tag, seed);
+    let digest = image_layout_annotated(dir.path(), tag, seed, annotations);
     let src = format!("oci:{}:{tag}", dir.path().display());
     let dst = format!("docker://{repo}:{tag}");
     let mut args = vec![

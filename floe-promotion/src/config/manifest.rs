@@ -5,6 +5,7 @@
 //! that checks every value (names, durations, regexes, severities, commands) and points at the
 //! value that is wrong. Nothing here panics on any input.
 
+mod artifacts;
 mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
@@ -180,6 +181,8 @@ struct RawPromotion {
     lease_ttl_seconds: Option<Spanned<u64>>,
     #[serde(default)]
     tag_scheme: Option<RawTagScheme>,
+    #[serde(default)]
+    artifacts: Option<artifacts::RawArtifacts>,
 }
 
 #[derive(Deserialize)]
@@ -1033,6 +1036,9 @@ impl<'a> Loader<'a> {
         }
         if let Some(raw) = &p.tag_scheme {
             settings.tag_scheme = self.tag_scheme(raw)?;
+        }
+        if let Some(raw) = &p.artifacts {
+            settings.artifacts = self.artifacts(raw)?;
         }
         Ok(settings)
     }

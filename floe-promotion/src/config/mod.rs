@@ -1,6 +1,7 @@
 //! Environments and their settings: the [`EnvironmentConfig`] trait, the settings model, and
 //! the `manifest.yaml` loader ([`load_manifest`]).
 
+mod artifacts;
 mod manifest;
 mod settings;
 mod webhook;
@@ -12,6 +13,7 @@ use std::fmt::Debug;
 use crate::error::{Error, Result};
 use crate::model::{ArtifactName, EnvName, Repository};
 
+pub use artifacts::{ArtifactSettings, catalogue_graph, validate_catalogue};
 pub use manifest::{
     load_manifest, load_manifest_with_env, parse_manifest, parse_manifest_with_env,
 };

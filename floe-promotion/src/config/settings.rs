@@ -38,6 +38,8 @@ pub struct PromotionSettings {
     pub source: Option<PathBuf>,
     /// Webhook endpoints that receive the lifecycle events (`artifacts.promotion.webhooks`).
     pub webhooks: Vec<super::WebhookSettings>,
+    /// The per-artifact catalogue (`artifacts.promotion.artifacts`): dependencies by name.
+    pub artifacts: std::collections::BTreeMap<crate::model::ArtifactName, super::ArtifactSettings>,
 }
 
 impl PromotionSettings {
@@ -56,6 +58,7 @@ impl PromotionSettings {
             lease_ttl: Duration::from_secs(15 * 60),
             source: None,
             webhooks: vec![],
+            artifacts: std::collections::BTreeMap::new(),
         }
     }
 
@@ -92,6 +95,7 @@ impl PromotionSettings {
             }
         }
         self.tag_scheme.validate().map_err(|m| self.err(m))?;
+        super::validate_catalogue(&self.artifacts).map_err(|m| self.err(m))?;
         for (i, hook) in self.webhooks.iter().enumerate() {
             hook.validate(&format!("artifacts.promotion.webhooks[{i}]"))
                 .map_err(|m| self.err(m))?;

@@ -37,8 +37,9 @@
 //!
 //! | kind | payload | keys (`?`: only when set) |
 //! |------|---------|------|
-//! | `promotion_succeeded` | [`PromotionSucceeded`] | `request`, `tags`, `confirmed_after_lost_reply`?, `noop`?, `copy`?, `approval`?, `executed_by`? |
-//! | `promotion_failed`, `rollback_failed` | [`Failed`] | `error` |
+//! | `promotion_succeeded` | [`PromotionSucceeded`] | `request`, `tags`, `confirmed_after_lost_reply`?, `noop`?, `copy`?, `approval`?, `executed_by`?, `group`? |
+//! | `promotion_failed`, `rollback_failed` | [`Failed`] | `error`, `group`? |
+//! | `group_promoted`, `group_failed` | [`GroupDetails`] | `group`, `members` (`name:version@digest`, comma-separated, in promotion order, the dependent last), `failed`?, `error`? |
 //! | `rollback_succeeded` | [`RollbackSucceeded`] | `tags`, `confirmed_after_lost_reply`? |
 //! | `approval_requested` | [`ApprovalRequested`] | `approval`, `expires`, `rules` |
 //! | `approval_decided` | [`ApprovalDecided`] | `approval`, `decision` (`approved`/`rejected`), `status` |
@@ -98,8 +99,9 @@ pub use format::{
 pub use memory::InMemoryHistory;
 pub use payload::{
     ApprovalDecided, ApprovalExpired, ApprovalRequested, CanaryAction, CanaryStepDetails, Decision,
-    EvidenceAttached, Failed, HoldDetails, HostProcess, LeaseBroken, LockDetails, Locked, Payload,
-    PreviewStaged, PromotionSucceeded, RollbackSucceeded, Switched, WindowOverridden,
+    EvidenceAttached, Failed, GroupDetails, GroupMember, HoldDetails, HostProcess, LeaseBroken,
+    LockDetails, Locked, Payload, PreviewStaged, PromotionSucceeded, RollbackSucceeded, Switched,
+    WindowOverridden,
 };
 
 /// What happened. Later releases may add kinds.
@@ -149,6 +151,11 @@ pub enum EventKind {
     /// A promotion into a blue-green environment staged its digest on the idle slot (the
     /// preview); the pointer did not move, so it does not set the current version.
     PreviewStaged,
+    /// A dependent and the dependencies promoted before it (`promote_with_dependencies`) all
+    /// reached the target: one group.
+    GroupPromoted,
+    /// A member of a group failed; the members after it were not attempted.
+    GroupFailed,
 }
 
 impl EventKind {
@@ -183,11 +190,13 @@ impl EventKind {
             EventKind::ReleaseDiscovered => "release_discovered",
             EventKind::WindowOverridden => "window_overridden",
             EventKind::PreviewStaged => "preview_staged",
+            EventKind::GroupPromoted => "group_promoted",
+            EventKind::GroupFailed => "group_failed",
         }
     }
 
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 20] = [
+    pub const ALL: [EventKind; 22] = [
         EventKind::PromotionRequested,
         EventKind::PromotionSucceeded,
         EventKind::PromotionFailed,
@@ -208,6 +217,8 @@ impl EventKind {
         EventKind::ReleaseDiscovered,
         EventKind::WindowOverridden,
         EventKind::PreviewStaged,
+        EventKind::GroupPromoted,
+        EventKind::GroupFailed,
     ];
 }
 

@@ -3,6 +3,7 @@
 mod blue_green;
 mod builder;
 mod default;
+mod group;
 mod types;
 
 use std::fmt::Debug;
@@ -19,6 +20,7 @@ use crate::state::{EnvLock, Hold, Lease};
 pub use blue_green::{BlueGreen, SlotStatus, SwitchPlan, SwitchRequest};
 pub use builder::PromotionManagerBuilder;
 pub use default::DefaultPromotionManager;
+pub use group::{GroupPlan, GroupRecord};
 pub use types::{
     ApprovalOutcome, ApprovalView, CanaryView, EnvironmentStatus, Outcome, PlannedApproval,
     PlannedTag, PromotionPlan, PromotionRecord, PromotionRequest, RollbackRequest, TagAction,

@@ -274,6 +274,8 @@ pub struct PromotionPlan {
     /// The blue-green slot the promotion would stage on (the pointer would not move), when
     /// the target releases by blue-green.
     pub preview_slot: Option<crate::release::blue_green::Slot>,
+    /// The artifact's direct dependencies, each at the digest wanted (empty for a rollback).
+    pub dependencies: Vec<crate::model::Dependency>,
 }
 
 /// The approval a promotion would wait for.

@@ -2,6 +2,7 @@
 //! gate results, locks and leases. They depend on nothing but the error type, so every
 //! capability can use them without an import cycle.
 
+mod dependency;
 mod digest;
 pub mod gate;
 pub mod hold;
@@ -11,5 +12,8 @@ mod names;
 mod process;
 pub mod text;
 
+pub use dependency::{
+    DEPENDENCIES_ANNOTATION, Declared, Dependency, MissingDependency, parse_dependency_annotation,
+};
 pub use digest::Digest;
 pub use names::{Actor, ArtifactName, ArtifactRef, EnvName, Reference, Repository, Tag};

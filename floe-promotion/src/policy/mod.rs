@@ -14,11 +14,13 @@
 //! | environment lock | `lock.rs` | request |
 //! | separation of duties | `separation.rs` | resolved |
 //! | minimum soak | `soak.rs` | resolved |
+//! | dependencies current in the target | `dependencies.rs` | resolved |
 //!
 //! Immutability of environment and rollback tags is checked where tags are planned, and again
 //! under the environment's lease; signatures are checked by the signature gate.
 
 mod authorization;
+mod dependencies;
 pub mod input;
 mod lock;
 pub mod quorum;
@@ -37,10 +39,11 @@ use chrono::{DateTime, Utc};
 use crate::config::{Environment, EnvironmentConfig};
 use crate::error::{Error, Result};
 use crate::history::{AuditEvent, HistoryStore};
-use crate::model::{Actor, ArtifactName, Digest, EnvName, Tag};
+use crate::model::{Actor, ArtifactName, Dependency, Digest, EnvName, Tag};
 use crate::state::EnvLock;
 
 pub use self::authorization::{Authorized, authorize};
+pub use self::dependencies::DependenciesPresent;
 pub use self::lock::NotLocked;
 pub use self::separation::SeparationOfDuties;
 pub use self::soak::MinimumSoak;
@@ -108,6 +111,9 @@ pub struct CheckContext<'a> {
     pub digest: Option<&'a Digest>,
     /// The event that brought the version into the source environment, when history has one.
     pub arrival: Option<&'a AuditEvent>,
+    /// The artifact's direct dependencies, each at the digest wanted (resolved with the
+    /// digest; `None` before, and for callers that do not resolve them).
+    pub dependencies: Option<&'a [Dependency]>,
 }
 
 /// Who asks for what: the request part of a [`CheckContext`].
@@ -155,6 +161,7 @@ impl<'a> CheckContext<'a> {
             now,
             digest: None,
             arrival: None,
+            dependencies: None,
         }
     }
 }
@@ -190,6 +197,7 @@ pub fn standard_checks() -> Vec<Box<dyn Check>> {
         Box::new(NotLocked),
         Box::new(SeparationOfDuties),
         Box::new(MinimumSoak),
+        Box::new(DependenciesPresent),
     ]
 }
 

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::codec::*;
 use super::key;
 use crate::error::{Error, Result};
-use crate::model::{Digest, Tag};
+use crate::model::{ArtifactName, Digest, Tag};
 use crate::registry::{CopyReport, EvidenceKind, EvidenceStatus};
 use crate::release::approval::Phase;
 use crate::state::{HoldKind, Liveness};
@@ -38,6 +38,8 @@ pub struct PromotionSucceeded {
     pub approval: Option<Uuid>,
     /// Who ran the approved request. Key `executed_by`.
     pub executed_by: Option<String>,
+    /// The group this promotion was part of (`promote_with_dependencies`). Key `group`.
+    pub group: Option<Uuid>,
     /// Keys this release does not know.
     pub other: BTreeMap<String, String>,
 }
@@ -53,6 +55,7 @@ impl PromotionSucceeded {
             copy: None,
             approval: None,
             executed_by: None,
+            group: None,
             other: BTreeMap::new(),
         }
     }
@@ -89,6 +92,8 @@ impl RollbackSucceeded {
 pub struct Failed {
     /// The error, as displayed. Key `error`.
     pub error: String,
+    /// The group the failed promotion was part of (`promote_with_dependencies`). Key `group`.
+    pub group: Option<Uuid>,
     /// Keys this release does not know.
     pub other: BTreeMap<String, String>,
 }
@@ -98,13 +103,97 @@ impl Failed {
     pub fn new(error: impl Into<String>) -> Self {
         Failed {
             error: error.into(),
+            group: None,
             other: BTreeMap::new(),
         }
     }
 
     pub(super) fn read(d: &mut Reader<'_>) -> Result<Self> {
-        Ok(Failed::new(d.required(key::ERROR, text)?))
+        let mut failed = Failed::new(d.required(key::ERROR, text)?);
+        failed.group = d.optional(key::GROUP, parse_uuid)?;
+        Ok(failed)
     }
+}
+
+/// One member of a group: `name:version@digest`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct GroupMember {
+    /// The artifact.
+    pub artifact: ArtifactName,
+    /// Its version.
+    pub version: Tag,
+    /// Its digest.
+    pub digest: Digest,
+}
+
+impl fmt::Display for GroupMember {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}@{}", self.artifact, self.version, self.digest)
+    }
+}
+
+impl FromStr for GroupMember {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::invalid("group member", s, "expected name:version@digest");
+        let (name_version, digest) = s.split_once('@').ok_or_else(bad)?;
+        let (name, version) = name_version.rsplit_once(':').ok_or_else(bad)?;
+        Ok(GroupMember {
+            artifact: ArtifactName::new(name)?,
+            version: Tag::new(version)?,
+            digest: Digest::new(digest)?,
+        })
+    }
+}
+
+/// A group of promotions (details of [`EventKind::GroupPromoted`](crate::history::EventKind::GroupPromoted)
+/// and [`EventKind::GroupFailed`](crate::history::EventKind::GroupFailed)): a dependent and the
+/// dependencies promoted before it. The record names the dependent (artifact, version, digest,
+/// environments); each member's own events carry the group id too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GroupDetails {
+    /// The group's id. Key `group`.
+    pub group: Uuid,
+    /// The members in promotion order, the dependent last (for a failed group: the members
+    /// planned). Key `members`, comma-separated `name:version@digest`.
+    pub members: Vec<GroupMember>,
+    /// The member that failed. Key `failed`, the artifact's name.
+    pub failed: Option<ArtifactName>,
+    /// Why it failed. Key `error`.
+    pub error: Option<String>,
+    /// Keys this release does not know.
+    pub other: BTreeMap<String, String>,
+}
+
+impl GroupDetails {
+    /// The payload of group `group` with these members, in order.
+    pub fn new(group: Uuid, members: Vec<GroupMember>) -> Self {
+        GroupDetails {
+            group,
+            members,
+            failed: None,
+            error: None,
+            other: BTreeMap::new(),
+        }
+    }
+
+    pub(super) fn read(d: &mut Reader<'_>) -> Result<Self> {
+        let mut g = GroupDetails::new(
+            d.required(key::GROUP, parse_uuid)?,
+            d.required(key::MEMBERS, parse_members)?,
+        );
+        g.failed = d.optional(key::FAILED, ArtifactName::from_str)?;
+        g.error = d.optional(key::ERROR, text)?;
+        Ok(g)
+    }
+}
+
+fn parse_members(s: &str) -> Result<Vec<GroupMember>> {
+    s.split(',')
+        .filter(|m| !m.is_empty())
+        .map(GroupMember::from_str)
+        .collect()
 }
 
 /// An approval request was created (details of [`EventKind::ApprovalRequested`](crate::history::EventKind::ApprovalRequested)).

@@ -50,6 +50,9 @@ mod key {
     pub(super) const PREVIOUS_DIGEST: &str = "previous_digest";
     pub(super) const PREVIOUS_VERSION: &str = "previous_version";
     pub(super) const BACK: &str = "back";
+    pub(super) const GROUP: &str = "group";
+    pub(super) const MEMBERS: &str = "members";
+    pub(super) const FAILED: &str = "failed";
 }
 
 /// The typed details of an event, one variant per [`EventKind`] that carries details, and
@@ -97,6 +100,10 @@ pub enum Payload {
     PreviewStaged(PreviewStaged),
     /// [`EventKind::Switched`]: the slots and digests of a blue-green switch.
     Switched(Switched),
+    /// [`EventKind::GroupPromoted`]: the group and its members.
+    GroupPromoted(GroupDetails),
+    /// [`EventKind::GroupFailed`]: the group, its members, which one failed and why.
+    GroupFailed(GroupDetails),
     /// An event of a kind without typed details in this release
     /// ([`EventKind::PromotionRequested`], [`EventKind::CanaryStep`]),
     /// its details as stored. Writing one for a kind that has a typed payload writes the
@@ -131,6 +138,8 @@ impl Payload {
             Payload::WindowOverridden(_) => EventKind::WindowOverridden,
             Payload::PreviewStaged(_) => EventKind::PreviewStaged,
             Payload::Switched(_) => EventKind::Switched,
+            Payload::GroupPromoted(_) => EventKind::GroupPromoted,
+            Payload::GroupFailed(_) => EventKind::GroupFailed,
             Payload::Untyped { kind, .. } => *kind,
         }
     }
@@ -161,6 +170,7 @@ impl Payload {
                 copy: d.optional(key::COPY, parse_copy)?,
                 approval: d.optional(key::APPROVAL, parse_uuid)?,
                 executed_by: d.optional(key::EXECUTED_BY, text)?,
+                group: d.optional(key::GROUP, parse_uuid)?,
                 other: BTreeMap::new(),
             }),
             EventKind::PromotionFailed => Payload::PromotionFailed(Failed::read(&mut d)?),
@@ -225,6 +235,8 @@ impl Payload {
             }),
             EventKind::PreviewStaged => Payload::PreviewStaged(PreviewStaged::read(&mut d)?),
             EventKind::Switched => Payload::Switched(Switched::read(&mut d)?),
+            EventKind::GroupPromoted => Payload::GroupPromoted(GroupDetails::read(&mut d)?),
+            EventKind::GroupFailed => Payload::GroupFailed(GroupDetails::read(&mut d)?),
             _ => {
                 return Ok(Payload::Untyped {
                     kind,
@@ -260,6 +272,7 @@ impl Payload {
             Payload::WindowOverridden(p) => &p.other,
             Payload::PreviewStaged(p) => &p.other,
             Payload::Switched(p) => &p.other,
+            Payload::GroupPromoted(p) | Payload::GroupFailed(p) => &p.other,
             Payload::Untyped { .. } => return None,
         })
     }
@@ -281,6 +294,7 @@ impl Payload {
             Payload::WindowOverridden(p) => &mut p.other,
             Payload::PreviewStaged(p) => &mut p.other,
             Payload::Switched(p) => &mut p.other,
+            Payload::GroupPromoted(p) | Payload::GroupFailed(p) => &mut p.other,
             Payload::Untyped { .. } => return None,
         })
     }
@@ -306,9 +320,26 @@ impl Payload {
                 if let Some(by) = &p.executed_by {
                     w.put(key::EXECUTED_BY, by.clone());
                 }
+                if let Some(g) = p.group {
+                    w.put(key::GROUP, g.to_string());
+                }
             }
             Payload::PromotionFailed(p) | Payload::RollbackFailed(p) => {
                 w.put(key::ERROR, p.error.clone());
+                if let Some(g) = p.group {
+                    w.put(key::GROUP, g.to_string());
+                }
+            }
+            Payload::GroupPromoted(p) | Payload::GroupFailed(p) => {
+                w.put(key::GROUP, p.group.to_string());
+                let members: Vec<String> = p.members.iter().map(ToString::to_string).collect();
+                w.put(key::MEMBERS, members.join(","));
+                if let Some(f) = &p.failed {
+                    w.put(key::FAILED, f.to_string());
+                }
+                if let Some(e) = &p.error {
+                    w.put(key::ERROR, e.clone());
+                }
             }
             Payload::ApprovalRequested(p) => {
                 w.put(key::APPROVAL, p.approval.to_string());

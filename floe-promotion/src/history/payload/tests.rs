@@ -12,7 +12,7 @@ use super::*;
 use crate::error::Error;
 use crate::history::{AuditEvent, GENESIS_HASH};
 use crate::model::Actor;
-use crate::model::{Digest, Tag};
+use crate::model::{ArtifactName, Digest, Tag};
 use crate::registry::{CopyReport, EvidenceKind, EvidenceStatus};
 use crate::release::approval::Phase;
 use crate::state::{HoldKind, Liveness};
@@ -70,7 +70,13 @@ fn lock_details() -> impl Strategy<Value = LockDetails> {
 }
 
 fn failed() -> impl Strategy<Value = Failed> {
-    (any::<String>(), other()).prop_map(|(error, other)| Failed { error, other })
+    (any::<String>(), proptest::option::of(uuid()), other()).prop_map(|(error, group, other)| {
+        Failed {
+            error,
+            group,
+            other,
+        }
+    })
 }
 
 fn payload() -> impl Strategy<Value = Payload> {
@@ -83,10 +89,10 @@ fn payload() -> impl Strategy<Value = Payload> {
             copy(),
             proptest::option::of(uuid()),
             proptest::option::of(any::<String>()),
-            other()
+            (proptest::option::of(uuid()), other())
         )
             .prop_map(
-                |(request, tags, confirmed, noop, copy, approval, by, other)| {
+                |(request, tags, confirmed, noop, copy, approval, by, (group, other))| {
                     Payload::PromotionSucceeded(PromotionSucceeded {
                         request,
                         tags,
@@ -95,6 +101,7 @@ fn payload() -> impl Strategy<Value = Payload> {
                         copy,
                         approval,
                         executed_by: by,
+                        group,
                         other,
                     })
                 }
@@ -224,6 +231,37 @@ fn payload() -> impl Strategy<Value = Payload> {
                     Payload::HoldPlaced(d)
                 } else {
                     Payload::HoldReleased(d)
+                }
+            }),
+        (
+            uuid(),
+            vec(
+                ("[a-z]{1,6}", "[a-z0-9]{1,6}", "[0-9a-f]{64}").prop_map(|(a, v, h)| {
+                    GroupMember {
+                        artifact: ArtifactName::new(a).expect("valid name"),
+                        version: Tag::new(v).expect("valid tag"),
+                        digest: Digest::new(format!("sha256:{h}")).expect("valid digest"),
+                    }
+                }),
+                0..4
+            ),
+            proptest::option::of("[a-z]{1,6}"),
+            proptest::option::of(any::<String>()),
+            other()
+        )
+            .prop_map(|(group, members, failed, error, other)| {
+                let failed_group = failed.is_some();
+                let g = GroupDetails {
+                    group,
+                    members,
+                    failed: failed.map(|f| ArtifactName::new(f).expect("valid name")),
+                    error,
+                    other,
+                };
+                if failed_group {
+                    Payload::GroupFailed(g)
+                } else {
+                    Payload::GroupPromoted(g)
                 }
             }),
         (

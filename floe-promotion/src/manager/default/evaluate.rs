@@ -21,6 +21,11 @@ pub(super) struct Evaluation {
     pub(super) tags: Vec<PlannedTag>,
     pub(super) copy_mode: Option<CopyMode>,
     pub(super) blockers: Vec<Error>,
+    /// The group this promotion belongs to (`promote_with_dependencies`), recorded on its
+    /// events.
+    pub(super) group: Option<Uuid>,
+    /// The direct dependencies, each at the digest wanted, once resolved.
+    pub(super) dependencies: Vec<Dependency>,
 }
 
 impl Evaluation {
@@ -39,6 +44,8 @@ impl Evaluation {
             tags: vec![],
             copy_mode: None,
             blockers: vec![],
+            group: None,
+            dependencies: vec![],
         }
     }
 
@@ -82,6 +89,7 @@ impl Evaluation {
             approval: None,
             strategy: crate::config::Strategy::Direct,
             preview_slot: None,
+            dependencies: self.dependencies,
         })
     }
 }
@@ -212,9 +220,22 @@ impl DefaultPromotionManager {
         ev.manifest = Some(manifest.clone());
         ev.copy_mode = Some(self.parts.registry.copy_mode(&source, &target));
 
-        // The checks that need the digest and its history: separation of duties, soak.
+        // The dependencies, each at the digest wanted; a cycle or a dependency missing from
+        // the source refuses here.
+        match self
+            .dependency_set(&req.artifact, &manifest, &req.from)
+            .await
+        {
+            Ok(set) => ev.dependencies = set.direct,
+            Err(e) => ev.block(e)?,
+        }
+        let dependencies = ev.dependencies.clone();
+
+        // The checks that need the digest and its history: separation of duties, soak,
+        // dependencies.
         ctx.digest = Some(&digest);
         ctx.arrival = arrival.as_ref();
+        ctx.dependencies = Some(&dependencies);
         for e in run_checks(&self.parts.checks, Stage::Resolved, &ctx, ev.plan).await? {
             ev.block(e)?;
         }

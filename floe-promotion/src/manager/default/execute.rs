@@ -270,7 +270,8 @@ impl DefaultPromotionManager {
     ) {
         record.digest = ev.digest().cloned();
         record.gates = ev.gates.clone();
-        let failed = Failed::new(error.to_string());
+        let mut failed = Failed::new(error.to_string());
+        failed.group = ev.group;
         record.set_payload(match record.kind {
             EventKind::RollbackFailed => Payload::RollbackFailed(failed),
             _ => Payload::PromotionFailed(failed),

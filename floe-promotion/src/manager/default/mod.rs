@@ -24,7 +24,7 @@ use crate::history::{
     LockDetails, Locked, Order, Payload, PromotionSucceeded, RollbackSucceeded, VerifyReport,
     WindowOverridden,
 };
-use crate::model::{Actor, ArtifactName, Digest, EnvName, Reference, Repository, Tag};
+use crate::model::{Actor, ArtifactName, Dependency, Digest, EnvName, Reference, Repository, Tag};
 use crate::notify::{Delivery, Dispatcher};
 use crate::policy::input::{Reasoned, check_text_input, require_reason};
 use crate::policy::{Check, CheckContext, Operation, Stage, Subject, authorize, run_checks};
@@ -39,6 +39,7 @@ mod approvals;
 mod auto;
 mod blue_green;
 mod canary;
+mod dependencies;
 mod evaluate;
 mod execute;
 mod holds;

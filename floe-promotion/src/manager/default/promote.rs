@@ -4,11 +4,24 @@ use super::*;
 
 impl DefaultPromotionManager {
     pub(super) async fn run_promote(&self, req: PromotionRequest) -> Result<PromotionRecord> {
+        self.run_promote_in(req, None).await
+    }
+
+    /// A promotion, as a member of `group` when given (its events carry the group id).
+    pub(super) async fn run_promote_in(
+        &self,
+        req: PromotionRequest,
+        group: Option<Uuid>,
+    ) -> Result<PromotionRecord> {
         let started = self.now();
         let mut ev = Evaluation::new(started, false);
+        ev.group = group;
         self.check_request_input(&req)?;
         let mut requested = self.promotion_event(EventKind::PromotionRequested, &req, started);
         requested.id = ev.id;
+        if let Some(group) = group {
+            requested.details.insert("group".into(), group.to_string());
+        }
         self.record(vec![requested]).await?;
 
         if let Err(e) = self.evaluate_promotion(&req, &mut ev).await {
@@ -73,6 +86,7 @@ impl DefaultPromotionManager {
                 p.approval = Some(id);
                 p.executed_by = Some(by.id.clone());
             }
+            p.group = ev.group;
             Payload::PromotionSucceeded(p)
         };
         let done = match self.run_tail(&mut ev, tail, finish).await {
