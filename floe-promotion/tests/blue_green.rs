@@ -483,3 +483,38 @@ async fn an_operation_left_by_a_dead_process_is_settled() {
     assert_eq!(pointer(&p).await, Some(v1));
     assert_eq!(state(&m).await.phase, BlueGreenPhase::Live);
 }
+
+#[tokio::test]
+async fn a_rollback_is_a_switch_back_in_a_blue_green_environment() {
+    let p = pipeline(false);
+    let m = p.manager();
+    for v in ["v1", "v2"] {
+        p.push_release("app", v, v.as_bytes()).await;
+        m.promote(promote(&p, v)).await.unwrap();
+        m.switch(switch(&p)).await.unwrap();
+    }
+    let before = p.history.len();
+    let err = m
+        .rollback(RollbackRequest::new("app", "staging", "v1", p.actor("ops"), "v2 broke").unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidTransition { ref reason, .. } if reason.contains("switch --back")),
+        "{err}"
+    );
+    assert_eq!(p.history.len(), before, "nothing recorded");
+    assert!(
+        m.plan_rollback(
+            RollbackRequest::new("app", "staging", "v1", p.actor("ops"), "v2 broke").unwrap()
+        )
+        .await
+        .is_err()
+    );
+    assert_eq!(pointer(&p).await, Some(p.release_digest("app", "v2").await));
+    let mut back = switch(&p);
+    back.back = true;
+    back.reason = Some("v2 broke".into());
+    m.switch(back).await.unwrap();
+    assert_eq!(pointer(&p).await, Some(p.release_digest("app", "v1").await));
+    assert_pointer_is_current(&p, &m).await;
+}

@@ -1,8 +1,9 @@
-//! Random sequences of promote, canary advance and abort, rollback and clock moves on the
-//! in-memory pipeline (prod releases as a canary), checking after every step that each
-//! environment has exactly one stable pointer and that it always equals history's current
-//! version; that at most one canary runs per environment and artifact, with `canary-prod` on
-//! its digest; and that the audit chain verifies.
+//! Random sequences of promote, canary advance and abort, blue-green switch and switch back,
+//! rollback, automatic passes and clock moves on the in-memory pipeline (staging releases by
+//! blue-green, prod as a canary), checking after every step that each environment has exactly
+//! one stable pointer and that it always equals history's current version; that at most one
+//! canary runs per environment and artifact, with `canary-prod` on its digest; that the live
+//! blue-green slot holds the pointer's digest; and that the audit chain verifies.
 
 use std::time::Duration;
 
@@ -22,6 +23,7 @@ enum Op {
     Advance,
     Abort,
     Rollback { env: usize, version: usize },
+    Switch { back: bool },
     Auto,
     Clock { minutes: i64 },
 }
@@ -33,12 +35,14 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Abort),
         2 => (1..3usize, 0..3usize).prop_map(|(env, version)| Op::Rollback { env, version }),
         1 => Just(Op::Auto),
+        2 => any::<bool>().prop_map(|back| Op::Switch { back }),
         1 => (1..90i64).prop_map(|minutes| Op::Clock { minutes }),
     ]
 }
 
 async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let mut p = TestPipeline::new(&ENVS);
+    p.env_mut("staging").strategy = Release::BlueGreen { auto_switch: false };
     p.env_mut("prod").strategy = Release::Canary {
         steps: vec![
             CanaryStep {
@@ -95,6 +99,14 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 )
                 .await
                 .map(|_| ()),
+            Op::Switch { back } => {
+                let mut req = SwitchRequest::new("staging", "app", actor.clone()).unwrap();
+                if *back {
+                    req.back = true;
+                    req.reason = Some("switch back".into());
+                }
+                m.switch(req).await.map(|_| ())
+            }
             Op::Auto => m
                 .run_auto_promotions(&AutoOptions::new(actor.clone()))
                 .await
@@ -123,6 +135,15 @@ async fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 op
             );
             prop_assert!(s.canaries.len() <= 1, "one canary at a time in {}", env);
+            for slot in s.slots.iter().filter(|slot| slot.live) {
+                prop_assert_eq!(
+                    slot.digest.as_ref(),
+                    pointer.as_ref(),
+                    "the live slot of {} holds the pointer's digest after {:?}",
+                    env,
+                    op
+                );
+            }
             if let Some(c) = s.canaries.first() {
                 prop_assert_eq!(
                     p.tag_digest(env, "app", &format!("canary-{env}")).await,

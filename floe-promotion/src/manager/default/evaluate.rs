@@ -457,8 +457,20 @@ impl DefaultPromotionManager {
     /// Like [`Self::check_request_input`], for rollbacks: a known environment and a reason.
     pub(super) fn check_rollback_input(&self, req: &RollbackRequest) -> Result<()> {
         check_text_input(&req.actor, Some(&req.reason))?;
-        self.parts.config.environment(&req.environment)?;
+        let env = self.parts.config.environment(&req.environment)?;
         require_reason(Reasoned::Rollback, Some(&req.reason))?;
+        // In a blue-green environment the pointer is always on the live slot: going back is a
+        // switch to the other slot, never a pointer move beside the slots.
+        if let Strategy::BlueGreen { .. } = env.strategy {
+            return Err(Error::InvalidTransition {
+                from: req.environment.to_string(),
+                to: req.environment.to_string(),
+                reason: format!(
+                    "{} releases by blue-green: go back with `switch --back` (the previous slot), or promote the earlier version again to stage it and switch",
+                    req.environment
+                ),
+            });
+        }
         Ok(())
     }
 }
