@@ -90,6 +90,7 @@ mod errors;
 mod history;
 mod holds;
 mod release;
+mod revocations;
 mod schema;
 mod state;
 mod store;

@@ -12,7 +12,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::errors::store_err;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// `PRAGMA application_id` of floe-promotion databases ("FLOE").
 pub const APPLICATION_ID: i32 = 0x464c_4f45;
@@ -158,6 +158,13 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (seq, webhook)
     ) WITHOUT ROWID;
     CREATE INDEX webhook_deliveries_by_status ON webhook_deliveries (status, seq);
+    "#,
+    // Version 7: revoked digests, one row each. Self-contained.
+    r#"
+    CREATE TABLE revocations (
+        digest TEXT PRIMARY KEY,
+        body TEXT NOT NULL
+    ) WITHOUT ROWID;
     "#,
 ];
 

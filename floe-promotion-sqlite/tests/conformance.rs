@@ -76,3 +76,14 @@ mod deliveries {
         (log, dir)
     });
 }
+
+mod revocations {
+    use super::*;
+    use floe_promotion::state::RevocationStore;
+
+    floe_promotion::revocation_conformance!(async {
+        let (store, dir) = open().await;
+        let revocations: Arc<dyn RevocationStore> = Arc::new(store);
+        (revocations, dir)
+    });
+}

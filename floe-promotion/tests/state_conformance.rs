@@ -18,3 +18,13 @@ mod holds {
         (holds, ())
     });
 }
+
+mod revocations {
+    use super::*;
+    use floe_promotion::state::RevocationStore;
+
+    floe_promotion::revocation_conformance!(async {
+        let store: Arc<dyn RevocationStore> = Arc::new(InMemoryState::new());
+        (store, ())
+    });
+}

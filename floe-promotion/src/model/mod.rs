@@ -10,6 +10,7 @@ pub mod lease;
 pub mod lock;
 mod names;
 mod process;
+pub mod revocation;
 pub mod text;
 
 pub use dependency::{

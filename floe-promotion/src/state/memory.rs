@@ -5,7 +5,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
-use super::{EnvLock, Hold, HoldKind, HoldStore, Lease, LeaseHolder, LockStore};
+use super::{
+    EnvLock, Hold, HoldKind, HoldStore, Lease, LeaseHolder, LockStore, Revocation, RevocationStore,
+};
 use crate::error::{Error, Result};
 use crate::model::EnvName;
 
@@ -21,6 +23,7 @@ struct Inner {
     locks: BTreeMap<EnvName, EnvLock>,
     leases: BTreeMap<EnvName, Lease>,
     holds: BTreeMap<(EnvName, String), Hold>,
+    revocations: BTreeMap<crate::model::Digest, Revocation>,
 }
 
 impl InMemoryState {
@@ -179,5 +182,33 @@ impl HoldStore for InMemoryState {
         Ok(sorted_holds(inner.holds.values().filter(|h| {
             environment.is_none_or(|e| &h.environment == e)
         })))
+    }
+}
+
+#[async_trait]
+impl RevocationStore for InMemoryState {
+    async fn revoke(&self, revocation: Revocation) -> Result<bool> {
+        let mut inner = self.lock_inner();
+        if inner.revocations.contains_key(&revocation.digest) {
+            return Ok(false);
+        }
+        inner
+            .revocations
+            .insert(revocation.digest.clone(), revocation);
+        Ok(true)
+    }
+
+    async fn unrevoke(&self, digest: &crate::model::Digest) -> Result<Option<Revocation>> {
+        Ok(self.lock_inner().revocations.remove(digest))
+    }
+
+    async fn revocation(&self, digest: &crate::model::Digest) -> Result<Option<Revocation>> {
+        Ok(self.lock_inner().revocations.get(digest).cloned())
+    }
+
+    async fn revocations(&self) -> Result<Vec<Revocation>> {
+        let mut all: Vec<Revocation> = self.lock_inner().revocations.values().cloned().collect();
+        all.sort_by(|a, b| (a.at, &a.digest).cmp(&(b.at, &b.digest)));
+        Ok(all)
     }
 }

@@ -18,6 +18,7 @@ use crate::model::EnvName;
 pub use crate::model::hold::{Hold, HoldKind};
 pub use crate::model::lease::{HolderProcess, Lease, LeaseHolder, Liveness};
 pub use crate::model::lock::EnvLock;
+pub use crate::model::revocation::Revocation;
 pub use memory::InMemoryState;
 
 /// Locks and promotion leases.
@@ -94,4 +95,28 @@ pub trait HoldStore: Send + Sync + Debug + 'static {
     async fn release_kind(&self, environment: &EnvName, kind: HoldKind) -> Result<Vec<Hold>>;
     /// The holds of one environment, or of all.
     async fn holds(&self, environment: Option<&EnvName>) -> Result<Vec<Hold>>;
+}
+
+/// Digests marked bad everywhere.
+///
+/// # Contract
+///
+/// - `revoke` stores the revocation and returns `true` when its digest is not revoked; when it
+///   is, the stored revocation is unchanged and `revoke` returns `false`.
+/// - `unrevoke` removes the revocation of a digest and returns it; `None` when it was not
+///   revoked.
+/// - `revocation` returns the revocation of a digest, if any, as stored.
+/// - `revocations` lists every revocation, oldest first (then by digest).
+/// - Every method is atomic with respect to concurrent callers; a durable store keeps
+///   revocations across processes sharing it.
+#[async_trait]
+pub trait RevocationStore: Send + Sync + Debug + 'static {
+    /// Revokes a digest; `false` when it already is.
+    async fn revoke(&self, revocation: Revocation) -> Result<bool>;
+    /// Lifts the revocation of a digest.
+    async fn unrevoke(&self, digest: &crate::model::Digest) -> Result<Option<Revocation>>;
+    /// The revocation of a digest.
+    async fn revocation(&self, digest: &crate::model::Digest) -> Result<Option<Revocation>>;
+    /// Every revocation.
+    async fn revocations(&self) -> Result<Vec<Revocation>>;
 }

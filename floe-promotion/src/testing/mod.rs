@@ -14,4 +14,5 @@ pub mod holds;
 pub mod pipeline;
 pub mod registry;
 pub mod release;
+pub mod revocations;
 pub mod state;
