@@ -141,6 +141,7 @@ impl App {
             .history(store.clone())
             .locks(store.clone())
             .holds(store.clone())
+            .revocations(store.clone())
             .cursors(store.clone())
             .releases(store.clone())
             .manual_delivery()

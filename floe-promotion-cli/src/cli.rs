@@ -100,6 +100,13 @@ pub enum Command {
     /// Automatic promotion: one pass over the environments with `auto_promote`, or a
     /// reconciler that runs a pass on an interval with --watch.
     Auto(AutoArgs),
+    /// Revoke a digest everywhere: NAME@sha256:... (audited; promotion and rollback to it are
+    /// refused until `unrevoke`).
+    Revoke(RevokeArgs),
+    /// Lift the revocation of NAME@sha256:... (audited).
+    Unrevoke(RevokeArgs),
+    /// The revoked digests.
+    Revocations,
     /// Canary releases: advance or abort the canary of an environment, or list them.
     #[command(subcommand)]
     Canary(CanaryCommand),
@@ -484,4 +491,14 @@ pub enum CanaryCommand {
         #[arg(long)]
         env: Option<String>,
     },
+}
+
+/// `floe revoke` and `floe unrevoke`.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    /// The artifact and digest, NAME@sha256:<hex>.
+    pub reference: String,
+    /// Why (required, recorded).
+    #[arg(long)]
+    pub reason: String,
 }

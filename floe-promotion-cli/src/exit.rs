@@ -51,9 +51,11 @@ pub const BUSY: u8 = 19;
 pub const CONFLICT: u8 = 20;
 /// The manifest uses a setting whose behaviour is not implemented yet.
 pub const NOT_SUPPORTED: u8 = 21;
+/// The digest is revoked: refused everywhere until unrevoked.
+pub const REVOKED: u8 = 22;
 
 /// Every exit code with its name, for the documentation and its test.
-pub const ALL: [(u8, &str); 22] = [
+pub const ALL: [(u8, &str); 23] = [
     (OK, "ok"),
     (FAILURE, "failure"),
     (USAGE, "usage"),
@@ -76,6 +78,7 @@ pub const ALL: [(u8, &str); 22] = [
     (BUSY, "busy"),
     (CONFLICT, "conflict"),
     (NOT_SUPPORTED, "not_supported"),
+    (REVOKED, "revoked"),
 ];
 
 /// The exit code of an error.
@@ -105,6 +108,7 @@ pub fn code(error: &Error) -> u8 {
         Error::PolicyViolation { .. } => POLICY_VIOLATION,
         Error::DependencyMissing { .. } => DEPENDENCY_MISSING,
         Error::DependencyFailed { source, .. } => code(source),
+        Error::Revoked { .. } => REVOKED,
         Error::Busy { .. } => BUSY,
         Error::Conflict(_) => CONFLICT,
         Error::Integrity { .. } => INTEGRITY,

@@ -59,6 +59,8 @@ pub const FLOE_TYPES: &[(EventKind, &str)] = &[
     ),
     (EventKind::GroupPromoted, "dev.floe.group.promoted"),
     (EventKind::GroupFailed, "dev.floe.group.failed"),
+    (EventKind::Revoked, "dev.floe.artifact.revoked"),
+    (EventKind::Unrevoked, "dev.floe.artifact.unrevoked"),
 ];
 
 /// Whether an event put its artifact into an environment that never ran that artifact

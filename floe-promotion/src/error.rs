@@ -219,6 +219,21 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// The digest was revoked: it is refused everywhere until it is unrevoked.
+    #[error("{artifact} {digest} is revoked (by {by}: {reason}); it may not enter {environment}")]
+    Revoked {
+        /// The artifact as named in the request.
+        artifact: String,
+        /// The revoked digest.
+        digest: crate::model::Digest,
+        /// The environment it was to enter.
+        environment: EnvName,
+        /// Who revoked it.
+        by: String,
+        /// Why.
+        reason: String,
+    },
+
     /// Another promoter holds the environment's promotion lease.
     #[error("environment {environment} is being promoted by {holder} (lease until {until})")]
     Busy {

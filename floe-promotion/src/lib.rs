@@ -61,6 +61,7 @@ pub mod prelude {
     pub use crate::manager::BlueGreen;
     pub use crate::manager::{
         Administration, Approvals, AutoPromotions, Canaries, PromotionManager, Promotions,
+        Revocations,
     };
     pub use crate::notify::Notifier;
     pub use crate::registry::{ArtifactRegistry, RegistryExt};
@@ -92,7 +93,7 @@ pub use gate::{PromotionGate, SignatureVerifier};
 pub use history::{HistoryExt, HistoryStore, InMemoryHistory};
 pub use manager::{
     Administration, Approvals, AutoPromotions, Canaries, DefaultPromotionManager, PromotionManager,
-    PromotionPlan, PromotionRecord, PromotionRequest, Promotions, RollbackRequest,
+    PromotionPlan, PromotionRecord, PromotionRequest, Promotions, Revocations, RollbackRequest,
 };
 pub use manager::{BlueGreen, SwitchRequest};
 pub use model::{Actor, ArtifactName, ArtifactRef, Digest, EnvName, Reference, Repository, Tag};

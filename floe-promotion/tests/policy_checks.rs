@@ -45,6 +45,7 @@ struct Case<'a> {
     arrival: Option<AuditEvent>,
     artifact: ArtifactName,
     dependencies: Vec<model::Dependency>,
+    revocation: Option<floe_promotion::state::Revocation>,
 }
 
 impl<'a> Case<'a> {
@@ -64,6 +65,7 @@ impl<'a> Case<'a> {
             arrival: None,
             artifact: ArtifactName::new("app").unwrap(),
             dependencies: vec![],
+            revocation: None,
         }
     }
 
@@ -85,6 +87,7 @@ impl<'a> Case<'a> {
             digest: self.digest.as_ref(),
             arrival: self.arrival.as_ref(),
             dependencies: Some(&self.dependencies),
+            revocation: self.revocation.as_ref(),
         };
         check.check(&ctx).await.unwrap()
     }
@@ -195,6 +198,16 @@ async fn each_check_passes_or_refuses_and_writes_nothing() {
                 }];
                 true
             }
+            "revocation" => {
+                bad.revocation = Some(floe_promotion::state::Revocation {
+                    artifact: ArtifactName::new("app").unwrap(),
+                    digest: Digest::of(b"app"),
+                    reason: "CVE".into(),
+                    by: "sec".into(),
+                    at: start_time(),
+                });
+                true
+            }
             other => panic!("a standard check without a refusal case here: {other}"),
         };
         assert!(expect_refusal, "{}", check.name());
@@ -257,6 +270,7 @@ async fn run_checks_respects_stage_order_and_fail_fast() {
         digest: None,
         arrival: None,
         dependencies: None,
+        revocation: None,
     };
     let checks = standard_checks();
     let first = run_checks(&checks, Stage::Request, &ctx, false)

@@ -14,6 +14,7 @@ mod lock;
 mod notifications;
 mod promote;
 mod promote_group;
+mod revoke;
 mod rollback;
 mod status;
 mod switch;
@@ -38,7 +39,7 @@ use crate::cli::{
     self, ApprovalsAction, ApprovalsArgs, ApproveArgs, AttestArgs, AuditCommand, AutoArgs,
     CanaryCommand, Cli, Command, ExportArgs, Global, HistoryArgs, HoldAction, HoldArgs,
     LeaseBreakArgs, LeaseCommand, LockArgs, NotificationsAction, NotificationsArgs, PromoteArgs,
-    RejectArgs, RollbackArgs, StatusArgs, UnlockArgs,
+    RejectArgs, RevokeArgs, RollbackArgs, StatusArgs, UnlockArgs,
 };
 use crate::exit;
 use crate::output::{
@@ -74,6 +75,9 @@ pub(crate) async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
         Command::Auto(a) => auto::run(g, a).await,
         Command::Hold(a) => hold::run(g, a).await,
         Command::Canary(c) => canary::run(g, c).await,
+        Command::Revoke(a) => revoke::revoke(g, a).await,
+        Command::Unrevoke(a) => revoke::unrevoke(g, a).await,
+        Command::Revocations => revoke::list(g).await,
         Command::Notifications(a) => notifications::run(g, a).await,
     }
 }

@@ -118,6 +118,21 @@ pub enum Output {
         /// The canary after the step.
         canary: CanaryView,
     },
+    /// `floe revoke`.
+    Revoked {
+        /// The revocation now in force.
+        revocation: floe_promotion::state::Revocation,
+    },
+    /// `floe unrevoke`.
+    Unrevoked {
+        /// The revocation that was lifted.
+        revocation: floe_promotion::state::Revocation,
+    },
+    /// `floe revocations`.
+    Revocations {
+        /// Every revocation, oldest first.
+        revocations: Vec<floe_promotion::state::Revocation>,
+    },
     /// `floe canary list`.
     Canaries {
         /// The canaries that run.
@@ -249,6 +264,9 @@ pub struct StatusOutput {
     /// The canaries running in it: what a deployer reads (version, digest, weight, step).
     #[serde(default)]
     pub canaries: Vec<CanaryView>,
+    /// The revocations of digests still running in it.
+    #[serde(default)]
+    pub revoked: Vec<floe_promotion::state::Revocation>,
     /// Blue-green: both slots of each artifact released there by blue-green (what each holds,
     /// which one is live, which one holds a staged preview).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -294,6 +312,7 @@ impl StatusOutput {
             lock: status.lock,
             holds: status.holds,
             canaries: status.canaries,
+            revoked: status.revoked,
             slots: status.slots,
         })
     }
@@ -607,6 +626,7 @@ mod tests {
                     lock: Some(lock.clone()),
                     holds: vec![hold.clone()],
                     canaries: vec![],
+                    revoked: vec![],
                     slots: vec![floe_promotion::manager::SlotStatus {
                         artifact: floe_promotion::ArtifactName::new("app").unwrap(),
                         slot: floe_promotion::release::blue_green::Slot::Green,

@@ -325,6 +325,18 @@ impl Output {
                     for c in &s.canaries {
                         let _ = writeln!(out, "{}", canary_line(c));
                     }
+                    for r in &s.revoked {
+                        let _ = writeln!(
+                            out,
+                            "{} runs REVOKED {} {} (revoked by {} at {}: {})",
+                            s.environment,
+                            r.artifact,
+                            r.digest,
+                            safe(&r.by),
+                            r.at.format("%Y-%m-%d %H:%M:%S"),
+                            safe(&r.reason)
+                        );
+                    }
                     super::switch::slots_text(&mut out, &s.environment, &s.slots);
                 }
                 for s in environments {
@@ -553,6 +565,38 @@ impl Output {
             Output::Auto(a) => auto_text(&mut out, a),
             Output::Hold { hold } => {
                 let _ = writeln!(out, "{}", hold_line(hold));
+            }
+            Output::Revoked { revocation: r } | Output::Unrevoked { revocation: r } => {
+                let verb = if matches!(self, Output::Revoked { .. }) {
+                    "revoked"
+                } else {
+                    "lifted the revocation of"
+                };
+                let _ = writeln!(
+                    out,
+                    "{verb} {} {} (revoked by {} at {}: {})",
+                    r.artifact,
+                    r.digest,
+                    safe(&r.by),
+                    r.at.format("%Y-%m-%d %H:%M:%S"),
+                    safe(&r.reason)
+                );
+            }
+            Output::Revocations { revocations } => {
+                if revocations.is_empty() {
+                    let _ = writeln!(out, "no revoked digests");
+                }
+                for r in revocations {
+                    let _ = writeln!(
+                        out,
+                        "{} {} revoked by {} at {}: {}",
+                        r.artifact,
+                        r.digest,
+                        safe(&r.by),
+                        r.at.format("%Y-%m-%d %H:%M:%S"),
+                        safe(&r.reason)
+                    );
+                }
             }
             Output::Canary { canary } => {
                 let _ = writeln!(out, "{}", canary_line(canary));

@@ -156,6 +156,10 @@ pub enum EventKind {
     GroupPromoted,
     /// A member of a group failed; the members after it were not attempted.
     GroupFailed,
+    /// A digest was revoked: refused everywhere until unrevoked.
+    Revoked,
+    /// A revocation was lifted.
+    Unrevoked,
 }
 
 impl EventKind {
@@ -192,11 +196,13 @@ impl EventKind {
             EventKind::PreviewStaged => "preview_staged",
             EventKind::GroupPromoted => "group_promoted",
             EventKind::GroupFailed => "group_failed",
+            EventKind::Revoked => "revoked",
+            EventKind::Unrevoked => "unrevoked",
         }
     }
 
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 22] = [
+    pub const ALL: [EventKind; 24] = [
         EventKind::PromotionRequested,
         EventKind::PromotionSucceeded,
         EventKind::PromotionFailed,
@@ -219,6 +225,8 @@ impl EventKind {
         EventKind::PreviewStaged,
         EventKind::GroupPromoted,
         EventKind::GroupFailed,
+        EventKind::Revoked,
+        EventKind::Unrevoked,
     ];
 }
 

@@ -13,7 +13,7 @@ use crate::model::EnvName;
 use crate::notify::{CursorStore, Dispatcher, InMemoryCursors, Notifier};
 use crate::registry::{ArtifactRegistry, EvidenceKind};
 use crate::release::{InMemoryReleaseStore, ReleaseStore};
-use crate::state::{HoldStore, InMemoryState, LockStore};
+use crate::state::{HoldStore, InMemoryState, LockStore, RevocationStore};
 
 use super::DefaultPromotionManager;
 use super::default::Parts;
@@ -32,6 +32,7 @@ pub struct PromotionManagerBuilder {
     history: Option<Arc<dyn HistoryStore>>,
     locks: Option<Arc<dyn LockStore>>,
     holds: Option<Arc<dyn HoldStore>>,
+    revocations: Option<Arc<dyn RevocationStore>>,
     notifiers: Vec<Arc<dyn Notifier>>,
     releases: Option<Arc<dyn ReleaseStore>>,
     cursors: Option<Arc<dyn CursorStore>>,
@@ -72,6 +73,12 @@ impl PromotionManagerBuilder {
     /// Holds on automatic promotion (default: in memory).
     pub fn holds(mut self, holds: Arc<dyn HoldStore>) -> Self {
         self.holds = Some(holds);
+        self
+    }
+
+    /// Revoked digests (default: in memory).
+    pub fn revocations(mut self, revocations: Arc<dyn RevocationStore>) -> Self {
+        self.revocations = Some(revocations);
         self
     }
 
@@ -231,6 +238,7 @@ impl PromotionManagerBuilder {
             history,
             locks: self.locks.unwrap_or_else(|| Arc::new(state.clone())),
             holds: self.holds.unwrap_or_else(|| Arc::new(state.clone())),
+            revocations: self.revocations.unwrap_or_else(|| Arc::new(state.clone())),
             dispatcher: Arc::new(dispatcher),
             releases: self
                 .releases

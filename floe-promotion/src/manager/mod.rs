@@ -270,16 +270,53 @@ pub trait Canaries: Send + Sync + Debug + 'static {
     async fn canaries(&self, environment: Option<&EnvName>) -> Result<Vec<CanaryView>>;
 }
 
+/// Revocation: digests marked bad everywhere.
+///
+/// # Contract
+///
+/// - `revoke` needs a reason, marks the digest revoked for every environment and records
+///   `revoked`; a digest revoked already is [`Error::Conflict`](crate::Error) naming who revoked
+///   it and why.
+/// - While a digest is revoked, promoting it into any environment and rolling back to it are
+///   refused with [`Error::Revoked`](crate::Error) (a dry run lists it as a blocker), and
+///   automatic promotion never picks it.
+/// - `status` lists, per environment, the revocations of the digests still running there.
+/// - `unrevoke` needs a reason, lifts the revocation and records `unrevoked`; a digest that is
+///   not revoked is [`Error::NotFound`](crate::Error).
+#[async_trait]
+pub trait Revocations: Send + Sync + Debug + 'static {
+    /// Revokes `digest` (of `artifact`).
+    async fn revoke(
+        &self,
+        artifact: &crate::model::ArtifactName,
+        digest: &crate::model::Digest,
+        actor: &Actor,
+        reason: &str,
+    ) -> Result<crate::state::Revocation>;
+
+    /// Lifts the revocation of `digest`.
+    async fn unrevoke(
+        &self,
+        digest: &crate::model::Digest,
+        actor: &Actor,
+        reason: &str,
+    ) -> Result<crate::state::Revocation>;
+
+    /// Every revocation, oldest first.
+    async fn revocations(&self) -> Result<Vec<crate::state::Revocation>>;
+}
+
 /// The whole surface of a manager, by capability: [`Promotions`], [`Administration`],
-/// [`Approvals`], [`AutoPromotions`], [`Canaries`] and [`BlueGreen`] (releases join as they arrive). Implemented for every type that implements
+/// [`Approvals`], [`AutoPromotions`], [`Canaries`], [`BlueGreen`] and [`Revocations`]. Implemented for every type that implements
 /// the capabilities; hold it as `Arc<dyn PromotionManager>`. Bring the capability traits into
 /// scope with `use floe_promotion::prelude::*`.
 pub trait PromotionManager:
-    Promotions + Administration + Approvals + AutoPromotions + Canaries + BlueGreen
+    Promotions + Administration + Approvals + AutoPromotions + Canaries + BlueGreen + Revocations
 {
 }
 
-impl<T: Promotions + Administration + Approvals + AutoPromotions + Canaries + BlueGreen>
-    PromotionManager for T
+impl<
+    T: Promotions + Administration + Approvals + AutoPromotions + Canaries + BlueGreen + Revocations,
+> PromotionManager for T
 {
 }

@@ -341,6 +341,8 @@ pub struct EnvironmentStatus {
     pub holds: Vec<crate::state::Hold>,
     /// The canaries running in it.
     pub canaries: Vec<CanaryView>,
+    /// The revocations of digests still running in it (a warning for every one).
+    pub revoked: Vec<crate::state::Revocation>,
     /// The blue-green slots of each artifact released there by blue-green (empty otherwise).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slots: Vec<super::SlotStatus>,

@@ -10,6 +10,7 @@
 //! - matches `versions`, when set,
 //! - was never rolled back (away from) in `from` or in the target: a rolled-back digest is
 //!   never promoted automatically again,
+//! - is not revoked,
 //! - is not what the target runs now, and entered `from` after the version the target runs
 //!   did (automatic promotion never moves the target backwards).
 //!
@@ -150,12 +151,13 @@ fn release_stretches(events: &[AuditEvent]) -> BTreeMap<ArtifactName, Vec<Stretc
 
 /// The candidate of each artifact for automatic promotion under `rule`, at `now`, from the
 /// source environment's history (`source`) and the events that set the current version in
-/// the target (`target`, oldest first). Artifacts without a candidate are left out; the
-/// result is sorted by artifact.
+/// the target (`target`, oldest first), never one of the `revoked` digests. Artifacts without
+/// a candidate are left out; the result is sorted by artifact.
 pub fn candidates(
     rule: &AutoPromotion,
     source: Source<'_>,
     target: &[AuditEvent],
+    revoked: &HashSet<Digest>,
     now: DateTime<Utc>,
 ) -> Vec<Candidate> {
     let (stays, mut banned) = match source {
@@ -179,6 +181,7 @@ pub fn candidates(
             .filter(|s| floor.is_none_or(|f| s.seq > f))
             .filter(|s| target_now.get(&artifact) != Some(&s.digest))
             .filter(|s| !banned.contains(&(artifact.clone(), s.digest.clone())))
+            .filter(|s| !revoked.contains(&s.digest))
             .filter(|s| rule.admits(&s.version))
             .filter_map(|s| {
                 let soaked = (s.end.unwrap_or(now) - s.start)

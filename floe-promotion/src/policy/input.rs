@@ -40,6 +40,8 @@ pub enum Reasoned {
     HoldRelease,
     /// Aborting a canary.
     CanaryAbort,
+    /// Revoking a digest, or lifting a revocation.
+    Revocation,
     /// Switching a blue-green environment back to its previous slot.
     SwitchBack,
 }
@@ -62,6 +64,10 @@ pub fn require_reason(operation: Reasoned, reason: Option<&str>) -> Result<()> {
         Reasoned::Hold => ("hold reason", "a hold needs a reason"),
         Reasoned::HoldRelease => ("hold release reason", "releasing a hold needs a reason"),
         Reasoned::CanaryAbort => ("canary abort reason", "aborting a canary needs a reason"),
+        Reasoned::Revocation => (
+            "revocation reason",
+            "revoking a digest or lifting a revocation needs a reason",
+        ),
         Reasoned::SwitchBack => (
             "switch back reason",
             "switching back to the previous slot needs a reason",
@@ -86,6 +92,7 @@ mod tests {
             Reasoned::Hold,
             Reasoned::HoldRelease,
             Reasoned::CanaryAbort,
+            Reasoned::Revocation,
             Reasoned::SwitchBack,
         ] {
             for missing in [None, Some(""), Some("  \u{3000}")] {

@@ -24,6 +24,7 @@ mod dependencies;
 pub mod input;
 mod lock;
 pub mod quorum;
+mod revocation;
 mod separation;
 pub mod soak;
 mod sources;
@@ -45,6 +46,7 @@ use crate::state::EnvLock;
 pub use self::authorization::{Authorized, authorize};
 pub use self::dependencies::DependenciesPresent;
 pub use self::lock::NotLocked;
+pub use self::revocation::NotRevoked;
 pub use self::separation::SeparationOfDuties;
 pub use self::soak::MinimumSoak;
 pub use self::sources::AllowedSources;
@@ -114,6 +116,8 @@ pub struct CheckContext<'a> {
     /// The artifact's direct dependencies, each at the digest wanted (resolved with the
     /// digest; `None` before, and for callers that do not resolve them).
     pub dependencies: Option<&'a [Dependency]>,
+    /// The revocation of the resolved digest, when it is revoked (resolved with the digest).
+    pub revocation: Option<&'a crate::state::Revocation>,
 }
 
 /// Who asks for what: the request part of a [`CheckContext`].
@@ -162,6 +166,7 @@ impl<'a> CheckContext<'a> {
             digest: None,
             arrival: None,
             dependencies: None,
+            revocation: None,
         }
     }
 }
@@ -198,6 +203,7 @@ pub fn standard_checks() -> Vec<Box<dyn Check>> {
         Box::new(SeparationOfDuties),
         Box::new(MinimumSoak),
         Box::new(DependenciesPresent),
+        Box::new(NotRevoked),
     ]
 }
 

@@ -91,6 +91,7 @@ impl TestPipeline {
             .history(Arc::new(self.history.clone()))
             .locks(Arc::new(self.state.clone()))
             .holds(Arc::new(self.state.clone()))
+            .revocations(Arc::new(self.state.clone()))
             .clock(Arc::new(self.clock.clone()))
             .notifier(Arc::new(self.notifier.clone()))
     }

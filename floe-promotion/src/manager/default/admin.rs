@@ -93,6 +93,7 @@ impl DefaultPromotionManager {
                 lock: self.parts.locks.get_lock(&env.name, now).await?,
                 holds: self.parts.holds.holds(Some(&env.name)).await?,
                 canaries: self.run_canaries(Some(&env.name)).await?,
+                revoked: self.revoked_in(&env.name).await?,
                 slots: self.slot_statuses(&env.name).await?,
             });
         }

@@ -128,7 +128,15 @@ impl DefaultPromotionManager {
             Source::Pointer(&source_events)
         };
         let target = self.current_events(&env.name).await?;
-        let found = candidates(rule, source, &target, now);
+        let revoked: HashSet<Digest> = self
+            .parts
+            .revocations
+            .revocations()
+            .await?
+            .into_iter()
+            .map(|r| r.digest)
+            .collect();
+        let found = candidates(rule, source, &target, &revoked, now);
         if found.is_empty() {
             return whole(
                 AutoAction::NothingToDo,

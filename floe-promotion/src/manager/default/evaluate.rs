@@ -233,9 +233,11 @@ impl DefaultPromotionManager {
 
         // The checks that need the digest and its history: separation of duties, soak,
         // dependencies.
+        let revocation = self.parts.revocations.revocation(&digest).await?;
         ctx.digest = Some(&digest);
         ctx.arrival = arrival.as_ref();
         ctx.dependencies = Some(&dependencies);
+        ctx.revocation = revocation.as_ref();
         for e in run_checks(&self.parts.checks, Stage::Resolved, &ctx, ev.plan).await? {
             ev.block(e)?;
         }
@@ -373,6 +375,20 @@ impl DefaultPromotionManager {
                 seq: arrival.seq,
                 problem: "a promotion event has no digest".into(),
             })?;
+        // A revoked digest is never a rollback target.
+        let revocation = self.parts.revocations.revocation(&recorded).await?;
+        let mut ctx = CheckContext::new(
+            subject,
+            config.as_ref(),
+            self.parts.history.as_ref(),
+            None,
+            ev.now,
+        );
+        ctx.digest = Some(&recorded);
+        ctx.revocation = revocation.as_ref();
+        for e in run_checks(&self.parts.checks, Stage::Resolved, &ctx, ev.plan).await? {
+            ev.block(e)?;
+        }
         let current = self
             .parts
             .history

@@ -44,6 +44,7 @@ mod evaluate;
 mod execute;
 mod holds;
 mod promote;
+mod revocations;
 mod rollback;
 
 use evaluate::Evaluation;
@@ -55,6 +56,7 @@ pub(in crate::manager) struct Parts {
     pub(in crate::manager) history: Arc<dyn HistoryStore>,
     pub(in crate::manager) locks: Arc<dyn LockStore>,
     pub(in crate::manager) holds: Arc<dyn HoldStore>,
+    pub(in crate::manager) revocations: Arc<dyn crate::state::RevocationStore>,
     pub(in crate::manager) dispatcher: Arc<Dispatcher>,
     pub(in crate::manager) releases: Arc<dyn ReleaseStore>,
     pub(in crate::manager) background_delivery: bool,
