@@ -496,7 +496,7 @@ pub enum CanaryCommand {
 /// `floe revoke` and `floe unrevoke`.
 #[derive(Debug, Args)]
 pub struct RevokeArgs {
-    /// The artifact and digest, NAME@sha256:<hex>.
+    /// The artifact and digest, `NAME@sha256:<hex>`.
     pub reference: String,
     /// Why (required, recorded).
     #[arg(long)]

@@ -17,7 +17,17 @@ fn artifact_digest(s: &str) -> Result<(ArtifactName, floe_promotion::Digest)> {
     }
 }
 
-pub(super) async fn revoke(g: &Global, a: RevokeArgs) -> Result<(Option<Output>, u8)> {
+/// The reference, the actor and the opened state of `revoke` and `unrevoke`, every argument
+/// checked before the state file is opened.
+async fn open(
+    g: &Global,
+    a: &RevokeArgs,
+) -> Result<(
+    App,
+    floe_promotion::Actor,
+    ArtifactName,
+    floe_promotion::Digest,
+)> {
     let (artifact, digest) = artifact_digest(&a.reference)?;
     let actor = actor(g)?;
     for_flag(
@@ -26,6 +36,11 @@ pub(super) async fn revoke(g: &Global, a: RevokeArgs) -> Result<(Option<Output>,
     )?;
     let app = App::open(g, false, &[]).await?;
     app.deliver_at_exit();
+    Ok((app, actor, artifact, digest))
+}
+
+pub(super) async fn revoke(g: &Global, a: RevokeArgs) -> Result<(Option<Output>, u8)> {
+    let (app, actor, artifact, digest) = open(g, &a).await?;
     let revocation = app
         .manager
         .revoke(&artifact, &digest, &actor, &a.reason)
@@ -34,14 +49,7 @@ pub(super) async fn revoke(g: &Global, a: RevokeArgs) -> Result<(Option<Output>,
 }
 
 pub(super) async fn unrevoke(g: &Global, a: RevokeArgs) -> Result<(Option<Output>, u8)> {
-    let (_, digest) = artifact_digest(&a.reference)?;
-    let actor = actor(g)?;
-    for_flag(
-        "--reason",
-        require_reason(Reasoned::Revocation, Some(&a.reason)),
-    )?;
-    let app = App::open(g, false, &[]).await?;
-    app.deliver_at_exit();
+    let (app, actor, _, digest) = open(g, &a).await?;
     let revocation = app.manager.unrevoke(&digest, &actor, &a.reason).await?;
     Ok((Some(Output::Unrevoked { revocation }), exit::OK))
 }

@@ -56,6 +56,17 @@ fn canary_line(c: &CanaryView) -> String {
     )
 }
 
+fn revocation_line(r: &floe_promotion::state::Revocation) -> String {
+    format!(
+        "{} {} (revoked by {} at {}: {})",
+        r.artifact,
+        r.digest,
+        safe(&r.by),
+        r.at.format("%Y-%m-%d %H:%M:%S"),
+        safe(&r.reason)
+    )
+}
+
 fn hold_line(h: &Hold) -> String {
     format!(
         "{} is held by {} ({} hold since {}): {}",
@@ -326,16 +337,8 @@ impl Output {
                         let _ = writeln!(out, "{}", canary_line(c));
                     }
                     for r in &s.revoked {
-                        let _ = writeln!(
-                            out,
-                            "{} runs REVOKED {} {} (revoked by {} at {}: {})",
-                            s.environment,
-                            r.artifact,
-                            r.digest,
-                            safe(&r.by),
-                            r.at.format("%Y-%m-%d %H:%M:%S"),
-                            safe(&r.reason)
-                        );
+                        let _ =
+                            writeln!(out, "{} runs REVOKED {}", s.environment, revocation_line(r));
                     }
                     super::switch::slots_text(&mut out, &s.environment, &s.slots);
                 }
@@ -572,30 +575,14 @@ impl Output {
                 } else {
                     "lifted the revocation of"
                 };
-                let _ = writeln!(
-                    out,
-                    "{verb} {} {} (revoked by {} at {}: {})",
-                    r.artifact,
-                    r.digest,
-                    safe(&r.by),
-                    r.at.format("%Y-%m-%d %H:%M:%S"),
-                    safe(&r.reason)
-                );
+                let _ = writeln!(out, "{verb} {}", revocation_line(r));
             }
             Output::Revocations { revocations } => {
                 if revocations.is_empty() {
                     let _ = writeln!(out, "no revoked digests");
                 }
                 for r in revocations {
-                    let _ = writeln!(
-                        out,
-                        "{} {} revoked by {} at {}: {}",
-                        r.artifact,
-                        r.digest,
-                        safe(&r.by),
-                        r.at.format("%Y-%m-%d %H:%M:%S"),
-                        safe(&r.reason)
-                    );
+                    let _ = writeln!(out, "{}", revocation_line(r));
                 }
             }
             Output::Canary { canary } => {
