@@ -1,5 +1,7 @@
 //! [`HistoryStore`] on PostgreSQL: serialised appends, indexed queries and an anchored verify.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use floe_promotion::history::{
     AuditEvent, ChainVerifier, Deployment, EventRecord, HistoryQuery, HistoryStore, Order,
@@ -133,73 +135,98 @@ impl PostgresStore {
             .map_err(err)?;
         let count: i64 = head.get(0);
         let mut prev: String = head.get(1);
-        let insert = tx
-            .prepare(
-                "INSERT INTO events (seq, content, prev_hash, hash, time_ms, kind, environment, \
-                 artifact, version, digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .await
-            .map_err(err)?;
-        let current = tx
-            .prepare(
-                "INSERT INTO current_versions (environment, artifact, seq) VALUES ($1, $2, $3) \
-                 ON CONFLICT (environment, artifact) DO UPDATE SET seq = excluded.seq",
-            )
-            .await
-            .map_err(err)?;
+        // The whole batch goes in one statement (arrays unnested server-side): one round
+        // trip per batch, whatever its size.
+        let n = records.len();
+        let mut seqs = Vec::with_capacity(n);
+        let mut contents = Vec::with_capacity(n);
+        let mut prevs = Vec::with_capacity(n);
+        let mut hashes = Vec::with_capacity(n);
+        let mut times = Vec::with_capacity(n);
+        let mut kinds = Vec::with_capacity(n);
+        let mut environments: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut artifacts: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut versions: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut digests: Vec<Option<String>> = Vec::with_capacity(n);
+        // The newest event per (environment, artifact) that makes a version current.
+        let mut current: BTreeMap<(String, String), i64> = BTreeMap::new();
         let mut seq = u64::try_from(count).unwrap_or(0);
-        let mut stored = Vec::with_capacity(records.len());
+        let mut stored = Vec::with_capacity(n);
         for record in records {
             seq += 1;
             let seq_i = to_i64(self, "sequence number", seq)?;
             let event = AuditEvent::seal(seq, record, std::mem::take(&mut prev));
             let r = &event.record;
-            let time_ms = r.time.timestamp_millis();
-            let kind = r.kind.as_str();
-            let environment = r.environment.as_ref().map(EnvName::as_str);
-            let artifact = r.artifact.as_ref().map(|a| a.as_str());
-            let version = r.version.as_ref().map(|v| v.as_str());
-            let digest = r.digest.as_ref().map(|d| d.as_str());
+            seqs.push(seq_i);
+            contents.push(event.content.clone());
+            prevs.push(event.prev_hash.clone());
+            hashes.push(event.hash.clone());
+            times.push(r.time.timestamp_millis());
+            kinds.push(r.kind.as_str().to_string());
+            environments.push(r.environment.as_ref().map(|e| e.as_str().to_string()));
+            artifacts.push(r.artifact.as_ref().map(|a| a.as_str().to_string()));
+            versions.push(r.version.as_ref().map(|v| v.as_str().to_string()));
+            digests.push(r.digest.as_ref().map(|d| d.as_str().to_string()));
+            if let Some(d) = Deployment::from_event(&event) {
+                current.insert(
+                    (
+                        d.environment.as_str().to_string(),
+                        d.artifact.as_str().to_string(),
+                    ),
+                    seq_i,
+                );
+            }
+            prev = event.hash.clone();
+            stored.push(event);
+        }
+        tx.execute(
+            "INSERT INTO events (seq, content, prev_hash, hash, time_ms, kind, environment, \
+             artifact, version, digest) \
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], \
+             $5::BIGINT[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], $10::TEXT[])",
+            &[
+                &seqs,
+                &contents,
+                &prevs,
+                &hashes,
+                &times,
+                &kinds,
+                &environments,
+                &artifacts,
+                &versions,
+                &digests,
+            ],
+        )
+        .await
+        .map_err(|e| {
+            if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                Error::Integrity {
+                    seq: u64::try_from(count).unwrap_or(0) + 1,
+                    problem: format!(
+                        "events already exist beyond the chain head in {}: the history was \
+                         edited behind the library's back; run verify",
+                        self.at.name
+                    ),
+                }
+            } else {
+                err(e)
+            }
+        })?;
+        if !current.is_empty() {
+            let (mut envs, mut arts, mut cur) = (Vec::new(), Vec::new(), Vec::new());
+            for ((env, art), seq) in current {
+                envs.push(env);
+                arts.push(art);
+                cur.push(seq);
+            }
             tx.execute(
-                &insert,
-                &[
-                    &seq_i,
-                    &event.content,
-                    &event.prev_hash,
-                    &event.hash,
-                    &time_ms,
-                    &kind,
-                    &environment,
-                    &artifact,
-                    &version,
-                    &digest,
-                ],
+                "INSERT INTO current_versions (environment, artifact, seq) \
+                 SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BIGINT[]) \
+                 ON CONFLICT (environment, artifact) DO UPDATE SET seq = excluded.seq",
+                &[&envs, &arts, &cur],
             )
             .await
-            .map_err(|e| {
-                if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-                    Error::Integrity {
-                        seq,
-                        problem: format!(
-                            "an event {seq} already exists beyond the chain head in {}: the \
-                             history was edited behind the library's back; run verify",
-                            self.at.name
-                        ),
-                    }
-                } else {
-                    err(e)
-                }
-            })?;
-            prev = event.hash.clone();
-            if let Some(d) = Deployment::from_event(&event) {
-                tx.execute(
-                    &current,
-                    &[&d.environment.as_str(), &d.artifact.as_str(), &seq_i],
-                )
-                .await
-                .map_err(err)?;
-            }
-            stored.push(event);
+            .map_err(err)?;
         }
         let seq_i = to_i64(self, "sequence number", seq)?;
         tx.execute(

@@ -36,6 +36,7 @@ pub struct TestPostgres {
     port: u16,
     dir: tempfile::TempDir,
     user: Option<(u32, u32)>,
+    durable: bool,
     child: Mutex<Option<Child>>,
 }
 
@@ -52,6 +53,16 @@ impl TestPostgres {
     /// Initialises and starts a server. Panics with advice when PostgreSQL is not installed
     /// (`scripts/registry-deps.sh` installs it).
     pub fn start() -> TestPostgres {
+        Self::start_server(false)
+    }
+
+    /// Starts a server that fsyncs every commit, as a production server does (for
+    /// benchmarks); [`start`](Self::start) trades durability for speed.
+    pub fn start_durable() -> TestPostgres {
+        Self::start_server(true)
+    }
+
+    fn start_server(durable: bool) -> TestPostgres {
         sweep_stale_dirs();
         let bin = bin_dir().unwrap_or_else(|| {
             panic!(
@@ -78,6 +89,7 @@ impl TestPostgres {
             port: 0,
             dir,
             user,
+            durable,
             child: Mutex::new(None),
         };
         server.initdb();
@@ -217,12 +229,14 @@ impl TestPostgres {
             .arg("-k")
             .arg(self.dir.path())
             .args(["-c", "listen_addresses=127.0.0.1"])
-            .args(["-c", "fsync=off", "-c", "synchronous_commit=off"])
-            .args(["-c", "full_page_writes=off", "-c", "max_connections=400"])
-            .args(["-c", "shared_buffers=32MB"])
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
+            .args(["-c", "max_connections=400"]);
+        if self.durable {
+            cmd.args(["-c", "shared_buffers=256MB"]);
+        } else {
+            cmd.args(["-c", "shared_buffers=32MB", "-c", "fsync=off"])
+                .args(["-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+        }
+        cmd.stdin(Stdio::null()).stdout(log).stderr(log2);
         let mut child = spawn_from_long_lived_thread(cmd)?;
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
