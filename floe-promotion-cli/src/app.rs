@@ -1,16 +1,21 @@
-//! Wiring: the manifest, the SQLite state file and the OCI backends into a manager.
+//! Wiring: the manifest, the state (a SQLite file, or a PostgreSQL database given by URL) and
+//! the OCI backends into a manager.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use floe_promotion::config::{InMemoryConfig, load_manifest};
+use floe_promotion::notify::{CursorStore, DeliveryLog};
+use floe_promotion::state::{HoldStore, RevocationStore};
 use floe_promotion::{
     ArtifactRegistry, DefaultPromotionManager, EnvName, EnvironmentConfig, Error, Excerpt,
     LogNotifier, Result,
 };
+use floe_promotion::{HistoryStore, LockStore, ReleaseStore};
 use floe_promotion_oci::{
     CosignVerifier, CredentialSource, OciLayoutRegistry, OciOptions, RoutingRegistry,
 };
+use floe_promotion_postgres::PostgresStore;
 use floe_promotion_sqlite::SqliteStore;
 use floe_promotion_webhook::WebhookNotifier;
 
@@ -19,9 +24,10 @@ use crate::cli::Global;
 /// Everything a command needs, opened from the global options.
 pub(crate) struct App {
     pub(crate) config: Arc<InMemoryConfig>,
-    pub(crate) store: Arc<SqliteStore>,
+    pub(crate) store: State,
     pub(crate) manager: DefaultPromotionManager,
-    pub(crate) state_path: PathBuf,
+    /// How the state is shown: the file's path, or the database URL without its password.
+    pub(crate) state_name: String,
     /// One notifier per configured webhook, also added to the manager's notifiers.
     pub(crate) webhooks: Vec<Arc<WebhookNotifier>>,
     progress: Option<crate::progress::Progress>,
@@ -46,6 +52,66 @@ fn manifest(path: &Path) -> Result<InMemoryConfig> {
         Error::Io { source, .. } => config_error(format!("cannot read it: {source}")),
         other => other,
     })
+}
+
+/// The state store, whichever backend holds it.
+#[derive(Clone)]
+pub(crate) struct State {
+    pub(crate) history: Arc<dyn HistoryStore>,
+    locks: Arc<dyn LockStore>,
+    holds: Arc<dyn HoldStore>,
+    revocations: Arc<dyn RevocationStore>,
+    cursors: Arc<dyn CursorStore>,
+    releases: Arc<dyn ReleaseStore>,
+    pub(crate) deliveries: Arc<dyn DeliveryLog>,
+}
+
+impl State {
+    fn of<S>(store: S) -> State
+    where
+        S: HistoryStore
+            + LockStore
+            + HoldStore
+            + RevocationStore
+            + CursorStore
+            + ReleaseStore
+            + DeliveryLog,
+    {
+        let store = Arc::new(store);
+        State {
+            history: store.clone(),
+            locks: store.clone(),
+            holds: store.clone(),
+            revocations: store.clone(),
+            cursors: store.clone(),
+            releases: store.clone(),
+            deliveries: store,
+        }
+    }
+}
+
+/// Whether `--state` names a PostgreSQL database (`postgres://` or `postgresql://`) rather
+/// than a SQLite file.
+pub(crate) fn is_database_url(state: &Path) -> bool {
+    state
+        .to_str()
+        .is_some_and(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
+}
+
+/// Opens the state: a PostgreSQL database when `--state` is a URL, else the SQLite file.
+/// Returns the store and how to show it (never with a password).
+async fn open_any_state(state: &Path) -> Result<(State, String)> {
+    match state.to_str().filter(|_| is_database_url(state)) {
+        Some(url) => {
+            let store = PostgresStore::connect(url).await?;
+            let name = store.redacted_url().to_string();
+            Ok((State::of(store), name))
+        }
+        None => Ok((
+            State::of(open_state(state).await?),
+            state.display().to_string(),
+        )),
+    }
 }
 
 /// Opens (creating if needed) the state file and its directory. Every failure is a store
@@ -124,7 +190,7 @@ impl App {
                 &settings.trusted_keys,
             )?))
         };
-        let store = Arc::new(open_state(&global.state).await?);
+        let (store, state_name) = open_any_state(&global.state).await?;
         let progress = with_progress.then(crate::progress::Progress::new);
         let options = OciOptions::default()
             .with_insecure_hosts(settings.insecure_registries.clone())
@@ -138,21 +204,25 @@ impl App {
         let mut builder = DefaultPromotionManager::builder()
             .config(config.clone())
             .registry(registry)
-            .history(store.clone())
-            .locks(store.clone())
-            .holds(store.clone())
-            .revocations(store.clone())
-            .cursors(store.clone())
-            .releases(store.clone())
+            .history(store.history.clone())
+            .locks(store.locks.clone())
+            .holds(store.holds.clone())
+            .revocations(store.revocations.clone())
+            .cursors(store.cursors.clone())
+            .releases(store.releases.clone())
             .manual_delivery()
             .notifier(Arc::new(LogNotifier));
         // Each webhook is its own notifier: its own cursor, delivered to in parallel.
         let mut webhooks = Vec::new();
         for hook in &settings.webhooks {
             let notifier = Arc::new(
-                WebhookNotifier::builder(hook.clone(), store.clone(), store.clone())
-                    .config(config.clone())
-                    .build()?,
+                WebhookNotifier::builder(
+                    hook.clone(),
+                    store.history.clone(),
+                    store.deliveries.clone(),
+                )
+                .config(config.clone())
+                .build()?,
             );
             builder = builder.notifier(notifier.clone());
             webhooks.push(notifier);
@@ -164,7 +234,7 @@ impl App {
             manager: builder.build()?,
             config,
             store,
-            state_path: global.state.clone(),
+            state_name,
             webhooks,
             progress,
         })

@@ -29,12 +29,15 @@ pub struct Global {
         env = "FLOE_MANIFEST"
     )]
     pub manifest: PathBuf,
-    /// The state file (audit trail, locks, leases).
+    /// The state (audit trail, locks, leases): a SQLite file, or a PostgreSQL database URL
+    /// (`postgres://user:password@host/db`, `?sslmode=require` for TLS) shared by promoters
+    /// on many machines.
     #[arg(
         long,
         global = true,
         default_value = ".floe/state.db",
-        env = "FLOE_STATE"
+        env = "FLOE_STATE",
+        hide_env_values = true
     )]
     pub state: PathBuf,
     /// Who acts (default: $FLOE_ACTOR, then $USER).

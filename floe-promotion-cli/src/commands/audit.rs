@@ -10,10 +10,7 @@ pub(super) async fn verify(
         Some(path) => (verify_export_file(path, true)?, path.display().to_string()),
         None => {
             let app = App::open(g, false, &[]).await?;
-            (
-                app.manager.verify().await?,
-                app.state_path.display().to_string(),
-            )
+            (app.manager.verify().await?, app.state_name.clone())
         }
     };
     let code = if report.is_intact() {
@@ -76,11 +73,16 @@ pub(super) async fn export(g: &Global, a: ExportArgs) -> Result<(Option<Output>,
             let file = File::create(&tmp)
                 .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
             let mut w = std::io::BufWriter::new(file);
-            let result = app.store.export(&q, format, &mut w).await.and_then(|n| {
-                w.flush()
-                    .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-                Ok(n)
-            });
+            let result = app
+                .store
+                .history
+                .export(&q, format, &mut w)
+                .await
+                .and_then(|n| {
+                    w.flush()
+                        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+                    Ok(n)
+                });
             let n = match result {
                 Ok(n) => n,
                 Err(e) => {
@@ -103,7 +105,7 @@ pub(super) async fn export(g: &Global, a: ExportArgs) -> Result<(Option<Output>,
         }
         None => {
             let mut out = std::io::BufWriter::new(std::io::stdout());
-            app.store.export(&q, format, &mut out).await?;
+            app.store.history.export(&q, format, &mut out).await?;
             out.flush()
                 .map_err(|e| Error::io("writing the export to standard output", e))?;
             Ok((None, exit::OK))

@@ -30,8 +30,8 @@ use floe_promotion::policy::input::{Reasoned, require_reason};
 use floe_promotion::registry::{Evidence, EvidenceKind, EvidenceStatus};
 use floe_promotion::{
     Administration, Approvals, ArtifactName, ArtifactRef, AutoPromotions, EnvName,
-    EnvironmentConfig, Error, Excerpt, HistoryStore, PromotionRequest, Promotions, Reference,
-    Result, RollbackRequest, Tag,
+    EnvironmentConfig, Error, Excerpt, PromotionRequest, Promotions, Reference, Result,
+    RollbackRequest, Tag,
 };
 
 use crate::app::App;

@@ -1,6 +1,6 @@
 //! `floe notifications [--failed]` and `floe notifications retry`.
 
-use floe_promotion::notify::{DeliveryLog, DeliveryQuery, DeliveryStatus};
+use floe_promotion::notify::{DeliveryQuery, DeliveryStatus};
 
 use super::*;
 use crate::output::RetryOutput;
@@ -14,7 +14,7 @@ pub(super) async fn run(g: &Global, a: NotificationsArgs) -> Result<(Option<Outp
         status: a.failed.then_some(DeliveryStatus::Failed),
         ..Default::default()
     };
-    let deliveries = app.store.list(&query).await?;
+    let deliveries = app.store.deliveries.list(&query).await?;
     Ok((Some(Output::Notifications { deliveries }), exit::OK))
 }
 
@@ -26,6 +26,7 @@ async fn retry(g: &Global) -> Result<(Option<Output>, u8)> {
     app.manager.deliver_notifications().await?;
     let failed = app
         .store
+        .deliveries
         .list(&DeliveryQuery {
             status: Some(DeliveryStatus::Failed),
             ..Default::default()
@@ -47,6 +48,7 @@ async fn retry(g: &Global) -> Result<(Option<Output>, u8)> {
         };
         let events = app
             .store
+            .history
             .query(&HistoryQuery {
                 after_seq: Some(outcome.seq.saturating_sub(1)),
                 limit: Some(1),
