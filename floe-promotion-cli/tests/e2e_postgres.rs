@@ -122,3 +122,93 @@ fn an_unreachable_database_is_unavailable_without_its_password() {
     assert!(!run.stderr.contains(SECRET), "{}", run.stderr);
     assert!(run.stderr.contains("floe:***@"), "{}", run.stderr);
 }
+
+/// Eight `floe promote` processes at once, each a different version into one environment,
+/// sharing one PostgreSQL database and a real registry: every promotion succeeds (the lease
+/// queues them), the chain is one and verifies, no event is lost, and the pointer the registry
+/// shows is the digest of the last success in history.
+#[test]
+fn eight_promoter_processes_share_one_chain_and_the_pointer_is_the_last_success() {
+    use floe_promotion_oci::testing::TestRegistry;
+
+    let registry = TestRegistry::shared();
+    let direct = registry.namespace("pg-promoters");
+    let ws = Workspace::new(&common::three_env_manifest(
+        &registry.host(),
+        direct.as_ref(),
+        &[],
+    ));
+    let url = database_url();
+    let versions: Vec<String> = (1..=8).map(|i| format!("v{i}")).collect();
+    for (i, v) in versions.iter().enumerate() {
+        common::push(&format!("{direct}/dev/app"), v, 700 + i as u64, None);
+    }
+    let children: Vec<_> = versions
+        .iter()
+        .map(|v| {
+            ws.spawn(&[
+                "--state",
+                &url,
+                "promote",
+                &format!("app:{v}"),
+                "--from",
+                "dev",
+                "--to",
+                "staging",
+                "--actor",
+                &format!("ci-{v}"),
+            ])
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().expect("wait for floe");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&out.stderr).contains(SECRET));
+    }
+    let state = ["--state", url.as_str()];
+    let Output::History { mut events } = ws
+        .run(&[
+            state[0], state[1], "--output", "json", "history", "--limit", "1000",
+        ])
+        .ok()
+        .output()
+    else {
+        panic!("history")
+    };
+    events.reverse();
+    let count = |kind: EventKind| events.iter().filter(|e| e.record.kind == kind).count();
+    assert_eq!(count(EventKind::PromotionRequested), 8, "no request lost");
+    assert_eq!(count(EventKind::PromotionSucceeded), 8, "no success lost");
+    let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "one chain, no gap"
+    );
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| e.record.kind == EventKind::PromotionSucceeded)
+        .unwrap();
+    assert_eq!(
+        common::skopeo_digest(&format!("{direct}/staging/app:latest-staging"), None),
+        last.record.digest.clone().unwrap(),
+        "the pointer is the last success"
+    );
+    let Output::Verify(VerifyOutput {
+        intact, events: n, ..
+    }) = ws
+        .run(&[state[0], state[1], "--output", "json", "audit", "verify"])
+        .ok()
+        .output()
+    else {
+        panic!("verify")
+    };
+    assert!(intact);
+    assert_eq!(n, events.len() as u64);
+}
