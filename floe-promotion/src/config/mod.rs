@@ -4,6 +4,8 @@
 mod artifacts;
 mod manifest;
 mod settings;
+mod strategy;
+mod tag_scheme;
 mod webhook;
 mod window_state;
 mod windows;
@@ -18,10 +20,11 @@ pub use manifest::{
     load_manifest, load_manifest_with_env, parse_manifest, parse_manifest_with_env,
 };
 pub use settings::{
-    ApprovalPolicy, ApprovalRule, ApprovalSeparation, Authorization, AutoPromotion, CanaryStep,
-    Environment, FreezeWindow, GateSettings, PolicySettings, PromotionSettings, ScanSettings,
-    Strategy, TagScheme, Weekday,
+    ApprovalPolicy, ApprovalRule, ApprovalSeparation, Authorization, Environment, FreezeWindow,
+    GateSettings, PolicySettings, PromotionSettings, ScanSettings, Weekday,
 };
+pub use strategy::{AutoPromotion, CanaryStep, Strategy};
+pub use tag_scheme::TagScheme;
 pub use webhook::{HeaderValue, MAX_WEBHOOK_RETRIES, Secret, WebhookSettings};
 pub use window_state::WindowState;
 pub use windows::{

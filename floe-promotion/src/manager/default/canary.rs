@@ -4,7 +4,10 @@
 
 use crate::history::{CanaryAction, CanaryStepDetails};
 use crate::manager::{Canaries, CanaryView};
-use crate::release::canary::{CanaryEvent, CanaryMachine, CanaryPhase, CanaryState, Stable};
+use crate::release::canary::{
+    CanaryEffect, CanaryEvent, CanaryMachine, CanaryPhase, CanaryState, Stable,
+};
+use crate::release::machine::Step;
 use crate::release::machine::{MachineName, advance, decode, encode};
 use crate::release::{Release, ReleaseFilter, ReleaseKind};
 
@@ -162,22 +165,32 @@ impl DefaultPromotionManager {
         Ok(())
     }
 
+    /// Feeds `event` to the canary of `release` in `state` and stores the next state by
+    /// compare-and-set on the release's version: the step taken and the release as stored.
+    async fn step_canary(
+        &self,
+        release: &Release,
+        state: &CanaryState,
+        event: CanaryEvent,
+    ) -> Result<(Step<CanaryState, CanaryEffect>, Release)> {
+        let step = advance::<CanaryMachine>(state, event)?;
+        let updated = self
+            .parts
+            .releases
+            .update(
+                release.id,
+                release.version,
+                encode::<CanaryMachine>(&step.state)?,
+                self.now(),
+            )
+            .await?;
+        Ok((step, updated))
+    }
+
     /// Marks a canary that never got its tag as aborted (best effort: a claim left running
     /// is found by the next promotion, which names it).
     async fn close_claim(&self, release: &Release, state: &CanaryState) {
-        let closed = async {
-            let step = advance::<CanaryMachine>(state, CanaryEvent::Abort)?;
-            self.parts
-                .releases
-                .update(
-                    release.id,
-                    release.version,
-                    encode::<CanaryMachine>(&step.state)?,
-                    self.now(),
-                )
-                .await
-        };
-        if let Err(e) = closed.await {
+        if let Err(e) = self.step_canary(release, state, CanaryEvent::Abort).await {
             tracing::warn!(canary = %release.id, error = %e, "a canary that did not start is still marked running");
         }
     }
@@ -327,16 +340,8 @@ impl DefaultPromotionManager {
             // A process died while moving the pointer: finish its move.
             return self.complete_canary(release, state, req, ev).await;
         }
-        let step = advance::<CanaryMachine>(&state, CanaryEvent::Advance(self.now()))?;
-        let updated = self
-            .parts
-            .releases
-            .update(
-                release.id,
-                release.version,
-                encode::<CanaryMachine>(&step.state)?,
-                self.now(),
-            )
+        let (step, updated) = self
+            .step_canary(&release, &state, CanaryEvent::Advance(self.now()))
             .await?;
         if step.state.phase == CanaryPhase::Completing {
             return self.complete_canary(updated, step.state, req, ev).await;
@@ -385,17 +390,7 @@ impl DefaultPromotionManager {
             Ok(_) => (CanaryEvent::Finish, CanaryAction::Completed),
             Err(_) => (CanaryEvent::Block, CanaryAction::Blocked),
         };
-        let step = advance::<CanaryMachine>(&state, event)?;
-        let updated = self
-            .parts
-            .releases
-            .update(
-                release.id,
-                release.version,
-                encode::<CanaryMachine>(&step.state)?,
-                self.now(),
-            )
-            .await?;
+        let (step, updated) = self.step_canary(&release, &state, event).await?;
         if let Err(e) = moved {
             let e = self.fail_promotion(&req, &ev, e).await;
             self.record_canary_step(
@@ -454,16 +449,8 @@ impl DefaultPromotionManager {
     /// recorded: an abort stops a release, it does not start one), then the event.
     async fn abort(&self, release: Release, actor: &Actor, reason: &str) -> Result<CanaryView> {
         let state = decode::<CanaryMachine>(&release)?;
-        let step = advance::<CanaryMachine>(&state, CanaryEvent::Abort)?;
-        let updated = self
-            .parts
-            .releases
-            .update(
-                release.id,
-                release.version,
-                encode::<CanaryMachine>(&step.state)?,
-                self.now(),
-            )
+        let (step, updated) = self
+            .step_canary(&release, &state, CanaryEvent::Abort)
             .await?;
         let mut req = Self::canary_request(&release, &state, actor);
         req.reason = Some(reason.to_string());
