@@ -26,7 +26,9 @@
 //! ## Connecting
 //!
 //! [`PostgresStore::connect`] takes a URL. With `sslmode=require` the connection uses TLS
-//! (rustls, with the platform's root certificates); otherwise it is plain. Errors and the
+//! (rustls, with the platform's root certificates); with `prefer`, the default, it tries TLS
+//! and falls back to plain text when the server offers none; with `disable` it is plain. An
+//! `sslmode` the driver does not know is refused. Errors and the
 //! store's `Debug` output name the server by its URL with the password replaced by `***`
 //! ([`PostgresStore::redacted_url`]); a server that cannot be reached, is shutting down or is
 //! restarting gives [`Error::Unavailable`](floe_promotion::Error::Unavailable), and the call

@@ -71,8 +71,9 @@ impl fmt::Debug for PostgresStore {
 }
 
 impl PostgresStore {
-    /// Connects to the database at `url` (`postgres://user:password@host:port/database`,
-    /// with `?sslmode=require` for TLS) with the default options, and migrates its schema.
+    /// Connects to the database at `url` (`postgres://user:password@host:port/database`;
+    /// `?sslmode=require` insists on TLS, `prefer`, the default, tries it first, `disable`
+    /// never does) with the default options, and migrates its schema.
     pub async fn connect(url: &str) -> Result<PostgresStore> {
         Self::connect_with(url, PostgresOptions::default()).await
     }
@@ -97,11 +98,12 @@ impl PostgresStore {
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
-        let manager = if config.get_ssl_mode() == SslMode::Require {
-            Manager::from_config(config, tls(&at)?, manager_config)
-        } else {
-            // `prefer` (the default) without TLS support connects in plain text.
+        // `require` insists on TLS; `prefer` (the default) tries TLS first and falls back to
+        // plain text when the server offers none, as libpq does; only `disable` never tries.
+        let manager = if config.get_ssl_mode() == SslMode::Disable {
             Manager::from_config(config, tokio_postgres::NoTls, manager_config)
+        } else {
+            Manager::from_config(config, tls(&at)?, manager_config)
         };
         let pool = Pool::builder(manager)
             .max_size(options.max_connections)

@@ -74,3 +74,14 @@ async fn a_database_of_a_newer_schema_is_refused() {
     assert!(matches!(err, Error::Store { .. }), "{err}");
     assert!(err.to_string().contains("999"), "{err}");
 }
+
+/// An `sslmode` the driver does not know is refused before any connection is tried, never
+/// taken as plain text.
+#[tokio::test]
+async fn an_unknown_sslmode_is_refused() {
+    let err = PostgresStore::connect("postgres://floe:pw@127.0.0.1:1/floe?sslmode=sometimes")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidInput { .. }), "{err:?}");
+    assert!(!err.to_string().contains(":pw@"), "{err}");
+}
