@@ -2,6 +2,7 @@
 //! the `manifest.yaml` loader ([`load_manifest`]).
 
 mod artifacts;
+mod attestation;
 mod manifest;
 mod settings;
 mod strategy;
@@ -16,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::model::{ArtifactName, EnvName, Repository};
 
 pub use artifacts::{ArtifactSettings, catalogue_graph, validate_catalogue};
+pub use attestation::AttestationSettings;
 pub use manifest::{
     load_manifest, load_manifest_with_env, parse_manifest, parse_manifest_with_env,
 };
