@@ -21,6 +21,7 @@ use crate::exit;
 mod auto;
 mod group;
 mod switch;
+mod table;
 mod text;
 
 pub use auto::{AutoDecisionOutput, AutoOutput};
