@@ -34,8 +34,8 @@ pub type BlobStream = BoxStream<'static, Result<Bytes>>;
 /// - Memory stays flat: neither method holds a whole blob in memory (except backends that keep
 ///   every blob in memory anyway, such as [`InMemoryRegistry`]).
 ///
-/// The conformance suite is [`blob_streams_conformance!`](crate::blob_streams_conformance)
-/// (feature `testing`).
+/// The conformance suite is the `blob_streams_conformance!` macro over the cases of
+/// `testing::streams` (feature `testing`), one per sentence above.
 #[async_trait]
 pub trait BlobStreams: ArtifactRegistry {
     /// Whether the blob `digest` is stored in `repo`.
