@@ -10,6 +10,7 @@ mod error;
 mod location;
 mod options;
 mod referrers;
+mod stream;
 mod transfer;
 
 use std::collections::{BTreeSet, HashMap};
