@@ -19,6 +19,7 @@ impl Inner {
     /// Opens the download of a blob; the request is retried, the bytes are checked.
     async fn open_blob(&self, r: &RemoteRepo, digest: &Digest, size: u64) -> Result<BlobStream> {
         self.auth(r).await?;
+        let clients = self.clients(r.host())?;
         let oref = r.tag_ref("latest");
         let target = r.at_digest(digest);
         let source = self
@@ -29,7 +30,7 @@ impl Inner {
                 || async {
                     tokio::time::timeout(
                         self.timeout(),
-                        self.client.pull_blob_stream(&oref, digest.as_str()),
+                        clients.client.pull_blob_stream(&oref, digest.as_str()),
                     )
                     .await
                     .map_err(|_| {
@@ -84,6 +85,7 @@ impl Inner {
         if self.blob_exists(r, digest).await? {
             return Ok(());
         }
+        let clients = self.clients(r.host())?;
         let oref = r.tag_ref("latest");
         let target = r.at_digest(digest);
         // The body hands the HTTP client I/O errors; the source's own error is kept here.
@@ -109,7 +111,14 @@ impl Inner {
         let body = Body::new(source, size, Arc::clone(&watch), on_chunk).verify(digest);
         let outcome = tokio::time::timeout(
             self.transfer_timeout(size),
-            self.upload(&oref, body, &watch, digest.as_str(), size),
+            self.upload(
+                &clients.uploader,
+                &oref,
+                body,
+                &watch,
+                digest.as_str(),
+                size,
+            ),
         )
         .await;
         if let Some(o) = &self.observer {
