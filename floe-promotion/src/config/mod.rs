@@ -1,6 +1,7 @@
 //! Environments and their settings: the [`EnvironmentConfig`] trait, the settings model, and
 //! the `manifest.yaml` loader ([`load_manifest`]).
 
+mod allowed_signers;
 mod artifacts;
 mod manifest;
 mod settings;
@@ -15,6 +16,7 @@ use std::fmt::Debug;
 use crate::error::{Error, Result};
 use crate::model::{ArtifactName, EnvName, Repository};
 
+pub use allowed_signers::{AllowedSigner, AllowedSigners};
 pub use artifacts::{ArtifactSettings, catalogue_graph, validate_catalogue};
 pub use manifest::{
     load_manifest, load_manifest_with_env, parse_manifest, parse_manifest_with_env,
