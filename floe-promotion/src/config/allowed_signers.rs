@@ -469,7 +469,7 @@ mod tests {
                 "bob ssh-ed25519".to_string(),
                 "signers:1:5: key: \"ssh-ed25519\" has no base64 key",
             ),
-            ("bob".to_string(), "signers:1:3: key: missing"),
+            ("bob".to_string(), "signers:1:4: key: missing"),
             (
                 "bob namespaces=\"floe".to_string(),
                 "signers:1:5: an unterminated quote",
