@@ -266,6 +266,9 @@ pub enum ApprovalsAction {
         /// The request id.
         id: String,
     },
+    /// Re-verify every signed approval vote in the audit trail against the allowed_signers
+    /// file of its environment; exits 6 (signature) naming each event that fails.
+    Verify,
 }
 
 /// `floe notifications`.
@@ -297,6 +300,12 @@ pub struct ApproveArgs {
     /// A comment, recorded with the vote.
     #[arg(long)]
     pub comment: Option<String>,
+    /// Sign the vote (required where the environment's approval has `signers`): an OpenSSH
+    /// private key file, a public key file whose private key ssh-agent holds, or `agent`
+    /// (the first agent key the signers file lists). The vote's identity is the key's
+    /// principal; --actor and --group are not used.
+    #[arg(long, value_name = "KEY")]
+    pub sign_with: Option<String>,
 }
 
 /// `floe reject`.
@@ -307,6 +316,9 @@ pub struct RejectArgs {
     /// Why (required, recorded).
     #[arg(long)]
     pub reason: String,
+    /// Sign the vote, as for `floe approve --sign-with`.
+    #[arg(long, value_name = "KEY")]
+    pub sign_with: Option<String>,
 }
 
 /// `floe lease`.

@@ -22,10 +22,12 @@ mod auto;
 mod group;
 mod switch;
 mod text;
+mod vote_signatures;
 
 pub use auto::{AutoDecisionOutput, AutoOutput};
 pub use group::{GroupOutput, GroupPlanOutput};
 pub use switch::SwitchPlanOutput;
+pub use vote_signatures::{VoteCheck, VoteSignaturesOutput};
 
 /// The JSON document of a successful command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +79,8 @@ pub enum Output {
         /// The request after the rejection.
         request: ApprovalView,
     },
+    /// `floe approvals verify`.
+    VoteSignatures(VoteSignaturesOutput),
     /// `floe lease list`.
     Leases {
         /// The leases in force, by environment.
