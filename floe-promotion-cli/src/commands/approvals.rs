@@ -18,6 +18,7 @@ pub(super) async fn list(g: &Global, a: ApprovalsArgs) -> Result<(Option<Output>
     match a.action {
         Some(ApprovalsAction::Execute { id }) => return execute(g, &id).await,
         Some(ApprovalsAction::Verify) => return verify(g).await,
+        Some(ApprovalsAction::Message { id, reject }) => return message(g, &id, reject).await,
         None => {}
     }
     let env = a.env.as_deref().map(EnvName::new).transpose()?;
@@ -42,21 +43,57 @@ async fn execute(g: &Global, id: &str) -> Result<(Option<Output>, u8)> {
     Ok((Some(Output::Promote(record?)), exit::OK))
 }
 
-/// The signature of `decision` on request `id` made as `sign_with` says, over the message
-/// the library checks (see [`floe_promotion::release::approval::ApprovalTicket::vote_message`]).
-async fn signature(
-    app: &App,
-    id: uuid::Uuid,
-    decision: VoteDecision,
-    sign_with: &str,
-) -> Result<VoteSignature> {
-    let view = app
-        .manager
+/// The request `id`, as `floe approvals` lists it.
+async fn request(app: &App, id: uuid::Uuid) -> Result<floe_promotion::manager::ApprovalView> {
+    app.manager
         .approvals(None, None)
         .await?
         .into_iter()
         .find(|v| v.id == id)
-        .ok_or_else(|| Error::not_found(format!("approval request {id}")))?;
+        .ok_or_else(|| Error::not_found(format!("approval request {id}")))
+}
+
+/// `floe approvals message ID`: the message, exactly as signed, on standard output.
+async fn message(g: &Global, id: &str, reject: bool) -> Result<(Option<Output>, u8)> {
+    let id = request_id(id)?;
+    let app = App::open(g, false, &[]).await?;
+    let decision = if reject {
+        VoteDecision::Reject
+    } else {
+        VoteDecision::Approve
+    };
+    let text = request(&app, id).await?.ticket.vote_message(id, decision);
+    let mut out = std::io::stdout();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::io("writing the message to standard output", e))?;
+    Ok((None, exit::OK))
+}
+
+/// The signature of `decision` on request `id`: read from `--signature FILE`, or made as
+/// `--sign-with` says over the message the library checks (see
+/// [`floe_promotion::release::approval::ApprovalTicket::vote_message`]).
+async fn signature(
+    app: &App,
+    id: uuid::Uuid,
+    decision: VoteDecision,
+    voter: &Voter,
+) -> Result<VoteSignature> {
+    let sign_with = match voter {
+        Voter::Signature(file) => {
+            let bytes = read_bounded(file, 64 * 1024, "signature file")?;
+            return VoteSignature::from_armored(&String::from_utf8_lossy(&bytes));
+        }
+        Voter::SignWith(key) => key,
+        Voter::Claimed(_) => {
+            return Err(Error::invalid(
+                "vote",
+                "unsigned",
+                "an unsigned vote has no signature",
+            ));
+        }
+    };
+    let view = request(app, id).await?;
     let message = view.ticket.vote_message(id, decision);
     let signers = app
         .config
@@ -71,24 +108,30 @@ async fn signature(
 /// the actor given by --actor and --group.
 enum Voter {
     SignWith(String),
+    Signature(std::path::PathBuf),
     Claimed(floe_promotion::Actor),
 }
 
-fn voter(g: &Global, sign_with: Option<String>) -> Result<Voter> {
-    Ok(match sign_with {
-        Some(key) => Voter::SignWith(key),
-        None => Voter::Claimed(actor(g)?),
+fn voter(
+    g: &Global,
+    sign_with: Option<String>,
+    signature: Option<std::path::PathBuf>,
+) -> Result<Voter> {
+    Ok(match (sign_with, signature) {
+        (Some(key), _) => Voter::SignWith(key),
+        (None, Some(file)) => Voter::Signature(file),
+        (None, None) => Voter::Claimed(actor(g)?),
     })
 }
 
 pub(super) async fn approve(g: &Global, a: ApproveArgs) -> Result<(Option<Output>, u8)> {
     let id = request_id(&a.id)?;
-    let voter = voter(g, a.sign_with)?;
+    let voter = voter(g, a.sign_with, a.signature)?;
     let app = App::open(g, true, &[]).await?;
     app.deliver_at_exit();
     let outcome = match &voter {
-        Voter::SignWith(key) => {
-            let sig = signature(&app, id, VoteDecision::Approve, key).await?;
+        Voter::SignWith(_) | Voter::Signature(_) => {
+            let sig = signature(&app, id, VoteDecision::Approve, &voter).await?;
             let progress = app.progress();
             let outcome = app
                 .manager
@@ -109,7 +152,7 @@ pub(super) async fn approve(g: &Global, a: ApproveArgs) -> Result<(Option<Output
 
 pub(super) async fn reject(g: &Global, a: RejectArgs) -> Result<(Option<Output>, u8)> {
     let id = request_id(&a.id)?;
-    let voter = voter(g, a.sign_with)?;
+    let voter = voter(g, a.sign_with, a.signature)?;
     for_flag(
         "--reason",
         require_reason(Reasoned::Rejection, Some(&a.reason)),
@@ -117,8 +160,8 @@ pub(super) async fn reject(g: &Global, a: RejectArgs) -> Result<(Option<Output>,
     let app = App::open(g, false, &[]).await?;
     app.deliver_at_exit();
     let request = match &voter {
-        Voter::SignWith(key) => {
-            let sig = signature(&app, id, VoteDecision::Reject, key).await?;
+        Voter::SignWith(_) | Voter::Signature(_) => {
+            let sig = signature(&app, id, VoteDecision::Reject, &voter).await?;
             app.manager.reject_signed(id, &sig, &a.reason).await?
         }
         Voter::Claimed(actor) => app.manager.reject(id, actor, &a.reason).await?,
