@@ -367,3 +367,156 @@ fn find_details(v: &serde_json::Value) -> Option<&serde_json::Map<String, serde_
         _ => None,
     }
 }
+
+/// An `ssh-agent -D` on a socket in `dir`, ended (by its own pid) when dropped.
+struct Agent {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Agent {
+    fn start(dir: &Path) -> Agent {
+        let socket = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .args(["-D", "-a", socket.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ssh-agent (openssh-client)");
+        let started = std::time::Instant::now();
+        while !socket.exists() {
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "ssh-agent did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Agent { child, socket }
+    }
+
+    fn add(&self, key: &Path) {
+        let out = Command::new("ssh-add")
+            .arg(key)
+            .env("SSH_AUTH_SOCK", &self.socket)
+            .stdin(Stdio::null())
+            .output()
+            .expect("ssh-add");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn votes_are_signed_by_ssh_agent_with_passphrase_protected_keys() {
+    let w = World::new();
+    // erin's key gets a passphrase: floe never reads it, the agent signs.
+    let erin = w.keys.path().join("erin");
+    let out = ssh_keygen(
+        &[
+            "-p",
+            "-q",
+            "-P",
+            "",
+            "-N",
+            "correct horse",
+            "-f",
+            erin.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = w.request("v1", 9);
+    let line =
+        w.ws.run_env(
+            &["approve", &id, "--sign-with", &w.key("erin")],
+            &[("SSH_AUTH_SOCK", "")],
+        )
+        .one_error_line(exit::USAGE);
+    assert!(line.contains("passphrase-protected"), "{line}");
+
+    let agent = Agent::start(w.keys.path());
+    let sock = agent.socket.to_str().unwrap();
+    // `agent` picks the agent key the signers file lists: bob's (mallory's is not listed).
+    agent.add(&w.keys.path().join("mallory"));
+    agent.add(&w.keys.path().join("bob"));
+    let run = w.ws.run_env(
+        &["--output", "json", "approve", &id, "--sign-with", "agent"],
+        &[("SSH_AUTH_SOCK", sock)],
+    );
+    let Output::Approve(first) = run.ok().output() else {
+        panic!("{}", run.stdout)
+    };
+    assert_eq!(first.request.votes[0].actor.id, "bob");
+    // The encrypted key file names the agent key to use; without the key in the agent it
+    // is refused.
+    let line =
+        w.ws.run_env(
+            &["approve", &id, "--sign-with", &w.key("erin")],
+            &[("SSH_AUTH_SOCK", sock)],
+        )
+        .one_error_line(exit::USAGE);
+    assert!(line.contains("ssh-agent does not hold this key"), "{line}");
+    // ssh-add cannot ask for the passphrase without a terminal: load a decrypted copy, as
+    // the user would after typing it.
+    let plain = w.keys.path().join("erin-plain");
+    std::fs::copy(&erin, &plain).unwrap();
+    let out = ssh_keygen(
+        &[
+            "-p",
+            "-q",
+            "-P",
+            "correct horse",
+            "-N",
+            "",
+            "-f",
+            plain.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    agent.add(&plain);
+    let run = w.ws.run_env(
+        &[
+            "--output",
+            "json",
+            "approve",
+            &id,
+            "--sign-with",
+            &format!("{}.pub", w.key("erin")),
+        ],
+        &[("SSH_AUTH_SOCK", sock)],
+    );
+    let Output::Approve(second) = run.ok().output() else {
+        panic!("{}", run.stdout)
+    };
+    assert_eq!(second.request.votes[1].actor.id, "erin");
+    assert!(second.executed.is_some(), "the quorum promotes");
+    match w
+        .ws
+        .run(&["--output", "json", "approvals", "verify"])
+        .ok()
+        .output()
+    {
+        Output::VoteSignatures(v) => assert_eq!(v.verified.len(), 2),
+        other => panic!("{other:?}"),
+    }
+}

@@ -41,7 +41,7 @@ pub(super) fn sign(
             )
         })?;
         if key.is_encrypted() {
-            if std::env::var_os("SSH_AUTH_SOCK").is_none() {
+            if agent_socket().is_none() {
                 return Err(Error::invalid(
                     "--sign-with",
                     &shown,
@@ -82,7 +82,7 @@ fn agent_sign(
     message: &VoteMessage,
     signers: Option<&AllowedSigners>,
 ) -> Result<VoteSignature> {
-    let Some(socket) = std::env::var_os("SSH_AUTH_SOCK") else {
+    let Some(socket) = agent_socket() else {
         return Err(Error::invalid(
             "--sign-with",
             "agent",
@@ -148,6 +148,11 @@ fn agent_sign(
     )
     .map_err(|e| agent_error("assemble the signature", e))?;
     VoteSignature::from_sshsig(&sig)
+}
+
+/// `SSH_AUTH_SOCK`, when set and not empty.
+fn agent_socket() -> Option<std::ffi::OsString> {
+    std::env::var_os("SSH_AUTH_SOCK").filter(|s| !s.is_empty())
 }
 
 fn without_comment(key: &PublicKey) -> String {
