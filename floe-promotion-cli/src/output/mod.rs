@@ -647,6 +647,19 @@ mod tests {
                 first_break: None,
                 source: "state".into(),
             }),
+            Output::VoteSignatures(VoteSignaturesOutput {
+                source: "state".into(),
+                verified: vec![],
+                failed: vec![VoteCheck {
+                    seq: 4,
+                    event: uuid::Uuid::from_u128(4),
+                    request: Some("r".into()),
+                    environment: Some("prod".into()),
+                    actor: "bob".into(),
+                    problem: Some("not listed".into()),
+                }],
+                unsigned: vec![],
+            }),
         ];
         for o in outputs {
             let json = serde_json::to_string(&o).unwrap();
