@@ -9,12 +9,14 @@
 //! - [`RoutingRegistry`]: one registry over both kinds of location.
 
 mod cosign;
+pub mod keys;
 mod layout;
 mod remote;
 mod route;
 
 pub use cosign::CosignVerifier;
 pub use cosign::{SIGNATURE_ANNOTATION, SIGNATURE_TYPE, SIMPLE_SIGNING_MEDIA_TYPE};
+pub use keys::{CosignKeySigner, CosignKeyVerifier, generate_key_pair};
 pub use layout::OciLayoutRegistry;
 pub use remote::OciRegistry;
 pub use remote::{CredentialSource, OciOptions};

@@ -6,6 +6,7 @@
 //! value that is wrong. Nothing here panics on any input.
 
 mod artifacts;
+mod attestation;
 mod signed_votes;
 mod webhooks;
 
@@ -168,6 +169,8 @@ struct RawPromotion {
     environments: Option<Spanned<Vec<RawEnvironment>>>,
     #[serde(default)]
     webhooks: Option<Spanned<Vec<Spanned<webhooks::RawWebhook>>>>,
+    #[serde(default)]
+    attestation: Option<attestation::RawAttestation>,
     #[serde(default)]
     gate_commands: Option<Entries<Spanned<RawGateValue>>>,
     #[serde(default)]
@@ -1010,6 +1013,9 @@ impl<'a> Loader<'a> {
         settings.groups = groups;
         settings.source = self.file.clone();
         settings.webhooks = webhooks;
+        if let Some(raw) = &p.attestation {
+            settings.attestation = Some(self.attestation(raw)?);
+        }
         if let Some(registry) = &artifacts.registry {
             settings.registry = Some(self.repository("artifacts.registry.uri", &registry.uri)?);
         }

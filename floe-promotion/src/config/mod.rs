@@ -3,6 +3,7 @@
 
 mod allowed_signers;
 mod artifacts;
+mod attestation;
 mod manifest;
 mod settings;
 mod strategy;
@@ -18,6 +19,7 @@ use crate::model::{ArtifactName, EnvName, Repository};
 
 pub use allowed_signers::{AllowedSigner, AllowedSigners};
 pub use artifacts::{ArtifactSettings, catalogue_graph, validate_catalogue};
+pub use attestation::AttestationSettings;
 pub use manifest::{
     load_manifest, load_manifest_with_env, parse_manifest, parse_manifest_with_env,
 };

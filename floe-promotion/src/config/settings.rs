@@ -44,6 +44,8 @@ pub struct PromotionSettings {
     /// Group membership (top-level `groups: { release: [bob, erin] }`): the groups of a
     /// signed vote's principal, by group name.
     pub groups: std::collections::BTreeMap<String, Vec<String>>,
+    /// The key that signs attestations and audit checkpoints (`artifacts.promotion.attestation`).
+    pub attestation: Option<super::AttestationSettings>,
 }
 
 impl PromotionSettings {
@@ -73,6 +75,7 @@ impl PromotionSettings {
             webhooks: vec![],
             artifacts: std::collections::BTreeMap::new(),
             groups: std::collections::BTreeMap::new(),
+            attestation: None,
         }
     }
 
