@@ -456,6 +456,7 @@ impl Output {
                 }
             }
             Output::Reject { request } => approval_text(&mut out, request),
+            Output::VoteSignatures(v) => v.text(&mut out),
             Output::Leases { leases } => {
                 if leases.is_empty() {
                     let _ = writeln!(out, "no promotion leases in force");
