@@ -129,11 +129,6 @@ impl CheckpointStore for RegistryCheckpoints {
         }
         let json = envelope.to_json();
         let size = json.len() as u64;
-        let layer = self.registry.push_blob(&self.repository, json).await?;
-        let config = self
-            .registry
-            .push_blob(&self.repository, b"{}".to_vec())
-            .await?;
         let mut annotations = BTreeMap::new();
         if let Ok(payload) = envelope.payload_bytes()
             && let Ok(c) = serde_json::from_slice::<super::Checkpoint>(&payload)
@@ -157,8 +152,8 @@ impl CheckpointStore for RegistryCheckpoints {
             schema_version: Some(2),
             media_type: Some(OCI_MANIFEST.into()),
             artifact_type: Some(CHECKPOINT_ARTIFACT_TYPE.into()),
-            config: Some(descriptor(OCI_EMPTY, config, 2)),
-            layers: vec![descriptor(DSSE_MEDIA_TYPE, layer, size)],
+            config: Some(descriptor(OCI_EMPTY, crate::Digest::of(b"{}"), 2)),
+            layers: vec![descriptor(DSSE_MEDIA_TYPE, crate::Digest::of(&json), size)],
             manifests: None,
             subject: None,
             annotations,
@@ -171,9 +166,30 @@ impl CheckpointStore for RegistryCheckpoints {
             )
         })?;
         let manifest = Manifest::from_bytes(bytes, Some(OCI_MANIFEST))?;
-        self.registry
-            .put_manifest(&self.repository, Some(&Self::tag(sequence)?), &manifest)
-            .await?;
+        let tag = Self::tag(sequence)?;
+        // A registry may briefly not know a blob another writer is committing at the same
+        // time (distribution 2.8 does, for the empty config two checkpoints share): the
+        // manifest is refused as naming an unknown blob, and pushing again settles it.
+        let mut attempt = 0;
+        loop {
+            self.registry
+                .push_blob(&self.repository, json.clone())
+                .await?;
+            self.registry
+                .push_blob(&self.repository, b"{}".to_vec())
+                .await?;
+            match self
+                .registry
+                .put_manifest(&self.repository, Some(&tag), &manifest)
+                .await
+            {
+                Err(Error::NotFound { .. }) if attempt < 4 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                }
+                result => break result?,
+            }
+        }
         Ok(self.location(sequence))
     }
 
