@@ -30,6 +30,8 @@ pub(crate) struct App {
     pub(crate) state_name: String,
     /// One notifier per configured webhook, also added to the manager's notifiers.
     pub(crate) webhooks: Vec<Arc<WebhookNotifier>>,
+    /// The registries (remote and layout directories), as the manager reaches them.
+    pub(crate) registry: Arc<dyn ArtifactRegistry>,
     progress: Option<crate::progress::Progress>,
 }
 
@@ -203,7 +205,7 @@ impl App {
             Arc::new(RoutingRegistry::new(OciLayoutRegistry::new(), remote));
         let mut builder = DefaultPromotionManager::builder()
             .config(config.clone())
-            .registry(registry)
+            .registry(registry.clone())
             .history(store.history.clone())
             .locks(store.locks.clone())
             .holds(store.holds.clone())
@@ -230,12 +232,19 @@ impl App {
         if let Some(verifier) = verifier {
             builder = builder.signature_verifier(verifier);
         }
+        // attestation.checkpoints.every: a checkpoint every N events, from the outbox.
+        if let Some(n) =
+            crate::checkpoints::notifier(settings, store.history.clone(), registry.clone())
+        {
+            builder = builder.notifier(n);
+        }
         Ok(App {
             manager: builder.build()?,
             config,
             store,
             state_name,
             webhooks,
+            registry,
             progress,
         })
     }

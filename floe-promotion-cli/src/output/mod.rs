@@ -19,11 +19,13 @@ use serde::{Deserialize, Serialize};
 use crate::exit;
 
 mod auto;
+mod checkpoint;
 mod group;
 mod switch;
 mod text;
 
 pub use auto::{AutoDecisionOutput, AutoOutput};
+pub use checkpoint::CheckpointsOutput;
 pub use group::{GroupOutput, GroupPlanOutput};
 pub use switch::SwitchPlanOutput;
 
@@ -94,6 +96,8 @@ pub enum Output {
     },
     /// `floe audit verify`.
     Verify(VerifyOutput),
+    /// `floe audit checkpoint`.
+    Checkpoint(floe_promotion::checkpoint::TakenCheckpoint),
     /// `floe audit export --out FILE` (without `--out` the export itself is the output).
     Export {
         /// The format.
@@ -478,6 +482,9 @@ pub struct VerifyOutput {
     pub first_break: Option<ChainBreak>,
     /// What was verified: the state file or an export file.
     pub source: String,
+    /// With `--checkpoints`: whether the chain still holds every signed checkpoint's head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<CheckpointsOutput>,
 }
 
 /// The result of `floe attest`.
@@ -642,6 +649,7 @@ mod tests {
                 head: Some("ab".into()),
                 first_break: None,
                 source: "state".into(),
+                checkpoints: None,
             }),
         ];
         for o in outputs {
