@@ -309,7 +309,7 @@ mod layout {
     use super::*;
     floe_promotion::checkpoint_store_conformance!(async {
         let dir = tempfile::tempdir().expect("tempdir");
-        let repo = OciLayoutRegistry::location(&dir.path().join("audit")).expect("location");
+        let repo = OciLayoutRegistry::location(dir.path().join("audit")).expect("location");
         let store: Arc<dyn CheckpointStore> = Arc::new(RegistryCheckpoints::new(
             Arc::new(OciLayoutRegistry::new()),
             repo,
