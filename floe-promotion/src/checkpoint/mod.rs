@@ -182,7 +182,7 @@ pub fn claimed_sequence(envelope: &Envelope) -> Option<u64> {
 ///   `list` then returns it with an equal envelope and that location.
 /// - `put` of a sequence already stored with an equal envelope changes nothing and returns
 ///   the stored location (a retried put); with another envelope it is
-///   [`Error::Conflict`](crate::Error::Conflict) naming the sequence, and the stored one is
+///   [`Error::Conflict`] naming the sequence, and the stored one is
 ///   kept.
 /// - `list` returns every stored checkpoint once, by ascending sequence, each with a location
 ///   that names the store ([`CheckpointStore::describe`]) and the entry, distinct per
@@ -190,7 +190,7 @@ pub fn claimed_sequence(envelope: &Envelope) -> Option<u64> {
 /// - `latest` is the checkpoint with the highest sequence (the last of `list`), `None` for an
 ///   empty store.
 /// - An entry that cannot be read (not an envelope, not a checkpoint) is
-///   [`Error::InvalidInput`](crate::Error::InvalidInput) naming its location; nothing is
+///   [`Error::InvalidInput`] naming its location; nothing is
 ///   skipped silently.
 /// - Concurrent `put`s of different sequences, from tasks or processes, are all stored.
 #[async_trait]
