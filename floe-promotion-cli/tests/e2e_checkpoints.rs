@@ -336,3 +336,76 @@ fn checkpoints_are_taken_automatically_every_n_events() {
         "{taken:?}"
     );
 }
+
+/// The same tamper test against PostgreSQL state: the events are read back from an export, the
+/// chain from event 4 sealed again with the library's hashing, the rows and the head row
+/// rewritten with psql (the append-only trigger disabled first).
+#[test]
+fn a_consistent_rewrite_of_postgres_state_fails_verification_naming_the_checkpoint() {
+    let ws = workspace("", None);
+    let url = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(floe_promotion_postgres::testing::TestPostgres::shared().fresh_database());
+    let state = [("FLOE_STATE", url.as_str()), PASSWORD];
+    for i in 0..6 {
+        let args: &[&str] = if i % 2 == 0 {
+            &["lock", "dev", "--reason", "maintenance"]
+        } else {
+            &["unlock", "dev", "--reason", "done"]
+        };
+        ws.run_env(args, &state).ok();
+    }
+    ws.run_env(&["audit", "checkpoint", "--to", "pg.jsonl"], &state)
+        .ok();
+    let export = ws.run_env(&["audit", "export", "--format", "jsonl"], &state);
+    let events: Vec<AuditEvent> = export
+        .ok()
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an exported event"))
+        .collect();
+    let mut sql = String::from("ALTER TABLE events DISABLE TRIGGER events_are_append_only;\n");
+    let mut prev = events[2].hash.clone();
+    for e in events.iter().filter(|e| e.seq >= 4) {
+        let mut record = e.record.clone();
+        if e.seq == 4 {
+            record.reason = Some("nothing happened here".into());
+        }
+        let sealed = AuditEvent::seal(e.seq, record, prev.clone());
+        sql.push_str(&format!(
+            "UPDATE events SET content = $floe${}$floe$, prev_hash = '{}', hash = '{}' WHERE seq = {};\n",
+            sealed.content, sealed.prev_hash, sealed.hash, sealed.seq
+        ));
+        prev = sealed.hash;
+    }
+    sql.push_str(&format!(
+        "UPDATE chain_head SET head_hash = '{prev}' WHERE id = 1;\n"
+    ));
+    let out = std::process::Command::new("psql")
+        .args([url.as_str(), "-v", "ON_ERROR_STOP=1", "-q", "-c", &sql])
+        .output()
+        .expect("running psql");
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    ws.run_env(&["audit", "verify"], &state).ok();
+    let verify = [
+        "audit",
+        "verify",
+        "--checkpoints",
+        "pg.jsonl",
+        "--key",
+        "floe.pub",
+    ];
+    let text = ws.run_env(&verify, &state);
+    let out = &text.expect(exit::INTEGRITY).stdout;
+    assert!(
+        out.contains("checkpoint 6 (taken ") && out.contains("one of events 1 to 6"),
+        "{out}"
+    );
+}
