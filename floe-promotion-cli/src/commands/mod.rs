@@ -18,6 +18,7 @@ mod revoke;
 mod rollback;
 mod status;
 mod switch;
+mod vote_signing;
 
 use std::fs::File;
 use std::io::Write;
