@@ -30,6 +30,8 @@ pub(crate) struct App {
     pub(crate) state_name: String,
     /// One notifier per configured webhook, also added to the manager's notifiers.
     pub(crate) webhooks: Vec<Arc<WebhookNotifier>>,
+    /// The registries (remote and layout directories), as the manager reaches them.
+    pub(crate) registry: Arc<dyn ArtifactRegistry>,
     progress: Option<crate::progress::Progress>,
 }
 
@@ -203,7 +205,7 @@ impl App {
             Arc::new(RoutingRegistry::new(OciLayoutRegistry::new(), remote));
         let mut builder = DefaultPromotionManager::builder()
             .config(config.clone())
-            .registry(registry)
+            .registry(registry.clone())
             .history(store.history.clone())
             .locks(store.locks.clone())
             .holds(store.holds.clone())
@@ -230,12 +232,19 @@ impl App {
         if let Some(verifier) = verifier {
             builder = builder.signature_verifier(verifier);
         }
+        // attestation.checkpoints.every: a checkpoint every N events, from the outbox.
+        if let Some(n) =
+            crate::checkpoints::notifier(settings, store.history.clone(), registry.clone())
+        {
+            builder = builder.notifier(n);
+        }
         Ok(App {
             manager: builder.build()?,
             config,
             store,
             state_name,
             webhooks,
+            registry,
             progress,
         })
     }
@@ -244,6 +253,23 @@ impl App {
     /// before it exits (read-only commands deliver nothing and write no cursor).
     pub(crate) fn deliver_at_exit(&self) {
         *OPENED.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.manager.clone());
+    }
+
+    /// The key of `artifacts.promotion.attestation`, read and decrypted now (its password
+    /// from the variable `key_password_env` names); a manifest without the section is a
+    /// configuration error saying what to add.
+    pub(crate) fn signer(&self) -> Result<Arc<dyn floe_promotion::attest::Signer>> {
+        let settings = self.config.settings();
+        let Some(attestation) = &settings.attestation else {
+            return Err(Error::Config {
+                file: settings.source.clone(),
+                location: None,
+                message: "artifacts.promotion.attestation is not configured: add attestation: { key: keys/floe.key, key_password_env: FLOE_KEY_PASSWORD } (make a key with floe keygen or cosign generate-key-pair)".into(),
+            });
+        };
+        Ok(Arc::new(
+            floe_promotion_oci::CosignKeySigner::from_settings(attestation)?,
+        ))
     }
 
     /// The progress display of blob copies (a no-op unless stderr is a terminal).
