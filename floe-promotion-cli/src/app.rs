@@ -246,6 +246,21 @@ impl App {
         *OPENED.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.manager.clone());
     }
 
+    /// The key of `artifacts.promotion.attestation`, read and decrypted now (its password
+    /// from the variable `key_password_env` names); a manifest without the section is a
+    /// configuration error saying what to add.
+    pub(crate) fn signer(&self) -> Result<Arc<dyn floe_promotion::attest::Signer>> {
+        let settings = self.config.settings();
+        let Some(attestation) = &settings.attestation else {
+            return Err(Error::Config {
+                file: settings.source.clone(),
+                location: None,
+                message: "artifacts.promotion.attestation is not configured: add attestation: { key: keys/floe.key, key_password_env: FLOE_KEY_PASSWORD } (make a key with floe keygen or cosign generate-key-pair)".into(),
+            });
+        };
+        Ok(Arc::new(floe_promotion_oci::CosignKeySigner::from_settings(attestation)?))
+    }
+
     /// The progress display of blob copies (a no-op unless stderr is a terminal).
     pub(crate) fn progress(&self) -> crate::progress::Finish<'_> {
         crate::progress::Finish(self.progress.as_ref())
