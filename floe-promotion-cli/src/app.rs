@@ -258,7 +258,9 @@ impl App {
                 message: "artifacts.promotion.attestation is not configured: add attestation: { key: keys/floe.key, key_password_env: FLOE_KEY_PASSWORD } (make a key with floe keygen or cosign generate-key-pair)".into(),
             });
         };
-        Ok(Arc::new(floe_promotion_oci::CosignKeySigner::from_settings(attestation)?))
+        Ok(Arc::new(
+            floe_promotion_oci::CosignKeySigner::from_settings(attestation)?,
+        ))
     }
 
     /// The progress display of blob copies (a no-op unless stderr is a terminal).
