@@ -87,7 +87,12 @@ pub async fn verify_promotion(
     key: &dyn KeyVerifier,
     policy: &VerifyPolicy,
 ) -> Result<VerifiedPromotion> {
-    let found = envelopes(registry, repo, digest).await?;
+    let found = match envelopes(registry, repo, digest).await {
+        Ok(found) => found,
+        // A repository or digest the registry does not know carries no attestation.
+        Err(Error::NotFound { .. }) => Vec::new(),
+        Err(e) => return Err(e),
+    };
     if found.is_empty() {
         return Err(Error::Signature {
             digest: digest.clone(),
