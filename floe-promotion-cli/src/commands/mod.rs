@@ -20,6 +20,7 @@ mod rollback;
 mod status;
 mod switch;
 mod verify;
+mod vote_signing;
 
 use std::fs::File;
 use std::io::Write;

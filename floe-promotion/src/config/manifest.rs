@@ -7,6 +7,7 @@
 
 mod artifacts;
 mod attestation;
+mod signed_votes;
 mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
@@ -143,6 +144,8 @@ pub fn parse_manifest_with_env(
 #[serde(deny_unknown_fields)]
 struct RawManifest {
     artifacts: RawArtifacts,
+    #[serde(default)]
+    groups: Option<signed_votes::RawGroups>,
 }
 
 #[derive(Deserialize)]
@@ -244,6 +247,8 @@ struct RawApproval {
     timeout: Option<Spanned<String>>,
     #[serde(default)]
     separation_of_duties: Option<Spanned<ApprovalSeparation>>,
+    #[serde(default)]
+    signers: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -948,6 +953,7 @@ impl<'a> Loader<'a> {
     }
 
     fn settings(&self, raw: RawManifest) -> Result<PromotionSettings> {
+        let groups = self.groups(raw.groups.as_ref())?;
         let artifacts = raw.artifacts;
         let p = artifacts.promotion;
 
@@ -1001,8 +1007,10 @@ impl<'a> Loader<'a> {
             .zip(&names)
             .map(|(env, name)| self.environment(env, name, &names, &gate_commands))
             .collect::<Result<Vec<_>>>()?;
+        self.check_signed_rules(&raw_envs.value, &environments, &groups)?;
 
         let mut settings = PromotionSettings::new(environments);
+        settings.groups = groups;
         settings.source = self.file.clone();
         settings.webhooks = webhooks;
         if let Some(raw) = &p.attestation {
@@ -1150,6 +1158,11 @@ impl<'a> Loader<'a> {
                     .as_ref()
                     .map(|s| s.value)
                     .unwrap_or_default(),
+                signers: raw_policy
+                    .signers
+                    .as_ref()
+                    .map(|s| self.signers(&field("approval.signers"), s))
+                    .transpose()?,
             };
             if let Err(message) = policy.validate(&field("approval")) {
                 // Point at the rule the message is about, else at the approval block.
