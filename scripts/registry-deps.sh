@@ -5,6 +5,7 @@
 #   apache2-utils    htpasswd -B, for the registry with Basic auth
 #   sqlite3          the sqlite3 shell, with which tamper tests edit state files behind floe's back
 #   postgresql       initdb and postgres, for the throwaway server of the PostgreSQL store's tests
+#   python3-cryptography  an independent checker of floe's DSSE-signed attestations
 #   openssh-client   ssh-keygen and ssh-agent: keys, signatures and an independent check of signed votes
 # Idempotent and quick when everything is installed.
 set -euo pipefail
@@ -14,6 +15,7 @@ command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+python3 -c 'import cryptography' >/dev/null 2>&1 || missing+=(python3-cryptography)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 # Debian keeps the server binaries in /usr/lib/postgresql/<version>/bin, off PATH.
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then

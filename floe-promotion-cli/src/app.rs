@@ -36,7 +36,7 @@ pub(crate) struct App {
 }
 
 /// Reads the manifest; a missing, unreadable or non-file path is a usage error naming it.
-fn manifest(path: &Path) -> Result<InMemoryConfig> {
+pub(crate) fn manifest(path: &Path) -> Result<InMemoryConfig> {
     let config_error = |message: String| Error::Config {
         file: Some(path.to_path_buf()),
         location: None,
@@ -238,6 +238,9 @@ impl App {
         {
             builder = builder.notifier(n);
         }
+        if let Some(writer) = attestation_writer(global, &config, &registry)? {
+            builder = builder.notifier(writer);
+        }
         Ok(App {
             manager: builder.build()?,
             config,
@@ -276,6 +279,38 @@ impl App {
     pub(crate) fn progress(&self) -> crate::progress::Finish<'_> {
         crate::progress::Finish(self.progress.as_ref())
     }
+}
+
+/// The writer of signed attestations when `artifacts.promotion.attestation` is configured:
+/// it signs with that key, loaded when the first attestation is written (commands that record
+/// nothing never decrypt it), against the manifest as policy (its path as given and the
+/// SHA-256 of its bytes now).
+fn attestation_writer(
+    global: &Global,
+    config: &Arc<InMemoryConfig>,
+    registry: &Arc<dyn ArtifactRegistry>,
+) -> Result<Option<Arc<floe_promotion::attest::AttestationWriter>>> {
+    let Some(settings) = config.settings().attestation.clone() else {
+        return Ok(None);
+    };
+    let bytes =
+        floe_promotion::input::read_bounded(&global.manifest, 16 * 1024 * 1024, "--manifest")?;
+    let policy =
+        floe_promotion::attest::policy_descriptor(global.manifest.display().to_string(), &bytes);
+    let loader: floe_promotion::attest::SignerLoader = Arc::new(move || {
+        let signer: Arc<dyn floe_promotion::attest::Signer> = Arc::new(
+            floe_promotion_oci::CosignKeySigner::from_settings(&settings)?,
+        );
+        Ok(signer)
+    });
+    Ok(Some(Arc::new(
+        floe_promotion::attest::AttestationWriter::with_loader(
+            registry.clone(),
+            config.clone(),
+            loader,
+            policy,
+        ),
+    )))
 }
 
 /// The manager of a command that records events, for the notification delivery run at exit.

@@ -110,6 +110,12 @@ pub enum Command {
     Unrevoke(RevokeArgs),
     /// The revoked digests.
     Revocations,
+    /// Check what an admission controller would: a promotion attestation on IMAGE@DIGEST
+    /// signed by --key, saying it was promoted to --env, recent enough, not revoked since.
+    Verify(VerifyArgs),
+    /// Make a signing key pair for attestations: PATH.key (encrypted, cosign's format) and
+    /// PATH.pub (`--out PATH`, default `floe`); never overwrites.
+    Keygen(KeygenArgs),
     /// Canary releases: advance or abort the canary of an environment, or list them.
     #[command(subcommand)]
     Canary(CanaryCommand),
@@ -548,4 +554,34 @@ pub struct RevokeArgs {
     /// Why (required, recorded).
     #[arg(long)]
     pub reason: String,
+}
+
+/// `floe verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The image by digest: `registry.example.com/floe/prod/app@sha256:<hex>` (or
+    /// `oci-layout:DIR/app@sha256:<hex>`), or `NAME@sha256:<hex>` for the artifact's
+    /// repository in --env as the manifest configures it.
+    pub image: String,
+    /// The environment the digest must have been promoted to.
+    #[arg(long)]
+    pub env: String,
+    /// The public key that signs floe's attestations (`floe.pub`, `cosign.pub`).
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The oldest promotion attestation accepted, e.g. `30d`, `12h` (default: any age).
+    #[arg(long)]
+    pub max_age: Option<String>,
+}
+
+/// `floe keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the pair: PATH.key and PATH.pub (`--out`, as `audit export` names its
+    /// file: `--output` is the output format).
+    #[arg(long = "out", default_value = "floe")]
+    pub out: PathBuf,
+    /// The environment variable holding the password that encrypts the private key.
+    #[arg(long)]
+    pub password_env: String,
 }

@@ -9,6 +9,7 @@ mod canary;
 mod envs;
 mod history;
 mod hold;
+mod keygen;
 mod lease;
 mod lock;
 mod notifications;
@@ -18,6 +19,7 @@ mod revoke;
 mod rollback;
 mod status;
 mod switch;
+mod verify;
 mod vote_signing;
 
 use std::fs::File;
@@ -84,6 +86,8 @@ pub(crate) async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
         Command::Revoke(a) => revoke::revoke(g, a).await,
         Command::Unrevoke(a) => revoke::unrevoke(g, a).await,
         Command::Revocations => revoke::list(g).await,
+        Command::Verify(a) => verify::run(g, a).await,
+        Command::Keygen(a) => keygen::run(a).await,
         Command::Notifications(a) => notifications::run(g, a).await,
     }
 }

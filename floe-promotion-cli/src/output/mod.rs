@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit;
 
+mod attestation;
 mod auto;
 mod checkpoint;
 mod group;
@@ -26,6 +27,7 @@ mod table;
 mod text;
 mod vote_signatures;
 
+pub use attestation::{AttestationVerifyOutput, KeygenOutput};
 pub use auto::{AutoDecisionOutput, AutoOutput};
 pub use checkpoint::CheckpointsOutput;
 pub use group::{GroupOutput, GroupPlanOutput};
@@ -163,6 +165,10 @@ pub enum Output {
         /// The holds, by environment.
         holds: Vec<Hold>,
     },
+    /// `floe verify`.
+    AttestationVerified(AttestationVerifyOutput),
+    /// `floe keygen`.
+    Keygen(KeygenOutput),
 }
 
 /// What `floe notifications retry` did.
@@ -600,6 +606,22 @@ mod tests {
             Output::Hold { hold: hold.clone() },
             Output::HoldReleased { hold: hold.clone() },
             Output::Holds { holds: vec![hold] },
+            Output::AttestationVerified(AttestationVerifyOutput {
+                image: format!("r.example/app@sha256:{}", "a".repeat(64)),
+                digest: Digest::of(b"image"),
+                environment: EnvName::new("prod").unwrap(),
+                level: "FLOE_ENV_PROD".into(),
+                time_verified: chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
+                resource_uri: "r.example/app@sha256:0".into(),
+                key: format!("sha256:{}", "b".repeat(64)),
+                envelope: Digest::of(b"envelope"),
+                envelopes_examined: 2,
+            }),
+            Output::Keygen(KeygenOutput {
+                private_key: "keys/floe.key".into(),
+                public_key: "keys/floe.pub".into(),
+                fingerprint: format!("sha256:{}", "c".repeat(64)),
+            }),
             Output::Auto(AutoOutput {
                 dry_run: false,
                 stopped: true,

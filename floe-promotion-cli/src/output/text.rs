@@ -624,6 +624,26 @@ impl Output {
                     safe(&hold.reason)
                 );
             }
+            Output::AttestationVerified(v) => {
+                let _ = writeln!(
+                    out,
+                    "verified: {} was promoted to {} ({}) at {}, signed by {}",
+                    v.image,
+                    v.environment,
+                    v.level,
+                    v.time_verified.to_rfc3339(),
+                    v.key
+                );
+            }
+            Output::Keygen(k) => {
+                let _ = writeln!(
+                    out,
+                    "wrote {} (encrypted) and {} ({})",
+                    safe(&k.private_key),
+                    safe(&k.public_key),
+                    k.fingerprint
+                );
+            }
             Output::Holds { holds } => {
                 if holds.is_empty() {
                     let _ = writeln!(out, "no holds");

@@ -21,7 +21,7 @@ enum Role {
     Child,
     /// As an untagged entry: the copied artifact and its referrers.
     Untagged,
-    /// Under a tag: the cosign signature `sha256-<hex>.sig`.
+    /// Under a tag: the cosign signature `sha256-<hex>.sig` or attestations `sha256-<hex>.att`.
     Tag(String),
 }
 
@@ -151,6 +151,21 @@ impl CopyJob<'_> {
                 message: format!("entry of tag {signature_tag}: {e}"),
             })?;
             self.copy_one(&signature, Role::Tag(signature_tag))?;
+        }
+        // The attestation tag is appended to in each repository: copied only where there is
+        // none yet, so the destination's own attestations are never replaced.
+        let attestation_tag = digest.attestation_tag();
+        if let Some(entry) = self.src_index.tagged(&attestation_tag)
+            && (self.dst.read_index()?).is_none_or(|i| i.tagged(&attestation_tag).is_none())
+        {
+            let attestations = Digest::new(entry.digest.clone()).map_err(|e| Error::Store {
+                backend: "oci-layout",
+                location: self.src.root().join("index.json").display().to_string(),
+                message: format!("entry of tag {attestation_tag}: {e}"),
+            })?;
+            self.copy_one(&attestations, Role::Tag(attestation_tag))?;
+            // Not a signature: not counted as one.
+            self.signature_changes.pop();
         }
         let referrers = self.referrers.get(digest).cloned().unwrap_or_default();
         for referrer in referrers {

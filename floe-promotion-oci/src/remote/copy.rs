@@ -131,7 +131,7 @@ impl Inner {
         })
     }
 
-    /// Copies the cosign signature tag and the referrers of `digest`.
+    /// Copies the cosign signature tag, the attestation tag and the referrers of `digest`.
     async fn copy_attachments(&self, run: &mut CopyRun<'_>, digest: &Digest) -> Result<()> {
         let (src, dst) = (run.src, run.dst);
         let sig_tag = Tag::new(digest.signature_tag())?;
@@ -149,6 +149,23 @@ impl Inner {
                     .await?;
                 run.report.signatures_copied += 1;
             }
+        }
+        // The attestation tag is appended to in each repository: copied only where there is
+        // none yet, so the destination's own attestations are never replaced.
+        let att_tag = Tag::new(digest.attestation_tag())?;
+        if let Some(att) = self
+            .head_manifest(src, &Reference::Tag(att_tag.clone()))
+            .await?
+            && self
+                .head_manifest(dst, &Reference::Tag(att_tag.clone()))
+                .await?
+                .is_none()
+        {
+            self.copy_tree(run, att.clone()).await?;
+            let manifest = self.resolve(src, &Reference::Digest(att)).await?;
+            self.push_manifest_raw(dst, Some(&att_tag), &manifest)
+                .await?;
+            run.report.referrers_copied += 1;
         }
         for referrer in self.referrers(src, digest).await? {
             let before = run.report.manifests_copied;

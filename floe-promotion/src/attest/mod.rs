@@ -5,16 +5,31 @@
 //! cryptography itself. `floe-promotion-oci` implements the keys with cosign's key files
 //! (`CosignKeySigner`, `CosignKeyVerifier`), so an envelope made here verifies with
 //! `cosign verify-attestation --key`.
+//!
+//! On top of them: the predicates floe signs ([`predicate`]: the SLSA verification summary of
+//! a promotion, floe's revocation), how signed statements sit on a registry in cosign's
+//! layout and as OCI referrers ([`attach`]), the [`AttestationWriter`] that writes them from
+//! the outbox, and [`verify_promotion`], the check an admission controller makes.
 
+pub mod attach;
 pub mod dsse;
+pub mod predicate;
 pub mod statement;
+pub mod verify;
+pub mod writer;
 
 use std::fmt::Debug;
 
 use crate::error::Result;
 
 pub use dsse::{Envelope, EnvelopeSignature, pae};
+pub use predicate::{
+    REVOCATION_PREDICATE_TYPE, RevocationAction, RevocationPredicate, VSA_PREDICATE_TYPE,
+    VerificationSummary, environment_level,
+};
 pub use statement::{IN_TOTO_STATEMENT_V1, ResourceDescriptor, Statement};
+pub use verify::{VerifiedPromotion, VerifyPolicy, verify_envelopes, verify_promotion};
+pub use writer::{ATTESTATION_WRITER_NAME, AttestationWriter, SignerLoader, policy_descriptor};
 
 /// A private key that signs messages (attestations, audit checkpoints).
 ///

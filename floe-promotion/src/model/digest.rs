@@ -68,6 +68,11 @@ impl Digest {
         format!("sha256-{}.sig", self.hex())
     }
 
+    /// The tag under which cosign stores this digest's attestations: `sha256-<hex>.att`.
+    pub fn attestation_tag(&self) -> String {
+        format!("sha256-{}.att", self.hex())
+    }
+
     /// The tag of the referrers fallback index for this digest: `sha256-<hex>`.
     pub fn referrers_tag(&self) -> String {
         format!("sha256-{}", self.hex())

@@ -139,6 +139,10 @@ impl InMemoryRegistry {
             blobs.push((d.digest.clone(), bytes));
         }
         let signature = source.tags.get(&Tag::new(digest.signature_tag())?).cloned();
+        let attestations = source
+            .tags
+            .get(&Tag::new(digest.attestation_tag())?)
+            .cloned();
         let referrers: Vec<Digest> = source
             .manifests
             .values()
@@ -173,6 +177,23 @@ impl InMemoryRegistry {
             let tag = Tag::new(digest.signature_tag())?;
             if target.tags.insert(tag, sig).is_none() {
                 report.signatures_copied += 1;
+            }
+        }
+        // The attestation tag is appended to in each repository: copied only where there is
+        // none yet, so the destination's own attestations are never replaced.
+        if let Some(att) = attestations {
+            let tag = Tag::new(digest.attestation_tag())?;
+            if !store
+                .repos
+                .entry(dst.clone())
+                .or_default()
+                .tags
+                .contains_key(&tag)
+            {
+                Self::copy_one(store, src, dst, &att, report, seen)?;
+                let target = store.repos.entry(dst.clone()).or_default();
+                target.tags.insert(tag, att);
+                report.referrers_copied += 1;
             }
         }
         for r in referrers {

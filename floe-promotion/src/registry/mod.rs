@@ -105,7 +105,9 @@ pub trait TransferObserver: Send + Sync + Debug + 'static {
 ///   when absent and [`Error::InvalidInput`](crate::Error::InvalidInput) when larger than `max_bytes`.
 /// - `copy` makes the manifest with `digest` (and its blobs, its index children, its cosign
 ///   signature tag `sha256-<hex>.sig` and its referrers) resolvable by digest in `dst`, with
-///   identical bytes; it writes no other tag, is idempotent, and copying into the same
+///   identical bytes; it also writes the cosign attestation tag `sha256-<hex>.att` when `dst`
+///   has none (attestations are appended per repository, so the destination's are never
+///   replaced); it writes no other tag, is idempotent, and copying into the same
 ///   repository changes nothing. A missing source is [`Error::NotFound`](crate::Error::NotFound).
 /// - `list_tags` returns every tag of the repository once, sorted; an unknown repository has none.
 /// - `referrers` lists the descriptors of manifests whose `subject` is `subject`, sorted by digest.

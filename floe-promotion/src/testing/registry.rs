@@ -436,6 +436,77 @@ pub async fn copy_brings_signature(registry: &dyn ArtifactRegistry, base: &Repos
     assert_eq!(report.signatures_copied, 1);
 }
 
+/// `copy` brings the cosign attestation tag `sha256-<hex>.att` when the destination has
+/// none, and never replaces the one the destination has (attestations are appended per
+/// repository).
+pub async fn copy_brings_attestations_without_replacing(
+    registry: &dyn ArtifactRegistry,
+    base: &Repository,
+) {
+    use crate::attest::{Envelope, attach::attach};
+    let (src, dst) = (repo(base, "src"), repo(base, "dst"));
+    let m = push_image(registry, &src, "attested", &[b"attested layer"]).await;
+    let envelope = |text: &str| Envelope {
+        payload_type: "application/vnd.in-toto+json".into(),
+        payload: text.into(),
+        signatures: vec![],
+    };
+    let type_ = "https://example.com/predicate";
+    let first = attach(
+        registry,
+        &src,
+        m.digest(),
+        &envelope("Zmlyc3Q="),
+        type_,
+        None,
+        Utc::now(),
+    )
+    .await
+    .expect("attach in the source");
+    registry.copy(&src, &dst, m.digest()).await.expect("copy");
+    let att = m.digest().attestation_tag();
+    let copied = resolve_tag(registry, &dst, &att).await;
+    assert_eq!(
+        copied.digest(),
+        &first.attestation_manifest,
+        "the attestation tag did not travel"
+    );
+
+    let own = attach(
+        registry,
+        &dst,
+        m.digest(),
+        &envelope("b3du"),
+        type_,
+        None,
+        Utc::now(),
+    )
+    .await
+    .expect("attach in the destination");
+    attach(
+        registry,
+        &src,
+        m.digest(),
+        &envelope("bGF0ZXI="),
+        type_,
+        None,
+        Utc::now(),
+    )
+    .await
+    .expect("attach again in the source");
+    registry
+        .copy(&src, &dst, m.digest())
+        .await
+        .expect("copy again");
+    let kept = resolve_tag(registry, &dst, &att).await;
+    assert_eq!(
+        kept.digest(),
+        &own.attestation_manifest,
+        "the destination's attestations were replaced"
+    );
+    assert_eq!(kept.body().layers.len(), 2, "the append lost a layer");
+}
+
 /// `copy` brings referrers (evidence, attestations) along.
 pub async fn copy_brings_referrers(registry: &dyn ArtifactRegistry, base: &Repository) {
     let (src, dst) = (repo(base, "src"), repo(base, "dst"));
@@ -668,6 +739,7 @@ macro_rules! registry_conformance {
             copy_keeps_bytes_and_blobs,
             copy_index_with_children,
             copy_brings_signature,
+            copy_brings_attestations_without_replacing,
             copy_brings_referrers,
             copy_writes_no_tag_and_is_idempotent,
             copy_into_same_repository_is_noop,
