@@ -135,11 +135,12 @@ impl<'a> CrossCopy<'a> {
     }
 
     /// Copies the cosign signature tag (`sha256-<hex>.sig`), the cosign attestation tag
-    /// (`sha256-<hex>.att`) and the referrers of `digest`.
+    /// (`sha256-<hex>.att`, only when the destination has none, so the destination's own
+    /// attestations are never replaced: the registry contract) and the referrers of `digest`.
     async fn copy_attachments(&mut self, digest: &Digest) -> Result<()> {
         let tags = [
             (digest.signature_tag(), true),
-            (format!("sha256-{}.att", digest.hex()), false),
+            (digest.attestation_tag(), false),
         ];
         for (tag, is_signature) in tags {
             let tag = Tag::new(tag)?;
@@ -148,7 +149,11 @@ impl<'a> CrossCopy<'a> {
             };
             self.copy_tree(attached.digest().clone()).await?;
             let current = self.to.find(Reference::Tag(tag.clone())).await?;
-            if current.as_ref().map(Manifest::digest) != Some(attached.digest()) {
+            let write = match &current {
+                None => true,
+                Some(current) => is_signature && current.digest() != attached.digest(),
+            };
+            if write {
                 self.to
                     .registry
                     .put_manifest(self.to.repo, Some(&tag), &attached)
