@@ -5,6 +5,7 @@
 #   apache2-utils    htpasswd -B, for the registry with Basic auth
 #   sqlite3          the sqlite3 shell, with which tamper tests edit state files behind floe's back
 #   postgresql       initdb and postgres, for the throwaway server of the PostgreSQL store's tests
+#   chromium, chromium-driver  headless Chromium and chromedriver, for the dashboard's browser test
 # Idempotent and quick when everything is installed.
 set -euo pipefail
 
@@ -17,6 +18,8 @@ command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
     missing+=(postgresql)
 fi
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

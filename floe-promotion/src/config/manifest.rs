@@ -6,6 +6,7 @@
 //! value that is wrong. Nothing here panics on any input.
 
 mod artifacts;
+mod server;
 mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
@@ -183,6 +184,8 @@ struct RawPromotion {
     tag_scheme: Option<RawTagScheme>,
     #[serde(default)]
     artifacts: Option<artifacts::RawArtifacts>,
+    #[serde(default)]
+    server: Option<server::RawServer>,
 }
 
 #[derive(Deserialize)]
@@ -1002,6 +1005,7 @@ impl<'a> Loader<'a> {
         let mut settings = PromotionSettings::new(environments);
         settings.source = self.file.clone();
         settings.webhooks = webhooks;
+        settings.server = p.server.as_ref().map(|s| self.server(s)).transpose()?;
         if let Some(registry) = &artifacts.registry {
             settings.registry = Some(self.repository("artifacts.registry.uri", &registry.uri)?);
         }

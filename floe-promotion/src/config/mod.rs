@@ -3,6 +3,7 @@
 
 mod artifacts;
 mod manifest;
+mod server;
 mod settings;
 mod strategy;
 mod tag_scheme;
@@ -19,6 +20,7 @@ pub use artifacts::{ArtifactSettings, catalogue_graph, validate_catalogue};
 pub use manifest::{
     load_manifest, load_manifest_with_env, parse_manifest, parse_manifest_with_env,
 };
+pub use server::{OidcIssuer, ServerSettings, TlsFiles};
 pub use settings::{
     ApprovalPolicy, ApprovalRule, ApprovalSeparation, Authorization, Environment, FreezeWindow,
     GateSettings, PolicySettings, PromotionSettings, ScanSettings, Weekday,
