@@ -30,6 +30,8 @@ pub(crate) struct App {
     pub(crate) state_name: String,
     /// One notifier per configured webhook, also added to the manager's notifiers.
     pub(crate) webhooks: Vec<Arc<WebhookNotifier>>,
+    /// The registry the manager reads and writes through (for `floe serve`'s readiness).
+    pub(crate) registry: Arc<dyn ArtifactRegistry>,
     progress: Option<crate::progress::Progress>,
 }
 
@@ -168,6 +170,17 @@ impl App {
         with_progress: bool,
         environments: &[&EnvName],
     ) -> Result<App> {
+        App::open_with(global, with_progress, environments, |locks| locks).await
+    }
+
+    /// [`App::open`] with the manager's lock store wrapped by `wrap_locks` (`floe serve`
+    /// times lease waits).
+    pub(crate) async fn open_with(
+        global: &Global,
+        with_progress: bool,
+        environments: &[&EnvName],
+        wrap_locks: impl FnOnce(Arc<dyn LockStore>) -> Arc<dyn LockStore>,
+    ) -> Result<App> {
         if let Some(path) = &global.docker_config
             && !path.is_file()
         {
@@ -203,9 +216,9 @@ impl App {
             Arc::new(RoutingRegistry::new(OciLayoutRegistry::new(), remote));
         let mut builder = DefaultPromotionManager::builder()
             .config(config.clone())
-            .registry(registry)
+            .registry(registry.clone())
             .history(store.history.clone())
-            .locks(store.locks.clone())
+            .locks(wrap_locks(store.locks.clone()))
             .holds(store.holds.clone())
             .revocations(store.revocations.clone())
             .cursors(store.cursors.clone())
@@ -236,6 +249,7 @@ impl App {
             store,
             state_name,
             webhooks,
+            registry,
             progress,
         })
     }

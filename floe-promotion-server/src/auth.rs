@@ -12,22 +12,22 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub(crate) struct Caller(pub(crate) Actor);
 
-/// A 401 in the API's error shape (kind `authorization`).
+/// A 401 in the API's error shape, classified as an authorization refusal.
 pub(crate) fn unauthenticated(state: &AppState, message: &str) -> Failure {
-    let sample = Error::Forbidden {
-        actor: "anonymous".into(),
-        action: "authenticate",
-        environment: EnvName::new("api").unwrap_or_else(|_| unreachable_env()),
-        reason: String::new(),
+    let classified = match EnvName::new("api") {
+        Ok(environment) => Error::Forbidden {
+            actor: "anonymous".into(),
+            action: "authenticate",
+            environment,
+            reason: String::new(),
+        },
+        Err(e) => e,
     };
-    let mut failure = state.fail(&sample).with_status(StatusCode::UNAUTHORIZED);
+    let mut failure = state
+        .fail(&classified)
+        .with_status(StatusCode::UNAUTHORIZED);
     failure.body.error = format!("unauthenticated: {message}");
     failure
-}
-
-fn unreachable_env() -> EnvName {
-    // "api" is a valid name; this is only the type's fallback.
-    EnvName::new("x").expect("a one-letter environment name is valid")
 }
 
 impl FromRequestParts<AppState> for Caller {

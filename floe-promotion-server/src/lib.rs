@@ -39,6 +39,7 @@ mod dashboard;
 mod error;
 mod health;
 mod identity;
+mod lease_timing;
 mod limits;
 mod metrics;
 mod serve;
@@ -52,5 +53,6 @@ pub use api::{
 pub use error::{ApiError, ErrorReporter, http_status};
 pub use health::ReadinessProbe;
 pub use identity::{IdentityVerifier, OidcVerifier, Refused, StaticTokens};
+pub use lease_timing::LeaseTiming;
 pub use metrics::Metrics;
 pub use serve::{Server, ServerBuilder};

@@ -16,6 +16,7 @@ mod promote;
 mod promote_group;
 mod revoke;
 mod rollback;
+mod serve;
 mod status;
 mod switch;
 
@@ -79,6 +80,7 @@ pub(crate) async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
         Command::Unrevoke(a) => revoke::unrevoke(g, a).await,
         Command::Revocations => revoke::list(g).await,
         Command::Notifications(a) => notifications::run(g, a).await,
+        Command::Serve(a) => serve::run(g, a).await,
     }
 }
 
