@@ -127,7 +127,7 @@ async fn the_api_promotes_approves_and_refuses_as_the_token_s_actor() {
         .error(400, "usage");
     post(&http, &promotions, Some(BOB), json!({"artifact": "app"}))
         .await
-        .error(422, "usage");
+        .error(400, "usage");
     assert!(events(&get(&http, &url("/api/v1/history")).await.expect(200).json()).is_empty());
 
     // A dry run writes nothing; the promotion is bob's.

@@ -32,8 +32,8 @@ pub(crate) async fn bound(State(st): State<AppState>, request: Request, next: Ne
     let response = if query_len > MAX_QUERY_BYTES {
         Failure::invalid(
             st.errors.as_ref(),
+            "request",
             "query string",
-            "",
             format!("{query_len} bytes; at most {MAX_QUERY_BYTES}"),
         )
         .with_status(StatusCode::URI_TOO_LONG)
@@ -57,8 +57,8 @@ pub(crate) async fn bound(State(st): State<AppState>, request: Request, next: Ne
 fn too_large(st: &AppState) -> Response {
     Failure::invalid(
         st.errors.as_ref(),
-        "request body",
-        "",
+        "request",
+        "body",
         format!("larger than {MAX_BODY_BYTES} bytes"),
     )
     .with_status(StatusCode::PAYLOAD_TOO_LARGE)
