@@ -175,3 +175,32 @@ pub(super) async fn run(g: &Global, a: cli::ServeArgs) -> Result<(Option<Output>
     result?;
     Ok((None, exit::OK))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use floe_promotion_server::http_status;
+
+    /// Every exit-code kind has an HTTP status of its own; only an unexpected failure and a
+    /// broken audit chain are internal server errors (500).
+    #[test]
+    fn every_kind_of_the_exit_code_table_has_a_status() {
+        for (code, name) in exit::ALL {
+            let status = http_status(name).as_u16();
+            match name {
+                "ok" | "failure" | "integrity" => assert_eq!(status, 500, "{name}"),
+                _ => assert_ne!(status, 500, "{code} {name}"),
+            }
+        }
+    }
+
+    /// The API's error document is the CLI's, field for field.
+    #[test]
+    fn the_api_error_is_the_cli_error_document() {
+        let error = Error::not_found("environment qa");
+        let api = serde_json::to_value(CliErrors.report(&error)).unwrap();
+        let cli = serde_json::to_value(ErrorOutput::of(&error)).unwrap();
+        assert_eq!(api, cli);
+        assert_eq!(api["exit_code"], exit::NOT_FOUND);
+    }
+}

@@ -34,7 +34,14 @@ pub struct Served {
 impl Served {
     /// Starts `floe serve --listen 127.0.0.1:0` in `ws` and waits for its address.
     pub fn start(ws: &Workspace) -> Served {
-        let mut child = ws.spawn(&["serve", "--listen", "127.0.0.1:0", "--shutdown-grace", "5s"]);
+        Served::start_with(ws, &[])
+    }
+
+    /// [`Served::start`] with global options before `serve` (e.g. `--state URL`).
+    pub fn start_with(ws: &Workspace, global: &[&str]) -> Served {
+        let mut args: Vec<&str> = global.to_vec();
+        args.extend(["serve", "--listen", "127.0.0.1:0", "--shutdown-grace", "5s"]);
+        let mut child = ws.spawn(&args);
         let stderr = child.stderr.take().expect("stderr piped");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -71,10 +78,15 @@ impl Served {
         format!("{}{path}", self.base)
     }
 
-    /// Sends SIGTERM and returns the exit code.
-    pub fn terminate(mut self) -> Option<i32> {
+    /// Sends SIGTERM (without waiting).
+    pub fn signal_term(&self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    }
+
+    /// Sends SIGTERM and returns the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        self.signal_term();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
