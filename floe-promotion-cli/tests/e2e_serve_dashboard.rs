@@ -77,12 +77,48 @@ async fn sessions_are_http_only_strict_and_forms_need_the_csrf_token() {
         anonymous.text
     );
     assert!(anonymous.text.contains("v1.4.0"));
-    assert!(!anonymous.text.contains("name=\"csrf\""));
+    assert!(
+        !anonymous.text.contains("/approve\""),
+        "a vote form for nobody"
+    );
     assert_eq!(anonymous.headers["cache-control"], "no-store");
+    // The sign-in form's CSRF token, and the cookie that must come with it.
+    let login_cookie = anonymous.headers["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_string();
+    assert!(
+        login_cookie.contains("HttpOnly") && login_cookie.contains("SameSite=Strict"),
+        "{login_cookie}"
+    );
+    let login_cookie = login_cookie
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_string();
+    let login_csrf = anonymous
+        .text
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the sign-in form's CSRF field")
+        .to_string();
+    assert_eq!(login_cookie.split_once('=').expect("=").1, login_csrf);
+
+    // A sign-in without the cookie (as a cross-site form would send it) is refused.
+    let forged = http
+        .post(served.url("/login"))
+        .form(&[("token", ALICE), ("csrf", login_csrf.as_str())])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(forged.status(), 403);
+    assert!(forged.headers().get("set-cookie").is_none());
 
     let bad = http
         .post(served.url("/login"))
-        .form(&[("token", "wrong")])
+        .header("cookie", &login_cookie)
+        .form(&[("token", "wrong"), ("csrf", login_csrf.as_str())])
         .send()
         .await
         .expect("login");
@@ -91,7 +127,8 @@ async fn sessions_are_http_only_strict_and_forms_need_the_csrf_token() {
 
     let login = http
         .post(served.url("/login"))
-        .form(&[("token", ALICE)])
+        .header("cookie", &login_cookie)
+        .form(&[("token", ALICE), ("csrf", login_csrf.as_str())])
         .send()
         .await
         .expect("login");

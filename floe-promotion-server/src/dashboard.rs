@@ -2,7 +2,8 @@
 //!
 //! People sign in with a token (the same tokens the API takes); the server keeps a session
 //! and sets a cookie that is `HttpOnly` and `SameSite=Strict` (and `Secure` over HTTPS). Every
-//! form of a signed-in page carries the session's CSRF token, checked on POST. No token,
+//! form of a signed-in page carries the session's CSRF token, checked on POST; the sign-in
+//! form carries one too, checked against a `SameSite=Strict` cookie (double submit). No token,
 //! cookie or CSRF value of anyone else appears in a page.
 
 use std::collections::HashMap;
@@ -24,6 +25,9 @@ use crate::state::AppState;
 
 /// The session cookie.
 const COOKIE: &str = "floe_session";
+
+/// The sign-in form's CSRF cookie (double submit: the form carries the same value).
+const LOGIN_COOKIE: &str = "floe_login";
 
 /// How long a session lasts.
 const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
@@ -122,6 +126,7 @@ async fn render(
     st: &AppState,
     session: Option<&Session>,
     flash: Option<String>,
+    login_csrf: Option<&str>,
 ) -> Result<String, Error> {
     let environments = st.manager.status(None).await?;
     let approvals = st.manager.approvals(None, Some(Phase::Pending)).await?;
@@ -136,6 +141,7 @@ async fn render(
     let ctx = minijinja::context! {
         actor => session.map(|s| minijinja::Value::from_serialize(&s.actor)),
         csrf => session.map(|s| s.csrf.clone()),
+        login_csrf => login_csrf,
         flash => flash,
         environments => minijinja::Value::from_serialize(&environments),
         approvals => minijinja::Value::from_serialize(&approvals),
@@ -157,8 +163,22 @@ pub(crate) async fn index(State(st): State<AppState>, jar: CookieJar) -> Respons
     let flash = session
         .as_ref()
         .and_then(|(id, _)| st.sessions.take_flash(id));
-    match render(&st, session.as_ref().map(|(_, s)| s), flash).await {
-        Ok(html) => page(StatusCode::OK, html),
+    let (jar, login_csrf) = match &session {
+        Some(_) => (jar, None),
+        None => {
+            let (jar, token) = login_token(&st, jar);
+            (jar, Some(token))
+        }
+    };
+    match render(
+        &st,
+        session.as_ref().map(|(_, s)| s),
+        flash,
+        login_csrf.as_deref(),
+    )
+    .await
+    {
+        Ok(html) => (jar, page(StatusCode::OK, html)).into_response(),
         Err(e) => page(
             crate::error::http_status(&st.errors.report(&e).kind),
             format!(
@@ -173,10 +193,28 @@ fn html_escape(s: &str) -> String {
     minijinja::HtmlEscape(s).to_string()
 }
 
+/// The sign-in form's CSRF token: the one the browser's cookie holds, or a new one set in it.
+fn login_token(st: &AppState, jar: CookieJar) -> (CookieJar, String) {
+    if let Some(token) = jar.get(LOGIN_COOKIE).map(|c| c.value().to_string())
+        && token.len() == 64
+    {
+        return (jar, token);
+    }
+    let token = random_token();
+    let cookie = Cookie::build((LOGIN_COOKIE, token.clone()))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(st.tls)
+        .path("/login")
+        .build();
+    (jar.add(cookie), token)
+}
+
 /// The sign-in form.
 #[derive(Debug, Deserialize)]
 pub(crate) struct LoginForm {
     token: String,
+    csrf: String,
 }
 
 /// `POST /login`: a token for a session.
@@ -185,6 +223,11 @@ pub(crate) async fn login(
     jar: CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Response {
+    // Double submit: a cross-site form cannot read or send the SameSite=Strict cookie.
+    let expected = jar.get(LOGIN_COOKIE).map(|c| c.value().to_string());
+    if !expected.is_some_and(|e| bool::from(e.as_bytes().ct_eq(form.csrf.as_bytes()))) {
+        return forbidden();
+    }
     match st.identity.verify(&form.token).await {
         Ok(actor) => {
             let (id, _) = st.sessions.create(actor);
@@ -198,10 +241,12 @@ pub(crate) async fn login(
         }
         Err(refused) => {
             tracing::info!(reason = %refused, "dashboard sign-in refused");
+            let csrf = form.csrf.clone();
             match render(
                 &st,
                 None,
                 Some("Sign-in refused: that token is not valid.".into()),
+                Some(&csrf),
             )
             .await
             {
