@@ -303,6 +303,56 @@ async fn the_api_promotes_approves_and_refuses_as_the_token_s_actor() {
     )
     .await
     .expect(200);
+
+    // v2 asks for prod; alice rejects it (carol may not), and it can be executed by nobody.
+    post(
+        &http,
+        &promotions,
+        Some(BOB),
+        promote_body("v2", "staging", "prod"),
+    )
+    .await
+    .error(202, "approval_pending");
+    let list = get(&http, &url("/api/v1/approvals?status=pending&env=prod"))
+        .await
+        .expect(200)
+        .json();
+    let second = list["requests"][0]["id"]
+        .as_str()
+        .expect("request id")
+        .to_string();
+    assert_ne!(second, id);
+    let reject = url(&format!("/api/v1/approvals/{second}/reject"));
+    post(&http, &reject, Some(CAROL), json!({"reason": "no"}))
+        .await
+        .error(403, "authorization");
+    post(&http, &reject, Some(ALICE), json!({}))
+        .await
+        .error(400, "usage");
+    let rejected = post(
+        &http,
+        &reject,
+        Some(ALICE),
+        json!({"reason": "v2 fails the load test"}),
+    )
+    .await
+    .expect(200)
+    .json();
+    assert_eq!(rejected["status"], "rejected", "{rejected}");
+    assert_eq!(rejected["votes"][0]["actor"]["id"], "alice", "{rejected}");
+    let execute = url(&format!("/api/v1/approvals/{second}/execute"));
+    call(&http, Method::POST, &execute, None, None)
+        .await
+        .error(401, "authorization");
+    call(&http, Method::POST, &execute, Some(ALICE), None)
+        .await
+        .error(409, "approval_closed");
+    let prod_now = get(&http, &url("/api/v1/environments/prod")).await.json();
+    assert_eq!(
+        prod_now["environments"][0]["deployments"][0]["version"],
+        "v1"
+    );
+
     let rollbacks = url("/api/v1/rollbacks");
     let plan = post(
         &http,
