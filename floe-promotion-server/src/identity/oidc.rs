@@ -29,6 +29,10 @@ const ALLOWED: &[Algorithm] = &[
 /// Keys are fetched again at most this often when a token names a key not in the set.
 const REFRESH_AFTER: Duration = Duration::from_secs(30);
 
+/// Keys are fetched again after this long in any case, so a key the issuer withdrew stops
+/// being trusted.
+const MAX_AGE: Duration = Duration::from_secs(3600);
+
 /// Leeway for clock skew on `exp`, `nbf` and `iat`.
 const LEEWAY_SECONDS: u64 = 30;
 
@@ -120,7 +124,7 @@ impl OidcVerifier {
             keys.as_ref().map(|(set, at)| (pick(set), at.elapsed()))
         };
         match cached {
-            Some((Some(key), _)) => return Ok(key),
+            Some((Some(key), age)) if age < MAX_AGE => return Ok(key),
             Some((None, age)) if age < REFRESH_AFTER => {
                 return Err(Refused(
                     "the token's key is not among the issuer's keys".into(),
