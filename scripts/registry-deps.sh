@@ -6,6 +6,7 @@
 #   sqlite3          the sqlite3 shell, with which tamper tests edit state files behind floe's back
 #   postgresql       initdb and postgres, for the throwaway server of the PostgreSQL store's tests
 #   chromium, chromium-driver  headless Chromium and chromedriver, for the dashboard's browser test
+#   openssh-client   ssh-keygen and ssh-agent: keys, signatures and an independent check of signed votes
 # Idempotent and quick when everything is installed.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 # Debian keeps the server binaries in /usr/lib/postgresql/<version>/bin, off PATH.
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
     missing+=(postgresql)

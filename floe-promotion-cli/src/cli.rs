@@ -280,6 +280,18 @@ pub enum ApprovalsAction {
         /// The request id.
         id: String,
     },
+    /// Print the exact message a signed vote on a request signs (to sign it elsewhere with
+    /// `ssh-keygen -Y sign -n floe-approval`, then `floe approve ID --signature FILE`).
+    Message {
+        /// The request id.
+        id: String,
+        /// The message of a rejection rather than an approval.
+        #[arg(long)]
+        reject: bool,
+    },
+    /// Re-verify every signed approval vote in the audit trail against the allowed_signers
+    /// file of its environment; exits 6 (signature) naming each event that fails.
+    Verify,
 }
 
 /// `floe notifications`.
@@ -311,6 +323,16 @@ pub struct ApproveArgs {
     /// A comment, recorded with the vote.
     #[arg(long)]
     pub comment: Option<String>,
+    /// Sign the vote (required where the environment's approval has `signers`): an OpenSSH
+    /// private key file, a public key file whose private key ssh-agent holds, or `agent`
+    /// (the first agent key the signers file lists). The vote's identity is the key's
+    /// principal; --actor and --group are not used.
+    #[arg(long, value_name = "KEY", conflicts_with = "signature")]
+    pub sign_with: Option<String>,
+    /// A signature made elsewhere over `floe approvals message ID` (for example
+    /// `ssh-keygen -Y sign -f KEY -n floe-approval`): the `.sig` file.
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<std::path::PathBuf>,
 }
 
 /// `floe reject`.
@@ -321,6 +343,12 @@ pub struct RejectArgs {
     /// Why (required, recorded).
     #[arg(long)]
     pub reason: String,
+    /// Sign the vote, as for `floe approve --sign-with`.
+    #[arg(long, value_name = "KEY", conflicts_with = "signature")]
+    pub sign_with: Option<String>,
+    /// A signature made elsewhere over `floe approvals message ID --reject`.
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<std::path::PathBuf>,
 }
 
 /// `floe lease`.

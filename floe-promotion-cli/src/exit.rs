@@ -90,7 +90,7 @@ pub fn code(error: &Error) -> u8 {
         Error::Unauthorized { .. } => REGISTRY_AUTH,
         Error::Unavailable { .. } => UNAVAILABLE,
         Error::Immutability { .. } => IMMUTABILITY,
-        Error::Signature { .. } => SIGNATURE,
+        Error::Signature { .. } | Error::VoteSignature { .. } => SIGNATURE,
         Error::GateFailed { failed } => {
             if failed.iter().all(|g| g.gate == "signature") {
                 SIGNATURE

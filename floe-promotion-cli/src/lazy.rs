@@ -7,7 +7,7 @@ use floe_promotion::registry::{
     ArtifactRegistry, CopyMode, CopyReport, Descriptor, Manifest, TransferObserver,
 };
 use floe_promotion::{Digest, Reference, Repository, Result, Tag, async_trait};
-use floe_promotion_oci::{OciOptions, OciRegistry};
+use floe_promotion_oci::{BlobStream, BlobStreams, OciOptions, OciRegistry};
 use tokio::sync::OnceCell;
 
 /// An [`OciRegistry`] created with its options when a call first needs it.
@@ -86,5 +86,29 @@ impl ArtifactRegistry for LazyRemote {
 
     fn copy_mode(&self, src: &Repository, dst: &Repository) -> CopyMode {
         OciRegistry::copy_mode_between(src, dst)
+    }
+}
+
+#[async_trait]
+impl BlobStreams for LazyRemote {
+    async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool> {
+        self.get().await?.blob_exists(repo, digest).await
+    }
+
+    async fn open_blob(&self, repo: &Repository, digest: &Digest, size: u64) -> Result<BlobStream> {
+        self.get().await?.open_blob(repo, digest, size).await
+    }
+
+    async fn push_blob_stream(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+        stream: BlobStream,
+    ) -> Result<()> {
+        self.get()
+            .await?
+            .push_blob_stream(repo, digest, size, stream)
+            .await
     }
 }

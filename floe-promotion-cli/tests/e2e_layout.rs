@@ -324,3 +324,63 @@ fn completions_for_bash_zsh_and_fish() {
     assert!(!ws.join(".floe").exists());
     assert!(Path::new(FLOE).exists());
 }
+
+/// `floe status` sizes its columns to their content: a long actor name widens the BY column
+/// and the TAGS column stays aligned on every row.
+#[test]
+fn status_columns_fit_a_long_actor_name() {
+    let ws = workspace();
+    let actor = "continuous-delivery-bot@build-cluster-eu-west-1.example.com";
+    for args in [
+        vec![
+            "attest",
+            "demo:v1.0.0",
+            "--env",
+            "dev",
+            "--kind",
+            "tests",
+            "--status",
+            "passed",
+            "--actor",
+            "ci",
+        ],
+        vec![
+            "promote",
+            "demo:v1.0.0",
+            "--from",
+            "dev",
+            "--to",
+            "staging",
+            "--actor",
+            actor,
+        ],
+    ] {
+        ws.run(&args).ok();
+    }
+    let text = ws.run(&["status"]).ok().stdout.clone();
+    let lines: Vec<&str> = text.lines().take_while(|l| !l.trim().is_empty()).collect();
+    let header = lines[0];
+    assert!(header.starts_with("ENVIRONMENT"), "{text}");
+    let staging = lines
+        .iter()
+        .find(|l| l.starts_with("staging"))
+        .unwrap_or_else(|| panic!("no staging row: {text}"));
+    let tags_at = header.find("TAGS").expect("TAGS column");
+    let by_at = header.find("BY").expect("BY column");
+    assert_eq!(staging.find(actor), Some(by_at), "BY not aligned: {text}");
+    assert!(
+        tags_at > by_at + actor.len(),
+        "TAGS overlaps the actor: {text}"
+    );
+    assert_eq!(
+        &staging[tags_at..],
+        "v1.0.0-staging,latest-staging",
+        "TAGS not aligned: {text}"
+    );
+    for row in lines
+        .iter()
+        .filter(|l| l.starts_with("dev") || l.starts_with("prod"))
+    {
+        assert_eq!(row.get(tags_at..), Some("-"), "TAGS not aligned: {text}");
+    }
+}

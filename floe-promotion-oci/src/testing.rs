@@ -7,6 +7,8 @@
 //!
 //! [`FaultProxy`] (module [`proxy`]) sits between a client and a registry on loopback and
 //! injects network faults: slow uploads, stalls, corrupted answers, lost answers.
+//!
+//! Module [`streams`] is the conformance suite of [`BlobStreams`](crate::BlobStreams).
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -25,6 +27,7 @@ use crate::{CredentialSource, OciOptions, OciRegistry};
 
 pub mod proxy;
 pub use proxy::FaultProxy;
+pub mod streams;
 
 /// The registry binary (Debian's package `docker-registry`).
 pub const REGISTRY_BINARY: &str = "docker-registry";

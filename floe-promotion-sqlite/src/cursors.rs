@@ -6,7 +6,7 @@ use floe_promotion::Result;
 use floe_promotion::notify::CursorStore;
 use rusqlite::{OptionalExtension, params};
 
-use crate::store::SqliteStore;
+use crate::store::{Durability, SqliteStore};
 
 #[async_trait]
 impl CursorStore for SqliteStore {
@@ -36,7 +36,7 @@ impl CursorStore for SqliteStore {
         let consumer = consumer.to_string();
         self.blocking("advancing a delivery cursor", move |shared| {
             let action = format!("advancing the delivery cursor of {consumer}");
-            shared.with_write(&action, |tx| {
+            shared.with_write_as(&action, Durability::Relaxed, |tx| {
                 let err = |e| shared.err(&action, e);
                 let current: i64 = tx
                     .query_row(

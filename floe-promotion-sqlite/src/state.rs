@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::errors::store_err;
-use crate::store::{Shared, SqliteStore};
+use crate::store::{Durability, Shared, SqliteStore};
 
 fn to_json<T: Serialize>(shared: &Shared, what: &str, value: &T) -> Result<String> {
     serde_json::to_string(value)
@@ -133,7 +133,9 @@ impl LockStore for SqliteStore {
         let holder = holder.clone();
         self.blocking("taking a promotion lease", move |shared| {
             let action = format!("taking the promotion lease of {environment}");
-            shared.with_write(&action, |tx| {
+            // Relaxed: a lease guards live processes; a power cut that loses it also ended
+            // every process it could have kept out.
+            shared.with_write_as(&action, Durability::Relaxed, |tx| {
                 let existing: Option<Lease> = body(
                     shared,
                     tx,
@@ -199,7 +201,8 @@ impl SqliteStore {
         let lease = lease.clone();
         self.blocking("removing a promotion lease", move |shared| {
             let action = format!("{verb} the promotion lease of {}", lease.environment);
-            shared.with_write(&action, |tx| {
+            // A lost release costs a wait until the lease expires, never a wrong state.
+            shared.with_write_as(&action, Durability::Relaxed, |tx| {
                 let removed = tx
                     .execute(
                         "DELETE FROM leases WHERE environment = ?1 AND token = ?2",

@@ -158,10 +158,24 @@ impl Shared {
         result
     }
 
-    /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`), committing when it returns `Ok`.
+    /// Runs `f` in a write transaction (`BEGIN IMMEDIATE`), committing when it returns `Ok`;
+    /// the commit is on disk before this returns.
     pub(crate) fn with_write<T>(
         &self,
         action: &str,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T>,
+    ) -> Result<T> {
+        self.with_write_as(action, Durability::Full, f)
+    }
+
+    /// Runs `f` in a write transaction with the given durability. A [`Durability::Relaxed`]
+    /// commit is atomic and survives the process being killed, but is not fsynced: an
+    /// operating-system crash or power loss may lose it (never the durable writes before or
+    /// after it, and never the file's consistency). The next durable commit syncs it too.
+    pub(crate) fn with_write_as<T>(
+        &self,
+        action: &str,
+        durability: Durability,
         f: impl FnOnce(&Transaction<'_>) -> Result<T>,
     ) -> Result<T> {
         if self.options.read_only {
@@ -172,12 +186,27 @@ impl Shared {
         }
         let _gate = lock(&self.write_gate);
         self.with_conn(|conn| {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(|e| self.err(action, e))?;
-            let value = f(&tx)?;
-            tx.commit().map_err(|e| self.err(action, e))?;
-            Ok(value)
+            if durability == Durability::Relaxed {
+                conn.pragma_update(None, "synchronous", "NORMAL")
+                    .map_err(|e| self.err("setting synchronous=NORMAL", e))?;
+            }
+            let result = (|| {
+                let tx = conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)
+                    .map_err(|e| self.err(action, e))?;
+                let value = f(&tx)?;
+                tx.commit().map_err(|e| self.err(action, e))?;
+                tracing::debug!(action, ?durability, "committed a write transaction");
+                Ok(value)
+            })();
+            if durability == Durability::Relaxed {
+                // A pooled connection must go back durable; if it cannot, it is not reused.
+                if let Err(e) = conn.pragma_update(None, "synchronous", "FULL") {
+                    let _ = conn.execute_batch("BEGIN");
+                    return Err(self.err("setting synchronous=FULL", e));
+                }
+            }
+            result
         })
     }
 
@@ -357,11 +386,76 @@ impl SqliteStore {
     }
 }
 
+/// How a write transaction reaches the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Fsynced before the call returns (`synchronous=FULL`): audit events, locks, holds,
+    /// releases, revocations, lease grants.
+    Full,
+    /// Atomic and safe from a process crash, synced by the next durable commit
+    /// (`synchronous=NORMAL` in WAL mode): what is safe to lose to a power cut, a notification
+    /// cursor (the event is delivered again, consumers deduplicate by id) or a lease release
+    /// (the lease expires, or `floe lease break` removes it).
+    Relaxed,
+}
+
 /// The setup lock of a database file (see `Shared::setup_lock`).
 struct SetupLock(std::fs::File);
 
 impl Drop for SetupLock {
     fn drop(&mut self) {
         let _ = self.0.unlock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synchronous(shared: &Shared) -> i64 {
+        shared
+            .with_conn(|conn| {
+                conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
+                    .map_err(|e| shared.err("reading synchronous", e))
+            })
+            .expect("read synchronous")
+    }
+
+    /// A relaxed write commits, and its pooled connection goes back to `synchronous=FULL`
+    /// (2), whether the write succeeded or failed, so later writes are durable again.
+    #[test]
+    fn relaxed_writes_leave_pooled_connections_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            SqliteStore::open_blocking(dir.path().join("state.db"), SqliteOptions::default())
+                .expect("open");
+        let shared = &store.shared;
+        assert_eq!(synchronous(shared), 2);
+        shared
+            .with_write_as("relaxed", Durability::Relaxed, |tx| {
+                tx.execute_batch("CREATE TABLE t (x INTEGER)")
+                    .map_err(|e| shared.err("create", e))?;
+                let inside: i64 = tx
+                    .query_row("PRAGMA synchronous", [], |r| r.get(0))
+                    .map_err(|e| shared.err("read", e))?;
+                assert_eq!(inside, 1, "the relaxed write ran with synchronous=NORMAL");
+                Ok(())
+            })
+            .expect("relaxed write");
+        assert_eq!(synchronous(shared), 2);
+        let failed: Result<()> = shared.with_write_as("relaxed", Durability::Relaxed, |tx| {
+            tx.execute_batch("INSERT INTO t VALUES (1)")
+                .map_err(|e| shared.err("insert", e))?;
+            Err(store_err("test", "refused"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(synchronous(shared), 2);
+        let rows: i64 = shared
+            .with_read("count", |tx| {
+                tx.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+                    .map_err(|e| shared.err("count", e))
+            })
+            .expect("count");
+        assert_eq!(rows, 0, "the failed relaxed write was rolled back");
     }
 }

@@ -180,6 +180,18 @@ pub enum Error {
         state: String,
     },
 
+    /// A vote on an approval request into an environment that requires signed votes
+    /// (`approval.signers`) carries no valid signature of a listed signer over this request,
+    /// digest, environment and decision; or a signed vote was given where no signers are
+    /// configured.
+    #[error("approval {request_id}: vote refused: {reason}")]
+    VoteSignature {
+        /// Approval request id.
+        request_id: String,
+        /// Why: unsigned, unlisted key, another message, another namespace.
+        reason: String,
+    },
+
     /// An environment policy refuses the promotion (version pattern, soak, source, freeze).
     #[error("policy violation in {environment}: {rule}: {detail}")]
     PolicyViolation {

@@ -68,6 +68,7 @@ pub mod prelude {
     pub use crate::release::ReleaseStore;
     pub use crate::state::{HoldStore, LockStore};
 }
+pub mod attest;
 pub mod clock;
 pub mod config;
 mod error;

@@ -39,6 +39,7 @@ fn pipeline(separation: ApprovalSeparation) -> TestPipeline {
         ],
         timeout: Duration::from_secs(3600),
         separation,
+        signers: None,
     });
     p
 }
@@ -359,6 +360,7 @@ async fn an_execution_interrupted_after_the_quorum_completes_exactly_once() {
             approve: true,
             comment: None,
             time: p.clock.now(),
+            signature: None,
         });
     vote_state.phase = Phase::Approved;
     let started = advance::<ApprovalMachine>(&vote_state, ApprovalEvent::Start).unwrap();

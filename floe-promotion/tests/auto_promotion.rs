@@ -466,6 +466,7 @@ async fn an_approval_rule_creates_exactly_one_request_across_runs() {
         }],
         timeout: Duration::from_secs(3600),
         separation: ApprovalSeparation::Requester,
+        signers: None,
     });
     let m = p.manager();
     released(&p, &m, "v1").await;

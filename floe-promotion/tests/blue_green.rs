@@ -329,6 +329,7 @@ async fn the_approval_of_the_promotion_covers_the_switch() {
         }],
         timeout: Duration::from_secs(3600),
         separation: ApprovalSeparation::Requester,
+        signers: None,
     });
     let v1 = p.push_release("app", "v1", b"one").await.digest().clone();
     let m = p.manager();

@@ -746,3 +746,52 @@ fn other_bad_values_name_their_field() {
     );
     assert!(!msg.contains("secret"), "{msg}");
 }
+
+#[test]
+fn the_attestation_key_loads_relative_to_the_manifest() {
+    let yaml = format!(
+        "{BASE}    attestation: {{ key: keys/floe.key, key_password_env: FLOE_KEY_PASSWORD }}\n"
+    );
+    let config = parse_manifest(&yaml, Some(Path::new("/cfg/manifest.yaml"))).expect("loads");
+    let attestation = config.settings().attestation.clone().expect("configured");
+    assert_eq!(attestation.key, Path::new("/cfg/keys/floe.key"));
+    assert_eq!(
+        attestation.key_password_env.as_deref(),
+        Some("FLOE_KEY_PASSWORD")
+    );
+    // Without the section nothing signs.
+    assert!(
+        parse_manifest(BASE, None)
+            .unwrap()
+            .settings()
+            .attestation
+            .is_none()
+    );
+}
+
+#[test]
+fn a_bad_attestation_section_is_refused_where_it_was_written() {
+    for (section, needle) in [
+        ("attestation: { key: '' }", "attestation.key: an empty path"),
+        (
+            "attestation: { key: k.key, key_password_env: 'NOT A NAME' }",
+            "attestation.key_password_env",
+        ),
+        (
+            "attestation: { key: k.key, password: hunter2 }",
+            "unknown field",
+        ),
+        ("attestation: { key_password_env: X }", "key"),
+    ] {
+        let yaml = format!("{BASE}    {section}\n");
+        let err = parse_manifest(&yaml, Some(Path::new("/cfg/manifest.yaml")))
+            .expect_err(section)
+            .to_string();
+        assert!(err.contains(needle), "{section}: {err}");
+        assert!(
+            err.contains("manifest.yaml:"),
+            "{section}: no location in {err}"
+        );
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+}

@@ -183,6 +183,7 @@ async fn every_event_the_manager_records_reads_as_its_typed_payload() {
         ],
         timeout: Duration::from_secs(3600),
         separation: ApprovalSeparation::Requester,
+        signers: None,
     });
     let v1 = p.push_release("app", "v1", b"one").await;
     let v2 = p.push_release("app", "v2", b"two").await;

@@ -19,6 +19,7 @@ mod rollback;
 mod serve;
 mod status;
 mod switch;
+mod vote_signing;
 
 use std::fs::File;
 use std::io::Write;

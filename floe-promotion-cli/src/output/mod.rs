@@ -21,11 +21,14 @@ use crate::exit;
 mod auto;
 mod group;
 mod switch;
+mod table;
 mod text;
+mod vote_signatures;
 
 pub use auto::{AutoDecisionOutput, AutoOutput};
 pub use group::{GroupOutput, GroupPlanOutput};
 pub use switch::SwitchPlanOutput;
+pub use vote_signatures::{VoteCheck, VoteSignaturesOutput};
 
 /// The JSON document of a successful command.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +80,8 @@ pub enum Output {
         /// The request after the rejection.
         request: ApprovalView,
     },
+    /// `floe approvals verify`.
+    VoteSignatures(VoteSignaturesOutput),
     /// `floe lease list`.
     Leases {
         /// The leases in force, by environment.
@@ -642,6 +647,19 @@ mod tests {
                 head: Some("ab".into()),
                 first_break: None,
                 source: "state".into(),
+            }),
+            Output::VoteSignatures(VoteSignaturesOutput {
+                source: "state".into(),
+                verified: vec![],
+                failed: vec![VoteCheck {
+                    seq: 4,
+                    event: uuid::Uuid::from_u128(4),
+                    request: Some("r".into()),
+                    environment: Some("prod".into()),
+                    actor: "bob".into(),
+                    problem: Some("not listed".into()),
+                }],
+                unsigned: vec![],
             }),
         ];
         for o in outputs {

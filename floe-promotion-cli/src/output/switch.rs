@@ -103,15 +103,7 @@ impl SwitchPlanOutput {
         for t in &self.tags {
             let _ = writeln!(out, "  would write {} ({:?})", t.tag, t.action);
         }
-        for g in &self.gates {
-            let _ = writeln!(
-                out,
-                "  gate {:<20} {:<9} {}",
-                g.gate,
-                g.status.to_string(),
-                safe(&g.message)
-            );
-        }
+        super::text::gates_text(out, &self.gates);
         for b in &self.blockers {
             let _ = writeln!(out, "  blocked ({}): {}", b.kind, safe(&b.message));
         }
@@ -120,22 +112,31 @@ impl SwitchPlanOutput {
 
 /// The slot lines of `floe status`: one per slot, marked live or preview.
 pub(super) fn slots_text(out: &mut String, environment: &EnvName, slots: &[SlotStatus]) {
-    for s in slots {
-        let _ = writeln!(
-            out,
-            "{environment} {} slot {:<18} {:<14} {:<19} {}",
-            s.artifact,
-            s.tag.as_str(),
-            s.version.as_ref().map(|v| v.as_str()).unwrap_or("-"),
-            s.digest
-                .as_ref()
-                .map(|d| format!("sha256:{}", d.short()))
-                .unwrap_or_else(|| "-".into()),
-            match (s.live, s.preview) {
-                (true, _) => "live",
-                (_, true) => "preview",
-                _ => "idle",
-            }
-        );
-    }
+    super::table::write_table(
+        out,
+        "",
+        None,
+        slots.iter().map(|s| {
+            vec![
+                environment.to_string(),
+                s.artifact.to_string(),
+                "slot".to_string(),
+                s.tag.to_string(),
+                s.version
+                    .as_ref()
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "-".into()),
+                s.digest
+                    .as_ref()
+                    .map(|d| format!("sha256:{}", d.short()))
+                    .unwrap_or_else(|| "-".into()),
+                match (s.live, s.preview) {
+                    (true, _) => "live",
+                    (_, true) => "preview",
+                    _ => "idle",
+                }
+                .to_string(),
+            ]
+        }),
+    );
 }

@@ -145,16 +145,21 @@ fn approval_text(out: &mut String, r: &ApprovalView) {
     }
 }
 
-fn gates_text(out: &mut String, gates: &[GateResult]) {
-    for g in gates {
-        let _ = writeln!(
-            out,
-            "  gate {:<20} {:<9} {}",
-            g.gate,
-            g.status.to_string(),
-            safe(&g.message)
-        );
-    }
+/// One line per gate: `gate NAME STATUS MESSAGE`, columns sized to the longest name.
+pub(super) fn gates_text(out: &mut String, gates: &[GateResult]) {
+    super::table::write_table(
+        out,
+        "  ",
+        None,
+        gates.iter().map(|g| {
+            vec![
+                "gate".to_string(),
+                safe(&g.gate).to_string(),
+                g.status.to_string(),
+                safe(&g.message).to_string(),
+            ]
+        }),
+    );
 }
 
 fn record_text(out: &mut String, verb: &str, r: &PromotionRecord) {
@@ -298,40 +303,41 @@ impl Output {
                 }
             }
             Output::Status { environments } => {
-                let _ = writeln!(
-                    out,
-                    "{:<12} {:<16} {:<14} {:<19} {:<20} {:<12} TAGS",
-                    "ENVIRONMENT", "ARTIFACT", "VERSION", "DIGEST", "SINCE", "BY"
-                );
+                let mut rows = Vec::new();
                 for s in environments {
                     if s.deployments.is_empty() {
-                        let _ = writeln!(
-                            out,
-                            "{:<12} {:<16} {:<14} {:<19} {:<20} {:<12} -",
-                            s.environment.as_str(),
-                            "-",
-                            "-",
-                            "-",
-                            "-",
-                            "-"
-                        );
+                        let mut row = vec![s.environment.to_string()];
+                        row.extend(std::iter::repeat_n("-".to_string(), 6));
+                        rows.push(row);
                     }
                     for d in &s.deployments {
                         let tags: Vec<&str> = d.tags.iter().map(Tag::as_str).collect();
                         let dep = &d.deployment;
-                        let _ = writeln!(
-                            out,
-                            "{:<12} {:<16} {:<14} {:<19} {:<20} {:<12} {}",
-                            s.environment.as_str(),
-                            dep.artifact.as_str(),
-                            dep.version.as_str(),
+                        rows.push(vec![
+                            s.environment.to_string(),
+                            dep.artifact.to_string(),
+                            dep.version.to_string(),
                             format!("sha256:{}", dep.digest.short()),
-                            dep.since.format("%Y-%m-%d %H:%M:%S"),
-                            dep.by,
-                            tags.join(",")
-                        );
+                            dep.since.format("%Y-%m-%d %H:%M:%S").to_string(),
+                            safe(&dep.by).to_string(),
+                            tags.join(","),
+                        ]);
                     }
                 }
+                super::table::write_table(
+                    &mut out,
+                    "",
+                    Some(&[
+                        "ENVIRONMENT",
+                        "ARTIFACT",
+                        "VERSION",
+                        "DIGEST",
+                        "SINCE",
+                        "BY",
+                        "TAGS",
+                    ]),
+                    rows,
+                );
                 for s in environments {
                     for c in &s.canaries {
                         let _ = writeln!(out, "{}", canary_line(c));
@@ -450,6 +456,7 @@ impl Output {
                 }
             }
             Output::Reject { request } => approval_text(&mut out, request),
+            Output::VoteSignatures(v) => v.text(&mut out),
             Output::Leases { leases } => {
                 if leases.is_empty() {
                     let _ = writeln!(out, "no promotion leases in force");

@@ -105,6 +105,12 @@ impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            // A failed test shows what the server said.
+            for line in self.stderr.try_iter() {
+                eprintln!("floe serve: {line}");
+            }
+        }
     }
 }
 

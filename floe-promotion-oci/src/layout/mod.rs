@@ -26,6 +26,7 @@ mod index;
 mod location;
 mod referrers;
 mod store;
+mod stream;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -24,7 +24,7 @@ const TEMP_PREFIX: &str = ".floe-tmp-";
 const LAYOUT_FILE: &str = "oci-layout";
 const LAYOUT_CONTENT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 const INDEX_FILE: &str = "index.json";
-const COPY_BUFFER: usize = 256 * 1024;
+pub(super) const COPY_BUFFER: usize = 256 * 1024;
 /// The largest `index.json` read: some 200,000 tags.
 const MAX_INDEX: u64 = 64 * 1024 * 1024;
 
@@ -46,7 +46,7 @@ pub(super) enum Transfer {
     Copied(u64),
 }
 
-fn io_error(action: &str, path: &Path, e: io::Error) -> Error {
+pub(super) fn io_error(action: &str, path: &Path, e: io::Error) -> Error {
     Error::io(format!("{action} {}", path.display()), e)
 }
 
@@ -79,7 +79,7 @@ impl Layout {
         self.blobs_dir().join(digest.hex())
     }
 
-    fn corrupt(&self, path: &Path, message: impl Into<String>) -> Error {
+    pub(super) fn corrupt(&self, path: &Path, message: impl Into<String>) -> Error {
         Error::Store {
             backend: "oci-layout",
             location: path.display().to_string(),
@@ -271,7 +271,7 @@ impl Layout {
         Ok(())
     }
 
-    fn temp_file(&self) -> Result<NamedTempFile> {
+    pub(super) fn temp_file(&self) -> Result<NamedTempFile> {
         let mut builder = tempfile::Builder::new();
         builder.prefix(TEMP_PREFIX);
         // Temporary files are private (0600) by default; layout files are read by other tools

@@ -188,6 +188,7 @@ impl Inner {
         digest: &Digest,
     ) -> Result<bool> {
         self.auth(dst).await?;
+        let clients = self.clients(dst.host())?;
         let (sref, dref) = (src.tag_ref("latest"), dst.tag_ref("latest"));
         let target = dst.at_digest(digest);
         let mounted = self
@@ -196,7 +197,11 @@ impl Inner {
                 &format!("mounting blob {target}"),
                 self.timeout(),
                 || async {
-                    match self.client.mount_blob(&dref, &sref, digest.as_str()).await {
+                    match clients
+                        .client
+                        .mount_blob(&dref, &sref, digest.as_str())
+                        .await
+                    {
                         Ok(()) => Ok(true),
                         Err(OciDistributionError::SpecViolationError(_)) => Ok(false),
                         Err(e) => Err(classify(&e, dst.host(), "blob mount", &target)),
@@ -221,6 +226,8 @@ impl Inner {
     ) -> Result<()> {
         self.auth(src).await?;
         self.auth(dst).await?;
+        let clients = self.clients(src.host())?;
+        let clients_dst = self.clients(dst.host())?;
         let (sref, dref) = (src.tag_ref("latest"), dst.tag_ref("latest"));
         let (src_target, dst_target) = (src.at_digest(&blob.digest), dst.at_digest(&blob.digest));
         let digest = blob.digest.as_str();
@@ -239,7 +246,7 @@ impl Inner {
                 || async {
                     let source = match tokio::time::timeout(
                         self.timeout(),
-                        self.client.pull_blob_stream(&sref, digest),
+                        clients.client.pull_blob_stream(&sref, digest),
                     )
                     .await
                     {
@@ -276,7 +283,7 @@ impl Inner {
                     let watch = Watch::new();
                     let body = Body::new(source.stream, blob.size, Arc::clone(&watch), on_chunk)
                         .verify(&blob.digest);
-                    self.upload(&dref, body, &watch, digest, blob.size)
+                    self.upload(&clients_dst.uploader, &dref, body, &watch, digest, blob.size)
                         .await
                         .map_err(|e| ends.failure(e))
                 },
@@ -293,6 +300,7 @@ impl Inner {
     /// ([`transfer::deadline`]) passes.
     pub(super) async fn upload(
         &self,
+        uploader: &oci_client::Client,
         dref: &oci_client::Reference,
         body: Body,
         watch: &Arc<Watch>,
@@ -301,7 +309,7 @@ impl Inner {
     ) -> std::result::Result<(), UploadError> {
         let idle = self.options.request_timeout;
         let pushed = tokio::select! {
-            pushed = self.uploader.push_blob_stream(dref, body, digest, Some(size)) => pushed.map(|_| ()).map_err(Some),
+            pushed = uploader.push_blob_stream(dref, body, digest, Some(size)) => pushed.map(|_| ()).map_err(Some),
             stop = transfer::watchdog(watch, idle, self.timeout(), transfer::deadline(idle, size)) => {
                 watch.stop(stop);
                 Err(None)

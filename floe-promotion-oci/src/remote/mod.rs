@@ -10,6 +10,7 @@ mod error;
 mod location;
 mod options;
 mod referrers;
+mod stream;
 mod transfer;
 
 use std::collections::{BTreeSet, HashMap};
@@ -90,11 +91,25 @@ pub struct OciRegistry {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+/// The two clients one kind of connection needs.
+struct Clients {
     /// Every call but blob uploads.
     client: oci_client::Client,
     /// Blob uploads: the same client without a read timeout.
     uploader: oci_client::Client,
+}
+
+/// The only root certificate of the clients for plain-HTTP hosts: a throwaway self-signed
+/// certificate whose private key was discarded. Those clients never make a TLS connection
+/// (every host they serve is reached over HTTP); naming one root keeps reqwest from loading
+/// and parsing the system's certificate store, which costs a command tens of milliseconds.
+const PLAIN_HTTP_ANCHOR: &[u8] = include_bytes!("data/plain-http-anchor.pem");
+
+struct Inner {
+    /// Clients for the insecure (plain HTTP) hosts: built without the system's TLS roots.
+    plain: Clients,
+    /// Clients for every other host, built with the system's TLS roots on first use.
+    tls: std::sync::OnceLock<Clients>,
     options: OciOptions,
     auths: tokio::sync::Mutex<HashMap<String, RegistryAuth>>,
     index_locks: Vec<tokio::sync::Mutex<()>>,
@@ -107,6 +122,50 @@ impl fmt::Debug for OciRegistry {
             .field("options", &self.inner.options)
             .finish_non_exhaustive()
     }
+}
+
+/// The clients for one kind of host: with the system's TLS roots (`tls`) or with only
+/// [`PLAIN_HTTP_ANCHOR`] for hosts reached over plain HTTP.
+fn build_clients(options: &OciOptions, tls: bool) -> Result<Clients> {
+    let protocol = if options.insecure_hosts.is_empty() {
+        ClientProtocol::Https
+    } else {
+        ClientProtocol::HttpsExcept(options.insecure_hosts.clone())
+    };
+    let client_with = |read_timeout: Option<Duration>| {
+        let config = ClientConfig {
+            protocol: protocol.clone(),
+            // One streaming PUT per blob: flat memory and far fewer requests than chunks.
+            use_monolithic_push: true,
+            read_timeout,
+            connect_timeout: Some(options.request_timeout),
+            user_agent: concat!("floe-promotion-oci/", env!("CARGO_PKG_VERSION")),
+            tls_certs_only: if tls {
+                vec![]
+            } else {
+                vec![oci_client::client::Certificate {
+                    encoding: oci_client::client::CertificateEncoding::Pem,
+                    data: PLAIN_HTTP_ANCHOR.to_vec(),
+                }]
+            },
+            ..ClientConfig::default()
+        };
+        oci_client::Client::try_from(config).map_err(|e| {
+            Error::invalid(
+                "registry client options",
+                format!("{options:?}"),
+                error::chain(&e),
+            )
+        })
+    };
+    Ok(Clients {
+        // Each read of an answer (and of a download) is limited to the request timeout.
+        client: client_with(Some(options.request_timeout))?,
+        // Blob uploads have no read timeout: while the body streams up the client reads
+        // nothing, so a read timeout would cut an upload that makes progress. Their progress
+        // is watched instead (`transfer`).
+        uploader: client_with(None)?,
+    })
 }
 
 impl OciRegistry {
@@ -127,39 +186,11 @@ impl OciRegistry {
                 "a request timeout must be longer than zero",
             ));
         }
-        let protocol = if options.insecure_hosts.is_empty() {
-            ClientProtocol::Https
-        } else {
-            ClientProtocol::HttpsExcept(options.insecure_hosts.clone())
-        };
-        let client_with = |read_timeout: Option<Duration>| {
-            let config = ClientConfig {
-                protocol: protocol.clone(),
-                // One streaming PUT per blob: flat memory and far fewer requests than chunks.
-                use_monolithic_push: true,
-                read_timeout,
-                connect_timeout: Some(options.request_timeout),
-                user_agent: concat!("floe-promotion-oci/", env!("CARGO_PKG_VERSION")),
-                ..ClientConfig::default()
-            };
-            oci_client::Client::try_from(config).map_err(|e| {
-                Error::invalid(
-                    "registry client options",
-                    format!("{options:?}"),
-                    error::chain(&e),
-                )
-            })
-        };
-        // Each read of an answer (and of a download) is limited to the request timeout.
-        let client = client_with(Some(options.request_timeout))?;
-        // Blob uploads have no read timeout: while the body streams up the client reads
-        // nothing, so a read timeout would cut an upload that makes progress. Their progress
-        // is watched instead (`transfer`).
-        let uploader = client_with(None)?;
+        let plain = build_clients(&options, false)?;
         Ok(OciRegistry {
             inner: Arc::new(Inner {
-                client,
-                uploader,
+                plain,
+                tls: std::sync::OnceLock::new(),
                 options,
                 auths: tokio::sync::Mutex::new(HashMap::new()),
                 index_locks: (0..INDEX_LOCKS)
@@ -201,6 +232,20 @@ impl OciRegistry {
 }
 
 impl Inner {
+    /// The clients for `host`: the plain-HTTP ones for an insecure host, otherwise the TLS
+    /// ones, built (with the system's roots) the first time a TLS host is reached.
+    fn clients(&self, host: &str) -> Result<&Clients> {
+        if self.options.insecure_hosts.iter().any(|h| h == host) {
+            return Ok(&self.plain);
+        }
+        if let Some(clients) = self.tls.get() {
+            return Ok(clients);
+        }
+        // Two tasks may both build; the first stored wins and the other is dropped.
+        let built = build_clients(&self.options, true)?;
+        Ok(self.tls.get_or_init(|| built))
+    }
+
     /// The credentials for `repo`'s host, resolved once and handed to oci-client (whose blob
     /// calls take no credentials argument).
     async fn auth(&self, repo: &RemoteRepo) -> Result<RegistryAuth> {
@@ -218,8 +263,9 @@ impl Inner {
             })??;
         let mut auths = self.auths.lock().await;
         let auth = auths.entry(key.clone()).or_insert(resolved).clone();
-        self.client.store_auth_if_needed(&key, &auth).await;
-        self.uploader.store_auth_if_needed(&key, &auth).await;
+        let clients = self.clients(repo.host())?;
+        clients.client.store_auth_if_needed(&key, &auth).await;
+        clients.uploader.store_auth_if_needed(&key, &auth).await;
         Ok(auth)
     }
 
@@ -287,6 +333,7 @@ impl Inner {
 
     async fn resolve(&self, r: &RemoteRepo, reference: &Reference) -> Result<Manifest> {
         let auth = self.auth(r).await?;
+        let clients = self.clients(r.host())?;
         let oref = r.reference(reference);
         let target = format!("{r}{reference}");
         let (bytes, digest) = self
@@ -295,7 +342,8 @@ impl Inner {
                 &format!("reading manifest {target}"),
                 self.timeout(),
                 || async {
-                    self.client
+                    clients
+                        .client
                         .pull_manifest_raw(&oref, &auth, MANIFEST_MEDIA_TYPES)
                         .await
                         .map_err(|e| classify(&e, r.host(), "manifest", &target))
@@ -378,6 +426,7 @@ impl Inner {
         manifest: &Manifest,
     ) -> Result<()> {
         self.auth(r).await?;
+        let clients = self.clients(r.host())?;
         let (oref, target) = match tag {
             Some(t) => (r.tag_ref(t.as_str()), r.at_tag(t)),
             None => (
@@ -395,7 +444,7 @@ impl Inner {
         let bytes = Bytes::copy_from_slice(manifest.bytes());
         let outcome = self
             .retry(r.host(), &format!("writing manifest {target}"), self.timeout(), || {
-                let client = self.client.clone();
+                let client = clients.client.clone();
                 let oref = oref.clone();
                 let bytes = bytes.clone();
                 let content_type = content_type.clone();
@@ -442,6 +491,7 @@ impl Inner {
 
     async fn blob_exists(&self, r: &RemoteRepo, digest: &Digest) -> Result<bool> {
         self.auth(r).await?;
+        let clients = self.clients(r.host())?;
         let oref = r.tag_ref("latest");
         let target = format!("blob {}", r.at_digest(digest));
         self.retry(
@@ -449,7 +499,8 @@ impl Inner {
             &format!("checking {target}"),
             self.timeout(),
             || async {
-                self.client
+                clients
+                    .client
                     .blob_exists(&oref, digest.as_str())
                     .await
                     .map_err(|e| classify(&e, r.host(), "blob", &r.at_digest(digest)))
@@ -463,6 +514,7 @@ impl Inner {
         if self.blob_exists(r, &digest).await? {
             return Ok(digest);
         }
+        let clients = self.clients(r.host())?;
         let oref = r.tag_ref("latest");
         let data = Bytes::from(data);
         let size = data.len() as u64;
@@ -478,15 +530,22 @@ impl Inner {
                 async move {
                     let watch = transfer::Watch::new();
                     let body = transfer::Body::from_bytes(data, Arc::clone(&watch));
-                    self.upload(&oref, body, &watch, digest.as_str(), size)
-                        .await
-                        .map_err(|e| {
-                            copy::Ends {
-                                source: None,
-                                destination: (r.host(), target),
-                            }
-                            .failure(e)
-                        })
+                    self.upload(
+                        &clients.uploader,
+                        &oref,
+                        body,
+                        &watch,
+                        digest.as_str(),
+                        size,
+                    )
+                    .await
+                    .map_err(|e| {
+                        copy::Ends {
+                            source: None,
+                            destination: (r.host(), target),
+                        }
+                        .failure(e)
+                    })
                 }
             },
         )
@@ -496,6 +555,7 @@ impl Inner {
 
     async fn fetch_blob(&self, r: &RemoteRepo, digest: &Digest, max_bytes: u64) -> Result<Vec<u8>> {
         self.auth(r).await?;
+        let clients = self.clients(r.host())?;
         let oref = r.tag_ref("latest");
         let target = r.at_digest(digest);
         let too_large = |len: u64| {
@@ -522,7 +582,7 @@ impl Inner {
                 };
                 let mut stream = tokio::time::timeout(
                     self.timeout(),
-                    self.client.pull_blob_stream(&oref, digest.as_str()),
+                    clients.client.pull_blob_stream(&oref, digest.as_str()),
                 )
                 .await
                 .map_err(|_| stalled(self.timeout()))?
@@ -569,6 +629,7 @@ impl Inner {
 
     async fn list_tags(&self, r: &RemoteRepo) -> Result<Vec<Tag>> {
         let auth = self.auth(r).await?;
+        let clients = self.clients(r.host())?;
         let oref = r.tag_ref("latest");
         let target = format!("tags of {r}");
         let mut all = BTreeSet::new();
@@ -580,7 +641,8 @@ impl Inner {
                     &format!("listing {target}"),
                     self.timeout(),
                     || async {
-                        self.client
+                        clients
+                            .client
                             .list_tags(&oref, &auth, Some(TAG_PAGE), last.as_deref())
                             .await
                             .map_err(|e| classify(&e, r.host(), "repository", &r.to_string()))
@@ -684,5 +746,51 @@ impl ArtifactRegistry for OciRegistry {
 
     fn copy_mode(&self, src: &Repository, dst: &Repository) -> CopyMode {
         OciRegistry::copy_mode_between(src, dst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Calls to plain-HTTP hosts use the clients built without the system's TLS roots; the
+    /// TLS clients are built only when a TLS host is reached.
+    #[tokio::test]
+    async fn tls_clients_are_built_only_for_a_tls_host() {
+        let plain_port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let plain_host = format!("127.0.0.1:{plain_port}");
+        let mut options = OciOptions::default().with_insecure_hosts(vec![plain_host.clone()]);
+        options.request_timeout = Duration::from_secs(2);
+        options.retries = 0;
+        let registry = OciRegistry::new(options).expect("registry");
+        let plain = Repository::new(format!("{plain_host}/floe/app")).expect("repo");
+        // Nothing listens there: the call fails, over plain HTTP, without TLS clients.
+        let err = registry
+            .list_tags(&plain)
+            .await
+            .expect_err("nothing listens");
+        assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+        assert!(
+            registry.inner.tls.get().is_none(),
+            "a plain-HTTP call built the TLS clients"
+        );
+        assert!(std::ptr::eq(
+            registry.inner.clients(&plain_host).expect("plain clients"),
+            &registry.inner.plain
+        ));
+
+        let tls_host = format!("127.0.0.1:{}", plain_port.wrapping_add(1).max(1024));
+        let tls_clients = registry.inner.clients(&tls_host).expect("tls clients") as *const Clients;
+        assert!(
+            registry.inner.tls.get().is_some(),
+            "no TLS clients after a TLS host"
+        );
+        assert!(!std::ptr::eq(tls_clients, &registry.inner.plain));
+        // Built once: the next TLS host shares them.
+        let again = registry.inner.clients("registry.example.com").expect("tls") as *const Clients;
+        assert!(std::ptr::eq(tls_clients, again));
     }
 }

@@ -90,6 +90,7 @@ impl Inner {
         subject: &Digest,
     ) -> Result<Vec<Descriptor>> {
         self.auth(r).await?;
+        let clients = self.clients(r.host())?;
         let oref = r.digest_ref(subject);
         let target = format!("referrers of {}", r.at_digest(subject));
         let index = self
@@ -98,7 +99,8 @@ impl Inner {
                 &format!("listing {target}"),
                 self.timeout(),
                 || async {
-                    self.client
+                    clients
+                        .client
                         .pull_referrers(&oref, None)
                         .await
                         .map_err(|e| classify(&e, r.host(), "referrers", &r.at_digest(subject)))

@@ -272,7 +272,7 @@ impl Body {
         check.received += chunk.len() as u64;
         if check.received > size {
             return Err(format!(
-                "the registry sent more than the {size} bytes the manifest gives the blob"
+                "the source sent more than the {size} bytes the manifest gives the blob"
             ));
         }
         check.hasher.update(chunk);
@@ -290,7 +290,7 @@ impl Body {
         };
         if check.received < size {
             return Err(format!(
-                "the registry sent {} of the {size} bytes the manifest gives the blob",
+                "the source sent {} of the {size} bytes the manifest gives the blob",
                 check.received
             ));
         }

@@ -6,7 +6,9 @@
 //! value that is wrong. Nothing here panics on any input.
 
 mod artifacts;
+mod attestation;
 mod server;
+mod signed_votes;
 mod webhooks;
 
 use std::collections::{BTreeMap, HashMap};
@@ -143,6 +145,8 @@ pub fn parse_manifest_with_env(
 #[serde(deny_unknown_fields)]
 struct RawManifest {
     artifacts: RawArtifacts,
+    #[serde(default)]
+    groups: Option<signed_votes::RawGroups>,
 }
 
 #[derive(Deserialize)]
@@ -166,6 +170,8 @@ struct RawPromotion {
     environments: Option<Spanned<Vec<RawEnvironment>>>,
     #[serde(default)]
     webhooks: Option<Spanned<Vec<Spanned<webhooks::RawWebhook>>>>,
+    #[serde(default)]
+    attestation: Option<attestation::RawAttestation>,
     #[serde(default)]
     gate_commands: Option<Entries<Spanned<RawGateValue>>>,
     #[serde(default)]
@@ -244,6 +250,8 @@ struct RawApproval {
     timeout: Option<Spanned<String>>,
     #[serde(default)]
     separation_of_duties: Option<Spanned<ApprovalSeparation>>,
+    #[serde(default)]
+    signers: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -948,6 +956,7 @@ impl<'a> Loader<'a> {
     }
 
     fn settings(&self, raw: RawManifest) -> Result<PromotionSettings> {
+        let groups = self.groups(raw.groups.as_ref())?;
         let artifacts = raw.artifacts;
         let p = artifacts.promotion;
 
@@ -1001,11 +1010,16 @@ impl<'a> Loader<'a> {
             .zip(&names)
             .map(|(env, name)| self.environment(env, name, &names, &gate_commands))
             .collect::<Result<Vec<_>>>()?;
+        self.check_signed_rules(&raw_envs.value, &environments, &groups)?;
 
         let mut settings = PromotionSettings::new(environments);
+        settings.groups = groups;
         settings.source = self.file.clone();
         settings.webhooks = webhooks;
         settings.server = p.server.as_ref().map(|s| self.server(s)).transpose()?;
+        if let Some(raw) = &p.attestation {
+            settings.attestation = Some(self.attestation(raw)?);
+        }
         if let Some(registry) = &artifacts.registry {
             settings.registry = Some(self.repository("artifacts.registry.uri", &registry.uri)?);
         }
@@ -1148,6 +1162,11 @@ impl<'a> Loader<'a> {
                     .as_ref()
                     .map(|s| s.value)
                     .unwrap_or_default(),
+                signers: raw_policy
+                    .signers
+                    .as_ref()
+                    .map(|s| self.signers(&field("approval.signers"), s))
+                    .transpose()?,
             };
             if let Err(message) = policy.validate(&field("approval")) {
                 // Point at the rule the message is about, else at the approval block.

@@ -1,7 +1,9 @@
 //! Environments and their settings: the [`EnvironmentConfig`] trait, the settings model, and
 //! the `manifest.yaml` loader ([`load_manifest`]).
 
+mod allowed_signers;
 mod artifacts;
+mod attestation;
 mod manifest;
 mod server;
 mod settings;
@@ -16,7 +18,9 @@ use std::fmt::Debug;
 use crate::error::{Error, Result};
 use crate::model::{ArtifactName, EnvName, Repository};
 
+pub use allowed_signers::{AllowedSigner, AllowedSigners};
 pub use artifacts::{ArtifactSettings, catalogue_graph, validate_catalogue};
+pub use attestation::AttestationSettings;
 pub use manifest::{
     load_manifest, load_manifest_with_env, parse_manifest, parse_manifest_with_env,
 };

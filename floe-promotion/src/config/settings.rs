@@ -43,9 +43,23 @@ pub struct PromotionSettings {
     pub artifacts: std::collections::BTreeMap<crate::model::ArtifactName, super::ArtifactSettings>,
     /// The settings of `floe serve` (`artifacts.promotion.server`), when the manifest has them.
     pub server: Option<super::ServerSettings>,
+    /// Group membership (top-level `groups: { release: [bob, erin] }`): the groups of a
+    /// signed vote's principal, by group name.
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
+    /// The key that signs attestations and audit checkpoints (`artifacts.promotion.attestation`).
+    pub attestation: Option<super::AttestationSettings>,
 }
 
 impl PromotionSettings {
+    /// The groups `principal` is a member of, per [`groups`](Self::groups), sorted.
+    pub fn groups_of(&self, principal: &str) -> Vec<String> {
+        self.groups
+            .iter()
+            .filter(|(_, members)| members.iter().any(|m| m == principal))
+            .map(|(g, _)| g.clone())
+            .collect()
+    }
+
     /// Settings with these environments and defaults everywhere else: 300 s gate timeout,
     /// signatures off, the default tag scheme, no skipping, 15 min leases.
     pub fn new(environments: Vec<Environment>) -> Self {
@@ -63,6 +77,8 @@ impl PromotionSettings {
             webhooks: vec![],
             artifacts: std::collections::BTreeMap::new(),
             server: None,
+            groups: std::collections::BTreeMap::new(),
+            attestation: None,
         }
     }
 
@@ -348,6 +364,9 @@ pub struct ApprovalPolicy {
     pub timeout: Duration,
     /// Who may never approve.
     pub separation: ApprovalSeparation,
+    /// When set (`approval.signers`), every vote must be signed by a key listed here; the
+    /// vote's identity is the key's principal and its groups are the manifest's `groups`.
+    pub signers: Option<std::sync::Arc<super::AllowedSigners>>,
 }
 
 impl ApprovalPolicy {

@@ -42,7 +42,7 @@
 //! | `group_promoted`, `group_failed` | [`GroupDetails`] | `group`, `members` (`name:version@digest`, comma-separated, in promotion order, the dependent last), `failed`?, `error`? |
 //! | `rollback_succeeded` | [`RollbackSucceeded`] | `tags`, `confirmed_after_lost_reply`? |
 //! | `approval_requested` | [`ApprovalRequested`] | `approval`, `expires`, `rules` |
-//! | `approval_decided` | [`ApprovalDecided`] | `approval`, `decision` (`approved`/`rejected`), `status` |
+//! | `approval_decided` | [`ApprovalDecided`] | `approval`, `decision` (`approved`/`rejected`), `status`; a signed vote adds `signer`, `signed_message`, `signature` |
 //! | `approval_expired` | [`ApprovalExpired`] | `approval` |
 //! | `locked` | [`Locked`] | `expires`? |
 //! | `unlocked`, `lock_overridden` | [`LockDetails`] | `lock_owner`, `lock_reason` |

@@ -152,6 +152,15 @@ pub trait Administration: Send + Sync + Debug + 'static {
 ///   recording the promotion twice.
 /// - `approvals` lists requests, oldest first, filtered by environment and status, with a
 ///   request past its expiry shown as expired.
+/// - In an environment whose approval has `signers`, `approve` and `reject` (a claimed
+///   actor) are refused with [`Error::VoteSignature`](crate::Error::VoteSignature), and
+///   `approve_signed`/`reject_signed` count only a signature, in namespace `floe-approval`,
+///   by a key the signers file lists for a principal whose line allows that namespace, over
+///   this request's [`vote_message`](crate::release::approval::ApprovalTicket::vote_message)
+///   for that decision; anything else is refused with the same error. The vote's actor is
+///   the principal, its groups the manifest's `groups`; the `approval_decided` event keeps
+///   the principal, the signed message and the armored signature. In an environment without
+///   signers, signed votes are refused.
 #[async_trait]
 pub trait Approvals: Send + Sync + Debug + 'static {
     /// The approval requests matching the filter.
@@ -171,6 +180,22 @@ pub trait Approvals: Send + Sync + Debug + 'static {
 
     /// Rejects a request, for good.
     async fn reject(&self, id: uuid::Uuid, actor: &Actor, reason: &str) -> Result<ApprovalView>;
+
+    /// Approves a request with a signed vote: the voter is the signature's principal.
+    async fn approve_signed(
+        &self,
+        id: uuid::Uuid,
+        signature: &crate::model::VoteSignature,
+        comment: Option<&str>,
+    ) -> Result<ApprovalOutcome>;
+
+    /// Rejects a request, for good, with a signed vote.
+    async fn reject_signed(
+        &self,
+        id: uuid::Uuid,
+        signature: &crate::model::VoteSignature,
+        reason: &str,
+    ) -> Result<ApprovalView>;
 
     /// Executes an approved request whose execution was blocked or interrupted.
     async fn execute(&self, id: uuid::Uuid, actor: &Actor) -> Result<PromotionRecord>;

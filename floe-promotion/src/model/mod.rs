@@ -11,6 +11,7 @@ pub mod lock;
 mod names;
 mod process;
 pub mod revocation;
+mod signed_vote;
 pub mod text;
 
 pub use dependency::{
@@ -18,3 +19,4 @@ pub use dependency::{
 };
 pub use digest::Digest;
 pub use names::{Actor, ArtifactName, ArtifactRef, EnvName, Reference, Repository, Tag};
+pub use signed_vote::{SignedVote, VOTE_NAMESPACE, VoteDecision, VoteMessage, VoteSignature};

@@ -26,6 +26,7 @@ mod lock;
 pub mod quorum;
 mod revocation;
 mod separation;
+pub mod signed_vote;
 pub mod soak;
 mod sources;
 mod transition;

@@ -25,7 +25,9 @@ use super::machine::{MachineName, StateMachine, Step, Transition};
 use crate::config::{ApprovalRule, ApprovalSeparation};
 use crate::error::{Error, Result};
 use crate::model::gate::GateResult;
-use crate::model::{Actor, ArtifactName, Digest, EnvName, Tag};
+use crate::model::{
+    Actor, ArtifactName, Digest, EnvName, SignedVote, Tag, VoteDecision, VoteMessage,
+};
 use crate::policy::quorum::{Quorum, quorum};
 
 /// What is being approved: fixed when the request is created.
@@ -62,6 +64,21 @@ pub struct ApprovalTicket {
     pub expires: DateTime<Utc>,
 }
 
+impl ApprovalTicket {
+    /// The message a voter signs to cast `decision` on request `request` for this ticket
+    /// (see [`VoteMessage`]).
+    pub fn vote_message(&self, request: uuid::Uuid, decision: VoteDecision) -> VoteMessage {
+        VoteMessage::new(
+            request,
+            &self.to,
+            &self.artifact,
+            &self.version,
+            &self.digest,
+            decision,
+        )
+    }
+}
+
 /// One vote.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vote {
@@ -74,6 +91,9 @@ pub struct Vote {
     pub comment: Option<String>,
     /// When.
     pub time: DateTime<Utc>,
+    /// The signature of a signed vote (an environment with `approval.signers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignedVote>,
 }
 
 /// Where a request stands.
@@ -441,6 +461,7 @@ mod tests {
             approve: true,
             comment: None,
             time: t(at),
+            signature: None,
         }
     }
 

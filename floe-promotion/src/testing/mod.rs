@@ -15,4 +15,5 @@ pub mod pipeline;
 pub mod registry;
 pub mod release;
 pub mod revocations;
+pub mod signing;
 pub mod state;

@@ -76,7 +76,7 @@ impl<'de> Deserialize<'de> for RawHeaderValue {
 }
 
 /// Whether `name` is a portable environment variable name.
-fn env_name_ok(name: &str) -> bool {
+pub(super) fn env_name_ok(name: &str) -> bool {
     name.len() <= 256
         && name
             .chars()

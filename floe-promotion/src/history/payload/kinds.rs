@@ -270,6 +270,9 @@ pub struct ApprovalDecided {
     pub decision: Decision,
     /// The request's phase after the vote. Key `status`.
     pub status: Phase,
+    /// The signature of a signed vote (an environment with `approval.signers`): keys
+    /// `signer` (the principal), `signed_message` and `signature` (armored SSHSIG).
+    pub signature: Option<crate::model::SignedVote>,
     /// Keys this release does not know.
     pub other: BTreeMap<String, String>,
 }
@@ -281,8 +284,15 @@ impl ApprovalDecided {
             approval,
             decision,
             status,
+            signature: None,
             other: BTreeMap::new(),
         }
+    }
+
+    /// The payload with the signature of a signed vote.
+    pub fn with_signature(mut self, signature: crate::model::SignedVote) -> Self {
+        self.signature = Some(signature);
+        self
     }
 }
 

@@ -53,6 +53,9 @@ mod key {
     pub(super) const GROUP: &str = "group";
     pub(super) const MEMBERS: &str = "members";
     pub(super) const FAILED: &str = "failed";
+    pub(super) const SIGNER: &str = "signer";
+    pub(super) const SIGNED_MESSAGE: &str = "signed_message";
+    pub(super) const SIGNATURE: &str = "signature";
 }
 
 /// The typed details of an event, one variant per [`EventKind`] that carries details, and
@@ -185,6 +188,14 @@ impl Payload {
                 approval: d.required(key::APPROVAL, parse_uuid)?,
                 decision: d.required(key::DECISION, Decision::from_str)?,
                 status: d.required(key::STATUS, Phase::from_str)?,
+                signature: match d.optional(key::SIGNER, text)? {
+                    Some(principal) => Some(crate::model::SignedVote {
+                        principal,
+                        message: d.required(key::SIGNED_MESSAGE, text)?,
+                        signature: d.required(key::SIGNATURE, text)?,
+                    }),
+                    None => None,
+                },
                 other: BTreeMap::new(),
             }),
             EventKind::ApprovalExpired => Payload::ApprovalExpired(ApprovalExpired {
@@ -350,6 +361,11 @@ impl Payload {
                 w.put(key::APPROVAL, p.approval.to_string());
                 w.put(key::DECISION, p.decision.as_str().into());
                 w.put(key::STATUS, p.status.to_string());
+                if let Some(sig) = &p.signature {
+                    w.put(key::SIGNER, sig.principal.clone());
+                    w.put(key::SIGNED_MESSAGE, sig.message.clone());
+                    w.put(key::SIGNATURE, sig.signature.clone());
+                }
             }
             Payload::ApprovalExpired(p) => w.put(key::APPROVAL, p.approval.to_string()),
             Payload::RollbackSucceeded(p) => {

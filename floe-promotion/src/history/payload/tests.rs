@@ -116,18 +116,32 @@ fn payload() -> impl Strategy<Value = Payload> {
                 other,
             })
         }),
-        (uuid(), any::<bool>(), phase(), other()).prop_map(|(approval, yes, status, other)| {
-            Payload::ApprovalDecided(ApprovalDecided {
-                approval,
-                decision: if yes {
-                    Decision::Approved
-                } else {
-                    Decision::Rejected
-                },
-                status,
-                other,
-            })
-        }),
+        (
+            uuid(),
+            any::<bool>(),
+            phase(),
+            proptest::option::of((any::<String>(), any::<String>(), any::<String>())),
+            other()
+        )
+            .prop_map(|(approval, yes, status, signed, other)| {
+                Payload::ApprovalDecided(ApprovalDecided {
+                    approval,
+                    decision: if yes {
+                        Decision::Approved
+                    } else {
+                        Decision::Rejected
+                    },
+                    status,
+                    signature: signed.map(|(principal, message, signature)| {
+                        crate::model::SignedVote {
+                            principal,
+                            message,
+                            signature,
+                        }
+                    }),
+                    other,
+                })
+            }),
         (uuid(), other()).prop_map(|(approval, other)| {
             Payload::ApprovalExpired(ApprovalExpired { approval, other })
         }),

@@ -3,6 +3,8 @@
 //! common tail.
 
 use crate::error::Error;
+use crate::model::{SignedVote, VoteDecision, VoteSignature};
+use crate::policy::signed_vote::signed_voter;
 use crate::release::approval::{
     ApprovalEffect, ApprovalEvent, ApprovalMachine, ApprovalState, ApprovalTicket, Phase, Vote,
 };
@@ -13,6 +15,15 @@ use super::*;
 
 /// How often a compare-and-set of a request is retried when another process moved it.
 const CAS_TRIES: usize = 8;
+
+/// Who casts a vote: an actor as the caller names it, or a signature whose key names them.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Voter<'a> {
+    /// The caller's actor (environments without `approval.signers`).
+    Claimed(&'a Actor),
+    /// A signed vote (environments with `approval.signers`).
+    Signed(&'a VoteSignature),
+}
 
 impl DefaultPromotionManager {
     /// The open request (pending, approved or executing) for this promotion's digest, if any.
@@ -224,18 +235,75 @@ impl DefaultPromotionManager {
         e
     }
 
-    /// A vote: validated by the machine, stored by compare-and-set, recorded.
+    /// The voter's identity and the signature to record: the claimed actor where the
+    /// environment takes no signed votes, else the principal of a valid signature over this
+    /// request's vote message with the manifest's groups.
+    fn voter(
+        &self,
+        id: Uuid,
+        state: &ApprovalState,
+        voter: Voter<'_>,
+        decision: VoteDecision,
+    ) -> Result<(Actor, Option<SignedVote>)> {
+        let env = &state.ticket.to;
+        let signers = self
+            .parts
+            .config
+            .environment(env)
+            .ok()
+            .and_then(|e| e.approval.as_ref())
+            .and_then(|p| p.signers.clone());
+        let refuse = |reason: String| Error::VoteSignature {
+            request_id: id.to_string(),
+            reason,
+        };
+        match (voter, signers) {
+            (Voter::Claimed(actor), None) => Ok((actor.clone(), None)),
+            (Voter::Claimed(_), Some(signers)) => Err(refuse(format!(
+                "environment {env} requires signed votes: sign the vote with a key listed in {} (floe {} ID --sign-with KEY)",
+                crate::Excerpt::path(signers.file()),
+                decision
+            ))),
+            (Voter::Signed(_), None) => Err(refuse(format!(
+                "environment {env} takes no signed votes (its approval has no `signers`); vote as an actor instead"
+            ))),
+            (Voter::Signed(signature), Some(signers)) => {
+                let message = state.ticket.vote_message(id, decision);
+                let (actor, signed) = signed_voter(
+                    id,
+                    &signers,
+                    self.parts.config.settings(),
+                    &message,
+                    signature,
+                )?;
+                Ok((actor, Some(signed)))
+            }
+        }
+    }
+
+    /// A vote: validated by the machine, stored by compare-and-set, recorded. Returns the
+    /// state after it, whether it asks for execution, and who voted.
     async fn vote(
         &self,
         id: Uuid,
-        actor: &Actor,
+        voter: Voter<'_>,
         approve: bool,
         comment: Option<&str>,
-    ) -> Result<(ApprovalState, bool)> {
-        check_text_input(actor, comment)?;
+    ) -> Result<(ApprovalState, bool, Actor)> {
+        if let Voter::Claimed(actor) = voter {
+            check_text_input(actor, comment)?;
+        }
+        let decision = if approve {
+            VoteDecision::Approve
+        } else {
+            VoteDecision::Reject
+        };
         for _ in 0..CAS_TRIES {
             let (release, state) = self.current_request(id).await?;
             closed(id, &state)?;
+            let (actor, signature) = self.voter(id, &state, voter, decision)?;
+            let actor = &actor;
+            check_text_input(actor, comment)?;
             if state.phase != Phase::Pending {
                 return Err(Error::Conflict(format!(
                     "approval request {id} is {} already; run it with `execute` rather than voting again",
@@ -248,6 +316,7 @@ impl DefaultPromotionManager {
                 approve,
                 comment: comment.map(str::to_string),
                 time: now,
+                signature: signature.clone(),
             };
             let event = if approve {
                 ApprovalEvent::Approve(vote)
@@ -271,14 +340,14 @@ impl DefaultPromotionManager {
                     } else {
                         Decision::Rejected
                     };
-                    e.set_payload(Payload::ApprovalDecided(ApprovalDecided::new(
-                        id,
-                        decision,
-                        step.state.phase,
-                    )));
+                    let mut payload = ApprovalDecided::new(id, decision, step.state.phase);
+                    if let Some(signed) = signature {
+                        payload = payload.with_signature(signed);
+                    }
+                    e.set_payload(Payload::ApprovalDecided(payload));
                     self.record(vec![e]).await?;
                     let execute = step.effects.contains(&ApprovalEffect::Execute);
-                    return Ok((step.state, execute));
+                    return Ok((step.state, execute, actor.clone()));
                 }
                 Err(Error::Conflict(_)) => continue,
                 Err(e) => return Err(e),
@@ -465,10 +534,11 @@ impl DefaultPromotionManager {
     pub(super) async fn run_approve(
         &self,
         id: Uuid,
-        actor: &Actor,
+        voter: Voter<'_>,
         comment: Option<&str>,
     ) -> Result<ApprovalOutcome> {
-        let (state, execute) = self.vote(id, actor, true, comment).await?;
+        let (state, execute, actor) = self.vote(id, voter, true, comment).await?;
+        let actor = &actor;
         let mut outcome = ApprovalOutcome {
             request: self.view(id, &state),
             executed: None,
@@ -488,11 +558,11 @@ impl DefaultPromotionManager {
     pub(super) async fn run_reject(
         &self,
         id: Uuid,
-        actor: &Actor,
+        voter: Voter<'_>,
         reason: &str,
     ) -> Result<ApprovalView> {
         require_reason(Reasoned::Rejection, Some(reason))?;
-        let (state, _) = self.vote(id, actor, false, Some(reason)).await?;
+        let (state, _, _) = self.vote(id, voter, false, Some(reason)).await?;
         Ok(self.view(id, &state))
     }
 

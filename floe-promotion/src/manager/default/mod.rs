@@ -340,11 +340,33 @@ impl Approvals for DefaultPromotionManager {
         actor: &Actor,
         comment: Option<&str>,
     ) -> Result<ApprovalOutcome> {
-        self.run_approve(id, actor, comment).await
+        self.run_approve(id, approvals::Voter::Claimed(actor), comment)
+            .await
     }
 
     async fn reject(&self, id: Uuid, actor: &Actor, reason: &str) -> Result<ApprovalView> {
-        self.run_reject(id, actor, reason).await
+        self.run_reject(id, approvals::Voter::Claimed(actor), reason)
+            .await
+    }
+
+    async fn approve_signed(
+        &self,
+        id: Uuid,
+        signature: &crate::model::VoteSignature,
+        comment: Option<&str>,
+    ) -> Result<ApprovalOutcome> {
+        self.run_approve(id, approvals::Voter::Signed(signature), comment)
+            .await
+    }
+
+    async fn reject_signed(
+        &self,
+        id: Uuid,
+        signature: &crate::model::VoteSignature,
+        reason: &str,
+    ) -> Result<ApprovalView> {
+        self.run_reject(id, approvals::Voter::Signed(signature), reason)
+            .await
     }
 
     async fn execute(&self, id: Uuid, actor: &Actor) -> Result<PromotionRecord> {
