@@ -30,7 +30,7 @@ pub(crate) struct App {
     pub(crate) state_name: String,
     /// One notifier per configured webhook, also added to the manager's notifiers.
     pub(crate) webhooks: Vec<Arc<WebhookNotifier>>,
-    /// The registry the manager reads and writes through (for `floe serve`'s readiness).
+    /// The registries (remote and layout directories), as the manager reaches them.
     pub(crate) registry: Arc<dyn ArtifactRegistry>,
     progress: Option<crate::progress::Progress>,
 }
@@ -243,6 +243,12 @@ impl App {
         if let Some(verifier) = verifier {
             builder = builder.signature_verifier(verifier);
         }
+        // attestation.checkpoints.every: a checkpoint every N events, from the outbox.
+        if let Some(n) =
+            crate::checkpoints::notifier(settings, store.history.clone(), registry.clone())
+        {
+            builder = builder.notifier(n);
+        }
         Ok(App {
             manager: builder.build()?,
             config,
@@ -258,6 +264,23 @@ impl App {
     /// before it exits (read-only commands deliver nothing and write no cursor).
     pub(crate) fn deliver_at_exit(&self) {
         *OPENED.lock().unwrap_or_else(|p| p.into_inner()) = Some(self.manager.clone());
+    }
+
+    /// The key of `artifacts.promotion.attestation`, read and decrypted now (its password
+    /// from the variable `key_password_env` names); a manifest without the section is a
+    /// configuration error saying what to add.
+    pub(crate) fn signer(&self) -> Result<Arc<dyn floe_promotion::attest::Signer>> {
+        let settings = self.config.settings();
+        let Some(attestation) = &settings.attestation else {
+            return Err(Error::Config {
+                file: settings.source.clone(),
+                location: None,
+                message: "artifacts.promotion.attestation is not configured: add attestation: { key: keys/floe.key, key_password_env: FLOE_KEY_PASSWORD } (make a key with floe keygen or cosign generate-key-pair)".into(),
+            });
+        };
+        Ok(Arc::new(
+            floe_promotion_oci::CosignKeySigner::from_settings(attestation)?,
+        ))
     }
 
     /// The progress display of blob copies (a no-op unless stderr is a terminal).

@@ -380,11 +380,27 @@ pub enum AuditCommand {
     /// Exit 0 when the audit chain is intact, else name the first bad event.
     Verify {
         /// Verify a JSON Lines export instead of the state file.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "checkpoints")]
         file: Option<PathBuf>,
+        /// Also prove the chain still holds every head checkpointed there (a file,
+        /// oci://HOST/PATH or oci-layout:DIR); fails naming the checkpoint when history was
+        /// rewritten below it.
+        #[arg(long, value_name = "REF", requires = "key")]
+        checkpoints: Option<String>,
+        /// The public key (cosign.pub) the checkpoints must be signed with.
+        #[arg(long, value_name = "FILE", requires = "checkpoints")]
+        key: Option<PathBuf>,
     },
     /// Export the audit trail.
     Export(ExportArgs),
+    /// Sign the chain's head (sequence, hash, time) with the attestation key and store the
+    /// checkpoint outside the state.
+    Checkpoint {
+        /// Where: a file, oci://HOST/PATH or oci-layout:DIR (default:
+        /// attestation.checkpoints.to in the manifest).
+        #[arg(long, value_name = "REF")]
+        to: Option<String>,
+    },
 }
 
 /// `floe audit export`.

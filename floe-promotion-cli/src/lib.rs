@@ -6,6 +6,7 @@
 //! [`run`] is the whole program; `main` only calls it.
 
 mod app;
+mod checkpoints;
 pub mod cli;
 mod commands;
 pub mod exit;

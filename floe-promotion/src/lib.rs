@@ -69,6 +69,7 @@ pub mod prelude {
     pub use crate::state::{HoldStore, LockStore};
 }
 pub mod attest;
+pub mod checkpoint;
 pub mod clock;
 pub mod config;
 mod error;

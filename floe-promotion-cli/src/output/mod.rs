@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::exit;
 
 mod auto;
+mod checkpoint;
 mod group;
 mod switch;
 mod table;
@@ -26,6 +27,7 @@ mod text;
 mod vote_signatures;
 
 pub use auto::{AutoDecisionOutput, AutoOutput};
+pub use checkpoint::CheckpointsOutput;
 pub use group::{GroupOutput, GroupPlanOutput};
 pub use switch::SwitchPlanOutput;
 pub use vote_signatures::{VoteCheck, VoteSignaturesOutput};
@@ -99,6 +101,8 @@ pub enum Output {
     },
     /// `floe audit verify`.
     Verify(VerifyOutput),
+    /// `floe audit checkpoint`.
+    Checkpoint(floe_promotion::checkpoint::TakenCheckpoint),
     /// `floe audit export --out FILE` (without `--out` the export itself is the output).
     Export {
         /// The format.
@@ -483,6 +487,9 @@ pub struct VerifyOutput {
     pub first_break: Option<ChainBreak>,
     /// What was verified: the state file or an export file.
     pub source: String,
+    /// With `--checkpoints`: whether the chain still holds every signed checkpoint's head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoints: Option<CheckpointsOutput>,
 }
 
 /// The result of `floe attest`.
@@ -647,6 +654,7 @@ mod tests {
                 head: Some("ab".into()),
                 first_break: None,
                 source: "state".into(),
+                checkpoints: None,
             }),
             Output::VoteSignatures(VoteSignaturesOutput {
                 source: "state".into(),

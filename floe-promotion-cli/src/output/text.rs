@@ -537,10 +537,15 @@ impl Output {
                 }
             }
             Output::Verify(v) => {
-                if v.intact {
+                if v.first_break.is_none() {
                     let _ = writeln!(
                         out,
-                        "audit chain intact: {} events verified ({}){}",
+                        "{}: {} events verified ({}){}",
+                        if v.intact {
+                            "audit chain intact"
+                        } else {
+                            "audit chain consistent on its own"
+                        },
                         v.events,
                         v.source,
                         v.head
@@ -557,6 +562,12 @@ impl Output {
                         b.problem
                     );
                 }
+                if let Some(c) = &v.checkpoints {
+                    super::checkpoint::checkpoints_text(&mut out, c);
+                }
+            }
+            Output::Checkpoint(t) => {
+                super::checkpoint::taken_text(&mut out, t);
             }
             Output::Export {
                 format,

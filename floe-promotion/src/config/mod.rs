@@ -20,7 +20,7 @@ use crate::model::{ArtifactName, EnvName, Repository};
 
 pub use allowed_signers::{AllowedSigner, AllowedSigners};
 pub use artifacts::{ArtifactSettings, catalogue_graph, validate_catalogue};
-pub use attestation::AttestationSettings;
+pub use attestation::{AttestationSettings, CheckpointLocation, CheckpointSettings};
 pub use manifest::{
     load_manifest, load_manifest_with_env, parse_manifest, parse_manifest_with_env,
 };

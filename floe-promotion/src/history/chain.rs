@@ -82,6 +82,18 @@ impl ChainVerifier {
         }
     }
 
+    /// A verifier that continues a chain after `last`, an event already trusted (one a signed
+    /// checkpoint names): the next event must be `last.seq + 1` and link to `last.hash`, and
+    /// may not go back to an older audit format. Only the events pushed are counted.
+    pub fn resume(last: &AuditEvent) -> Self {
+        ChainVerifier {
+            expected_seq: last.seq + 1,
+            prev_hash: last.hash.clone(),
+            format: last.format,
+            ..Self::new()
+        }
+    }
+
     /// Whether a break was found.
     pub fn broken(&self) -> bool {
         self.first_break.is_some()

@@ -4,6 +4,7 @@
 //! sentence of a trait's `# Contract`, and a macro that expands to one `#[tokio::test]` per
 //! case (see [`registry_conformance!`](crate::registry_conformance)).
 
+pub mod checkpoints;
 pub mod config;
 pub mod cursors;
 pub mod deliveries;

@@ -6,8 +6,8 @@ use serde_saphyr::Spanned;
 
 use super::Loader;
 use super::webhooks::env_name_ok;
-use crate::config::AttestationSettings;
-use crate::error::Result;
+use crate::config::{AttestationSettings, CheckpointLocation, CheckpointSettings};
+use crate::error::{Error, Result};
 
 /// The `attestation` section as written.
 #[derive(Deserialize)]
@@ -16,6 +16,17 @@ pub(super) struct RawAttestation {
     key: Spanned<String>,
     #[serde(default)]
     key_password_env: Option<Spanned<String>>,
+    #[serde(default)]
+    checkpoints: Option<RawCheckpoints>,
+}
+
+/// `attestation.checkpoints` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCheckpoints {
+    to: Spanned<String>,
+    #[serde(default)]
+    every: Option<Spanned<u64>>,
 }
 
 impl Loader<'_> {
@@ -40,6 +51,35 @@ impl Loader<'_> {
             }
             settings = settings.with_password_env(name);
         }
+        if let Some(checkpoints) = &raw.checkpoints {
+            settings = settings.with_checkpoints(self.checkpoints(checkpoints)?);
+        }
         Ok(settings)
+    }
+
+    /// `attestation.checkpoints: { to, every }`.
+    fn checkpoints(&self, raw: &RawCheckpoints) -> Result<CheckpointSettings> {
+        const FIELD: &str = "artifacts.promotion.attestation.checkpoints";
+        let to = CheckpointLocation::parse("checkpoints.to", &raw.to.value, self.base.as_deref())
+            .map_err(|e| {
+            let why = match e {
+                Error::InvalidInput { value, reason, .. } => format!("{value:?}: {reason}"),
+                other => other.to_string(),
+            };
+            self.at(&raw.to, format!("{FIELD}.to: {why}"))
+        })?;
+        let every = match &raw.every {
+            Some(n) if n.value == 0 => {
+                return Err(self.at(
+                    n,
+                    format!(
+                        "{FIELD}.every: 0 events; give at least 1, or leave it out to checkpoint only on floe audit checkpoint"
+                    ),
+                ));
+            }
+            Some(n) => Some(n.value),
+            None => None,
+        };
+        Ok(CheckpointSettings { to, every })
     }
 }

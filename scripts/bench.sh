@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Whole-process benchmark: `floe promote` beside `skopeo copy` doing the same movement against
+# the same local docker-registry processes in the same run, then the in-process criterion
+# figures. Prints the README's table with ratios.
+#
+#   ./scripts/bench.sh              # everything (the criterion SQLite benchmark at 1M events
+#                                   # takes several minutes)
+#   QUICK=1 ./scripts/bench.sh      # whole-process table only
+#   ROUNDS=5 RUNS=4 ./scripts/bench.sh
+#
+# Each movement is timed with hyperfine in ROUNDS rounds of RUNS runs per tool, the tools
+# alternating round by round, so the two see the same machine; a run's `--prepare` gives it a
+# fresh destination (and floe a fresh state file), so every run does the real work. The ratio
+# is floe's median over skopeo's. Peak memory is `/usr/bin/time -v`'s maximum
+# resident set size of one 256 MiB cross-registry copy per tool.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+ROUNDS=${ROUNDS:-5}
+RUNS=${RUNS:-4}
+BIG_MIB=${BIG_MIB:-256}
+
+./scripts/registry-deps.sh
+missing=()
+command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine)
+[ -x /usr/bin/time ] || missing+=(time)
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    echo "bench: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}" \
+        || { "${sudo[@]}" apt-get update && "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"; }
+fi
+
+cargo build --release --quiet -p floe-promotion-cli
+export FLOE=$root/target/release/floe
+
+work=$(mktemp -d)
+export BENCH_WORK=$work
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+start_registry() { # name -> host:port
+    local name=$1 port; port=$(free_port)
+    mkdir -p "$work/$name"
+    cat >"$work/$name/config.yml" <<YAML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $work/$name/data}, delete: {enabled: true}}
+http: {addr: 127.0.0.1:$port}
+YAML
+    docker-registry serve "$work/$name/config.yml" >"$work/$name/log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { echo "127.0.0.1:$port"; return; }
+        sleep 0.1
+    done
+    echo "bench: registry $name did not start" >&2; exit 1
+}
+export A; A=$(start_registry a)
+export B; B=$(start_registry b)
+
+# Fixtures: a small image (the quick start's demo artifact) and one with a BIG_MIB layer.
+copy() { skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "$@" >/dev/null; }
+copy oci:examples/quickstart/demo-artifact:v1.0.0 "docker://$A/seed/small/dev/app:v1"
+python3 "$root/scripts/bench/make_image.py" "$work/big-layout" "$BIG_MIB"
+copy "oci:$work/big-layout:v1" "docker://$A/seed/big/dev/app:v1"
+
+echo 0 >"$work/counter"
+run_pair() { # movement
+    local m=$1
+    for r in $(seq "$ROUNDS"); do
+        if [ $((r % 2)) -eq 1 ]; then order=(floe skopeo); else order=(skopeo floe); fi
+        for tool in "${order[@]}"; do
+            hyperfine -N --style none --runs "$RUNS" \
+                --prepare "$root/scripts/bench/step.sh prepare $m" \
+                "$root/scripts/bench/step.sh $tool $m" \
+                --export-json "$work/$m-$tool-$r.json" >/dev/null
+        done
+    done
+}
+for m in retag mount stream; do
+    echo "bench: timing $m ($ROUNDS rounds x $RUNS runs per tool)" >&2
+    run_pair "$m"
+done
+
+# Peak memory of one cross-registry copy per tool.
+for tool in floe skopeo; do
+    "$root/scripts/bench/step.sh" prepare stream
+    /usr/bin/time -v "$root/scripts/bench/step.sh" "$tool" stream 2>"$work/rss-$tool.txt" >/dev/null
+done
+
+python3 "$root/scripts/bench/report.py" "$work" "$BIG_MIB"
+
+if [ -z "${QUICK:-}" ]; then
+    echo
+    echo "In process (criterion; medians in target/criterion):"
+    cargo bench --quiet -p floe-benches --bench promotion -- --noplot 2>/dev/null | grep -E "^[a-z_/]+ +time:|thrpt:" || true
+    cargo bench --quiet -p floe-promotion-sqlite --bench sqlite -- --noplot 2>/dev/null | grep -E "^[a-z_0-9/]+ +time:|thrpt:" || true
+fi

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# One step of scripts/bench.sh: `prepare MOVEMENT` gives the next run a fresh destination (and
+# floe a fresh manifest and state file); `floe MOVEMENT` / `skopeo MOVEMENT` make the movement.
+#   retag   the small image, tags only, within one repository
+#   mount   the big image to another repository of the same registry (blobs mounted)
+#   stream  the big image to another registry (blobs streamed)
+set -euo pipefail
+w=$BENCH_WORK
+what=$1 m=$2
+case $what in
+prepare)
+    n=$(($(cat "$w/counter") + 1)); echo "$n" >"$w/counter"
+    case $m in
+    retag)  src="$A/r$n/dev" dst="$A/r$n/dev"
+            skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
+                "docker://$A/seed/small/dev/app:v1" "docker://$src/app:v1" >/dev/null ;;
+    mount)  src="$A/seed/big/dev" dst="$A/m$n/staging" ;;
+    stream) src="$A/seed/big/dev" dst="$B/s$n/staging" ;;
+    esac
+    echo "$src" >"$w/src"; echo "$dst" >"$w/dst"
+    mkdir -p "$w/floe-$n"
+    cat >"$w/floe-$n/manifest.yaml" <<YAML
+artifacts:
+  promotion:
+    insecure_registries: ["$A", "$B"]
+    environments:
+      - name: dev
+        repository: $src
+      - name: staging
+        repository: $dst
+YAML
+    ;;
+floe)
+    n=$(cat "$w/counter")
+    exec "$FLOE" --manifest "$w/floe-$n/manifest.yaml" --state "$w/floe-$n/state.db" \
+        promote app:v1 --from dev --to staging --actor bench ;;
+skopeo)
+    exec skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
+        "docker://$(cat "$w/src")/app:v1" "docker://$(cat "$w/dst")/app:v1-staging" ;;
+esac
