@@ -6,6 +6,7 @@
 #   sqlite3          the sqlite3 shell, with which tamper tests edit state files behind floe's back
 #   postgresql       initdb and postgres, for the throwaway server of the PostgreSQL store's tests
 #   python3-cryptography  an independent checker of floe's DSSE-signed attestations
+#   chromium, chromium-driver  headless Chromium and chromedriver, for the dashboard's browser test
 #   openssh-client   ssh-keygen and ssh-agent: keys, signatures and an independent check of signed votes
 # Idempotent and quick when everything is installed.
 set -euo pipefail
@@ -21,6 +22,8 @@ command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
     missing+=(postgresql)
 fi
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -eq 0 ]; then
     exit 0

@@ -170,6 +170,17 @@ impl App {
         with_progress: bool,
         environments: &[&EnvName],
     ) -> Result<App> {
+        App::open_with(global, with_progress, environments, |locks| locks).await
+    }
+
+    /// [`App::open`] with the manager's lock store wrapped by `wrap_locks` (`floe serve`
+    /// times lease waits).
+    pub(crate) async fn open_with(
+        global: &Global,
+        with_progress: bool,
+        environments: &[&EnvName],
+        wrap_locks: impl FnOnce(Arc<dyn LockStore>) -> Arc<dyn LockStore>,
+    ) -> Result<App> {
         if let Some(path) = &global.docker_config
             && !path.is_file()
         {
@@ -207,7 +218,7 @@ impl App {
             .config(config.clone())
             .registry(registry.clone())
             .history(store.history.clone())
-            .locks(store.locks.clone())
+            .locks(wrap_locks(store.locks.clone()))
             .holds(store.holds.clone())
             .revocations(store.revocations.clone())
             .cursors(store.cursors.clone())

@@ -124,11 +124,25 @@ pub enum Command {
     Hold(HoldArgs),
     /// Webhook delivery outcomes; `retry` redelivers the failed ones.
     Notifications(NotificationsArgs),
+    /// Serve the HTTP API, the web dashboard and metrics until SIGTERM or SIGINT (requests
+    /// under way finish first).
+    Serve(ServeArgs),
     /// Print shell completions.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// `floe serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// How long requests under way may take to finish after SIGTERM (e.g. 30s).
+    #[arg(long, default_value = "30s")]
+    pub shutdown_grace: String,
 }
 
 /// `floe promote`.

@@ -17,6 +17,7 @@ mod promote;
 mod promote_group;
 mod revoke;
 mod rollback;
+mod serve;
 mod status;
 mod switch;
 mod verify;
@@ -89,6 +90,7 @@ pub(crate) async fn execute(cli: Cli) -> Result<(Option<Output>, u8)> {
         Command::Verify(a) => verify::run(g, a).await,
         Command::Keygen(a) => keygen::run(a).await,
         Command::Notifications(a) => notifications::run(g, a).await,
+        Command::Serve(a) => serve::run(g, a).await,
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod artifacts;
 mod attestation;
+mod server;
 mod signed_votes;
 mod webhooks;
 
@@ -189,6 +190,8 @@ struct RawPromotion {
     tag_scheme: Option<RawTagScheme>,
     #[serde(default)]
     artifacts: Option<artifacts::RawArtifacts>,
+    #[serde(default)]
+    server: Option<server::RawServer>,
 }
 
 #[derive(Deserialize)]
@@ -1013,6 +1016,7 @@ impl<'a> Loader<'a> {
         settings.groups = groups;
         settings.source = self.file.clone();
         settings.webhooks = webhooks;
+        settings.server = p.server.as_ref().map(|s| self.server(s)).transpose()?;
         if let Some(raw) = &p.attestation {
             settings.attestation = Some(self.attestation(raw)?);
         }

@@ -5,6 +5,7 @@ mod allowed_signers;
 mod artifacts;
 mod attestation;
 mod manifest;
+mod server;
 mod settings;
 mod strategy;
 mod tag_scheme;
@@ -23,6 +24,7 @@ pub use attestation::{AttestationSettings, CheckpointLocation, CheckpointSetting
 pub use manifest::{
     load_manifest, load_manifest_with_env, parse_manifest, parse_manifest_with_env,
 };
+pub use server::{OidcIssuer, ServerSettings, TlsFiles};
 pub use settings::{
     ApprovalPolicy, ApprovalRule, ApprovalSeparation, Authorization, Environment, FreezeWindow,
     GateSettings, PolicySettings, PromotionSettings, ScanSettings, Weekday,

@@ -41,6 +41,8 @@ pub struct PromotionSettings {
     pub webhooks: Vec<super::WebhookSettings>,
     /// The per-artifact catalogue (`artifacts.promotion.artifacts`): dependencies by name.
     pub artifacts: std::collections::BTreeMap<crate::model::ArtifactName, super::ArtifactSettings>,
+    /// The settings of `floe serve` (`artifacts.promotion.server`), when the manifest has them.
+    pub server: Option<super::ServerSettings>,
     /// Group membership (top-level `groups: { release: [bob, erin] }`): the groups of a
     /// signed vote's principal, by group name.
     pub groups: std::collections::BTreeMap<String, Vec<String>>,
@@ -74,6 +76,7 @@ impl PromotionSettings {
             source: None,
             webhooks: vec![],
             artifacts: std::collections::BTreeMap::new(),
+            server: None,
             groups: std::collections::BTreeMap::new(),
             attestation: None,
         }
