@@ -10,6 +10,14 @@ what=$1 m=$2
 case $what in
 prepare)
     n=$(($(cat "$w/counter") + 1)); echo "$n" >"$w/counter"
+    # skopeo remembers where it saw each blob (containers/image's blob info cache) and mounts
+    # it from there next time. Within one registry that is how it mounts from the source, so
+    # it keeps that memory for `mount`; for `stream` it would mount from an earlier run's
+    # destination in the other registry, so each stream run starts without it, as floe does.
+    if [ "$m" = stream ]; then
+        rm -f /var/lib/containers/cache/blob-info-cache-v1.* \
+            "${XDG_DATA_HOME:-$HOME/.local/share}"/containers/cache/blob-info-cache-v1.* 2>/dev/null || true
+    fi
     case $m in
     retag)  src="$A/r$n/dev" dst="$A/r$n/dev"
             skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \

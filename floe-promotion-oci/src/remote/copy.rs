@@ -244,7 +244,7 @@ impl Inner {
         self.auth(src).await?;
         self.auth(dst).await?;
         let clients = self.clients(src.host())?;
-        let clients_dst = self.clients(dst.host())?;
+        let uploader = self.uploader(dst).await?;
         let (sref, dref) = (src.tag_ref("latest"), dst.tag_ref("latest"));
         let (src_target, dst_target) = (src.at_digest(&blob.digest), dst.at_digest(&blob.digest));
         let digest = blob.digest.as_str();
@@ -300,7 +300,7 @@ impl Inner {
                     let watch = Watch::new();
                     let body = Body::new(source.stream, blob.size, Arc::clone(&watch), on_chunk)
                         .verify(&blob.digest);
-                    self.upload(&clients_dst.uploader, &dref, body, &watch, digest, blob.size)
+                    self.upload(uploader, &dref, body, &watch, digest, blob.size)
                         .await
                         .map_err(|e| ends.failure(e))
                 },
