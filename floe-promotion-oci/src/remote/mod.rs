@@ -100,7 +100,8 @@ struct Clients {
     /// Blob uploads: the same client without a read timeout, built when a blob is first
     /// uploaded (each client oci-client builds costs a load of the system's TLS roots, and
     /// a retag or a mount uploads nothing).
-    uploader: std::sync::OnceLock<oci_client::Client>,
+    /// Built once: concurrent uploads wait for the first build instead of building their own.
+    uploader: tokio::sync::OnceCell<oci_client::Client>,
 }
 
 /// The only root certificate of the clients for plain-HTTP hosts: a throwaway self-signed
@@ -135,7 +136,7 @@ fn build_clients(options: &OciOptions, tls: bool) -> Result<Clients> {
         tls,
         // Each read of an answer (and of a download) is limited to the request timeout.
         client: build_client(options, tls, Some(options.request_timeout))?,
-        uploader: std::sync::OnceLock::new(),
+        uploader: tokio::sync::OnceCell::new(),
     })
 }
 
@@ -263,13 +264,10 @@ impl Inner {
     async fn uploader(&self, repo: &RemoteRepo) -> Result<&oci_client::Client> {
         let auth = self.auth(repo).await?;
         let clients = self.clients(repo.host())?;
-        let uploader = match clients.uploader.get() {
-            Some(uploader) => uploader,
-            None => {
-                let built = build_client(&self.options, clients.tls, None)?;
-                clients.uploader.get_or_init(|| built)
-            }
-        };
+        let uploader = clients
+            .uploader
+            .get_or_try_init(|| async { build_client(&self.options, clients.tls, None) })
+            .await?;
         uploader.store_auth_if_needed(&repo.auth_key(), &auth).await;
         Ok(uploader)
     }
