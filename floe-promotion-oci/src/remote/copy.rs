@@ -55,10 +55,17 @@ impl Inner {
                 .await?;
             return Ok(CopyReport::default());
         }
+        let mode = mode(src, dst);
+        if mode == CopyMode::Stream {
+            // The upload client is built before any blob moves, not by the first of several
+            // uploads while the others already stream: its construction (TLS roots inside
+            // oci-client) then never adds to the buffers of blobs in flight.
+            self.uploader(dst).await?;
+        }
         let mut run = CopyRun {
             src,
             dst,
-            mode: mode(src, dst),
+            mode,
             report: CopyReport::default(),
             seen: HashSet::new(),
         };
