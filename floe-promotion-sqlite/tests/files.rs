@@ -64,6 +64,32 @@ async fn open_creates_the_file_and_reopens_it() {
     assert_eq!(mode, "wal");
 }
 
+/// A new file appears complete or not at all: it is built beside the path and renamed into
+/// place, so no `.creating` file is left behind, and a leftover of a creation that crashed
+/// (here: garbage) is replaced rather than opened. An empty file at the path (as `touch`
+/// leaves it) becomes a complete database.
+#[tokio::test]
+async fn a_new_file_is_built_aside_and_renamed_into_place() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("state.db");
+    let creating = dir.path().join("state.db.creating");
+    std::fs::write(&creating, b"half-written garbage from a crashed creation").expect("write");
+    std::fs::write(dir.path().join("state.db.creating-wal"), b"junk").expect("write");
+    let store = SqliteStore::open(&path).await.expect("open");
+    assert!(!creating.exists(), "the temporary file was renamed away");
+    assert!(!dir.path().join("state.db.creating-wal").exists());
+    store.check_integrity().await.expect("integrity");
+    assert_eq!(store.verify().await.expect("verify").events, 0);
+    drop(store);
+
+    let touched = dir.path().join("touched.db");
+    std::fs::write(&touched, b"").expect("touch");
+    two_events(&touched).await;
+    let again = SqliteStore::open(&touched).await.expect("reopen");
+    assert_eq!(again.verify().await.expect("verify").events, 2);
+    assert!(!dir.path().join("touched.db.creating").exists());
+}
+
 #[tokio::test]
 async fn missing_directory_is_not_found() {
     let dir = tempfile::tempdir().expect("dir");
