@@ -18,9 +18,11 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use floe_promotion::registry::{
     CopyMode, CopyReport, Descriptor, MANIFEST_MEDIA_TYPES, Manifest, TransferObserver,
@@ -282,40 +284,36 @@ impl Inner {
         F: FnMut() -> Fut,
         Fut: Future<Output = std::result::Result<T, Failure>>,
     {
-        let mut tries: u32 = 0;
-        loop {
-            let outcome = match tokio::time::timeout(limit, attempt()).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(Failure::unavailable(
-                    host,
-                    format!("{what}: no answer within {limit:?}"),
-                )),
-            };
-            match outcome {
-                Ok(value) => return Ok(value),
-                Err(f) if f.retryable && tries < self.options.retries => {
-                    let wait = self
-                        .options
-                        .retry_backoff
-                        .saturating_mul(1u32 << tries.min(16))
-                        .min(MAX_BACKOFF);
-                    tracing::debug!(%host, %what, error = %f.error, ?wait, "retrying");
-                    tries += 1;
-                    tokio::time::sleep(wait).await;
-                }
-                Err(f) => {
-                    return Err(match f.error {
-                        Error::Unavailable { registry, message } if tries > 0 => {
-                            Error::Unavailable {
-                                registry,
-                                message: format!("{message} (after {} attempts)", tries + 1),
-                            }
-                        }
-                        other => other,
-                    });
+        let attempts = AtomicU32::new(0);
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.options.retry_backoff)
+            .with_max_delay(MAX_BACKOFF)
+            .with_max_times(self.options.retries as usize);
+        let outcome = (|| {
+            attempts.fetch_add(1, Ordering::Relaxed);
+            let attempt = tokio::time::timeout(limit, attempt());
+            async move {
+                match attempt.await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(Failure::unavailable(
+                        host,
+                        format!("{what}: no answer within {limit:?}"),
+                    )),
                 }
             }
-        }
+        })
+        .retry(backoff)
+        .when(|f: &Failure| f.retryable)
+        .notify(|f, wait| tracing::debug!(%host, %what, error = %f.error, ?wait, "retrying"))
+        .await;
+        let attempts = attempts.into_inner();
+        outcome.map_err(|f| match f.error {
+            Error::Unavailable { registry, message } if attempts > 1 => Error::Unavailable {
+                registry,
+                message: format!("{message} (after {attempts} attempts)"),
+            },
+            other => other,
+        })
     }
 
     /// The limit for one attempt of an operation that moves no blob bytes: twice the request

@@ -1,6 +1,8 @@
 //! The tail of every write: the environment's lease, the checks that must hold under it, the
 //! copy and the tag writes, the record of the outcome, the release.
 
+use backon::{ExponentialBuilder, Retryable};
+
 use super::*;
 
 /// What [`DefaultPromotionManager::write`] did, under a lease the caller releases.
@@ -112,22 +114,19 @@ impl DefaultPromotionManager {
     pub(super) async fn take_lease(&self, env: &EnvName, actor: &Actor, id: Uuid) -> Result<Lease> {
         let ttl = Duration::from_std(self.settings().lease_ttl).unwrap_or(Duration::minutes(15));
         let holder = LeaseHolder::this_process(format!("{} ({id})", actor.id));
-        let deadline = tokio::time::Instant::now() + self.parts.lease_wait;
-        let mut pause = std::time::Duration::from_millis(5);
-        loop {
-            match self
-                .parts
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(std::time::Duration::from_millis(5))
+            .with_max_delay(std::time::Duration::from_millis(500))
+            .without_max_times()
+            .with_total_delay(Some(self.parts.lease_wait));
+        (|| {
+            self.parts
                 .locks
                 .acquire_lease(env, &holder, ttl, self.now())
-                .await
-            {
-                Err(Error::Busy { .. }) if tokio::time::Instant::now() + pause < deadline => {
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(std::time::Duration::from_millis(500));
-                }
-                other => return other,
-            }
-        }
+        })
+        .retry(backoff)
+        .when(|e| matches!(e, Error::Busy { .. }))
+        .await
     }
 
     /// Writes the planned tags (copying first when the repositories differ) under the
