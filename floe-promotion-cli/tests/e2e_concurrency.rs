@@ -10,7 +10,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{Workspace, push, skopeo_digest, three_env_manifest};
+use common::{Workspace, promote_args, push, skopeo_digest, three_env_manifest};
 use floe_promotion::Digest;
 use floe_promotion::history::EventKind;
 use floe_promotion_cli::exit;
@@ -42,18 +42,8 @@ fn eight_promoters_of_eight_versions_into_one_environment() {
     let promoters: Vec<(String, std::process::Child)> = versions
         .keys()
         .map(|v| {
-            let child = ws.spawn(&[
-                "--output",
-                "json",
-                "promote",
-                &format!("app:{v}"),
-                "--from",
-                "dev",
-                "--to",
-                "staging",
-                "--actor",
-                "ci",
-            ]);
+            let args = promote_args(v, "dev", "staging");
+            let child = ws.spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
             (v.clone(), child)
         })
         .collect();

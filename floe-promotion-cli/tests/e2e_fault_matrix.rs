@@ -9,8 +9,6 @@
 //! staging holds no environment tag, or the whole artifact with every blob readable (read by
 //! skopeo, past the proxies); the history records the failure; `floe audit verify` passes;
 //! and running the same promotion again succeeds.
-//!
-//! [`FaultProxy`]: floe_promotion_oci::testing::FaultProxy
 
 mod common;
 
@@ -21,18 +19,22 @@ use floe_promotion::Digest;
 use floe_promotion::history::EventKind;
 use floe_promotion_cli::exit;
 use floe_promotion_cli::output::{ErrorOutput, Output};
+use floe_promotion_oci::testing::FaultProxy;
 
 const KIB: u64 = 1024;
 
 /// The longest a fault may take to show (a stall to be reached, a process to give up).
 const PATIENCE: Duration = Duration::from_secs(20);
 
-/// The failed promotion of `version` left things whole: no tag or the whole artifact in
-/// staging, the failure recorded as the history's last event, nothing current in staging,
-/// the audit chain intact. Returns the recorded error.
+/// The failed promotion of `version` (which printed `error`) left things whole: no tag in
+/// staging, the failure recorded as the history's last event with that error, nothing
+/// current in staging, the audit chain intact.
 #[track_caller]
-fn assert_failed_cleanly(cr: &CrossRegistry, version: &str, digest: &Digest) -> String {
-    cr.assert_staging_whole(version, digest);
+fn assert_failed_cleanly(cr: &CrossRegistry, version: &str, digest: &Digest, error: &str) {
+    assert!(
+        !cr.assert_staging_whole(version, digest),
+        "a tag was written"
+    );
     let last = cr.ws.history().pop().expect("events recorded");
     assert_eq!(last.record.kind, EventKind::PromotionFailed, "{last:?}");
     assert_eq!(
@@ -43,13 +45,13 @@ fn assert_failed_cleanly(cr: &CrossRegistry, version: &str, digest: &Digest) -> 
         last.record.environment.as_ref().map(|e| e.as_str()),
         Some("staging")
     );
+    assert_eq!(last.record.details["error"], error);
     assert_eq!(
         cr.ws.current("staging"),
         None,
         "a failure moved the pointer"
     );
     cr.ws.assert_audit_intact();
-    last.record.details["error"].clone()
 }
 
 /// Runs the promotion of `version` again, with no fault: it succeeds, and staging, the
@@ -63,6 +65,17 @@ fn assert_rerun_completes(cr: &CrossRegistry, version: &str, digest: &Digest) {
     };
     assert_eq!(&record.digest, digest);
     assert_complete(cr, version, digest);
+}
+
+/// Promotes `v1` (at `digest`) with a fault set on `proxy`: it fails as unavailable and
+/// leaves things whole; with the fault cleared, the rerun completes. Returns the error.
+#[track_caller]
+fn fails_cleanly_then_completes(cr: &CrossRegistry, proxy: &FaultProxy, digest: &Digest) -> String {
+    let error = cr.promote("v1").json_error(exit::UNAVAILABLE).error;
+    assert_failed_cleanly(cr, "v1", digest, &error);
+    proxy.clear();
+    assert_rerun_completes(cr, "v1", digest);
+    error
 }
 
 /// Staging holds the whole artifact under both tags, `floe status` says it runs there, the
@@ -87,15 +100,8 @@ fn a_connection_cut_mid_blob_upload_fails_cleanly_and_the_rerun_completes() {
     // Every upload of the 40 KB layer loses its connection after 16 KiB, retries included.
     cr.target_proxy
         .cut_upstream_after(&cr.target_uploads(), 16 * KIB);
-    let run = cr.promote("v1");
-    let error = run.json_error(exit::UNAVAILABLE).error;
+    fails_cleanly_then_completes(&cr, &cr.target_proxy, &digest);
     assert!(cr.target_proxy.cuts() >= 1, "the fault never fired");
-    let recorded = assert_failed_cleanly(&cr, "v1", &digest);
-    assert_eq!(recorded, error);
-    assert!(!cr.assert_staging_whole("v1", &digest), "a tag was written");
-
-    cr.target_proxy.clear();
-    assert_rerun_completes(&cr, "v1", &digest);
 }
 
 #[test]
@@ -104,15 +110,8 @@ fn a_connection_cut_mid_blob_download_fails_cleanly_and_the_rerun_completes() {
     let digest = cr.push("v1", 52);
     cr.source_proxy
         .cut_downstream_after(&cr.source_blobs(), 16 * KIB);
-    let run = cr.promote("v1");
-    let error = run.json_error(exit::UNAVAILABLE).error;
+    fails_cleanly_then_completes(&cr, &cr.source_proxy, &digest);
     assert!(cr.source_proxy.cuts() >= 1, "the fault never fired");
-    let recorded = assert_failed_cleanly(&cr, "v1", &digest);
-    assert_eq!(recorded, error);
-    assert!(!cr.assert_staging_whole("v1", &digest), "a tag was written");
-
-    cr.source_proxy.clear();
-    assert_rerun_completes(&cr, "v1", &digest);
 }
 
 #[test]
@@ -138,14 +137,8 @@ fn a_long_burst_of_503_answers_fails_cleanly_and_the_rerun_completes() {
     let cr = CrossRegistry::new("burst-long", "");
     let digest = cr.push("v1", 54);
     cr.target_proxy.answer_with_status(" /v2/", 503, 10_000);
-    let run = cr.promote("v1");
-    let error = run.json_error(exit::UNAVAILABLE).error;
+    let error = fails_cleanly_then_completes(&cr, &cr.target_proxy, &digest);
     assert!(error.contains("503"), "{error}");
-    assert_failed_cleanly(&cr, "v1", &digest);
-    assert!(!cr.assert_staging_whole("v1", &digest), "a tag was written");
-
-    cr.target_proxy.clear();
-    assert_rerun_completes(&cr, "v1", &digest);
 }
 
 /// With `registry_timeout_seconds: 1`, a source that stops sending half way through a blob
@@ -158,9 +151,8 @@ fn a_stall_past_the_registry_timeout_fails_cleanly_and_the_rerun_completes() {
     cr.source_proxy
         .stall_downstream_after(&cr.source_blobs(), 16 * KIB);
     let started = Instant::now();
-    let run = cr.promote("v1");
+    let error = cr.promote("v1").json_error(exit::UNAVAILABLE).error;
     let took = started.elapsed();
-    let error = run.json_error(exit::UNAVAILABLE).error;
     assert!(took < Duration::from_secs(15), "took {took:?}");
     let downloads = cr
         .source_proxy
@@ -169,9 +161,7 @@ fn a_stall_past_the_registry_timeout_fails_cleanly_and_the_rerun_completes() {
         .filter(|l| l.starts_with("GET ") && l.contains(&cr.source_blobs()))
         .count();
     assert!(downloads >= 2, "no retry: {:?}", cr.source_proxy.requests());
-    let recorded = assert_failed_cleanly(&cr, "v1", &digest);
-    assert_eq!(recorded, error);
-    assert!(!cr.assert_staging_whole("v1", &digest), "a tag was written");
+    assert_failed_cleanly(&cr, "v1", &digest, &error);
 
     cr.source_proxy.clear();
     assert_rerun_completes(&cr, "v1", &digest);
@@ -202,9 +192,7 @@ fn the_destination_registry_killed_mid_promotion_and_restarted() {
     let doc: ErrorOutput = serde_json::from_str(&stdout).expect("a JSON error");
     cr.target_proxy.clear();
     cr.target.restart();
-    let recorded = assert_failed_cleanly(&cr, "v1", &digest);
-    assert_eq!(recorded, doc.error);
-    assert!(!cr.assert_staging_whole("v1", &digest), "a tag was written");
+    assert_failed_cleanly(&cr, "v1", &digest, &doc.error);
 
     assert_rerun_completes(&cr, "v1", &digest);
 }

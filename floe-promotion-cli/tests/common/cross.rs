@@ -8,7 +8,7 @@ use std::process::Child;
 use floe_promotion::Digest;
 use floe_promotion_oci::testing::{FaultProxy, TestRegistry};
 
-use super::{Run, Workspace, absent_or_complete, push};
+use super::{Run, Workspace, absent_or_complete, promote_args, push};
 
 /// The artifact every promotion moves.
 pub const APP: &str = "app";
@@ -86,34 +86,16 @@ impl CrossRegistry {
         )
     }
 
-    /// The arguments of `floe promote app:VERSION --from dev --to staging` (JSON output).
-    pub fn promote_args(version: &str) -> Vec<String> {
-        [
-            "--output",
-            "json",
-            "promote",
-            &format!("{APP}:{version}"),
-            "--from",
-            "dev",
-            "--to",
-            "staging",
-            "--actor",
-            "ci",
-        ]
-        .map(String::from)
-        .to_vec()
-    }
-
     /// Runs the promotion of `version` into staging.
     pub fn promote(&self, version: &str) -> Run {
-        let args = Self::promote_args(version);
+        let args = promote_args(version, "dev", "staging");
         self.ws
             .run(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }
 
     /// Starts the promotion of `version` into staging without waiting for it.
     pub fn spawn_promote(&self, version: &str) -> Child {
-        let args = Self::promote_args(version);
+        let args = promote_args(version, "dev", "staging");
         self.ws
             .spawn(&args.iter().map(String::as_str).collect::<Vec<_>>())
     }

@@ -515,6 +515,24 @@ impl Workspace {
     }
 }
 
+/// The arguments of `floe --output json promote app:VERSION --from FROM --to TO --actor ci`.
+pub fn promote_args(version: &str, from: &str, to: &str) -> Vec<String> {
+    [
+        "--output",
+        "json",
+        "promote",
+        &format!("app:{version}"),
+        "--from",
+        from,
+        "--to",
+        to,
+        "--actor",
+        "ci",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// Polls `done` until it holds, at most `limit`; panics naming `what` when it never does.
 #[track_caller]
 pub fn wait_for(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
