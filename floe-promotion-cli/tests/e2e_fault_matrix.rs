@@ -35,6 +35,13 @@ fn assert_failed_cleanly(cr: &CrossRegistry, version: &str, digest: &Digest, err
         !cr.assert_staging_whole(version, digest),
         "a tag was written"
     );
+    assert_failure_recorded(cr, version, error);
+}
+
+/// The failure of `version` (which printed `error`) is the history's last event, nothing is
+/// current in staging, and the audit chain is intact.
+#[track_caller]
+fn assert_failure_recorded(cr: &CrossRegistry, version: &str, error: &str) {
     let last = cr.ws.history().pop().expect("events recorded");
     assert_eq!(last.record.kind, EventKind::PromotionFailed, "{last:?}");
     assert_eq!(
@@ -139,6 +146,28 @@ fn a_long_burst_of_503_answers_fails_cleanly_and_the_rerun_completes() {
     cr.target_proxy.answer_with_status(" /v2/", 503, 10_000);
     let error = fails_cleanly_then_completes(&cr, &cr.target_proxy, &digest);
     assert!(error.contains("503"), "{error}");
+}
+
+/// The registry refuses the pointer's write (503, every retry) after it took the environment
+/// tag: the promotion fails with the whole artifact under the environment tag and the pointer
+/// where it was; the rerun writes the pointer.
+#[test]
+fn a_503_burst_on_the_pointer_write_leaves_the_whole_artifact_and_the_rerun_completes() {
+    let cr = CrossRegistry::new("burst-pointer", "");
+    let digest = cr.push("v1", 57);
+    cr.target_proxy
+        .answer_with_status(&cr.target_tag_put("latest-staging"), 503, 10_000);
+    let error = cr.promote("v1").json_error(exit::UNAVAILABLE).error;
+    assert!(cr.target_proxy.injected_answers() >= 1);
+    assert!(
+        cr.assert_staging_whole("v1", &digest),
+        "the environment tag is missing"
+    );
+    assert!(!cr.staging_has("latest-staging"), "the pointer was written");
+    assert_failure_recorded(&cr, "v1", &error);
+
+    cr.target_proxy.clear();
+    assert_rerun_completes(&cr, "v1", &digest);
 }
 
 /// With `registry_timeout_seconds: 1`, a source that stops sending half way through a blob

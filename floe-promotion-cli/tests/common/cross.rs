@@ -105,6 +105,13 @@ impl CrossRegistry {
         format!("{}/staging/{APP}", self.target_ns)
     }
 
+    /// Whether staging has `tag` (read directly, past the proxies).
+    pub fn staging_has(&self, tag: &str) -> bool {
+        super::tags(&self.staging_repo(), None)
+            .iter()
+            .any(|t| t == tag)
+    }
+
     /// The request-line pattern of blob downloads (and HEADs) from dev.
     pub fn source_blobs(&self) -> String {
         format!("/v2/{}/dev/{APP}/blobs/sha256:", self.source_path)
