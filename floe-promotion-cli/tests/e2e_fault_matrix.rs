@@ -65,12 +65,19 @@ fn assert_failure_recorded(cr: &CrossRegistry, version: &str, error: &str) {
 /// history and `floe status` agree on `digest`.
 #[track_caller]
 fn assert_rerun_completes(cr: &CrossRegistry, version: &str, digest: &Digest) {
+    let tagged_before = cr.staging_has(&format!("{version}-staging"));
     let run = cr.promote(version);
     run.ok();
     let Output::Promote(record) = run.output() else {
         panic!("not a promotion: {}", run.stdout)
     };
     assert_eq!(&record.digest, digest);
+    let copy = record.copy.expect("a copy between registries");
+    // Streamed from the other registry, never mounted: the config and both layers are
+    // uploaded now or were already there; with the artifact already there, nothing moves.
+    assert_eq!(copy.blobs_mounted, 0, "{copy:?}");
+    let blobs = if tagged_before { 0 } else { 3 };
+    assert_eq!(copy.blobs_uploaded + copy.blobs_skipped, blobs, "{copy:?}");
     assert_complete(cr, version, digest);
 }
 
@@ -127,7 +134,13 @@ fn a_short_burst_of_503_answers_is_ridden_out_by_the_retries() {
     let digest = cr.push("v1", 53);
     // The destination answers its next three requests, whatever they are, with 503.
     cr.target_proxy.answer_with_status(" /v2/", 503, 3);
-    cr.promote("v1").ok();
+    let run = cr.promote("v1");
+    run.ok();
+    let Output::Promote(record) = run.output() else {
+        panic!("not a promotion: {}", run.stdout)
+    };
+    let copy = record.copy.expect("a copy between registries");
+    assert_eq!(copy.blobs_uploaded, 3, "{copy:?}");
     assert_eq!(cr.target_proxy.injected_answers(), 3);
     assert_complete(&cr, "v1", &digest);
     assert!(
