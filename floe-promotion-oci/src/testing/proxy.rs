@@ -382,8 +382,9 @@ impl FaultProxy {
         self.shared.stalled.load(Ordering::SeqCst)
     }
 
-    /// Waits (polling) until `condition` holds for this proxy, at most `limit`; whether it
-    /// did. E.g. `proxy.wait_until(Duration::from_secs(10), |p| p.stalled() > 0)`.
+    /// Waits (polling, blocking the calling thread; the proxy runs on its own) until
+    /// `condition` holds for this proxy, at most `limit`; whether it did. E.g.
+    /// `proxy.wait_until(Duration::from_secs(10), |p| p.stalled() > 0)`.
     pub fn wait_until(&self, limit: Duration, condition: impl Fn(&FaultProxy) -> bool) -> bool {
         let deadline = std::time::Instant::now() + limit;
         loop {
