@@ -205,12 +205,15 @@ impl App {
         };
         let (store, state_name) = open_any_state(&global.state).await?;
         let progress = with_progress.then(crate::progress::Progress::new);
-        let options = OciOptions::default()
+        let mut options = OciOptions::default()
             .with_insecure_hosts(settings.insecure_registries.clone())
             .with_credentials(match &global.docker_config {
                 Some(path) => CredentialSource::docker_config(path),
                 None => CredentialSource::default(),
             });
+        if let Some(timeout) = settings.registry_timeout {
+            options = options.with_request_timeout(timeout);
+        }
         let remote = crate::lazy::LazyRemote::new(options, progress.as_ref().map(|p| p.observer()));
         let registry: Arc<dyn ArtifactRegistry> =
             Arc::new(RoutingRegistry::new(OciLayoutRegistry::new(), remote));

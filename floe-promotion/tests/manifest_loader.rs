@@ -76,6 +76,7 @@ fn a_complete_manifest_loads_into_the_expected_settings() {
     assert_eq!(s.signature_enforcement, SignatureEnforcement::Warn);
     assert_eq!(s.trusted_keys, vec![dir.join("keys/cosign.pub")]);
     assert_eq!(s.insecure_registries, vec!["127.0.0.1:5000".to_string()]);
+    assert_eq!(s.registry_timeout, Some(Duration::from_secs(45)));
     assert!(!s.allow_skip);
     assert_eq!(s.lease_ttl, Duration::from_secs(900));
     assert_eq!(s.tag_scheme.environment, "{version}-{env}");

@@ -74,7 +74,7 @@ pub(super) async fn run(g: &Global, a: VerifyArgs) -> Result<(Option<Output>, u8
         })?;
         config.repository(&env, &artifact)?
     };
-    let options = OciOptions::default()
+    let mut options = OciOptions::default()
         .with_insecure_hosts(
             config
                 .as_ref()
@@ -85,6 +85,9 @@ pub(super) async fn run(g: &Global, a: VerifyArgs) -> Result<(Option<Output>, u8
             Some(path) => CredentialSource::docker_config(path),
             None => CredentialSource::default(),
         });
+    if let Some(timeout) = config.as_ref().and_then(|c| c.settings().registry_timeout) {
+        options = options.with_request_timeout(timeout);
+    }
     let registry: Arc<dyn ArtifactRegistry> = Arc::new(RoutingRegistry::new(
         OciLayoutRegistry::new(),
         crate::lazy::LazyRemote::new(options, None),

@@ -461,3 +461,107 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+pub mod cross;
+
+impl Workspace {
+    /// The digest `floe status` (the history) says runs in `env`: its first deployment's.
+    pub fn current(&self, env: &str) -> Option<Digest> {
+        match self
+            .run(&["--output", "json", "status", "--env", env])
+            .ok()
+            .output()
+        {
+            Output::Status { environments } => environments
+                .first()
+                .and_then(|s| s.deployments.first())
+                .map(|d| d.deployment.digest.clone()),
+            other => panic!("status printed {other:?}"),
+        }
+    }
+
+    /// Panics unless `floe audit verify` exits 0 and says the chain is intact.
+    #[track_caller]
+    pub fn assert_audit_intact(&self) {
+        let run = self.run(&["audit", "verify"]);
+        run.ok();
+        assert!(
+            run.stdout.starts_with("audit chain intact"),
+            "{}",
+            run.stdout
+        );
+    }
+
+    /// Panics unless SQLite's `PRAGMA integrity_check` of the state file says `ok` (read by
+    /// the `sqlite3` shell, a reader independent of floe).
+    #[track_caller]
+    pub fn assert_state_integrity(&self) {
+        let out = Command::new("sqlite3")
+            .arg(self.state())
+            .arg("PRAGMA integrity_check;")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "running sqlite3 (apt-get install sqlite3, see scripts/registry-deps.sh): {e}"
+                )
+            });
+        assert!(
+            out.status.success(),
+            "sqlite3 failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+    }
+}
+
+/// The arguments of `floe --output json promote app:VERSION --from FROM --to TO --actor ci`.
+pub fn promote_args(version: &str, from: &str, to: &str) -> Vec<String> {
+    [
+        "--output",
+        "json",
+        "promote",
+        &format!("app:{version}"),
+        "--from",
+        from,
+        "--to",
+        to,
+        "--actor",
+        "ci",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Polls `done` until it holds, at most `limit`; panics naming `what` when it never does.
+#[track_caller]
+pub fn wait_for(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Either `HOST/REPO` has no tag `tag`, or the whole artifact under it is there: skopeo
+/// copies it (every blob downloaded and checked against its digest) into a directory.
+/// Returns its digest when the tag exists.
+#[track_caller]
+pub fn absent_or_complete(repo: &str, tag: &str) -> Option<Digest> {
+    if !tags(repo, None).iter().any(|t| t == tag) {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let reference = format!("{repo}:{tag}");
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--src-tls-verify=false",
+        &format!("docker://{reference}"),
+        &format!("dir:{}", dir.path().display()),
+    ]);
+    Some(skopeo_digest(&reference, None))
+}

@@ -161,6 +161,12 @@ impl OciOptions {
         self
     }
 
+    /// Options with this [`request_timeout`](Self::request_timeout).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
     /// Options with `credentials` for every host.
     pub fn with_credentials(mut self, credentials: CredentialSource) -> Self {
         self.credentials = credentials;

@@ -1,5 +1,6 @@
 //! [`FaultProxy`]: a loopback TCP proxy in front of a registry that injects network faults
-//! (slow uploads, stalls, corrupted and lost answers) into plain-HTTP traffic.
+//! (slow uploads, stalls, cut connections, made-up error answers, corrupted, held and lost
+//! answers) into plain-HTTP traffic.
 //!
 //! The proxy reads the HTTP/1.1 requests going through it (request line and headers; bodies
 //! framed by `Content-Length` or chunked encoding), so that faults can target the answer to one
@@ -76,6 +77,11 @@ struct Faults {
     stall_downstream: Vec<(String, u64)>,
     corrupt: Vec<String>,
     drop: Vec<String>,
+    cut_upstream: Vec<(String, u64)>,
+    cut_downstream: Vec<(String, u64)>,
+    hold: Vec<String>,
+    /// Pattern, status, how many more requests get it.
+    status: Vec<(String, u16, u64)>,
 }
 
 impl Faults {
@@ -85,6 +91,28 @@ impl Faults {
 
     fn stall_downstream_at(&self, line: &str) -> Option<u64> {
         first_match(&self.stall_downstream, line)
+    }
+
+    fn cut_upstream_at(&self, line: &str) -> Option<u64> {
+        first_match(&self.cut_upstream, line)
+    }
+
+    fn cut_downstream_at(&self, line: &str) -> Option<u64> {
+        first_match(&self.cut_downstream, line)
+    }
+
+    fn holds(&self, line: &str) -> bool {
+        self.hold.iter().any(|p| line.contains(p.as_str()))
+    }
+
+    /// The status to answer `line` with instead of forwarding it, using up one of its count.
+    fn take_status(&mut self, line: &str) -> Option<u16> {
+        let entry = self
+            .status
+            .iter_mut()
+            .find(|(pattern, _, left)| *left > 0 && line.contains(pattern.as_str()))?;
+        entry.2 -= 1;
+        Some(entry.1)
     }
 }
 
@@ -101,6 +129,16 @@ struct Shared {
     requests: Mutex<Vec<String>>,
     dropped: AtomicU64,
     connections: AtomicU64,
+    /// Connections closed by a cut fault.
+    cuts: AtomicU64,
+    /// Answers the proxy made up instead of forwarding the request.
+    injected: AtomicU64,
+    /// Answers held by [`FaultProxy::hold_response`] so far.
+    held: AtomicU64,
+    /// Directions of connections a stall or hold keeps waiting right now.
+    stalled: AtomicU64,
+    /// Bumped by [`FaultProxy::reset_connections`]: every open connection closes.
+    reset: tokio::sync::watch::Sender<u64>,
     /// When the throttled upload direction may send its next byte (shared by all connections).
     upload_clock: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -147,6 +185,11 @@ impl FaultProxy {
             requests: Mutex::new(Vec::new()),
             dropped: AtomicU64::new(0),
             connections: AtomicU64::new(0),
+            cuts: AtomicU64::new(0),
+            injected: AtomicU64::new(0),
+            held: AtomicU64::new(0),
+            stalled: AtomicU64::new(0),
+            reset: tokio::sync::watch::Sender::new(0),
             upload_clock: tokio::sync::Mutex::new(None),
         });
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
@@ -234,6 +277,56 @@ impl FaultProxy {
         self.shared.faults().drop.push(pattern.to_string());
     }
 
+    /// After `n_bytes` of the body of a request whose request line contains `pattern` (e.g.
+    /// a blob upload, `"/blobs/uploads/"`), closes the connection: the registry gets part of
+    /// the body and then nothing, the client a broken connection. Applies to every matching
+    /// request (so to every retry) until [`clear`](Self::clear); [`cuts`](Self::cuts) counts
+    /// the connections closed. A body of at most `n_bytes` passes.
+    pub fn cut_upstream_after(&self, pattern: &str, n_bytes: u64) {
+        self.shared
+            .faults()
+            .cut_upstream
+            .push((pattern.to_string(), n_bytes));
+    }
+
+    /// After `n_bytes` of the body of the answer to a request whose request line contains
+    /// `pattern` (e.g. a blob download), closes the connection: the client gets a truncated
+    /// answer. Applies to every matching request until [`clear`](Self::clear);
+    /// [`cuts`](Self::cuts) counts the connections closed. An answer whose body has at most
+    /// `n_bytes` passes.
+    pub fn cut_downstream_after(&self, pattern: &str, n_bytes: u64) {
+        self.shared
+            .faults()
+            .cut_downstream
+            .push((pattern.to_string(), n_bytes));
+    }
+
+    /// Answers the next `times` requests whose request line contains `pattern` with `status`
+    /// (an empty body, the connection kept open) without forwarding them: e.g. a burst of
+    /// `503 Service Unavailable`. [`injected_answers`](Self::injected_answers) counts them.
+    pub fn answer_with_status(&self, pattern: &str, status: u16, times: u64) {
+        self.shared
+            .faults()
+            .status
+            .push((pattern.to_string(), status, times));
+    }
+
+    /// For every request whose request line contains `pattern`: forwards the request and lets
+    /// the registry answer it, but holds the answer while the fault stays. The registry
+    /// applied the request; the client waits for its reply. [`clear`](Self::clear) delivers
+    /// the held answers, [`reset_connections`](Self::reset_connections) loses them;
+    /// [`held_responses`](Self::held_responses) counts the answers held.
+    pub fn hold_response(&self, pattern: &str) {
+        self.shared.faults().hold.push(pattern.to_string());
+    }
+
+    /// Closes every connection open now, without delivering what a stall or a hold keeps:
+    /// data held back never reaches the registry, held answers never reach the client.
+    /// Faults stay as they are; new connections are served as usual.
+    pub fn reset_connections(&self) {
+        self.shared.reset.send_modify(|n| *n += 1);
+    }
+
     /// Removes every fault; stalled connections resume.
     pub fn clear(&self) {
         *self.shared.faults() = Faults::default();
@@ -265,6 +358,44 @@ impl FaultProxy {
     /// How many client connections the proxy has accepted so far.
     pub fn connections(&self) -> u64 {
         self.shared.connections.load(Ordering::SeqCst)
+    }
+
+    /// How many connections a cut fault has closed so far.
+    pub fn cuts(&self) -> u64 {
+        self.shared.cuts.load(Ordering::SeqCst)
+    }
+
+    /// How many answers [`answer_with_status`](Self::answer_with_status) has made up so far.
+    pub fn injected_answers(&self) -> u64 {
+        self.shared.injected.load(Ordering::SeqCst)
+    }
+
+    /// How many answers [`hold_response`](Self::hold_response) has held so far (each one had
+    /// reached the proxy, so the registry had answered its request).
+    pub fn held_responses(&self) -> u64 {
+        self.shared.held.load(Ordering::SeqCst)
+    }
+
+    /// How many directions of connections a stall or a hold keeps waiting right now: `> 0`
+    /// once a request (or its answer) is stuck in the proxy.
+    pub fn stalled(&self) -> u64 {
+        self.shared.stalled.load(Ordering::SeqCst)
+    }
+
+    /// Waits (polling, blocking the calling thread; the proxy runs on its own) until
+    /// `condition` holds for this proxy, at most `limit`; whether it did. E.g.
+    /// `proxy.wait_until(Duration::from_secs(10), |p| p.stalled() > 0)`.
+    pub fn wait_until(&self, limit: Duration, condition: impl Fn(&FaultProxy) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if condition(self) {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(STALL_POLL);
+        }
     }
 }
 
@@ -373,13 +504,20 @@ enum End {
     Abort,
 }
 
+/// The client side of a connection, written by the registry → client direction and by the
+/// client → registry direction when the proxy answers a request itself. Clients do not
+/// pipeline, so the two never have an answer to write at the same time.
+type ClientWriter = Arc<tokio::sync::Mutex<OwnedWriteHalf>>;
+
 async fn serve(shared: Arc<Shared>, client: TcpStream) {
+    let mut reset = shared.reset.subscribe();
     let Ok(upstream) = connect(shared.upstream).await else {
         return;
     };
     let _ = client.set_nodelay(true);
     let _ = upstream.set_nodelay(true);
     let (client_read, client_write) = client.into_split();
+    let client_write: ClientWriter = Arc::new(tokio::sync::Mutex::new(client_write));
     let (upstream_read, upstream_write) = upstream.into_split();
     let current = Arc::new(Mutex::new(Current::default()));
     let up = pump_up(
@@ -387,32 +525,75 @@ async fn serve(shared: Arc<Shared>, client: TcpStream) {
         Arc::clone(&current),
         client_read,
         upstream_write,
+        Arc::clone(&client_write),
     );
     let down = pump_down(shared, current, upstream_read, client_write);
-    tokio::pin!(up, down);
-    tokio::select! {
-        end = &mut up => {
-            if matches!(end, End::Closed) {
-                // The client is done sending; deliver what the registry still says.
-                let _ = down.await;
+    let both = async move {
+        tokio::pin!(up, down);
+        tokio::select! {
+            end = &mut up => {
+                if matches!(end, End::Closed) {
+                    // The client is done sending; deliver what the registry still says.
+                    let _ = down.await;
+                }
             }
+            _ = &mut down => {}
         }
-        _ = &mut down => {}
+    };
+    // A reset drops both directions, and with them whatever a stall or a hold keeps.
+    tokio::select! {
+        _ = both => {}
+        _ = reset.changed() => {}
     }
 }
 
-/// Client → registry: parses request heads, applies the throttle and upload stalls.
+/// Counts a direction as stalled while it lives (also when its task is dropped).
+struct Stalled<'a>(&'a AtomicU64);
+
+impl<'a> Stalled<'a> {
+    fn new(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Stalled(counter)
+    }
+}
+
+impl Drop for Stalled<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Waits while a fault still applies (the lock is not held across an await), counted in
+/// [`FaultProxy::stalled`].
+async fn wait_while(shared: &Shared, fault: impl Fn(&Faults) -> bool) {
+    let _stalled = Stalled::new(&shared.stalled);
+    while fault(&shared.faults()) {
+        tokio::time::sleep(STALL_POLL).await;
+    }
+}
+
+/// Writes an answer the proxy made up, with an empty body, to the client.
+async fn answer(client: &ClientWriter, status: u16) -> std::io::Result<()> {
+    let head = format!("HTTP/1.1 {status} Fault Injected\r\nContent-Length: 0\r\n\r\n");
+    client.lock().await.write_all(head.as_bytes()).await
+}
+
+/// Client → registry: parses request heads, applies the throttle, upload stalls and cuts,
+/// and answers requests itself when told to.
 async fn pump_up(
     shared: Arc<Shared>,
     current: Arc<Mutex<Current>>,
     mut from: OwnedReadHalf,
     mut to: OwnedWriteHalf,
+    client: ClientWriter,
 ) -> End {
     let mut parser = RequestParser::default();
     let mut buf = vec![0u8; READ_SIZE];
     let mut parts = Vec::new();
     let mut line = String::new();
     let mut body_sent: u64 = 0;
+    // The status to answer once the request being swallowed has been read whole.
+    let mut swallowing: Option<u16> = None;
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => {
@@ -424,11 +605,36 @@ async fn pump_up(
         parts.clear();
         parser.feed(&buf[..n], &mut parts);
         for part in parts.drain(..) {
+            if let Some(request_line) = &part.head {
+                shared
+                    .requests
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(request_line.clone());
+                if let Some(status) = shared.faults().take_status(request_line) {
+                    // Not forwarded: the registry never sees it.
+                    shared.injected.fetch_add(1, Ordering::SeqCst);
+                    swallowing = Some(status);
+                }
+            }
+            if let Some(status) = swallowing {
+                if part.end {
+                    swallowing = None;
+                    if answer(&client, status).await.is_err() {
+                        return End::Closed;
+                    }
+                }
+                continue;
+            }
             let is_head = part.head.is_some();
-            let stall = if is_head {
-                None
+            let (stall, cut) = if is_head {
+                (None, None)
             } else {
-                shared.faults().stall_upstream_at(&line)
+                let faults = shared.faults();
+                (
+                    faults.stall_upstream_at(&line),
+                    faults.cut_upstream_at(&line),
+                )
             };
             let mut data: &[u8] = &part.data;
             if let Some(request_line) = part.head {
@@ -438,13 +644,15 @@ async fn pump_up(
                     c.number += 1;
                     c.line = request_line.clone();
                 }
-                shared
-                    .requests
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(request_line.clone());
                 line = request_line;
                 body_sent = 0;
+            } else if let Some(limit) = cut {
+                let allowed = limit.saturating_sub(body_sent).min(data.len() as u64) as usize;
+                if allowed < data.len() {
+                    let _ = send_up(&shared, &mut to, &data[..allowed]).await;
+                    shared.cuts.fetch_add(1, Ordering::SeqCst);
+                    return End::Abort;
+                }
             } else if let Some(limit) = stall {
                 let allowed = limit.saturating_sub(body_sent).min(data.len() as u64) as usize;
                 if allowed < data.len() {
@@ -454,9 +662,7 @@ async fn pump_up(
                     body_sent += allowed as u64;
                     data = &data[allowed..];
                     // Hold the rest (and stop reading) while the fault stays.
-                    while still_stalled(&shared, |f| f.stall_upstream_at(&line)) {
-                        tokio::time::sleep(STALL_POLL).await;
-                    }
+                    wait_while(&shared, |f| f.stall_upstream_at(&line).is_some()).await;
                 }
             }
             if !is_head {
@@ -467,11 +673,6 @@ async fn pump_up(
             }
         }
     }
-}
-
-/// Whether a stall fault still applies (the lock is not held across an await).
-fn still_stalled(shared: &Shared, fault: impl Fn(&Faults) -> Option<u64>) -> bool {
-    fault(&shared.faults()).is_some()
 }
 
 /// Writes `data` upstream in small pieces paced by the throttle (if any).
@@ -489,12 +690,13 @@ async fn send_up(shared: &Shared, to: &mut OwnedWriteHalf, mut data: &[u8]) -> s
     Ok(())
 }
 
-/// Registry → client: finds the head of each answer, applies corruption, stalls and drops.
+/// Registry → client: finds the head of each answer, applies corruption, stalls, cuts, holds
+/// and drops.
 async fn pump_down(
     shared: Arc<Shared>,
     current: Arc<Mutex<Current>>,
     mut from: OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+    client: ClientWriter,
 ) -> End {
     let mut buf = vec![0u8; READ_SIZE];
     let mut answering: u64 = 0;
@@ -503,7 +705,7 @@ async fn pump_down(
     loop {
         let n = match from.read(&mut buf).await {
             Ok(0) | Err(_) => {
-                let _ = to.shutdown().await;
+                let _ = client.lock().await.shutdown().await;
                 return End::Closed;
             }
             Ok(n) => n,
@@ -512,7 +714,8 @@ async fn pump_down(
             let c = current.lock().unwrap_or_else(|p| p.into_inner());
             (c.number, c.line.clone())
         };
-        if number != answering {
+        let first_read = number != answering;
+        if first_read {
             answering = number;
             head = HeadEnd::default();
             body_offset = 0;
@@ -521,6 +724,12 @@ async fn pump_down(
         if faults.drop.iter().any(|p| line.contains(p.as_str())) {
             shared.dropped.fetch_add(1, Ordering::SeqCst);
             return End::Abort;
+        }
+        if faults.holds(&line) {
+            if first_read {
+                shared.held.fetch_add(1, Ordering::SeqCst);
+            }
+            wait_while(&shared, |f| f.holds(&line)).await;
         }
         let data = &mut buf[..n];
         let body_start = if head.done {
@@ -539,6 +748,15 @@ async fn pump_down(
             }
         }
         let body_len = (data.len() - body_start) as u64;
+        let mut to = client.lock().await;
+        if let Some(limit) = faults.cut_downstream_at(&line) {
+            let allowed = limit.saturating_sub(body_offset).min(body_len) as usize;
+            if allowed < body_len as usize {
+                let _ = to.write_all(&data[..body_start + allowed]).await;
+                shared.cuts.fetch_add(1, Ordering::SeqCst);
+                return End::Abort;
+            }
+        }
         if let Some(limit) = faults.stall_downstream_at(&line) {
             let allowed = limit.saturating_sub(body_offset).min(body_len) as usize;
             if allowed < body_len as usize {
@@ -547,9 +765,7 @@ async fn pump_down(
                     return End::Closed;
                 }
                 body_offset += allowed as u64;
-                while still_stalled(&shared, |f| f.stall_downstream_at(&line)) {
-                    tokio::time::sleep(STALL_POLL).await;
-                }
+                wait_while(&shared, |f| f.stall_downstream_at(&line).is_some()).await;
                 body_offset += (body_len as usize - allowed) as u64;
                 if to.write_all(&data[cut..]).await.is_err() {
                     return End::Closed;
@@ -596,6 +812,8 @@ impl HeadEnd {
 struct Part {
     head: Option<String>,
     data: Vec<u8>,
+    /// Whether this piece ends a request.
+    end: bool,
 }
 
 #[derive(Debug, Default)]
@@ -620,24 +838,25 @@ struct RequestParser {
 
 impl RequestParser {
     fn feed(&mut self, mut data: &[u8], out: &mut Vec<Part>) {
-        let body = |out: &mut Vec<Part>, bytes: &[u8]| {
-            if !bytes.is_empty() {
+        let body = |out: &mut Vec<Part>, bytes: &[u8], end: bool| {
+            if !bytes.is_empty() || end {
                 out.push(Part {
                     head: None,
                     data: bytes.to_vec(),
+                    end,
                 });
             }
         };
         while !data.is_empty() {
             match self.state {
                 RequestState::Opaque => {
-                    body(out, data);
+                    body(out, data, false);
                     return;
                 }
                 RequestState::Head => {
                     let Some(end) = self.take_until(&mut data, b"\r\n\r\n") else {
                         if self.pending.len() > MAX_HEAD {
-                            body(out, &std::mem::take(&mut self.pending));
+                            body(out, &std::mem::take(&mut self.pending), false);
                             self.state = RequestState::Opaque;
                         }
                         continue;
@@ -645,17 +864,20 @@ impl RequestParser {
                     let head = std::mem::take(&mut self.pending);
                     debug_assert_eq!(end, head.len());
                     let (line, next) = parse_head(&head);
+                    let end = matches!(next, RequestState::Head);
                     self.state = next;
                     out.push(Part {
                         head: Some(line),
                         data: head,
+                        end,
                     });
                 }
                 RequestState::Body(left) | RequestState::ChunkData(left) => {
                     let take = (left.min(data.len() as u64)) as usize;
-                    body(out, &data[..take]);
-                    data = &data[take..];
                     let left = left - take as u64;
+                    let end = left == 0 && matches!(self.state, RequestState::Body(_));
+                    body(out, &data[..take], end);
+                    data = &data[take..];
                     self.state = match (&self.state, left) {
                         (RequestState::Body(_), 0) => RequestState::Head,
                         (RequestState::Body(_), n) => RequestState::Body(n),
@@ -673,7 +895,7 @@ impl RequestParser {
                         .split([';', '\r'])
                         .next()
                         .and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
-                    body(out, &line);
+                    body(out, &line, false);
                     self.state = match size {
                         Some(0) => RequestState::Trailer,
                         // The chunk's data and the CRLF after it.
@@ -686,8 +908,9 @@ impl RequestParser {
                         continue;
                     }
                     let line = std::mem::take(&mut self.pending);
-                    body(out, &line);
-                    if line == b"\r\n" {
+                    let end = line == b"\r\n";
+                    body(out, &line, end);
+                    if end {
                         self.state = RequestState::Head;
                     }
                 }
@@ -750,6 +973,30 @@ mod tests {
             parser.feed(chunk, &mut out);
         }
         out.into_iter().map(|p| (p.head, p.data)).collect()
+    }
+
+    /// Whether each part ends its request.
+    fn ends(chunks: &[&[u8]]) -> Vec<bool> {
+        let mut parser = RequestParser::default();
+        let mut out = Vec::new();
+        for chunk in chunks {
+            parser.feed(chunk, &mut out);
+        }
+        out.into_iter().map(|p| p.end).collect()
+    }
+
+    #[test]
+    fn the_last_part_of_each_request_is_marked() {
+        // A head without a body ends its request; a body ends with its last byte (across
+        // reads); a chunked body ends with its trailer's empty line.
+        assert_eq!(
+            ends(&[
+                b"GET /v2/ HTTP/1.1\r\n\r\nPUT /x HTTP/1.1\r\nContent-Length: 4\r\n\r\nab",
+                b"cd",
+                b"PATCH /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+            ]),
+            [true, false, false, true, false, false, false, false, true]
+        );
     }
 
     #[test]

@@ -183,6 +183,8 @@ struct RawPromotion {
     #[serde(default)]
     insecure_registries: Vec<Spanned<String>>,
     #[serde(default)]
+    registry_timeout_seconds: Option<Spanned<u64>>,
+    #[serde(default)]
     allow_skip: bool,
     #[serde(default)]
     lease_ttl_seconds: Option<Spanned<u64>>,
@@ -1048,6 +1050,9 @@ impl<'a> Loader<'a> {
             .iter()
             .map(|r| self.host(r))
             .collect::<Result<_>>()?;
+        if let Some(t) = &p.registry_timeout_seconds {
+            settings.registry_timeout = Some(self.seconds("registry_timeout_seconds", t)?);
+        }
         settings.allow_skip = p.allow_skip;
         if let Some(t) = &p.lease_ttl_seconds {
             settings.lease_ttl = self.seconds("lease_ttl_seconds", t)?;

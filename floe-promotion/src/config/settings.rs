@@ -29,6 +29,10 @@ pub struct PromotionSettings {
     pub trusted_keys: Vec<PathBuf>,
     /// Registry hosts (`host:port`) reached over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// How long a registry may leave a request unanswered or a blob transfer without
+    /// progress before the attempt fails and is retried (`registry_timeout_seconds`); `None`
+    /// keeps the registry client's default.
+    pub registry_timeout: Option<Duration>,
     /// How environment, pointer and rollback tags are named.
     pub tag_scheme: TagScheme,
     /// Whether a promotion may skip environments (still forward only).
@@ -70,6 +74,7 @@ impl PromotionSettings {
             signature_enforcement: SignatureEnforcement::Off,
             trusted_keys: vec![],
             insecure_registries: vec![],
+            registry_timeout: None,
             tag_scheme: TagScheme::default(),
             allow_skip: false,
             lease_ttl: Duration::from_secs(15 * 60),
