@@ -29,6 +29,7 @@
 //! 3.30 s → 1.37 s at 1,000,000 events; with it busy, about 1.2× (1,000,000 events: 2.62 s).
 //! See the crate's README.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -105,22 +106,15 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap_or_else(|e| panic!("tokio runtime: {e}"))
 }
 
-fn benches(c: &mut Criterion) {
-    let total: u64 = std::env::var("FLOE_BENCH_EVENTS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let rt = runtime();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("temporary directory: {e}"));
-    // FLOE_BENCH_DB keeps the database between runs (it is built only when empty).
-    let path = std::env::var_os("FLOE_BENCH_DB")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| dir.path().join("bench.db"));
+/// Opens the benchmark database of `total` events, building (or completing) it first.
+///
+/// The file is kept under the target directory between runs (`FLOE_BENCH_DB` names another
+/// path), so only the first run builds it.
+fn database(rt: &tokio::runtime::Runtime, total: u64, path: &Path) -> (Arc<SqliteStore>, u64) {
     let store = Arc::new(
-        rt.block_on(SqliteStore::open(&path))
-            .unwrap_or_else(|e| panic!("open: {e}")),
+        rt.block_on(SqliteStore::open(path))
+            .unwrap_or_else(|e| panic!("open {}: {e}", path.display())),
     );
-
     let started = Instant::now();
     let existing = rt
         .block_on(store.query(&HistoryQuery {
@@ -143,14 +137,39 @@ fn benches(c: &mut Criterion) {
         }
     });
     let took = started.elapsed();
-    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let built = total.saturating_sub(existing);
     let total = total.max(existing);
+    if built > 0 {
+        eprintln!(
+            "built {built} events in {:.1} s ({:.0} events/s in batches of 1000)",
+            took.as_secs_f64(),
+            built as f64 / took.as_secs_f64(),
+        );
+    }
     eprintln!(
-        "built {total} events in {:.1} s ({:.0} events/s in batches of 1000), file {} MB",
-        took.as_secs_f64(),
-        (total.saturating_sub(existing)) as f64 / took.as_secs_f64(),
+        "{}: {total} events, {} MB",
+        path.display(),
         size / 1_000_000
     );
+    (store, total)
+}
+
+/// Where the database of `total` events is kept: the path in the environment variable `var`,
+/// or a file under the target directory.
+fn database_path(var: &str, total: u64) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("sqlite-bench-{total}.db"))
+    })
+}
+
+fn benches(c: &mut Criterion) {
+    let total: u64 = std::env::var("FLOE_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let rt = runtime();
+    let (store, total) = database(&rt, total, &database_path("FLOE_BENCH_DB", total));
 
     let prod = EnvName::new("prod-eu").unwrap_or_else(|e| panic!("{e}"));
     let mut group = c.benchmark_group("sqlite_1m");
@@ -227,5 +246,30 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(sqlite, benches);
+/// The latest 50 events of one environment in a history of 10,000,000 events, only with
+/// `FLOE_BENCH_10M=1`: the file takes about 10 GB and a long time to build (it is kept under
+/// the target directory, `FLOE_BENCH_10M_DB` names another path).
+fn benches_10m(c: &mut Criterion) {
+    if std::env::var_os("FLOE_BENCH_10M").is_none_or(|v| v != "1") {
+        return;
+    }
+    let total = 10_000_000;
+    let path = database_path("FLOE_BENCH_10M_DB", total);
+    let rt = runtime();
+    let (store, _) = database(&rt, total, &path);
+    let prod = EnvName::new("prod-eu").unwrap_or_else(|e| panic!("{e}"));
+    let mut group = c.benchmark_group("sqlite_10m");
+    group.bench_function("latest_50_of_one_environment", |b| {
+        b.to_async(&rt).iter(|| async {
+            let events = store
+                .latest(&prod, 50)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(events.len(), 50);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(sqlite, benches, benches_10m);
 criterion_main!(sqlite);
