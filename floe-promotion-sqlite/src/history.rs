@@ -279,8 +279,10 @@ fn export(
     })
 }
 
+/// Whether `h` is 64 hexadecimal digits. Every byte is looked at (no early exit), so that the
+/// loop is vectorised: it runs twice per exported event.
 fn is_hex_hash(h: &[u8]) -> bool {
-    h.len() == 64 && h.iter().all(|b| b.is_ascii_hexdigit())
+    h.len() == 64 && h.iter().fold(true, |ok, b| ok & b.is_ascii_hexdigit())
 }
 
 /// JSON Lines straight from the stored bytes, without parsing the events: an exported line is
