@@ -457,6 +457,23 @@ mod tests {
     }
 
     #[test]
+    fn hex_hashes_are_64_hex_digits_anywhere_in_the_string() {
+        let good = "0123456789abcdefABCDEF".repeat(3);
+        let good = &good.as_bytes()[..64];
+        assert!(is_hex_hash(good));
+        for at in [0, 1, 31, 32, 62, 63] {
+            for bad in [b'g', b'"', b'\\', b'\n', b' ', 0xc3] {
+                let mut h = good.to_vec();
+                h[at] = bad;
+                assert!(!is_hex_hash(&h), "byte {bad:#x} at {at}");
+            }
+        }
+        assert!(!is_hex_hash(&good[..63]));
+        assert!(!is_hex_hash(&[good, b"0"].concat()));
+        assert!(!is_hex_hash(b""));
+    }
+
+    #[test]
     fn the_cli_queries_use_indexes() {
         let mut conn = Connection::open_in_memory().expect("db");
         crate::schema::migrate(&mut conn, ":memory:", |a, e| {
