@@ -7,7 +7,8 @@
 //! start at once (the append benchmarks add to it); then measured: the latest 50 events of
 //! one environment, the current version of every environment, a full `verify`, a full JSON
 //! Lines export, and appends (durable, one event per transaction; and batches of 100). The
-//! figures are recorded in the crate's README. An earlier run (2 vCPU, shared, 1,000,000 events, 992 MB file):
+//! figures are recorded in the crate's README. An earlier run (2 vCPU, shared, 1,000,000
+//! events, 992 MB file):
 //!
 //! - build in batches of 1,000: 10,650 events/s
 //! - append, durable, one per transaction: 294 µs (3,400 events/s)
