@@ -154,7 +154,12 @@ pub fn content_hash(prev_hash: &str, content: &[u8]) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
     h.update(content);
-    hex::encode(h.finalize())
+    // Into a buffer: `hex::encode` builds the string a char at a time.
+    let mut hex = [0u8; 64];
+    match hex::encode_to_slice(h.finalize(), &mut hex) {
+        Ok(()) => String::from_utf8_lossy(&hex).into_owned(),
+        Err(_) => unreachable!("32 bytes are 64 hex digits"),
+    }
 }
 
 /// `content_hash(prev_hash, canonical_json(seq, record))`: the hash a new event gets.
