@@ -1,11 +1,12 @@
 //! In-memory promotion with three gates and history, on one core (current-thread runtime).
 //!
 //! Run: `cargo bench -p floe-benches --bench promotion`
-//! Measured (2 shared cores): 37.9 µs a promotion, 26,400 promotions/s, with the outbox
-//! delivering each promotion's two events to the pipeline's recording notifier in the
-//! background; 29.4 µs (34,000/s) with delivery left to an explicit run. Before audit format 2
-//! (RFC 8785 hashing), the outbox and typed payloads it was 16.8 µs (59,600/s): the target of
-//! 50,000/s is missed for now.
+//! Measured (2 shared cores, both busy with other builds, load average 13): 52.6 and 61.7 µs
+//! a promotion (19,000 and 16,200/s), against 114.4 and 108.9 µs for the code before the
+//! direct format-2 writer, run in turn in the same session; with the outbox delivering each
+//! promotion's two events to the pipeline's recording notifier in the background. On a quiet
+//! machine the code before took 36.5 µs (27,400/s). The target of 100,000/s is missed for now:
+//! see `examples/promote_loop.rs` to profile what remains.
 //!
 //! Each measured promotion resolves the digest, checks the transition, lock, immutability and
 //! pointer tags, runs three passing gates concurrently, takes and releases the lease, writes

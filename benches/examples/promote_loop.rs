@@ -3,22 +3,40 @@
 //! with a fixed count so instruction counts compare between builds.
 //!
 //! Run: `cargo run --release -p floe-benches --example promote_loop -- 20000`
+//!
+//! With `setup` after the count, it builds the pipeline and pushes the releases but promotes
+//! nothing: the instructions of a promotion are then `(run(N) - run(N setup)) / N`, e.g.
+//! `valgrind --tool=callgrind target/release/examples/promote_loop 2000` and the same with
+//! `2000 setup`.
 
 use std::time::Instant;
 
 use floe_benches::{promote_all, three_gate_pipeline};
+use floe_promotion::{PromotionRequest, Promotions};
 
 fn main() {
-    let n: u64 = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(20_000);
+    let mut args = std::env::args().skip(1);
+    let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let setup_only = args.next().as_deref() == Some("setup");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
         let (p, manager) = three_gate_pipeline(n).await;
+        // What each call moves into its box: the state of the whole promotion.
+        let request =
+            PromotionRequest::new("app", "v0", "dev", "staging", p.actor("ci")).expect("request");
+        let future = manager.promote(request);
+        println!(
+            "a promotion's future: {} bytes",
+            std::mem::size_of_val(&*future)
+        );
+        drop(future);
+        if setup_only {
+            println!("{n} releases pushed, none promoted");
+            return;
+        }
         let start = Instant::now();
         promote_all(&p, &manager, n).await;
         let took = start.elapsed();

@@ -29,13 +29,32 @@ impl Default for TagScheme {
 }
 
 impl TagScheme {
+    /// The template with `{version}`, `{env}` and `{n}` replaced, in one pass (every
+    /// promotion renders two tags). Versions and environment names hold no braces, so this is
+    /// what replacing the placeholders one after the other gives.
     fn render(template: &str, version: &str, env: &EnvName, n: u64) -> Result<Tag> {
-        Tag::new(
-            template
-                .replace("{version}", version)
-                .replace("{env}", env.as_str())
-                .replace("{n}", &n.to_string()),
-        )
+        let mut out = String::with_capacity(template.len() + version.len() + env.as_str().len());
+        let mut rest = template;
+        while let Some(at) = rest.find('{') {
+            out.push_str(&rest[..at]);
+            rest = &rest[at..];
+            if let Some(after) = rest.strip_prefix("{version}") {
+                out.push_str(version);
+                rest = after;
+            } else if let Some(after) = rest.strip_prefix("{env}") {
+                out.push_str(env.as_str());
+                rest = after;
+            } else if let Some(after) = rest.strip_prefix("{n}") {
+                use std::fmt::Write as _;
+                let _ = write!(out, "{n}");
+                rest = after;
+            } else {
+                out.push('{');
+                rest = &rest[1..];
+            }
+        }
+        out.push_str(rest);
+        Tag::new(out)
     }
 
     /// The environment tag of `version` in `env`.
@@ -160,6 +179,32 @@ impl TagScheme {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rendering_replaces_each_placeholder_as_chained_replaces_did() {
+        let env = EnvName::new("staging").unwrap();
+        for template in [
+            "{version}-{env}",
+            "latest-{env}",
+            "{version}-{env}-rollback-{n}",
+            "{n}{n}{env}{version}",
+            "x{{version}}-{ver{env}sion}-{n",
+            "{",
+            "",
+            "plain",
+        ] {
+            let chained = template
+                .replace("{version}", "v1.2.3")
+                .replace("{env}", "staging")
+                .replace("{n}", "12");
+            let rendered = TagScheme::render(template, "v1.2.3", &env, 12);
+            assert_eq!(
+                rendered.as_ref().map(|t| t.as_str()).ok(),
+                Tag::new(chained.clone()).as_ref().map(|t| t.as_str()).ok(),
+                "{template}"
+            );
+        }
+    }
 
     #[test]
     fn release_tags_are_told_from_the_tags_the_scheme_writes() {

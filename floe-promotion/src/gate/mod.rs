@@ -148,9 +148,21 @@ pub async fn run_gates(
     ctx: &GateContext,
     default_timeout: Duration,
 ) -> Vec<GateResult> {
+    run_gates_shared(gates, Arc::new(ctx.clone()), default_timeout).await
+}
+
+/// [`run_gates`] over a context the caller built for it, shared by the gate tasks as it is
+/// (no copy).
+pub(crate) async fn run_gates_shared(
+    gates: &[Arc<dyn PromotionGate>],
+    shared: Arc<GateContext>,
+    default_timeout: Duration,
+) -> Vec<GateResult> {
     // A JoinSet aborts every gate still running if this future is dropped.
     let mut set = tokio::task::JoinSet::new();
-    let mut ids = std::collections::HashMap::new();
+    // Task id -> gate index, for a task that panicked or was cancelled (a handful of gates:
+    // a list is enough).
+    let mut ids = Vec::with_capacity(gates.len());
     let mut results: Vec<GateResult> = gates
         .iter()
         .map(|gate| GateResult {
@@ -160,8 +172,6 @@ pub async fn run_gates(
             duration_ms: 0,
         })
         .collect();
-    // One copy of the context shared by every gate task.
-    let shared = Arc::new(ctx.clone());
     for (index, gate) in gates.iter().enumerate() {
         let gate = Arc::clone(gate);
         let ctx = Arc::clone(&shared);
@@ -171,7 +181,7 @@ pub async fn run_gates(
             let outcome = tokio::time::timeout(limit, gate.evaluate(&ctx)).await;
             (index, limit, outcome, started.elapsed())
         });
-        ids.insert(handle.id(), index);
+        ids.push((handle.id(), index));
     }
     while let Some(joined) = set.join_next_with_id().await {
         match joined {
@@ -195,7 +205,7 @@ pub async fn run_gates(
                 }
             }
             Err(join) => {
-                if let Some(&index) = ids.get(&join.id()) {
+                if let Some(&(_, index)) = ids.iter().find(|(id, _)| *id == join.id()) {
                     results[index].message = if join.is_panic() {
                         "the gate panicked".to_string()
                     } else {

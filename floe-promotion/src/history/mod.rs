@@ -67,6 +67,7 @@
 //! `payload → details → payload` gives back the payload. The manager builds every event's
 //! details this way.
 
+mod canonical;
 mod chain;
 mod export;
 mod fields;
@@ -326,20 +327,37 @@ impl AuditEvent {
     /// `content = canonical_json(seq, record)` and its hash. The record is the one the content
     /// reads back as (they differ only for integers beyond 2^53, which JSON numbers round).
     pub fn seal(seq: u64, record: EventRecord, prev_hash: String) -> AuditEvent {
-        let content = canonical_json(seq, &record);
-        let hash = content_hash(&prev_hash, &content);
-        let record = match parse_content(&content) {
-            Ok((_, _, read)) if read != record => read,
-            _ => record,
+        let (content, exact) = match canonical::write_v2(seq, &record) {
+            // Written directly: every integer is at most 2^53, so the content reads back as
+            // the record itself (checked in debug builds) and need not be parsed again.
+            Some(content) => {
+                debug_assert_eq!(content, format::jcs_v2(seq, &record));
+                (content, true)
+            }
+            None => (format::jcs_v2(seq, &record), false),
         };
+        let hash = content_hash(&prev_hash, &content);
+        let record = if exact && !cfg!(debug_assertions) {
+            record
+        } else {
+            match parse_content(&content) {
+                Ok((_, _, read)) if read != record => {
+                    debug_assert!(!exact, "a directly written event reads back changed");
+                    read
+                }
+                _ => record,
+            }
+        };
+        // JCS output is UTF-8, and so is the direct writer's (it writes `&str`s and ASCII).
+        let content = String::from_utf8(content)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         AuditEvent {
             seq,
             format: AUDIT_FORMAT,
             record,
             prev_hash,
             hash,
-            // JCS output is UTF-8.
-            content: String::from_utf8_lossy(&content).into_owned(),
+            content,
         }
     }
 

@@ -62,7 +62,13 @@ impl CursorStore for InMemoryCursors {
 
     async fn advance(&self, consumer: &str, from: u64, to: u64) -> Result<bool> {
         let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
-        let current = cursors.entry(consumer.to_string()).or_insert(0);
+        // The key is copied only the first time a consumer is seen.
+        if !cursors.contains_key(consumer) {
+            cursors.insert(consumer.to_string(), 0);
+        }
+        let Some(current) = cursors.get_mut(consumer) else {
+            return Ok(false);
+        };
         if *current != from || to <= from {
             return Ok(false);
         }

@@ -249,8 +249,8 @@ impl DefaultPromotionManager {
         self.plan_tag(ev, &target, env_tag, &digest, true).await?;
         self.plan_tag(ev, &target, pointer, &digest, false).await?;
 
-        // 4. Gates, concurrently, every one of them.
-        let ctx = GateContext {
+        // 4. Gates, concurrently, every one of them, sharing one context.
+        let ctx = Arc::new(GateContext {
             artifact: req.artifact.clone(),
             version: req.version.clone(),
             digest,
@@ -262,11 +262,11 @@ impl DefaultPromotionManager {
             now: ev.now,
             registry: Arc::clone(&self.parts.registry),
             history: Arc::clone(&self.parts.history),
-        };
+        });
         let timeout = to_env
             .gate_timeout
             .unwrap_or(self.settings().default_timeout);
-        ev.gates = run_gates(self.gates(&req.to), &ctx, timeout).await;
+        ev.gates = run_gates_shared(self.gates(&req.to), ctx, timeout).await;
         let failed: Vec<GateResult> = ev
             .gates
             .iter()

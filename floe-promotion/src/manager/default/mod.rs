@@ -17,7 +17,9 @@ use crate::config::{
     WindowState,
 };
 use crate::error::{Error, Result};
-use crate::gate::{GateContext, GateResult, GateStatus, PromotionGate, run_gates};
+use crate::gate::{
+    GateContext, GateResult, GateStatus, PromotionGate, run_gates, run_gates_shared,
+};
 use crate::history::{
     ApprovalDecided, ApprovalExpired, ApprovalRequested, AuditEvent, Decision, EventKind,
     EventRecord, EvidenceAttached, Failed, HistoryQuery, HistoryStore, HostProcess, LeaseBroken,

@@ -28,7 +28,10 @@ impl DefaultPromotionManager {
             return Err(self.fail_promotion(&req, &ev, e).await);
         }
         if let Some(policy) = self.parts.config.environment(&req.to)?.approval.clone() {
-            return self.wait_for_approval(&req, &ev, &policy).await;
+            // Boxed, like the other strategies' tails below: their futures are large, and
+            // inline they would grow the future of every promotion, which is moved into its
+            // box on each call.
+            return Box::pin(self.wait_for_approval(&req, &ev, &policy)).await;
         }
         self.finish_promotion(&req, ev, started, None).await
     }
@@ -46,11 +49,10 @@ impl DefaultPromotionManager {
         match self.parts.config.environment(&req.to)?.strategy.clone() {
             Strategy::Direct => self.finish_direct(req, ev, started, approval).await,
             Strategy::Canary { steps } => {
-                self.start_canary(req, ev, started, approval, &steps).await
+                Box::pin(self.start_canary(req, ev, started, approval, &steps)).await
             }
             Strategy::BlueGreen { auto_switch } => {
-                self.stage_preview(req, ev, started, approval, auto_switch)
-                    .await
+                Box::pin(self.stage_preview(req, ev, started, approval, auto_switch)).await
             }
         }
     }
