@@ -7,9 +7,10 @@
 //! (a blob upload, the pointer's `PUT`, or the pointer's reply after the registry applied
 //! it); the test sees the stall in the proxy's log and counters, kills the process there, and
 //! then drops whatever the proxy held. The next `floe promote` of the same version completes
-//! the promotion once the dead promoter's lease has expired (a 2 s lease here): staging holds
-//! the whole artifact, `floe status` and the history agree with the registry, and the audit
-//! chain verifies.
+//! the promotion with the default 15-minute lease: it takes over the lease of the dead
+//! promoter (its process ran on this machine and is gone), recording a `lease_broken` event,
+//! and staging holds the whole artifact, `floe status` and the history agree with the
+//! registry, and the audit chain verifies.
 //!
 //! [`FaultProxy`]: floe_promotion_oci::testing::FaultProxy
 
@@ -23,8 +24,8 @@ use floe_promotion::Digest;
 use floe_promotion::history::EventKind;
 use floe_promotion_cli::output::Output;
 
-/// A short lease, so the next run does not wait long for the dead promoter's.
-const SETTINGS: &str = "lease_ttl_seconds: 2\n";
+/// The default settings: the lease lasts 15 minutes, so only a takeover lets the next run in.
+const SETTINGS: &str = "";
 
 /// How long a stage may take to be reached.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -80,6 +81,12 @@ fn assert_next_run_completes(cr: &CrossRegistry, digest: &Digest) {
         .filter(|e| e.record.kind == EventKind::PromotionSucceeded)
         .collect();
     assert_eq!(successes.len(), 1, "{history:?}");
+    let taken_over = history
+        .iter()
+        .find(|e| e.record.kind == EventKind::LeaseBroken)
+        .expect("the dead promoter's lease was taken over");
+    assert_eq!(taken_over.record.details["holder_liveness"], "gone");
+    assert!(taken_over.seq < successes[0].seq, "{history:?}");
     assert_eq!(successes[0].record.digest.as_ref(), Some(digest));
     cr.ws.assert_audit_intact();
 }

@@ -62,10 +62,7 @@ async fn a_lease_left_by_a_dead_promoter_is_broken_and_recorded() {
     };
     let stale = hold(&p, dead).await;
     assert_eq!(m.leases().await.unwrap(), vec![stale.clone()]);
-    // The next promoter cannot get in.
     let req = || PromotionRequest::new("app", "v1", "dev", "staging", p.actor("ci")).unwrap();
-    let busy = m.promote(req()).await.unwrap_err();
-    assert!(matches!(busy, Error::Busy { .. }), "{busy:?}");
 
     let broken = m
         .break_lease(
@@ -86,6 +83,85 @@ async fn a_lease_left_by_a_dead_promoter_is_broken_and_recorded() {
     assert_eq!(e.record.details["holder_liveness"], "gone");
     assert!(!e.record.details.contains_key("override"));
     m.promote(req()).await.unwrap();
+}
+
+/// The next promoter takes over a lease whose holder ran on this machine and is gone (a
+/// promoter killed mid-promotion), recording who broke it and why; a lease whose holder may
+/// still run (here, or on another machine) keeps it out until `lease_wait` runs out.
+#[tokio::test]
+async fn a_promoter_takes_over_a_lease_whose_holder_is_gone_and_only_that() {
+    let p = TestPipeline::new(&["dev", "staging"]);
+    p.push_release("app", "v1", b"one").await;
+    let m = p
+        .builder()
+        .lease_wait(std::time::Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let req = || PromotionRequest::new("app", "v1", "dev", "staging", p.actor("ci")).unwrap();
+
+    let mut elsewhere = HolderProcess::current().unwrap();
+    elsewhere.host.push_str("-other-machine");
+    for holder in [
+        LeaseHolder::this_process("ci (running)"),
+        LeaseHolder {
+            name: "ci (elsewhere)".into(),
+            process: Some(elsewhere),
+        },
+        LeaseHolder::named("old client"),
+    ] {
+        let held = hold(&p, holder).await;
+        let busy = m.promote(req()).await.unwrap_err();
+        assert!(matches!(busy, Error::Busy { .. }), "{busy:?}");
+        assert_eq!(m.leases().await.unwrap(), vec![held.clone()], "still held");
+        assert!(p.state.break_lease(&held).await.unwrap());
+    }
+    let before = p.history.query(&HistoryQuery::default()).await.unwrap();
+    assert!(
+        before
+            .iter()
+            .all(|e| e.record.kind != EventKind::LeaseBroken),
+        "nothing was taken over: {before:?}"
+    );
+
+    let dead = hold(
+        &p,
+        LeaseHolder {
+            name: "ci (killed)".into(),
+            process: Some(exited_process()),
+        },
+    )
+    .await;
+    let record = m.promote(req()).await.unwrap();
+    assert_eq!(record.outcome, floe_promotion::manager::Outcome::Promoted);
+    assert!(
+        m.leases().await.unwrap().is_empty(),
+        "released after the promotion"
+    );
+    let events = p.history.query(&HistoryQuery::default()).await.unwrap();
+    let broken = events
+        .iter()
+        .find(|e| e.record.kind == EventKind::LeaseBroken)
+        .expect("the takeover is recorded");
+    assert_eq!(broken.record.actor.id, "ci");
+    assert_eq!(broken.record.details["holder"], "ci (killed)");
+    assert_eq!(broken.record.details["holder_liveness"], "gone");
+    let reason = broken.record.reason.as_deref().unwrap();
+    assert!(reason.starts_with("taken over"), "{reason}");
+    assert!(
+        reason.contains(&dead.process.unwrap().pid.to_string()),
+        "{reason}"
+    );
+    let succeeded = events
+        .iter()
+        .position(|e| e.record.kind == EventKind::PromotionSucceeded)
+        .unwrap();
+    assert!(
+        events
+            .iter()
+            .position(|e| e.record.kind == EventKind::LeaseBroken)
+            .unwrap()
+            < succeeded
+    );
 }
 
 #[tokio::test]

@@ -149,13 +149,32 @@ impl DefaultPromotionManager {
                 until: lease.expires.to_rfc3339(),
             });
         }
-        if !self.parts.locks.break_lease(&lease).await? {
+        if !self
+            .break_and_record(&lease, actor, reason, liveness, force)
+            .await?
+        {
             return Err(Error::Conflict(format!(
                 "the promotion lease of {environment} changed hands while it was being broken; look again"
             )));
         }
-        let mut e = self.event(EventKind::LeaseBroken, actor, now);
-        e.environment = Some(environment.clone());
+        Ok(lease)
+    }
+
+    /// Breaks `lease` and records an [`EventKind::LeaseBroken`] event; `false` (and nothing
+    /// recorded) when the lease changed hands meanwhile.
+    pub(super) async fn break_and_record(
+        &self,
+        lease: &Lease,
+        actor: &Actor,
+        reason: &str,
+        liveness: Liveness,
+        force: bool,
+    ) -> Result<bool> {
+        if !self.parts.locks.break_lease(lease).await? {
+            return Ok(false);
+        }
+        let mut e = self.event(EventKind::LeaseBroken, actor, self.now());
+        e.environment = Some(lease.environment.clone());
         e.reason = Some(reason.to_string());
         let mut broken = LeaseBroken::new(&lease.holder, lease.expires, liveness);
         broken.holder_process = lease.process.as_ref().map(|p| HostProcess {
@@ -165,7 +184,7 @@ impl DefaultPromotionManager {
         broken.forced = force;
         e.set_payload(Payload::LeaseBroken(broken));
         self.record(vec![e]).await?;
-        Ok(lease)
+        Ok(true)
     }
 
     /// Attaches evidence to the digest of `artifact:version` in `environment` and records an

@@ -111,6 +111,11 @@ impl DefaultPromotionManager {
 
     /// Takes the environment's promotion lease, waiting (with backoff, in real time) while
     /// another promoter holds it, up to the builder's `lease_wait`; then [`Error::Busy`].
+    ///
+    /// A lease whose holder provably no longer runs (it ran on this machine and its process
+    /// is gone, e.g. killed) is taken over at once: broken, with an
+    /// [`EventKind::LeaseBroken`] event naming the dead holder, instead of blocking every
+    /// promotion into the environment until the lease expires.
     pub(super) async fn take_lease(&self, env: &EnvName, actor: &Actor, id: Uuid) -> Result<Lease> {
         let ttl = Duration::from_std(self.settings().lease_ttl).unwrap_or(Duration::minutes(15));
         let holder = LeaseHolder::this_process(format!("{} ({id})", actor.id));
@@ -119,14 +124,51 @@ impl DefaultPromotionManager {
             .with_max_delay(std::time::Duration::from_millis(500))
             .without_max_times()
             .with_total_delay(Some(self.parts.lease_wait));
-        (|| {
+        (|| async {
+            let taken = self
+                .parts
+                .locks
+                .acquire_lease(env, &holder, ttl, self.now())
+                .await;
+            if !matches!(taken, Err(Error::Busy { .. })) || !self.break_dead_lease(env, actor).await
+            {
+                return taken;
+            }
             self.parts
                 .locks
                 .acquire_lease(env, &holder, ttl, self.now())
+                .await
         })
         .retry(backoff)
         .when(|e| matches!(e, Error::Busy { .. }))
         .await
+    }
+
+    /// Breaks the lease on `env` when its holder ran on this machine and its process is gone;
+    /// whether it did. Failures to look or to break are left to the caller's retry.
+    async fn break_dead_lease(&self, env: &EnvName, actor: &Actor) -> bool {
+        let Ok(leases) = self.parts.locks.leases(self.now()).await else {
+            return false;
+        };
+        let Some(lease) = leases.into_iter().find(|l| &l.environment == env) else {
+            return false;
+        };
+        let liveness = lease
+            .process
+            .as_ref()
+            .map_or(Liveness::Unknown, HolderProcess::liveness);
+        if liveness != Liveness::Gone {
+            return false;
+        }
+        let reason = format!(
+            "taken over: the holder {} ran on this machine and its process {} is gone",
+            lease.holder,
+            lease.process.as_ref().map_or(0, |p| p.pid)
+        );
+        tracing::info!(environment = %env, holder = %lease.holder, "taking over the lease of a process that is gone");
+        self.break_and_record(&lease, actor, &reason, liveness, false)
+            .await
+            .unwrap_or(false)
     }
 
     /// Writes the planned tags (copying first when the repositories differ) under the
