@@ -30,7 +30,10 @@ fn fuzz<S: Strategy>(name: &str, strategy: S, test: impl Fn(S::Value) -> Result<
 where
     S::Value: std::fmt::Debug,
 {
-    let config = Config::default();
+    let config = Config {
+        source_file: Some(file!()),
+        ..Config::default()
+    };
     let cases = std::sync::atomic::AtomicU64::new(0);
     let mut runner = TestRunner::new(config);
     let result = runner.run(&strategy, |v| {
