@@ -123,9 +123,10 @@ fn check(
 ) -> Result<(), TestCaseError> {
     let original = &EXPORT.events;
     let Ok(report) = report else {
-        // Refused as malformed: detected. The message is one line naming the line.
+        // Refused as malformed: detected. The message names the line. (It may span lines:
+        // serde's messages quote the offending value whole, and a value may hold newlines;
+        // `floe` joins an error's lines into one.)
         let message = report.as_ref().unwrap_err().to_string();
-        prop_assert!(!message.contains('\n'), "{message}");
         prop_assert!(message.contains("line "), "{message}");
         return Ok(());
     };
