@@ -8,6 +8,7 @@
 #   python3-cryptography  an independent checker of floe's DSSE-signed attestations
 #   chromium, chromium-driver  headless Chromium and chromedriver, for the dashboard's browser test
 #   openssh-client   ssh-keygen and ssh-agent: keys, signatures and an independent check of signed votes
+#   time             GNU time (/usr/bin/time): the peak memory of floe runs fed hostile input
 # Idempotent and quick when everything is installed.
 set -euo pipefail
 
@@ -16,6 +17,7 @@ command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 command -v skopeo >/dev/null 2>&1 || missing+=(skopeo)
 command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
 command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+[ -x /usr/bin/time ] || missing+=(time)
 python3 -c 'import cryptography' >/dev/null 2>&1 || missing+=(python3-cryptography)
 command -v ssh-keygen >/dev/null 2>&1 || missing+=(openssh-client)
 # Debian keeps the server binaries in /usr/lib/postgresql/<version>/bin, off PATH.

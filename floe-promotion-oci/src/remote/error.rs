@@ -1,6 +1,6 @@
 //! Mapping of oci-client errors into the core's error variants, and which ones are retried.
 
-use floe_promotion::Error;
+use floe_promotion::{Error, Excerpt};
 use oci_client::errors::{OciDistributionError, OciEnvelope, OciErrorCode};
 
 /// A failed attempt: the error to report and whether another attempt may succeed.
@@ -43,6 +43,14 @@ pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         source = s.source();
     }
     parts.join(": ")
+}
+
+/// Text a registry sent (an error body, an error envelope's messages) as a message shows it:
+/// on one line, shortened to its start and end when long (a registry may answer with a page
+/// of HTML, or anything).
+fn registry_text(text: &str) -> String {
+    let line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    Excerpt::location(&line).to_string()
 }
 
 fn envelope_message(e: &OciEnvelope) -> String {
@@ -118,7 +126,7 @@ pub(crate) fn classify(e: &OciDistributionError, host: &str, what: &str, target:
         }
         E::ServerError { code, message, .. } => classify_status(*code, message, host, what, target),
         E::RegistryError { envelope, .. } => {
-            let detail = envelope_message(envelope);
+            let detail = registry_text(&envelope_message(envelope));
             let codes: Vec<&OciErrorCode> = envelope.errors.iter().map(|x| &x.code).collect();
             if codes.iter().any(|c| {
                 matches!(
@@ -154,7 +162,7 @@ pub(crate) fn classify(e: &OciDistributionError, host: &str, what: &str, target:
         }
         E::AuthenticationFailure(reason) => unauthorized(format!(
             "the token service refused the credentials: {}",
-            reason.trim()
+            registry_text(reason)
         )),
         E::ImageManifestNotFoundError(detail) => not_found(detail.clone()),
         E::DigestError(_) => Failure::fatal(Error::Store {
@@ -172,7 +180,7 @@ pub(crate) fn classify(e: &OciDistributionError, host: &str, what: &str, target:
 
 /// Classifies an HTTP status whose body is not an OCI error envelope.
 fn classify_status(code: u16, message: &str, host: &str, what: &str, target: &str) -> Failure {
-    let detail = match message.trim() {
+    let detail = match registry_text(message).as_str() {
         "" => format!("HTTP {code}"),
         text => format!("HTTP {code} {text}"),
     };

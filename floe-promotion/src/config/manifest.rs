@@ -30,7 +30,7 @@ use super::{
     WindowField, WindowKind, WindowSchedule, parse_duration, parse_local, parse_time,
     parse_timezone,
 };
-use crate::error::{Error, Excerpt, Result};
+use crate::error::{Error, Result};
 use crate::gate::{CommandSpec, PolicyRules, ScanSource, Severity, SignatureEnforcement};
 use crate::input::read_bounded;
 use crate::model::{EnvName, Repository};
@@ -50,6 +50,23 @@ const PLACEHOLDERS: &[&str] = &["${ARTIFACT_REF}", "${ARTIFACT_DIGEST}"];
 
 /// Gate keys with a meaning of their own; every other key under `gates` is a command gate.
 const BUILTIN_GATES: &[&str] = &["tests", "policy_compliance", "security_scan", "signature"];
+
+/// The most YAML nodes (scalars, lists, mappings, counting each alias's expansion) a manifest
+/// may have: far more than a large manifest needs (the complete sample has about 150), few
+/// enough that an alias bomb ("billion laughs") is refused in milliseconds. serde-saphyr's
+/// default, 250,000, took seconds of a debug build to refuse one.
+const MAX_MANIFEST_NODES: usize = 25_000;
+
+/// serde-saphyr's options for manifests: its default limits (nesting depth 64, ...) with at most
+/// [`MAX_MANIFEST_NODES`] nodes and as many events replayed by aliases.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! {
+        budget: serde_saphyr::budget! { max_nodes: MAX_MANIFEST_NODES },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 2 * MAX_MANIFEST_NODES,
+        },
+    }
+}
 
 /// Reads and validates a `manifest.yaml`.
 ///
@@ -82,10 +99,17 @@ pub fn load_manifest_with_env(
         other => other,
     })?;
     let text = String::from_utf8(bytes).map_err(|e| {
-        Error::io(
-            format!("reading manifest {}", Excerpt::path(path)),
-            std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        )
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = valid.len() - valid.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+        Error::Config {
+            file: Some(path.to_path_buf()),
+            location: Some((line, column)),
+            message: format!(
+                "the manifest is not UTF-8 text (byte 0x{:02X})",
+                e.as_bytes()[valid.len()]
+            ),
+        }
     })?;
     parse_manifest_with_env(&text, Some(path), env)
 }
@@ -133,7 +157,8 @@ pub fn parse_manifest_with_env(
             "the manifest is empty: expected a mapping with `artifacts: { promotion: { environments: [...] } }`",
         ));
     }
-    let raw: RawManifest = serde_saphyr::from_str(text).map_err(|e| loader.yaml_error(&e))?;
+    let raw: RawManifest = serde_saphyr::from_str_with_options(text, yaml_options())
+        .map_err(|e| loader.yaml_error(&e))?;
     let settings = loader.settings(raw)?;
     InMemoryConfig::new(settings)
 }
@@ -1721,6 +1746,18 @@ fn plain_words(message: String) -> String {
     if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
         let key = rest.split(',').next().unwrap_or(rest).trim();
         return format!("duplicate key `{key}`: a key may appear once in a mapping");
+    }
+    if message.starts_with("budget breached")
+        || message.starts_with("alias replay")
+        || message == "recursion limit exceeded"
+    {
+        return if message.contains("Depth") || message.starts_with("recursion") {
+            "the manifest is nested deeper than 64 levels".into()
+        } else {
+            format!(
+                "the manifest is too large once its aliases are expanded: more than {MAX_MANIFEST_NODES} values"
+            )
+        };
     }
     if message.starts_with("multiple YAML documents") {
         return "a manifest is one YAML document, but a second one (---) follows".into();

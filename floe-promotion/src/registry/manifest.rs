@@ -177,9 +177,10 @@ impl ManifestBody {
         self.manifests.as_deref().unwrap_or(&[])
     }
 
-    /// Sum of the sizes of the referenced blobs (config and layers), for size policies.
+    /// Sum of the sizes of the referenced blobs (config and layers), for size policies;
+    /// `u64::MAX` when the sizes a manifest states add up to more.
     pub fn blob_size(&self) -> u64 {
-        self.blobs().map(|d| d.size).sum()
+        self.blobs().fold(0, |sum, d| sum.saturating_add(d.size))
     }
 }
 
