@@ -123,11 +123,15 @@ fn check(
 ) -> Result<(), TestCaseError> {
     let original = &EXPORT.events;
     let Ok(report) = report else {
-        // Refused as malformed: detected. The message names the line. (It may span lines:
-        // serde's messages quote the offending value whole, and a value may hold newlines;
-        // `floe` joins an error's lines into one.)
+        // Refused as malformed: detected. The message is one short line naming the line.
         let message = report.as_ref().unwrap_err().to_string();
         prop_assert!(message.contains("line "), "{message}");
+        prop_assert!(!message.contains('\n'), "{message}");
+        prop_assert!(
+            message.len() < 1024,
+            "{} bytes: {message:.200}",
+            message.len()
+        );
         return Ok(());
     };
     if !report.is_intact() {

@@ -219,7 +219,16 @@ pub fn verify_export(mut input: impl BufRead, whole_chain: bool) -> Result<Verif
             Error::invalid(
                 "audit export line",
                 at(),
-                format!("not an audit event: {e}"),
+                // serde quotes the offending value whole, newlines and all: one short line.
+                format!(
+                    "not an audit event: {}",
+                    Excerpt::new(
+                        &e.to_string()
+                            .split_whitespace()
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    )
+                ),
             )
         })?;
         verifier.push(&event);
