@@ -9,5 +9,6 @@ cd "$(dirname "$0")/.."
 ./scripts/registry-deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
+./scripts/deps-check.sh
 cargo test --workspace
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
