@@ -55,10 +55,17 @@ impl Inner {
                 .await?;
             return Ok(CopyReport::default());
         }
+        let mode = mode(src, dst);
+        if mode == CopyMode::Stream {
+            // The upload client is built before any blob moves, not by the first of several
+            // uploads while the others already stream: its construction (TLS roots inside
+            // oci-client) then never adds to the buffers of blobs in flight.
+            self.uploader(dst).await?;
+        }
         let mut run = CopyRun {
             src,
             dst,
-            mode: mode(src, dst),
+            mode,
             report: CopyReport::default(),
             seen: HashSet::new(),
         };
@@ -244,7 +251,7 @@ impl Inner {
         self.auth(src).await?;
         self.auth(dst).await?;
         let clients = self.clients(src.host())?;
-        let clients_dst = self.clients(dst.host())?;
+        let uploader = self.uploader(dst).await?;
         let (sref, dref) = (src.tag_ref("latest"), dst.tag_ref("latest"));
         let (src_target, dst_target) = (src.at_digest(&blob.digest), dst.at_digest(&blob.digest));
         let digest = blob.digest.as_str();
@@ -300,7 +307,7 @@ impl Inner {
                     let watch = Watch::new();
                     let body = Body::new(source.stream, blob.size, Arc::clone(&watch), on_chunk)
                         .verify(&blob.digest);
-                    self.upload(&clients_dst.uploader, &dref, body, &watch, digest, blob.size)
+                    self.upload(uploader, &dref, body, &watch, digest, blob.size)
                         .await
                         .map_err(|e| ends.failure(e))
                 },

@@ -95,10 +95,15 @@ pub struct OciRegistry {
 
 /// The two clients one kind of connection needs.
 struct Clients {
+    /// Whether these clients trust the system's TLS roots (else only [`PLAIN_HTTP_ANCHOR`]).
+    tls: bool,
     /// Every call but blob uploads.
     client: oci_client::Client,
-    /// Blob uploads: the same client without a read timeout.
-    uploader: oci_client::Client,
+    /// Blob uploads: the same client without a read timeout, built when a blob is first
+    /// uploaded (each client oci-client builds costs a load of the system's TLS roots, and
+    /// a retag or a mount uploads nothing).
+    /// Built once: concurrent uploads wait for the first build instead of building their own.
+    uploader: tokio::sync::OnceCell<oci_client::Client>,
 }
 
 /// The only root certificate of the clients for plain-HTTP hosts: a throwaway self-signed
@@ -127,14 +132,30 @@ impl fmt::Debug for OciRegistry {
 }
 
 /// The clients for one kind of host: with the system's TLS roots (`tls`) or with only
-/// [`PLAIN_HTTP_ANCHOR`] for hosts reached over plain HTTP.
+/// [`PLAIN_HTTP_ANCHOR`] for hosts reached over plain HTTP. The uploader comes later.
 fn build_clients(options: &OciOptions, tls: bool) -> Result<Clients> {
+    Ok(Clients {
+        tls,
+        // Each read of an answer (and of a download) is limited to the request timeout.
+        client: build_client(options, tls, Some(options.request_timeout))?,
+        uploader: tokio::sync::OnceCell::new(),
+    })
+}
+
+/// One oci-client client; `read_timeout: None` for blob uploads: while the body streams up
+/// the client reads nothing, so a read timeout would cut an upload that makes progress (their
+/// progress is watched instead, see `transfer`).
+fn build_client(
+    options: &OciOptions,
+    tls: bool,
+    read_timeout: Option<Duration>,
+) -> Result<oci_client::Client> {
     let protocol = if options.insecure_hosts.is_empty() {
         ClientProtocol::Https
     } else {
         ClientProtocol::HttpsExcept(options.insecure_hosts.clone())
     };
-    let client_with = |read_timeout: Option<Duration>| {
+    {
         let config = ClientConfig {
             protocol: protocol.clone(),
             // One streaming PUT per blob: flat memory and far fewer requests than chunks.
@@ -159,15 +180,7 @@ fn build_clients(options: &OciOptions, tls: bool) -> Result<Clients> {
                 error::chain(&e),
             )
         })
-    };
-    Ok(Clients {
-        // Each read of an answer (and of a download) is limited to the request timeout.
-        client: client_with(Some(options.request_timeout))?,
-        // Blob uploads have no read timeout: while the body streams up the client reads
-        // nothing, so a read timeout would cut an upload that makes progress. Their progress
-        // is watched instead (`transfer`).
-        uploader: client_with(None)?,
-    })
+    }
 }
 
 impl OciRegistry {
@@ -248,6 +261,19 @@ impl Inner {
         Ok(self.tls.get_or_init(|| built))
     }
 
+    /// The blob-upload client for `repo`'s host, built on first use, holding the credentials
+    /// of `repo`.
+    async fn uploader(&self, repo: &RemoteRepo) -> Result<&oci_client::Client> {
+        let auth = self.auth(repo).await?;
+        let clients = self.clients(repo.host())?;
+        let uploader = clients
+            .uploader
+            .get_or_try_init(|| async { build_client(&self.options, clients.tls, None) })
+            .await?;
+        uploader.store_auth_if_needed(&repo.auth_key(), &auth).await;
+        Ok(uploader)
+    }
+
     /// The credentials for `repo`'s host, resolved once and handed to oci-client (whose blob
     /// calls take no credentials argument).
     async fn auth(&self, repo: &RemoteRepo) -> Result<RegistryAuth> {
@@ -267,7 +293,9 @@ impl Inner {
         let auth = auths.entry(key.clone()).or_insert(resolved).clone();
         let clients = self.clients(repo.host())?;
         clients.client.store_auth_if_needed(&key, &auth).await;
-        clients.uploader.store_auth_if_needed(&key, &auth).await;
+        if let Some(uploader) = clients.uploader.get() {
+            uploader.store_auth_if_needed(&key, &auth).await;
+        }
         Ok(auth)
     }
 
@@ -512,7 +540,7 @@ impl Inner {
         if self.blob_exists(r, &digest).await? {
             return Ok(digest);
         }
-        let clients = self.clients(r.host())?;
+        let uploader = self.uploader(r).await?;
         let oref = r.tag_ref("latest");
         let data = Bytes::from(data);
         let size = data.len() as u64;
@@ -528,22 +556,15 @@ impl Inner {
                 async move {
                     let watch = transfer::Watch::new();
                     let body = transfer::Body::from_bytes(data, Arc::clone(&watch));
-                    self.upload(
-                        &clients.uploader,
-                        &oref,
-                        body,
-                        &watch,
-                        digest.as_str(),
-                        size,
-                    )
-                    .await
-                    .map_err(|e| {
-                        copy::Ends {
-                            source: None,
-                            destination: (r.host(), target),
-                        }
-                        .failure(e)
-                    })
+                    self.upload(uploader, &oref, body, &watch, digest.as_str(), size)
+                        .await
+                        .map_err(|e| {
+                            copy::Ends {
+                                source: None,
+                                destination: (r.host(), target),
+                            }
+                            .failure(e)
+                        })
                 }
             },
         )
@@ -774,6 +795,10 @@ mod tests {
         assert!(
             registry.inner.tls.get().is_none(),
             "a plain-HTTP call built the TLS clients"
+        );
+        assert!(
+            registry.inner.plain.uploader.get().is_none(),
+            "a call that uploads nothing built the upload client"
         );
         assert!(std::ptr::eq(
             registry.inner.clients(&plain_host).expect("plain clients"),

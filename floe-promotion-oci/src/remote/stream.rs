@@ -85,7 +85,7 @@ impl Inner {
         if self.blob_exists(r, digest).await? {
             return Ok(());
         }
-        let clients = self.clients(r.host())?;
+        let uploader = self.uploader(r).await?;
         let oref = r.tag_ref("latest");
         let target = r.at_digest(digest);
         // The body hands the HTTP client I/O errors; the source's own error is kept here.
@@ -111,14 +111,7 @@ impl Inner {
         let body = Body::new(source, size, Arc::clone(&watch), on_chunk).verify(digest);
         let outcome = tokio::time::timeout(
             self.transfer_timeout(size),
-            self.upload(
-                &clients.uploader,
-                &oref,
-                body,
-                &watch,
-                digest.as_str(),
-                size,
-            ),
+            self.upload(uploader, &oref, body, &watch, digest.as_str(), size),
         )
         .await;
         if let Some(o) = &self.observer {
