@@ -20,7 +20,8 @@
 //! | [`SignatureVerifier`] | | `floe-promotion-oci` (cosign keys) |
 //! | [`Clock`] | [`SystemClock`], [`ManualClock`] | |
 //!
-//! Feature `testing` adds [`testing`]: the conformance suites every backend runs, and fakes.
+//! Feature `testing` adds the module `testing`: the conformance suites every backend runs, and
+//! fakes.
 //!
 //! ## Getting started
 //!
