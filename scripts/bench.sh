@@ -38,9 +38,10 @@ export FLOE=$root/target/release/floe
 
 work=$(mktemp -d)
 export BENCH_WORK=$work
-pids=()
+# start_registry runs in a command substitution (a subshell): each registry's pid goes to a
+# file, so that the cleanup can stop it.
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for f in "$work"/*/pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -56,7 +57,7 @@ storage: {filesystem: {rootdirectory: $work/$name/data}, delete: {enabled: true}
 http: {addr: 127.0.0.1:$port}
 YAML
     docker-registry serve "$work/$name/config.yml" >"$work/$name/log" 2>&1 &
-    pids+=($!)
+    echo $! >"$work/$name/pid"
     for _ in $(seq 100); do
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { echo "127.0.0.1:$port"; return; }
         sleep 0.1
