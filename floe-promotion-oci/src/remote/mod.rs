@@ -5,6 +5,7 @@
 //! repository. `oci-layout:` locations belong to [`OciLayoutRegistry`](crate::OciLayoutRegistry).
 
 mod auth;
+mod clients;
 mod copy;
 mod error;
 mod location;
@@ -15,23 +16,20 @@ mod transfer;
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use floe_promotion::registry::{
     CopyMode, CopyReport, Descriptor, MANIFEST_MEDIA_TYPES, Manifest, TransferObserver,
 };
 use floe_promotion::{ArtifactRegistry, Digest, Error, Reference, Repository, Result, Tag};
 use futures::StreamExt;
-use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 
+use self::clients::{Clients, build_clients};
 use self::error::{Failure, classify};
 use self::location::RemoteRepo;
 
@@ -93,25 +91,6 @@ pub struct OciRegistry {
     inner: Arc<Inner>,
 }
 
-/// The two clients one kind of connection needs.
-struct Clients {
-    /// Whether these clients trust the system's TLS roots (else only [`PLAIN_HTTP_ANCHOR`]).
-    tls: bool,
-    /// Every call but blob uploads.
-    client: oci_client::Client,
-    /// Blob uploads: the same client without a read timeout, built when a blob is first
-    /// uploaded (each client oci-client builds costs a load of the system's TLS roots, and
-    /// a retag or a mount uploads nothing).
-    /// Built once: concurrent uploads wait for the first build instead of building their own.
-    uploader: tokio::sync::OnceCell<oci_client::Client>,
-}
-
-/// The only root certificate of the clients for plain-HTTP hosts: a throwaway self-signed
-/// certificate whose private key was discarded. Those clients never make a TLS connection
-/// (every host they serve is reached over HTTP); naming one root keeps reqwest from loading
-/// and parsing the system's certificate store, which costs a command tens of milliseconds.
-const PLAIN_HTTP_ANCHOR: &[u8] = include_bytes!("data/plain-http-anchor.pem");
-
 struct Inner {
     /// Clients for the insecure (plain HTTP) hosts: built without the system's TLS roots.
     plain: Clients,
@@ -128,58 +107,6 @@ impl fmt::Debug for OciRegistry {
         f.debug_struct("OciRegistry")
             .field("options", &self.inner.options)
             .finish_non_exhaustive()
-    }
-}
-
-/// The clients for one kind of host: with the system's TLS roots (`tls`) or with only
-/// [`PLAIN_HTTP_ANCHOR`] for hosts reached over plain HTTP. The uploader comes later.
-fn build_clients(options: &OciOptions, tls: bool) -> Result<Clients> {
-    Ok(Clients {
-        tls,
-        // Each read of an answer (and of a download) is limited to the request timeout.
-        client: build_client(options, tls, Some(options.request_timeout))?,
-        uploader: tokio::sync::OnceCell::new(),
-    })
-}
-
-/// One oci-client client; `read_timeout: None` for blob uploads: while the body streams up
-/// the client reads nothing, so a read timeout would cut an upload that makes progress (their
-/// progress is watched instead, see `transfer`).
-fn build_client(
-    options: &OciOptions,
-    tls: bool,
-    read_timeout: Option<Duration>,
-) -> Result<oci_client::Client> {
-    let protocol = if options.insecure_hosts.is_empty() {
-        ClientProtocol::Https
-    } else {
-        ClientProtocol::HttpsExcept(options.insecure_hosts.clone())
-    };
-    {
-        let config = ClientConfig {
-            protocol: protocol.clone(),
-            // One streaming PUT per blob: flat memory and far fewer requests than chunks.
-            use_monolithic_push: true,
-            read_timeout,
-            connect_timeout: Some(options.request_timeout),
-            user_agent: concat!("floe-promotion-oci/", env!("CARGO_PKG_VERSION")),
-            tls_certs_only: if tls {
-                vec![]
-            } else {
-                vec![oci_client::client::Certificate {
-                    encoding: oci_client::client::CertificateEncoding::Pem,
-                    data: PLAIN_HTTP_ANCHOR.to_vec(),
-                }]
-            },
-            ..ClientConfig::default()
-        };
-        oci_client::Client::try_from(config).map_err(|e| {
-            Error::invalid(
-                "registry client options",
-                format!("{options:?}"),
-                error::chain(&e),
-            )
-        })
     }
 }
 
@@ -247,116 +174,6 @@ impl OciRegistry {
 }
 
 impl Inner {
-    /// The clients for `host`: the plain-HTTP ones for an insecure host, otherwise the TLS
-    /// ones, built (with the system's roots) the first time a TLS host is reached.
-    fn clients(&self, host: &str) -> Result<&Clients> {
-        if self.options.insecure_hosts.iter().any(|h| h == host) {
-            return Ok(&self.plain);
-        }
-        if let Some(clients) = self.tls.get() {
-            return Ok(clients);
-        }
-        // Two tasks may both build; the first stored wins and the other is dropped.
-        let built = build_clients(&self.options, true)?;
-        Ok(self.tls.get_or_init(|| built))
-    }
-
-    /// The blob-upload client for `repo`'s host, built on first use, holding the credentials
-    /// of `repo`.
-    async fn uploader(&self, repo: &RemoteRepo) -> Result<&oci_client::Client> {
-        let auth = self.auth(repo).await?;
-        let clients = self.clients(repo.host())?;
-        let uploader = clients
-            .uploader
-            .get_or_try_init(|| async { build_client(&self.options, clients.tls, None) })
-            .await?;
-        uploader.store_auth_if_needed(&repo.auth_key(), &auth).await;
-        Ok(uploader)
-    }
-
-    /// The credentials for `repo`'s host, resolved once and handed to oci-client (whose blob
-    /// calls take no credentials argument).
-    async fn auth(&self, repo: &RemoteRepo) -> Result<RegistryAuth> {
-        let key = repo.auth_key();
-        if let Some(auth) = self.auths.lock().await.get(&key) {
-            return Ok(auth.clone());
-        }
-        let source = self.options.credentials_for(repo.host()).clone();
-        let host = repo.host().to_string();
-        let resolved = tokio::task::spawn_blocking(move || auth::resolve(&source, &host))
-            .await
-            .map_err(|e| Error::Unauthorized {
-                registry: repo.host().to_string(),
-                message: format!("resolving credentials did not finish: {e}"),
-            })??;
-        let mut auths = self.auths.lock().await;
-        let auth = auths.entry(key.clone()).or_insert(resolved).clone();
-        let clients = self.clients(repo.host())?;
-        clients.client.store_auth_if_needed(&key, &auth).await;
-        if let Some(uploader) = clients.uploader.get() {
-            uploader.store_auth_if_needed(&key, &auth).await;
-        }
-        Ok(auth)
-    }
-
-    /// Runs `attempt` until it succeeds, fails for good, or the retries are used up. Each
-    /// attempt is limited to `limit`.
-    async fn retry<T, F, Fut>(
-        &self,
-        host: &str,
-        what: &str,
-        limit: Duration,
-        mut attempt: F,
-    ) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = std::result::Result<T, Failure>>,
-    {
-        let attempts = AtomicU32::new(0);
-        let backoff = ExponentialBuilder::default()
-            .with_min_delay(self.options.retry_backoff)
-            .with_max_delay(MAX_BACKOFF)
-            .with_max_times(self.options.retries as usize);
-        let outcome = (|| {
-            attempts.fetch_add(1, Ordering::Relaxed);
-            let attempt = tokio::time::timeout(limit, attempt());
-            async move {
-                match attempt.await {
-                    Ok(outcome) => outcome,
-                    Err(_) => Err(Failure::unavailable(
-                        host,
-                        format!("{what}: no answer within {limit:?}"),
-                    )),
-                }
-            }
-        })
-        .retry(backoff)
-        .when(|f: &Failure| f.retryable)
-        .notify(|f, wait| tracing::debug!(%host, %what, error = %f.error, ?wait, "retrying"))
-        .await;
-        let attempts = attempts.into_inner();
-        outcome.map_err(|f| match f.error {
-            Error::Unavailable { registry, message } if attempts > 1 => Error::Unavailable {
-                registry,
-                message: format!("{message} (after {attempts} attempts)"),
-            },
-            other => other,
-        })
-    }
-
-    /// The limit for one attempt of an operation that moves no blob bytes: twice the request
-    /// timeout, since oci-client may precede the request with an authentication round trip.
-    fn timeout(&self) -> Duration {
-        self.options.request_timeout.saturating_mul(2)
-    }
-
-    /// The outer limit of one attempt that moves `size` bytes: the transfer's deadline
-    /// ([`transfer::deadline`], enforced with the idle timeouts by [`transfer::watchdog`]) plus
-    /// room for the request that opens it.
-    fn transfer_timeout(&self, size: u64) -> Duration {
-        transfer::deadline(self.options.request_timeout, size).saturating_add(self.timeout())
-    }
-
     async fn resolve(&self, r: &RemoteRepo, reference: &Reference) -> Result<Manifest> {
         let auth = self.auth(r).await?;
         let clients = self.clients(r.host())?;
