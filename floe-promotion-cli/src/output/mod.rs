@@ -22,6 +22,7 @@ mod attestation;
 mod auto;
 mod checkpoint;
 mod group;
+mod lines;
 mod plan;
 mod status;
 mod switch;

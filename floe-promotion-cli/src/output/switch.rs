@@ -103,7 +103,7 @@ impl SwitchPlanOutput {
         for t in &self.tags {
             let _ = writeln!(out, "  would write {} ({:?})", t.tag, t.action);
         }
-        super::text::gates_text(out, &self.gates);
+        super::lines::gates_text(out, &self.gates);
         for b in &self.blockers {
             let _ = writeln!(out, "  blocked ({}): {}", b.kind, safe(&b.message));
         }
