@@ -48,6 +48,7 @@ mod holds;
 mod promote;
 mod revocations;
 mod rollback;
+mod switch;
 
 use evaluate::Evaluation;
 use execute::{Tail, Written};
