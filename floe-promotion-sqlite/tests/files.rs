@@ -90,6 +90,32 @@ async fn a_new_file_is_built_aside_and_renamed_into_place() {
     assert!(!dir.path().join("touched.db.creating").exists());
 }
 
+/// Closing does not copy the WAL into the database file (two fsyncs and an unlink a command
+/// would pay at exit): the committed events stay in `<database>-wal`, where every later open,
+/// read-write, read-only or by another SQLite program, reads them.
+#[tokio::test]
+async fn closing_leaves_the_committed_wal_for_the_next_open() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("state.db");
+    two_events(&path).await;
+    let wal = dir.path().join("state.db-wal");
+    let wal_len = std::fs::metadata(&wal).expect("the WAL is kept").len();
+    assert!(wal_len > 0, "the WAL holds the commits");
+    let read_only = SqliteStore::open_read_only(&path).await.expect("read-only");
+    assert_eq!(read_only.verify().await.expect("verify").events, 2);
+    drop(read_only);
+    let other: i64 = Connection::open(&path)
+        .and_then(|c| c.query_row("SELECT count(*) FROM events", [], |r| r.get(0)))
+        .expect("another connection");
+    assert_eq!(other, 2);
+    let again = SqliteStore::open(&path).await.expect("reopen");
+    again
+        .append(record(EventKind::Locked, "prod", "app", "v2", base_time()))
+        .await
+        .expect("append after reopen");
+    assert_eq!(again.verify().await.expect("verify").events, 3);
+}
+
 #[tokio::test]
 async fn missing_directory_is_not_found() {
     let dir = tempfile::tempdir().expect("dir");
