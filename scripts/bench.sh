@@ -10,7 +10,8 @@
 #
 # Each movement is timed with hyperfine in ROUNDS rounds of RUNS runs per tool, the tools
 # alternating round by round, so the two see the same machine; a run's `--prepare` gives it a
-# fresh destination (and floe a fresh state file), so every run does the real work. The ratio
+# fresh destination (and floe its own copy of an existing state file, or for retag-new no
+# state file at all), so every run does the real work. The ratio
 # is floe's median over skopeo's. Peak memory is `/usr/bin/time -v`'s maximum
 # resident set size of one 256 MiB cross-registry copy per tool.
 set -euo pipefail
@@ -73,6 +74,24 @@ copy oci:examples/quickstart/demo-artifact:v1.0.0 "docker://$A/seed/small/dev/ap
 python3 "$root/scripts/bench/make_image.py" "$work/big-layout" "$BIG_MIB"
 copy "oci:$work/big-layout:v1" "docker://$A/seed/big/dev/app:v1"
 
+# The existing state file each run but retag-new starts from: created by a first command and
+# holding a few events, as a team's state file does after its first promotion.
+mkdir -p "$work/template"
+cat >"$work/template/manifest.yaml" <<YAML
+artifacts:
+  promotion:
+    insecure_registries: ["$A"]
+    environments:
+      - name: dev
+        repository: $A/template/dev
+      - name: staging
+        repository: $A/template/staging
+YAML
+for cmd in lock unlock; do
+    "$FLOE" --manifest "$work/template/manifest.yaml" --state "$work/template/state.db" \
+        "$cmd" staging --reason "bench template" --actor bench >/dev/null
+done
+
 echo 0 >"$work/counter"
 run_pair() { # movement
     local m=$1
@@ -86,7 +105,7 @@ run_pair() { # movement
         done
     done
 }
-for m in retag mount stream; do
+for m in retag retag-new mount stream; do
     echo "bench: timing $m ($ROUNDS rounds x $RUNS runs per tool)" >&2
     run_pair "$m"
 done

@@ -17,6 +17,7 @@ def rss_mib(tool):
 
 names = {
     "retag": "retag in one repository",
+    "retag-new": "the same retag into a new state file",
     "mount": f"another repository, same registry (mount), {mib} MiB",
     "stream": f"another registry, {mib} MiB",
 }

@@ -4,6 +4,9 @@
 #   retag   the small image, tags only, within one repository
 #   mount   the big image to another repository of the same registry (blobs mounted)
 #   stream  the big image to another registry (blobs streamed)
+#   retag-new   the retag, into a state file the run creates
+# Every movement but retag-new starts from a copy of an existing state file (made once by
+# scripts/bench.sh, holding a few events), as a promotion does after a team's first one.
 set -euo pipefail
 w=$BENCH_WORK
 what=$1 m=$2
@@ -19,7 +22,7 @@ prepare)
             "${XDG_DATA_HOME:-$HOME/.local/share}"/containers/cache/blob-info-cache-v1.* 2>/dev/null || true
     fi
     case $m in
-    retag)  src="$A/r$n/dev" dst="$A/r$n/dev"
+    retag|retag-new)  src="$A/r$n/dev" dst="$A/r$n/dev"
             skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
                 "docker://$A/seed/small/dev/app:v1" "docker://$src/app:v1" >/dev/null ;;
     mount)  src="$A/seed/big/dev" dst="$A/m$n/staging" ;;
@@ -37,6 +40,9 @@ artifacts:
       - name: staging
         repository: $dst
 YAML
+    if [ "$m" != retag-new ]; then
+        for f in "$w"/template/state.db*; do cp "$f" "$w/floe-$n/"; done
+    fi
     ;;
 floe)
     n=$(cat "$w/counter")
