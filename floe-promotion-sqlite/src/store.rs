@@ -202,6 +202,24 @@ impl Shared {
         std::fs::File::open(&tmp)
             .and_then(|f| f.sync_all())
             .map_err(|e| fail("cannot sync", &e))?;
+        // A WAL (and its index) left beside a database file that is gone belongs to that
+        // file: SQLite would replay its frames into the new one. Closing keeps the WAL (see
+        // `connect`), so deleting only the database file leaves one behind.
+        for suffix in ["-wal", "-shm"] {
+            let mut stale = self.path.as_os_str().to_os_string();
+            stale.push(suffix);
+            let stale = PathBuf::from(stale);
+            match std::fs::remove_file(&stale) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(store_err(
+                        &self.name,
+                        format!("cannot remove the stale {}: {e}", stale.display()),
+                    ));
+                }
+            }
+        }
         std::fs::rename(&tmp, &self.path).map_err(|e| fail("cannot rename", &e))?;
         if let Some(dir) = self.path.parent() {
             let dir = if dir.as_os_str().is_empty() {

@@ -116,6 +116,27 @@ async fn closing_leaves_the_committed_wal_for_the_next_open() {
     assert_eq!(again.verify().await.expect("verify").events, 3);
 }
 
+/// Deleting only the database file leaves its WAL behind; a new file at the same path starts
+/// empty and sound instead of having the old WAL's frames replayed into it.
+#[tokio::test]
+async fn a_wal_left_by_a_deleted_database_is_not_replayed_into_a_new_one() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("state.db");
+    two_events(&path).await;
+    assert!(dir.path().join("state.db-wal").is_file());
+    std::fs::remove_file(&path).expect("delete the database file only");
+    let fresh = SqliteStore::open(&path).await.expect("a new database");
+    assert_eq!(fresh.verify().await.expect("verify").events, 0);
+    fresh.check_integrity().await.expect("integrity");
+    fresh
+        .append(record(EventKind::Locked, "prod", "app", "v1", base_time()))
+        .await
+        .expect("append");
+    drop(fresh);
+    let again = SqliteStore::open(&path).await.expect("reopen");
+    assert_eq!(again.verify().await.expect("verify").events, 1);
+}
+
 #[tokio::test]
 async fn missing_directory_is_not_found() {
     let dir = tempfile::tempdir().expect("dir");
