@@ -51,6 +51,7 @@ fn tag(t: &str) -> Tag {
 
 fn app(base: &Repository) -> Repository {
     base.join(&ArtifactName::new("app").expect("name"))
+        .expect("repository")
 }
 
 fn options(hosts: Vec<String>) -> OciOptions {

@@ -9,7 +9,7 @@ use floe_promotion_oci::{BlobStreams, OciLayoutRegistry};
 
 fn unique(base: &Repository) -> Repository {
     let name = format!("streams-{}", uuid::Uuid::new_v4().simple());
-    base.join(&ArtifactName::new(name).unwrap())
+    base.join(&ArtifactName::new(name).unwrap()).unwrap()
 }
 
 mod in_memory {

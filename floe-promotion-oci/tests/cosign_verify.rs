@@ -26,7 +26,7 @@ fn tag(t: &str) -> Tag {
 }
 
 fn app(base: &Repository) -> Repository {
-    base.join(&ArtifactName::new("app").unwrap())
+    base.join(&ArtifactName::new("app").unwrap()).unwrap()
 }
 
 struct Fixture {

@@ -36,6 +36,7 @@ fn remote_repo(name: &str) -> Repository {
     TestRegistry::shared()
         .namespace(name)
         .join(&ArtifactName::new("app").unwrap())
+        .unwrap()
 }
 
 fn layout_repo(dir: &Path) -> Repository {
@@ -373,7 +374,10 @@ async fn a_signed_image_is_promoted_from_a_layout_into_the_registry() {
     let dev_base = layout_repo(&tmp.path().join("dev"));
     let staging_base = TestRegistry::shared().namespace("promote");
     let app = ArtifactName::new("app").unwrap();
-    let (dev, staging) = (dev_base.join(&app), staging_base.join(&app));
+    let (dev, staging) = (
+        dev_base.join(&app).unwrap(),
+        staging_base.join(&app).unwrap(),
+    );
     let attached = signed_image(&registry, &dev, 31).await;
     registry
         .put_manifest(&dev, Some(&tag("v1.0.0")), &attached.image)
@@ -400,7 +404,10 @@ async fn a_corrupted_layout_blob_is_refused_and_nothing_is_tagged() {
     let dev_base = layout_repo(&dev_dir);
     let staging_base = TestRegistry::shared().namespace("corrupt");
     let app = ArtifactName::new("app").unwrap();
-    let (dev, staging) = (dev_base.join(&app), staging_base.join(&app));
+    let (dev, staging) = (
+        dev_base.join(&app).unwrap(),
+        staging_base.join(&app).unwrap(),
+    );
     let attached = signed_image(&registry, &dev, 41).await;
     registry
         .put_manifest(&dev, Some(&tag("v1.0.0")), &attached.image)

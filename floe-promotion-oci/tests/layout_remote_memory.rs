@@ -89,7 +89,7 @@ fn a_256_mib_image_crosses_both_ways_with_flat_memory() {
     let dev = OciLayoutRegistry::location(&dev_dir).unwrap();
     let prod_dir = tmp.path().join("prod");
     let prod = OciLayoutRegistry::location(&prod_dir).unwrap();
-    let staging = server.namespace("big").join(&app);
+    let staging = server.namespace("big").join(&app).unwrap();
 
     // The image: an empty config and the big layer, written straight into the layout.
     let layout = OciLayoutRegistry::new();

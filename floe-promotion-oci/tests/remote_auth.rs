@@ -33,6 +33,7 @@ fn app(name: &str) -> Repository {
     registry()
         .namespace(name)
         .join(&ArtifactName::new("app").unwrap())
+        .unwrap()
 }
 
 fn options(credentials: CredentialSource) -> OciOptions {

@@ -18,7 +18,7 @@ fn tag(t: &str) -> Tag {
 }
 
 fn app(base: &Repository) -> Repository {
-    base.join(&ArtifactName::new("app").unwrap())
+    base.join(&ArtifactName::new("app").unwrap()).unwrap()
 }
 
 fn evidence(kind: EvidenceKind, status: EvidenceStatus) -> Evidence {

@@ -25,7 +25,7 @@ const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
 
 fn app(base: &Repository) -> Repository {
-    base.join(&ArtifactName::new("app").unwrap())
+    base.join(&ArtifactName::new("app").unwrap()).unwrap()
 }
 
 /// A client for `hosts` (plain HTTP) with `request_timeout` and `retries`.

@@ -13,7 +13,7 @@ use floe_promotion_oci::testing::{
 use floe_promotion_oci::{CredentialSource, OciOptions, OciRegistry};
 
 fn repo(base: &Repository, name: &str) -> Repository {
-    base.join(&ArtifactName::new(name).unwrap())
+    base.join(&ArtifactName::new(name).unwrap()).unwrap()
 }
 
 fn tag(t: &str) -> Tag {

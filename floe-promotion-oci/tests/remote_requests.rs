@@ -8,7 +8,7 @@ use floe_promotion_oci::testing::{FaultProxy, TestRegistry, push_generated_image
 use floe_promotion_oci::{CredentialSource, OciOptions, OciRegistry};
 
 fn app(base: &Repository) -> Repository {
-    base.join(&ArtifactName::new("app").unwrap())
+    base.join(&ArtifactName::new("app").unwrap()).unwrap()
 }
 
 fn anonymous_client(host: String) -> OciRegistry {

@@ -42,6 +42,9 @@ artifacts:
 YAML
     if [ "$m" != retag-new ]; then
         for f in "$w"/template/state.db*; do cp "$f" "$w/floe-$n/"; done
+        # On disk before the run, as an existing file is: else the run's first fsync would
+        # also write out the copy.
+        sync "$w/floe-$n"/state.db*
     fi
     ;;
 floe)

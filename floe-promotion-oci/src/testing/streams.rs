@@ -57,7 +57,9 @@ pub async fn blob_exists_reports_stored_blobs(registry: &dyn BlobStreams, repo: 
     registry.push_blob(repo, data).await.expect("push_blob");
     assert!(exists(registry, repo, &digest).await, "after the push");
     assert!(!exists(registry, repo, &Digest::of(b"never pushed")).await);
-    let nowhere = repo.join(&floe_promotion::ArtifactName::new("never-created").unwrap());
+    let nowhere = repo
+        .join(&floe_promotion::ArtifactName::new("never-created").unwrap())
+        .unwrap();
     assert!(
         !exists(registry, &nowhere, &digest).await,
         "unknown repository"

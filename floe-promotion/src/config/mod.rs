@@ -96,7 +96,7 @@ pub trait EnvironmentConfig: Send + Sync + Debug + 'static {
             .as_ref()
             .or(self.settings().registry.as_ref())
         {
-            Some(namespace) => Ok(namespace.join(artifact)),
+            Some(namespace) => namespace.join(artifact),
             None => Err(Error::Config {
                 file: None,
                 location: None,

@@ -196,9 +196,11 @@ validated_string!(
 );
 
 impl Repository {
-    /// The repository of `artifact` below the namespace `self`, joined with `/`.
-    pub fn join(&self, artifact: &ArtifactName) -> Repository {
-        Repository(format!("{}/{}", self.0.trim_end_matches('/'), artifact))
+    /// The repository of `artifact` below the namespace `self`, joined with `/`. Fails with
+    /// [`Error::InvalidInput`] when the joined location is longer than a repository may be
+    /// (1024 characters), naming it.
+    pub fn join(&self, artifact: &ArtifactName) -> Result<Repository> {
+        Repository::new(format!("{}/{}", self.0.trim_end_matches('/'), artifact))
     }
 }
 
@@ -465,10 +467,15 @@ mod tests {
     fn repository_join() {
         let r = Repository::new("oci-layout:./reg/prod/").unwrap();
         assert_eq!(
-            r.join(&ArtifactName::new("app").unwrap()).as_str(),
+            r.join(&ArtifactName::new("app").unwrap()).unwrap().as_str(),
             "oci-layout:./reg/prod/app"
         );
         assert!(Repository::new("a b").is_err());
+        // A namespace and an artifact name that are each valid, but too long together.
+        let long = Repository::new(format!("registry.example.com/{}", "n".repeat(900))).unwrap();
+        let name = ArtifactName::new("a".repeat(200)).unwrap();
+        let err = long.join(&name).unwrap_err().to_string();
+        assert!(err.contains("1 to 1024 characters"), "{err}");
     }
 
     #[test]

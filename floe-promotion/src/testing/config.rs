@@ -65,7 +65,7 @@ pub fn repository_per_environment(config: &dyn EnvironmentConfig) {
             .as_ref()
             .or(config.settings().registry.as_ref())
             .expect("a location");
-        assert_eq!(repo, namespace.join(&artifact));
+        assert_eq!(repo, namespace.join(&artifact).expect("a short repository"));
         assert!(repo.as_str().ends_with("/team/app"), "{repo}");
     }
 }

@@ -17,6 +17,7 @@ use crate::registry::{
 
 fn repo(base: &Repository, name: &str) -> Repository {
     base.join(&ArtifactName::new(name).expect("test repository names are valid"))
+        .expect("test repositories are short")
 }
 
 fn tag(t: &str) -> Tag {
