@@ -1,16 +1,19 @@
 //! In-memory promotion with three gates and history, on one core (current-thread runtime).
 //!
 //! Run: `cargo bench -p floe-benches --bench promotion`
-//! Measured (2 shared cores, both busy with other builds, load average 13): 52.6 and 61.7 µs
-//! a promotion (19,000 and 16,200/s), against 114.4 and 108.9 µs for the code before the
-//! direct format-2 writer, run in turn in the same session; with the outbox delivering each
-//! promotion's two events to the pipeline's recording notifier in the background. On a quiet
-//! machine the code before took 36.5 µs (27,400/s). The target of 100,000/s is missed for now:
-//! see `examples/promote_loop.rs` to profile what remains.
+//! Measured (2 shared cores, both busy with other builds, load average 5.5), three pairs run
+//! in turn in one session: 16.4, 18.5 and 17.8 µs a promotion (about 56,000/s) against 29.9,
+//! 33.4 and 29.9 µs (33,500/s) for the code before gates ran inside the promotion's task and
+//! the outbox delivered the events it was handed. On a quiet machine the code before took
+//! 21.1 µs (47,450/s). The target of 100,000/s is still missed: see
+//! `examples/promote_loop.rs` to profile what remains.
 //!
 //! Each measured promotion resolves the digest, checks the transition, lock, immutability and
 //! pointer tags, runs three passing gates concurrently, takes and releases the lease, writes
-//! two tags and appends two hash-chained events. Releases are pushed outside the timing.
+//! two tags and appends two hash-chained events; it yields to the runtime afterwards, where
+//! the outbox delivers its two events to the pipeline's recording notifier in the
+//! background, and the last events are delivered before the clock stops. Releases are pushed
+//! outside the timing.
 
 use std::time::{Duration, Instant};
 

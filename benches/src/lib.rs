@@ -27,7 +27,10 @@ pub async fn three_gate_pipeline(releases: u64) -> (TestPipeline, DefaultPromoti
     (p, manager)
 }
 
-/// Promotes releases `v0` .. `v{n-1}` from dev to staging, one after the other.
+/// Promotes releases `v0` .. `v{n-1}` from dev to staging, one after the other, yielding to
+/// the runtime between two promotions as an embedder's event loop would (the outbox's
+/// background delivery runs there), then waits until the pipeline's notifier has received
+/// every event, so that all the work of the outbox is counted.
 pub async fn promote_all(p: &TestPipeline, manager: &DefaultPromotionManager, n: u64) {
     let actor = p.actor("ci");
     for i in 0..n {
@@ -38,5 +41,16 @@ pub async fn promote_all(p: &TestPipeline, manager: &DefaultPromotionManager, n:
             )
             .await
             .expect("promotion");
+        tokio::task::yield_now().await;
     }
+    let deliveries = manager
+        .deliver_notifications()
+        .await
+        .expect("notification delivery");
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d.error.is_none() && d.cursor == 2 * n),
+        "every promotion's two events reach the notifier: {deliveries:?}"
+    );
 }

@@ -148,12 +148,95 @@ pub async fn run_gates(
     ctx: &GateContext,
     default_timeout: Duration,
 ) -> Vec<GateResult> {
-    run_gates_shared(gates, Arc::new(ctx.clone()), default_timeout).await
+    if in_tasks(gates) {
+        run_gates_spawned(gates, Arc::new(ctx.clone()), default_timeout).await
+    } else {
+        run_gates_inline(gates, ctx, default_timeout).await
+    }
 }
 
-/// [`run_gates`] over a context the caller built for it, shared by the gate tasks as it is
-/// (no copy).
+/// [`run_gates`] over a context the caller built for it, shared by the gates as it is (no
+/// copy).
+///
+/// Gates run as tasks of their own (in parallel) on a multi-threaded runtime when there are
+/// two or more; otherwise, where a task would buy no parallelism (a current-thread runtime,
+/// a single gate), they run concurrently inside the caller's task. Either way
+/// each has its timeout, a panic is caught and fails its gate, and dropping the returned
+/// future cancels every gate still running.
 pub(crate) async fn run_gates_shared(
+    gates: &[Arc<dyn PromotionGate>],
+    shared: Arc<GateContext>,
+    default_timeout: Duration,
+) -> Vec<GateResult> {
+    if in_tasks(gates) {
+        run_gates_spawned(gates, shared, default_timeout).await
+    } else {
+        run_gates_inline(gates, &shared, default_timeout).await
+    }
+}
+
+/// Whether `gates` gain by running as tasks of their own: two or more, on a multi-threaded
+/// runtime.
+fn in_tasks(gates: &[Arc<dyn PromotionGate>]) -> bool {
+    gates.len() > 1
+        && tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread)
+}
+
+/// A gate's result before it is named: its outcome within `limit` (`Err` when it timed
+/// out), or `None` when it panicked or was cancelled, and how long it took.
+type Evaluated = (
+    Option<std::result::Result<Result<GateOutcome>, ()>>,
+    Duration,
+);
+
+/// The result of a gate that ran for `took`, given what it returned.
+fn gate_result(gate: &dyn PromotionGate, limit: Duration, evaluated: Evaluated) -> GateResult {
+    let (outcome, took) = evaluated;
+    let (status, message) = match outcome {
+        Some(Ok(Ok(o))) => (o.status, o.message),
+        Some(Ok(Err(e))) => (GateStatus::Error, e.to_string()),
+        Some(Err(())) => (
+            GateStatus::TimedOut,
+            format!("no answer within {}", humantime::format_duration(limit)),
+        ),
+        None => (GateStatus::Error, "the gate panicked".to_string()),
+    };
+    GateResult {
+        gate: gate.name().to_string(),
+        status,
+        message,
+        duration_ms: took.as_millis() as u64,
+    }
+}
+
+/// Every gate concurrently inside the caller's task, a panic caught as the gate's failure.
+async fn run_gates_inline(
+    gates: &[Arc<dyn PromotionGate>],
+    ctx: &GateContext,
+    default_timeout: Duration,
+) -> Vec<GateResult> {
+    use futures::FutureExt;
+    let runs = gates.iter().map(|gate| {
+        let limit = gate.timeout().unwrap_or(default_timeout);
+        async move {
+            let started = Instant::now();
+            let outcome = std::panic::AssertUnwindSafe(async {
+                tokio::time::timeout(limit, gate.evaluate(ctx))
+                    .await
+                    .map_err(|_| ())
+            })
+            .catch_unwind()
+            .await
+            .ok();
+            gate_result(gate.as_ref(), limit, (outcome, started.elapsed()))
+        }
+    });
+    futures::future::join_all(runs).await
+}
+
+/// Every gate as a task of its own, in parallel on a multi-threaded runtime.
+async fn run_gates_spawned(
     gates: &[Arc<dyn PromotionGate>],
     shared: Arc<GateContext>,
     default_timeout: Duration,
@@ -178,7 +261,9 @@ pub(crate) async fn run_gates_shared(
         let limit = gate.timeout().unwrap_or(default_timeout);
         let handle = set.spawn(async move {
             let started = Instant::now();
-            let outcome = tokio::time::timeout(limit, gate.evaluate(&ctx)).await;
+            let outcome = tokio::time::timeout(limit, gate.evaluate(&ctx))
+                .await
+                .map_err(|_| ());
             (index, limit, outcome, started.elapsed())
         });
         ids.push((handle.id(), index));
@@ -186,23 +271,7 @@ pub(crate) async fn run_gates_shared(
     while let Some(joined) = set.join_next_with_id().await {
         match joined {
             Ok((_, (index, limit, outcome, took))) => {
-                let r = &mut results[index];
-                r.duration_ms = took.as_millis() as u64;
-                match outcome {
-                    Ok(Ok(o)) => {
-                        r.status = o.status;
-                        r.message = o.message;
-                    }
-                    Ok(Err(e)) => {
-                        r.status = GateStatus::Error;
-                        r.message = e.to_string();
-                    }
-                    Err(_) => {
-                        r.status = GateStatus::TimedOut;
-                        r.message =
-                            format!("no answer within {}", humantime::format_duration(limit));
-                    }
-                }
+                results[index] = gate_result(gates[index].as_ref(), limit, (Some(outcome), took));
             }
             Err(join) => {
                 if let Some(&(_, index)) = ids.iter().find(|(id, _)| *id == join.id()) {

@@ -35,10 +35,18 @@ pub use outbox::{CursorStore, Delivery, Dispatcher, InMemoryCursors};
 /// - `notify` is never called for a dry run, which records nothing.
 /// - `name` identifies the notifier's cursor: keep it stable across releases, or the notifier
 ///   starts again from the first event.
+/// - `notify_shared` is how the dispatcher delivers: the same event as `notify` would
+///   receive, held in an `Arc` that a notifier keeping events may keep instead of a copy. It
+///   defaults to `notify`; an override behaves as `notify` in everything but that.
 #[async_trait]
 pub trait Notifier: Send + Sync + Debug + 'static {
     /// Delivers one event.
     async fn notify(&self, event: &AuditEvent) -> Result<()>;
+
+    /// Delivers one event the dispatcher holds shared. Defaults to [`Notifier::notify`].
+    async fn notify_shared(&self, event: &Arc<AuditEvent>) -> Result<()> {
+        self.notify(event).await
+    }
 
     /// The notifier's stable name (the key of its delivery cursor). Defaults to its type name.
     fn name(&self) -> &str {
@@ -46,10 +54,11 @@ pub trait Notifier: Send + Sync + Debug + 'static {
     }
 }
 
-/// Keeps every event it is given, for tests. Clones share the same list.
+/// Keeps every event it is given, for tests. Clones share the same list. Events delivered
+/// shared ([`Notifier::notify_shared`]) are kept without a copy.
 #[derive(Debug, Default, Clone)]
 pub struct RecordingNotifier {
-    events: Arc<Mutex<Vec<AuditEvent>>>,
+    events: Arc<Mutex<Vec<Arc<AuditEvent>>>>,
 }
 
 impl RecordingNotifier {
@@ -63,7 +72,9 @@ impl RecordingNotifier {
         self.events
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .iter()
+            .map(|e| AuditEvent::clone(e))
+            .collect()
     }
 
     /// Forgets the events received so far.
@@ -81,7 +92,15 @@ impl Notifier for RecordingNotifier {
         self.events
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(event.clone());
+            .push(Arc::new(event.clone()));
+        Ok(())
+    }
+
+    async fn notify_shared(&self, event: &Arc<AuditEvent>) -> Result<()> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::clone(event));
         Ok(())
     }
 }

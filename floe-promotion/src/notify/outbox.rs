@@ -8,8 +8,13 @@
 //! again, with the same event id, for the consumer to deduplicate. A notifier that fails stops
 //! its own queue until the next run; the others go on. Different notifiers are delivered to
 //! concurrently; each one's events stay in history order.
+//!
+//! The events this process has just committed are handed to the dispatcher as the store
+//! returned them ([`Dispatcher::committed`]); a run serves a notifier from them, without
+//! reading them back, when they follow its cursor without a gap, and reads history for
+//! everything else (events committed elsewhere, or before a gap).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,10 +23,14 @@ use async_trait::async_trait;
 
 use super::Notifier;
 use crate::error::Result;
-use crate::history::{HistoryQuery, HistoryStore, Order};
+use crate::history::{AuditEvent, HistoryQuery, HistoryStore, Order};
 
 /// How many events one notifier is given per history read.
 const BATCH: usize = 256;
+
+/// How many just-committed events the dispatcher keeps for delivery without a history read;
+/// older ones are read from history when their turn comes.
+const RECENT: usize = 4 * BATCH;
 
 /// Per-consumer delivery cursors: the sequence number of the last event each consumer
 /// acknowledged.
@@ -61,18 +70,19 @@ impl CursorStore for InMemoryCursors {
     }
 
     async fn advance(&self, consumer: &str, from: u64, to: u64) -> Result<bool> {
+        if to <= from {
+            return Ok(false);
+        }
         let mut cursors = self.cursors.lock().unwrap_or_else(|p| p.into_inner());
-        // The key is copied only the first time a consumer is seen.
-        if !cursors.contains_key(consumer) {
-            cursors.insert(consumer.to_string(), 0);
+        // One lookup for a consumer seen before; its key is copied only the first time.
+        match cursors.get_mut(consumer) {
+            Some(current) if *current == from => *current = to,
+            Some(_) => return Ok(false),
+            None if from == 0 => {
+                cursors.insert(consumer.to_string(), to);
+            }
+            None => return Ok(false),
         }
-        let Some(current) = cursors.get_mut(consumer) else {
-            return Ok(false);
-        };
-        if *current != from || to <= from {
-            return Ok(false);
-        }
-        *current = to;
         Ok(true)
     }
 }
@@ -96,11 +106,16 @@ pub struct Dispatcher {
     history: Arc<dyn HistoryStore>,
     cursors: Arc<dyn CursorStore>,
     notifiers: Vec<Arc<dyn Notifier>>,
+    /// The notifiers' cursor keys, in order (see [`Dispatcher::consumers`]).
+    consumers: Vec<String>,
     /// One delivery at a time per process, so a queue is not delivered twice concurrently.
     running: tokio::sync::Mutex<()>,
     /// Whether a background run is scheduled and has not started yet (kicks coalesce).
     scheduled: std::sync::atomic::AtomicBool,
     timeout: Duration,
+    /// Events this process committed lately, consecutive in sequence, oldest first, at most
+    /// [`RECENT`]: the committed events as the store returned them.
+    recent: Mutex<VecDeque<Arc<AuditEvent>>>,
 }
 
 impl Dispatcher {
@@ -112,14 +127,71 @@ impl Dispatcher {
         notifiers: Vec<Arc<dyn Notifier>>,
         timeout: Duration,
     ) -> Self {
+        let consumers = Self::consumers(&notifiers);
         Dispatcher {
             history,
             cursors,
             notifiers,
+            consumers,
             running: tokio::sync::Mutex::new(()),
             scheduled: std::sync::atomic::AtomicBool::new(false),
             timeout,
+            recent: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// Hands over events just committed, as [`HistoryStore::append_batch`] returned them
+    /// (consecutive, in order), so that delivery serves them without reading them back.
+    /// Events older than the newest handed over are ignored; events that do not follow it
+    /// replace what was kept. Nothing is kept when there are no notifiers.
+    pub fn committed(&self, events: Vec<AuditEvent>) {
+        if self.notifiers.is_empty() {
+            return;
+        }
+        let mut recent = self.recent();
+        for event in events {
+            match recent.back().map(|last| last.seq) {
+                Some(last) if event.seq <= last => continue,
+                Some(last) if event.seq != last + 1 => recent.clear(),
+                _ => {}
+            }
+            if recent.len() == RECENT {
+                recent.pop_front();
+            }
+            recent.push_back(Arc::new(event));
+        }
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<AuditEvent>>> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Up to [`BATCH`] events after `cursor`: the kept ones when they continue the cursor
+    /// without a gap, otherwise read from history; and whether history was read.
+    async fn events_after(&self, cursor: u64) -> Result<(Vec<Arc<AuditEvent>>, bool)> {
+        {
+            let recent = self.recent();
+            if let (Some(first), Some(last)) = (recent.front(), recent.back())
+                && first.seq <= cursor + 1
+                && last.seq > cursor
+            {
+                let skip = (cursor + 1 - first.seq) as usize;
+                return Ok((
+                    recent.iter().skip(skip).take(BATCH).cloned().collect(),
+                    false,
+                ));
+            }
+        }
+        let read = self
+            .history
+            .query(&HistoryQuery {
+                after_seq: Some(cursor),
+                limit: Some(BATCH),
+                order: Order::OldestFirst,
+                ..Default::default()
+            })
+            .await?;
+        Ok((read.into_iter().map(Arc::new).collect(), true))
     }
 
     /// Marks a background run as scheduled; `false` when one already is (then the caller
@@ -145,9 +217,9 @@ impl Dispatcher {
 
     /// The notifiers' cursor keys, in order: `notifier.name()`, made unique by position when
     /// two notifiers share a name.
-    fn consumers(&self) -> Vec<String> {
+    fn consumers(notifiers: &[Arc<dyn Notifier>]) -> Vec<String> {
         let mut seen: HashMap<String, usize> = HashMap::new();
-        self.notifiers
+        notifiers
             .iter()
             .map(|n| {
                 let name = n.name().to_string();
@@ -171,9 +243,20 @@ impl Dispatcher {
         let runs = self
             .notifiers
             .iter()
-            .zip(self.consumers())
-            .map(|(notifier, consumer)| self.deliver_to(notifier.as_ref(), consumer));
-        futures::future::join_all(runs).await.into_iter().collect()
+            .zip(&self.consumers)
+            .map(|(notifier, consumer)| self.deliver_to(notifier.as_ref(), consumer.clone()));
+        let reports: Result<Vec<Delivery>> =
+            futures::future::join_all(runs).await.into_iter().collect();
+        // Kept events every notifier has acknowledged are not needed any more.
+        if let Ok(reports) = &reports
+            && let Some(done) = reports.iter().map(|r| r.cursor).min()
+        {
+            let mut recent = self.recent();
+            while recent.front().is_some_and(|e| e.seq <= done) {
+                recent.pop_front();
+            }
+        }
+        reports
     }
 
     async fn deliver_to(&self, notifier: &dyn Notifier, consumer: String) -> Result<Delivery> {
@@ -185,20 +268,12 @@ impl Dispatcher {
             error: None,
         };
         loop {
-            let events = self
-                .history
-                .query(&HistoryQuery {
-                    after_seq: Some(cursor),
-                    limit: Some(BATCH),
-                    order: Order::OldestFirst,
-                    ..Default::default()
-                })
-                .await?;
+            let (events, read) = self.events_after(cursor).await?;
             if events.is_empty() {
                 break;
             }
             for event in &events {
-                let sent = tokio::time::timeout(self.timeout, notifier.notify(event)).await;
+                let sent = tokio::time::timeout(self.timeout, notifier.notify_shared(event)).await;
                 let failure = match sent {
                     Ok(Ok(())) => None,
                     Ok(Err(e)) => Some(e.to_string()),
@@ -222,7 +297,9 @@ impl Dispatcher {
                 cursor = event.seq;
                 report.delivered += 1;
             }
-            if events.len() < BATCH {
+            // A short read from history was all there was; after kept events, history may
+            // hold newer ones (committed elsewhere).
+            if read && events.len() < BATCH {
                 break;
             }
         }

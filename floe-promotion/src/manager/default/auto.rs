@@ -334,7 +334,7 @@ impl DefaultPromotionManager {
             );
             return Ok(known);
         }
-        known.extend(self.record(fresh).await?);
+        known.extend(self.record_stored(fresh).await?);
         Ok(known)
     }
 

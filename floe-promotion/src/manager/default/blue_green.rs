@@ -338,7 +338,7 @@ impl DefaultPromotionManager {
             warnings: Vec::new(),
             started,
             finished: done.finished,
-            event_seq: done.stored.last().map(|e| e.seq),
+            event_seq: done.event_seq,
         };
         if !auto_switch {
             return Ok(PromotionRecord { warnings, ..staged });

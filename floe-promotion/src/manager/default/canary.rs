@@ -131,7 +131,7 @@ impl DefaultPromotionManager {
             warnings: Vec::new(),
             started,
             finished: done.finished,
-            event_seq: done.stored.last().map(|e| e.seq),
+            event_seq: done.event_seq,
         })
     }
 
@@ -283,7 +283,7 @@ impl DefaultPromotionManager {
         weight: u8,
         action: CanaryAction,
         reason: Option<String>,
-    ) -> Result<Vec<AuditEvent>> {
+    ) -> Result<()> {
         let mut e = self.promotion_event(EventKind::CanaryStep, req, self.now());
         e.digest = Some(release.digest.clone());
         e.reason = reason;

@@ -39,8 +39,8 @@ pub(super) struct Executed {
     pub(super) tags: Vec<Tag>,
     /// What the copy moved, when the repositories differ.
     pub(super) copy: Option<CopyReport>,
-    /// The recorded outcome events.
-    pub(super) stored: Vec<AuditEvent>,
+    /// The sequence number of the last recorded outcome event.
+    pub(super) event_seq: Option<u64>,
     /// When the outcome was recorded.
     pub(super) finished: DateTime<Utc>,
 }
@@ -100,11 +100,14 @@ impl DefaultPromotionManager {
         events.push(done);
         let stored = self.record_in_lease(events).await;
         self.release(&w.lease).await;
+        let stored = stored?;
+        let event_seq = stored.last().map(|e| e.seq);
+        self.parts.dispatcher.committed(stored);
         self.kick_notifications();
         Ok(Executed {
             tags: w.tags,
             copy: w.copy,
-            stored: stored?,
+            event_seq,
             finished,
         })
     }

@@ -220,9 +220,18 @@ impl DefaultPromotionManager {
         EventRecord::new(kind, actor.clone(), now)
     }
 
-    /// Appends events (one commit). Notifiers hear of them afterwards, from the outbox: a
-    /// delivery run starts in the background. Under a lease, use [`Self::record_in_lease`].
-    async fn record(&self, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>> {
+    /// Appends events (one commit). Notifiers hear of them afterwards, from the outbox: the
+    /// stored events are handed to it and a delivery run starts in the background. Under a
+    /// lease, use [`Self::record_in_lease`]; for the stored events, [`Self::record_stored`].
+    async fn record(&self, records: Vec<EventRecord>) -> Result<()> {
+        let stored = self.record_in_lease(records).await?;
+        self.parts.dispatcher.committed(stored);
+        self.kick_notifications();
+        Ok(())
+    }
+
+    /// [`Self::record`], returning the stored events (the outbox reads them from history).
+    async fn record_stored(&self, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>> {
         let stored = self.record_in_lease(records).await?;
         self.kick_notifications();
         Ok(stored)

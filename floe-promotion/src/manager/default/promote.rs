@@ -122,7 +122,7 @@ impl DefaultPromotionManager {
             warnings,
             started,
             finished: done.finished,
-            event_seq: done.stored.last().map(|e| e.seq),
+            event_seq: done.event_seq,
         })
     }
 

@@ -61,7 +61,7 @@ impl DefaultPromotionManager {
             warnings: Vec::new(),
             started,
             finished: done.finished,
-            event_seq: done.stored.last().map(|e| e.seq),
+            event_seq: done.event_seq,
         })
     }
 

@@ -301,7 +301,7 @@ impl DefaultPromotionManager {
             warnings,
             started,
             finished: done.finished,
-            event_seq: done.stored.last().map(|e| e.seq),
+            event_seq: done.event_seq,
         })
     }
 
