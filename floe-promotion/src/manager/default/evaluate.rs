@@ -127,10 +127,38 @@ impl DefaultPromotionManager {
         digest: &Digest,
         immutable: bool,
     ) -> Result<()> {
-        let current = self
-            .tag_digest(repo, &tag)
-            .await?
-            .map(|m| m.digest().clone());
+        self.plan_tags(ev, repo, [(tag, immutable)], digest).await
+    }
+
+    /// Plans the writes of `tags` (each with whether it is immutable) at `digest` in `repo`,
+    /// in order, as [`plan_tag`](Self::plan_tag) would one after the other; the tags' current
+    /// digests are read concurrently, one round trip for all of them.
+    pub(super) async fn plan_tags<const N: usize>(
+        &self,
+        ev: &mut Evaluation,
+        repo: &Repository,
+        tags: [(Tag, bool); N],
+        digest: &Digest,
+    ) -> Result<()> {
+        let found =
+            futures::future::join_all(tags.iter().map(|(tag, _)| self.tag_digest(repo, tag))).await;
+        for ((tag, immutable), found) in tags.into_iter().zip(found) {
+            let current = found?.map(|m| m.digest().clone());
+            self.plan_tag_at(ev, repo, tag, digest, immutable, current)?;
+        }
+        Ok(())
+    }
+
+    /// Plans the write of `tag` at `digest` in `repo`, which now points at `current`.
+    fn plan_tag_at(
+        &self,
+        ev: &mut Evaluation,
+        repo: &Repository,
+        tag: Tag,
+        digest: &Digest,
+        immutable: bool,
+        current: Option<Digest>,
+    ) -> Result<()> {
         let action = match &current {
             None => TagAction::Create,
             Some(d) if d == digest => TagAction::Unchanged,
@@ -246,8 +274,8 @@ impl DefaultPromotionManager {
         let scheme = &self.settings().tag_scheme;
         let env_tag = scheme.environment_tag(&req.version, &req.to)?;
         let pointer = scheme.pointer_tag(&req.to)?;
-        self.plan_tag(ev, &target, env_tag, &digest, true).await?;
-        self.plan_tag(ev, &target, pointer, &digest, false).await?;
+        self.plan_tags(ev, &target, [(env_tag, true), (pointer, false)], &digest)
+            .await?;
 
         // 4. Gates, concurrently, every one of them, sharing one context.
         let ctx = Arc::new(GateContext {
@@ -440,17 +468,14 @@ impl DefaultPromotionManager {
             }
             n += 1;
         };
-        self.plan_tag(ev, &target, rollback_tag, &recorded, true)
-            .await?;
-        self.plan_tag(
+        let pointer = scheme.pointer_tag(&req.environment)?;
+        self.plan_tags(
             ev,
             &target,
-            scheme.pointer_tag(&req.environment)?,
+            [(rollback_tag, true), (pointer, false)],
             &recorded,
-            false,
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     /// Input that does not form a request at all (an unknown environment, an override without

@@ -22,9 +22,15 @@ impl DefaultPromotionManager {
         if let Some(group) = group {
             requested.details.insert("group".into(), group.to_string());
         }
-        self.record(vec![requested]).await?;
-
-        if let Err(e) = self.evaluate_promotion(&req, &mut ev).await {
+        // The request is made durable while the evaluation reads: it writes nothing, and
+        // nothing is written to a registry before both are done. A request that cannot be
+        // recorded fails the promotion whatever the evaluation found.
+        let (recorded, evaluated) = futures::join!(
+            self.record(vec![requested]),
+            self.evaluate_promotion(&req, &mut ev)
+        );
+        recorded?;
+        if let Err(e) = evaluated {
             return Err(self.fail_promotion(&req, &ev, e).await);
         }
         if let Some(policy) = self.parts.config.environment(&req.to)?.approval.clone() {

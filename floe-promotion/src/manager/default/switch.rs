@@ -87,11 +87,14 @@ impl DefaultPromotionManager {
         ev.manifest = Some(manifest.clone());
         let scheme = &self.settings().tag_scheme;
         let env_tag = scheme.environment_tag(&content.version, &req.environment)?;
-        self.plan_tag(ev, &repo, env_tag, &content.digest, true)
-            .await?;
         let pointer = scheme.pointer_tag(&req.environment)?;
-        self.plan_tag(ev, &repo, pointer, &content.digest, false)
-            .await?;
+        self.plan_tags(
+            ev,
+            &repo,
+            [(env_tag, true), (pointer, false)],
+            &content.digest,
+        )
+        .await?;
         if gates && !req.back {
             let ctx = GateContext {
                 artifact: req.artifact.clone(),
