@@ -289,7 +289,16 @@ pub fn check_content_fields(content: &[u8]) -> Result<ContentFields<'_>, BadCont
 
 /// The fields of a canonical format-2 event read in place, or `None` when the bytes are
 /// anything else (or not an event at all).
-pub(super) fn format_2_fields<'a>(content: &'a [u8]) -> Option<ContentFields<'a>> {
+///
+/// The layout this release writes is matched in one pass (`history/layout.rs`); other bytes go
+/// through [`format_2_fields_general`], which accepts everything the layout reader does, with
+/// the same fields.
+pub(super) fn format_2_fields(content: &[u8]) -> Option<ContentFields<'_>> {
+    super::layout::read(content).or_else(|| format_2_fields_general(content))
+}
+
+/// [`format_2_fields`] by the general reader: the bytes checked canonical, then parsed.
+pub(super) fn format_2_fields_general<'a>(content: &'a [u8]) -> Option<ContentFields<'a>> {
     let super::jcs::Top {
         seq: Some(seq),
         format: Some(2),
