@@ -21,20 +21,159 @@
 //! bytes.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde::Deserialize;
 use serde::de::value::{BorrowedStrDeserializer, Error as ValueError};
 use uuid::Uuid;
 
-use super::EventKind;
 use super::format::{ContentFields, FORMAT_2};
-use crate::gate::GateStatus;
-use crate::model::{ArtifactName, Digest, EnvName, Tag};
+use super::{EventKind, EventRecord};
+use crate::gate::{GateResult, GateStatus};
+use crate::model::{Actor, ArtifactName, Digest, EnvName, Tag};
 
 /// The fields of a format-2 event with the layout this release writes, or `None` when the
 /// bytes differ from it anywhere (they may still be a valid event: ask the general reader).
 pub(super) fn read(content: &[u8]) -> Option<ContentFields<'_>> {
+    let m = walk(content, &mut ())?;
+    Some(ContentFields {
+        seq: m.seq,
+        format: FORMAT_2,
+        id: m.id,
+        time: m.time,
+        kind: m.kind,
+        artifact: m.artifact.map(Cow::Borrowed),
+        version: m.version.map(Cow::Borrowed),
+        digest: m.digest.map(Cow::Borrowed),
+        environment: m.environment.map(Cow::Borrowed),
+    })
+}
+
+/// The sequence number and record of a format-2 event with the layout this release writes,
+/// as [`parse_content`](super::parse_content) reads them, or `None` when the bytes differ from
+/// the layout anywhere. Used when events are read back, where the bytes are not checked.
+pub(super) fn record(content: &[u8]) -> Option<(u64, EventRecord)> {
+    let mut lists = Lists::default();
+    let m = walk(content, &mut lists)?;
+    let name = |n: Option<&str>| n.map(str::to_owned);
+    Some((
+        m.seq,
+        EventRecord {
+            id: m.id,
+            time: m.time,
+            kind: m.kind,
+            actor: Actor {
+                id: m.actor.decode(),
+                groups: lists.groups,
+            },
+            artifact: name(m.artifact).map(ArtifactName::new).transpose().ok()?,
+            version: name(m.version).map(Tag::new).transpose().ok()?,
+            digest: name(m.digest).map(Digest::new).transpose().ok()?,
+            from: name(m.from).map(EnvName::new).transpose().ok()?,
+            environment: name(m.environment).map(EnvName::new).transpose().ok()?,
+            reason: m.reason.map(Str::decode),
+            gates: lists.gates,
+            details: lists.details,
+        },
+    ))
+}
+
+/// A string as written: its text between the quotes, and whether it has escapes (only the
+/// ones JCS writes).
+#[derive(Clone, Copy)]
+struct Str<'a>(&'a str, bool);
+
+impl Str<'_> {
+    /// The string's value.
+    fn decode(self) -> String {
+        let Str(raw, escaped) = self;
+        if !escaped {
+            return raw.to_owned();
+        }
+        let mut out = String::with_capacity(raw.len());
+        let mut rest = raw;
+        while let Some(at) = rest.find('\\') {
+            out.push_str(&rest[..at]);
+            let (c, len) = match rest.as_bytes().get(at + 1) {
+                Some(b'"') => ('"', 2),
+                Some(b'\\') => ('\\', 2),
+                Some(b'b') => ('\u{8}', 2),
+                Some(b't') => ('\t', 2),
+                Some(b'n') => ('\n', 2),
+                Some(b'f') => ('\u{c}', 2),
+                Some(b'r') => ('\r', 2),
+                // `\u00xx`, checked by the walk.
+                _ => {
+                    let hex = rest.get(at + 2..at + 6).unwrap_or_default();
+                    let v = u8::from_str_radix(hex, 16).unwrap_or_default();
+                    (char::from(v), 6)
+                }
+            };
+            out.push(c);
+            rest = rest.get(at + len..).unwrap_or_default();
+        }
+        out.push_str(rest);
+        out
+    }
+}
+
+/// The members of an event, strings as written.
+struct Members<'a> {
+    actor: Str<'a>,
+    artifact: Option<&'a str>,
+    digest: Option<&'a str>,
+    environment: Option<&'a str>,
+    from: Option<&'a str>,
+    id: Uuid,
+    kind: EventKind,
+    reason: Option<Str<'a>>,
+    seq: u64,
+    time: DateTime<Utc>,
+    version: Option<&'a str>,
+}
+
+/// What the walk hands over of the lists (groups, details, gates) as it meets them.
+trait Collect<'a> {
+    fn group(&mut self, group: Str<'a>);
+    fn detail(&mut self, key: &'a str, value: Str<'a>);
+    fn gate(&mut self, duration_ms: u64, gate: Str<'a>, message: Str<'a>, status: GateStatus);
+}
+
+/// `verify` keeps none of them.
+impl Collect<'_> for () {
+    fn group(&mut self, _: Str<'_>) {}
+    fn detail(&mut self, _: &str, _: Str<'_>) {}
+    fn gate(&mut self, _: u64, _: Str<'_>, _: Str<'_>, _: GateStatus) {}
+}
+
+/// A record keeps them all, decoded.
+#[derive(Default)]
+struct Lists {
+    groups: Vec<String>,
+    details: BTreeMap<String, String>,
+    gates: Vec<GateResult>,
+}
+
+impl Collect<'_> for Lists {
+    fn group(&mut self, group: Str<'_>) {
+        self.groups.push(group.decode());
+    }
+    fn detail(&mut self, key: &str, value: Str<'_>) {
+        self.details.insert(key.to_owned(), value.decode());
+    }
+    fn gate(&mut self, duration_ms: u64, gate: Str<'_>, message: Str<'_>, status: GateStatus) {
+        self.gates.push(GateResult {
+            gate: gate.decode(),
+            status,
+            message: message.decode(),
+            duration_ms,
+        });
+    }
+}
+
+/// Matches the layout, handing the lists to `lists`; `None` at the first byte that differs.
+fn walk<'a>(content: &'a [u8], lists: &mut impl Collect<'a>) -> Option<Members<'a>> {
     let text = std::str::from_utf8(content).ok()?;
     let mut c = Cursor {
         s: content,
@@ -44,30 +183,31 @@ pub(super) fn read(content: &[u8]) -> Option<ContentFields<'_>> {
     // Members in JCS order: actor, artifact, details, digest, environment, format, from,
     // gates, id, kind, reason, seq, time, version.
     c.lit(b"{\"actor\":{\"groups\":[")?;
-    c.strings()?;
+    c.groups(lists)?;
     c.lit(b"],\"id\":")?;
-    c.string()?;
+    let actor = c.string()?;
     c.lit(b"},\"artifact\":")?;
     let artifact = c.name(ArtifactName::is_valid)?;
     c.lit(b",\"details\":{")?;
-    c.details()?;
+    c.details(lists)?;
     c.lit(b",\"digest\":")?;
     let digest = c.name(Digest::is_valid)?;
     c.lit(b",\"environment\":")?;
     let environment = c.name(EnvName::is_valid)?;
     c.lit(b",\"format\":2,\"from\":")?;
-    c.name(EnvName::is_valid)?;
+    let from = c.name(EnvName::is_valid)?;
     c.lit(b",\"gates\":[")?;
-    c.gates()?;
+    c.gates(lists)?;
     c.lit(b",\"id\":")?;
     let id = Uuid::parse_str(c.plain()?).ok()?;
     c.lit(b",\"kind\":")?;
     let kind =
         EventKind::deserialize(BorrowedStrDeserializer::<ValueError>::new(c.plain()?)).ok()?;
     c.lit(b",\"reason\":")?;
-    if c.lit(b"null").is_none() {
-        c.string()?;
-    }
+    let reason = match c.lit(b"null") {
+        Some(()) => None,
+        None => Some(c.string()?),
+    };
     c.lit(b",\"seq\":")?;
     let seq = c.integer()?;
     c.lit(b",\"time\":")?;
@@ -78,16 +218,18 @@ pub(super) fn read(content: &[u8]) -> Option<ContentFields<'_>> {
     if c.i != content.len() {
         return None;
     }
-    Some(ContentFields {
-        seq,
-        format: FORMAT_2,
+    Some(Members {
+        actor,
+        artifact,
+        digest,
+        environment,
+        from,
         id,
-        time,
         kind,
-        artifact: artifact.map(Cow::Borrowed),
-        version: version.map(Cow::Borrowed),
-        digest: digest.map(Cow::Borrowed),
-        environment: environment.map(Cow::Borrowed),
+        reason,
+        seq,
+        time,
+        version,
     })
 }
 
@@ -156,7 +298,7 @@ impl<'a> Cursor<'a> {
 
     /// A JSON string as JCS writes it; its text between the quotes (escapes not decoded) and
     /// whether it has escapes.
-    fn string(&mut self) -> Option<(&'a str, bool)> {
+    fn string(&mut self) -> Option<Str<'a>> {
         if self.s.get(self.i) != Some(&b'"') {
             return None;
         }
@@ -188,13 +330,13 @@ impl<'a> Cursor<'a> {
             };
         }
         self.i = j + 1;
-        Some((self.text.get(start..j)?, escaped))
+        Some(Str(self.text.get(start..j)?, escaped))
     }
 
     /// A string without escapes.
     fn plain(&mut self) -> Option<&'a str> {
         match self.string()? {
-            (s, false) => Some(s),
+            Str(s, false) => Some(s),
             _ => None,
         }
     }
@@ -208,13 +350,13 @@ impl<'a> Cursor<'a> {
         valid(s).then_some(Some(s))
     }
 
-    /// Strings separated by commas, up to (not including) a `]`.
-    fn strings(&mut self) -> Option<()> {
+    /// The actor's groups after the `[`, up to (not including) the `]`.
+    fn groups(&mut self, lists: &mut impl Collect<'a>) -> Option<()> {
         if self.s.get(self.i) == Some(&b']') {
             return Some(());
         }
         loop {
-            self.string()?;
+            lists.group(self.string()?);
             if self.lit(b",").is_none() {
                 return Some(());
             }
@@ -236,7 +378,7 @@ impl<'a> Cursor<'a> {
 
     /// The members of `details` after its `{`, through its `}`: strings to strings, keys
     /// without escapes in strictly ascending UTF-16 order.
-    fn details(&mut self) -> Option<()> {
+    fn details(&mut self, lists: &mut impl Collect<'a>) -> Option<()> {
         if self.lit(b"}").is_some() {
             return Some(());
         }
@@ -248,7 +390,7 @@ impl<'a> Cursor<'a> {
             }
             previous = Some(key);
             self.lit(b":")?;
-            self.string()?;
+            lists.detail(key, self.string()?);
             if self.lit(b",").is_none() {
                 return self.lit(b"}");
             }
@@ -257,20 +399,22 @@ impl<'a> Cursor<'a> {
 
     /// The gate results after the `[`, through the `]`: objects of exactly the members of a
     /// [`GateResult`](crate::gate::GateResult).
-    fn gates(&mut self) -> Option<()> {
+    fn gates(&mut self, lists: &mut impl Collect<'a>) -> Option<()> {
         if self.lit(b"]").is_some() {
             return Some(());
         }
         loop {
             self.lit(b"{\"duration_ms\":")?;
-            self.integer()?;
+            let duration_ms = self.integer()?;
             self.lit(b",\"gate\":")?;
-            self.string()?;
+            let gate = self.string()?;
             self.lit(b",\"message\":")?;
-            self.string()?;
+            let message = self.string()?;
             self.lit(b",\"status\":")?;
-            GateStatus::deserialize(BorrowedStrDeserializer::<ValueError>::new(self.plain()?))
-                .ok()?;
+            let status =
+                GateStatus::deserialize(BorrowedStrDeserializer::<ValueError>::new(self.plain()?))
+                    .ok()?;
+            lists.gate(duration_ms, gate, message, status);
             self.lit(b"}")?;
             if self.lit(b",").is_none() {
                 return self.lit(b"]");
@@ -286,13 +430,15 @@ mod tests {
     use chrono::TimeZone;
     use proptest::prelude::*;
 
-    use super::super::format::{format_2_fields_general, jcs_v2};
+    use super::super::format::{
+        check_content_general, format_2_fields_general, jcs_v2, parse_content_general,
+    };
     use super::super::{EventRecord, canonical_json};
     use super::*;
     use crate::gate::GateResult;
     use crate::model::Actor;
 
-    fn record(i: u64) -> EventRecord {
+    fn sample(i: u64) -> EventRecord {
         let time = Utc
             .timestamp_opt(1_700_000_000 + i as i64 * 37, (i as u32 % 7) * 1_000_000)
             .single()
@@ -336,26 +482,32 @@ mod tests {
         r
     }
 
-    /// Both readers on `bytes`: when the layout reader accepts, the general reader accepts
-    /// with the same fields. Returns whether the layout reader accepted.
+    /// Both readers on `bytes`: when the layout reader accepts, the general readers accept
+    /// with the same fields and record; the layout reader reads fields exactly when it reads a
+    /// record. Returns whether the layout reader accepted.
     fn agree(bytes: &[u8]) -> bool {
-        let Some(fast) = read(bytes) else {
+        let what = String::from_utf8_lossy(bytes);
+        let fields = read(bytes);
+        let record = super::record(bytes);
+        assert_eq!(fields.is_some(), record.is_some(), "{what}");
+        let (Some(fields), Some((seq, record))) = (fields, record) else {
             return false;
         };
-        let general = format_2_fields_general(bytes);
         assert_eq!(
-            general.as_ref(),
-            Some(&fast),
-            "{}",
-            String::from_utf8_lossy(bytes)
+            format_2_fields_general(bytes).as_ref(),
+            Some(&fields),
+            "{what}"
         );
+        let read = (seq, FORMAT_2, record);
+        assert_eq!(parse_content_general(bytes).as_ref(), Ok(&read), "{what}");
+        assert_eq!(check_content_general(bytes).as_ref(), Ok(&read), "{what}");
         true
     }
 
     #[test]
     fn written_events_are_read_in_one_pass() {
         for i in 0..200 {
-            let r = record(i);
+            let r = sample(i);
             let bytes = canonical_json(i + 1, &r);
             assert_eq!(bytes, jcs_v2(i + 1, &r));
             assert!(agree(&bytes), "{}", String::from_utf8_lossy(&bytes));
@@ -366,7 +518,7 @@ mod tests {
     /// never accepts what the general reader refuses, nor reads other fields.
     #[test]
     fn edited_events_are_accepted_only_when_the_general_reader_agrees() {
-        let bytes = canonical_json(42, &record(4));
+        let bytes = canonical_json(42, &sample(4));
         let mut accepted = 0;
         let mut declined = 0;
         let replacements = [
@@ -461,7 +613,7 @@ mod tests {
             insert in proptest::collection::vec(any::<u8>(), 0..8),
             text in "[\\x00-\\x7f]{0,6}",
         ) {
-            let bytes = canonical_json(i + 1, &record(i));
+            let bytes = canonical_json(i + 1, &sample(i));
             let at = at % bytes.len();
             let end = (at + cut).min(bytes.len());
             for insert in [insert.as_slice(), text.as_bytes()] {
