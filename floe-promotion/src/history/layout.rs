@@ -453,14 +453,14 @@ mod tests {
                 .with_groups(["ci", "ops"]),
             time,
         );
-        if i % 3 != 0 {
+        if !i.is_multiple_of(3) {
             r.artifact = ArtifactName::new("team/app").ok();
             r.version = Tag::new(format!("v1.{i}")).ok();
             r.digest = Some(Digest::of(format!("{i}").as_bytes()));
             r.from = EnvName::new("staging").ok();
             r.environment = EnvName::new("prod").ok();
         }
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             r.reason = Some("why \"not\"\n\u{1}é".into());
             r.gates = vec![
                 GateResult {
