@@ -176,7 +176,18 @@ struct Head {
 /// Reads stored bytes: the sequence number, the format (1 when the bytes have no `format`
 /// member) and the record. Members this release does not know are ignored. Does not check
 /// that the bytes are canonical: see [`check_content`].
+///
+/// Bytes laid out as this release writes them, the common case, are read in one pass
+/// (`history/layout.rs`); the rest by serde.
 pub fn parse_content(content: &[u8]) -> Result<(u64, u32, EventRecord), BadContent> {
+    match super::layout::record(content) {
+        Some((seq, record)) => Ok((seq, FORMAT_2, record)),
+        None => parse_content_general(content),
+    }
+}
+
+/// [`parse_content`] by serde, for any bytes.
+pub(super) fn parse_content_general(content: &[u8]) -> Result<(u64, u32, EventRecord), BadContent> {
     let bad =
         |e: serde_json::Error| BadContent(format!("the stored content is not a valid event: {e}"));
     let head: Head = serde_json::from_slice(content).map_err(bad)?;
@@ -216,9 +227,19 @@ pub fn check_canonical(
 /// [`parse_content`] and [`check_canonical`]: what stored bytes hold, when they are a
 /// canonical event.
 ///
-/// Format 2, the common case, is checked in one pass that also reads `seq` and `format`, and
-/// the record is parsed once: `verify` runs this for every stored event.
+/// Format 2 laid out as this release writes it, the common case, is checked and read in one
+/// pass (`history/layout.rs`); other format-2 bytes are checked in one pass that also reads
+/// `seq` and `format`, and the record is parsed once.
 pub fn check_content(content: &[u8]) -> Result<(u64, u32, EventRecord), BadContent> {
+    // The layout this release writes is canonical: read in one pass.
+    if let Some((seq, record)) = super::layout::record(content) {
+        return Ok((seq, FORMAT_2, record));
+    }
+    check_content_general(content)
+}
+
+/// [`check_content`] without the one-pass reader.
+pub(super) fn check_content_general(content: &[u8]) -> Result<(u64, u32, EventRecord), BadContent> {
     if let Ok(super::jcs::Top {
         seq: Some(seq),
         format: Some(2),
@@ -289,7 +310,16 @@ pub fn check_content_fields(content: &[u8]) -> Result<ContentFields<'_>, BadCont
 
 /// The fields of a canonical format-2 event read in place, or `None` when the bytes are
 /// anything else (or not an event at all).
-pub(super) fn format_2_fields<'a>(content: &'a [u8]) -> Option<ContentFields<'a>> {
+///
+/// The layout this release writes is matched in one pass (`history/layout.rs`); other bytes go
+/// through [`format_2_fields_general`], which accepts everything the layout reader does, with
+/// the same fields.
+pub(super) fn format_2_fields(content: &[u8]) -> Option<ContentFields<'_>> {
+    super::layout::read(content).or_else(|| format_2_fields_general(content))
+}
+
+/// [`format_2_fields`] by the general reader: the bytes checked canonical, then parsed.
+pub(super) fn format_2_fields_general<'a>(content: &'a [u8]) -> Option<ContentFields<'a>> {
     let super::jcs::Top {
         seq: Some(seq),
         format: Some(2),

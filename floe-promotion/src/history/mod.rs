@@ -73,6 +73,7 @@ mod export;
 mod fields;
 mod format;
 mod jcs;
+mod layout;
 mod memory;
 mod payload;
 
