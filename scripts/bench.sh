@@ -34,8 +34,9 @@ if [ ${#missing[@]} -gt 0 ]; then
         || { "${sudo[@]}" apt-get update && "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"; }
 fi
 
-cargo build --release --quiet -p floe-promotion-cli
-export FLOE=$root/target/release/floe
+# The binary as built for use: the dist profile (workspace Cargo.toml).
+cargo build --profile dist --quiet -p floe-promotion-cli
+export FLOE=$root/target/dist/floe
 
 work=$(mktemp -d)
 export BENCH_WORK=$work
