@@ -540,10 +540,13 @@ async fn serve(shared: Arc<Shared>, client: TcpStream) {
             _ = &mut down => {}
         }
     };
-    // A reset drops both directions, and with them whatever a stall or a hold keeps.
+    // A reset drops both directions, and with them whatever a stall or a hold keeps. The
+    // reset is looked at first on every wake-up: a test that resets and then clears the
+    // faults must never see a stalled direction resume (and deliver what it held) in between.
     tokio::select! {
-        _ = both => {}
+        biased;
         _ = reset.changed() => {}
+        _ = both => {}
     }
 }
 
