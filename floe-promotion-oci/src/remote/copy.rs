@@ -25,6 +25,17 @@ pub(super) fn mode(src: &RemoteRepo, dst: &RemoteRepo) -> CopyMode {
     }
 }
 
+/// What is attached to a manifest in the source repository.
+struct Attachments {
+    sig_tag: Tag,
+    /// The manifest the cosign signature tag names.
+    sig: Option<Digest>,
+    att_tag: Tag,
+    /// The manifest the cosign attestation tag names.
+    att: Option<Digest>,
+    referrers: Vec<Descriptor>,
+}
+
 /// What happened to one blob.
 enum BlobMove {
     Skipped,
@@ -82,10 +93,30 @@ impl Inner {
             if !run.seen.insert(digest.clone()) {
                 return Ok(());
             }
-            let (src, dst) = (run.src, run.dst);
+            let src = run.src;
             let manifest = self
                 .resolve(src, &Reference::Digest(digest.clone()))
                 .await?;
+            // What is attached to the manifest in the source is looked up while the manifest
+            // and its blobs are copied: reads of the source, copied after the manifest.
+            let (copied, found) = futures::join!(
+                self.copy_manifest(run, &digest, &manifest),
+                self.find_attachments(src, &digest)
+            );
+            copied?;
+            self.copy_attachments(run, found?).await
+        })
+    }
+
+    /// Copies `manifest` (at `digest`) itself: its children, its blobs, its exact bytes.
+    async fn copy_manifest(
+        &self,
+        run: &mut CopyRun<'_>,
+        digest: &Digest,
+        manifest: &floe_promotion::registry::Manifest,
+    ) -> Result<()> {
+        {
+            let (src, dst) = (run.src, run.dst);
             let body = manifest.body();
             // Children first: an index may only be written once they are there.
             for child in body.children() {
@@ -123,29 +154,56 @@ impl Inner {
                 }
                 // `put_manifest` also records a manifest with a subject in the destination's
                 // referrers index.
-                self.put_manifest(dst, None, &manifest).await?;
+                self.put_manifest(dst, None, manifest).await?;
                 run.report.manifests_copied += 1;
             } else if let Some(subject) = &body.subject {
                 // Present already; make sure an interrupted earlier copy left it listed.
                 self.add_referrer(
                     dst,
                     &subject.digest,
-                    super::referrers::entry_for(&manifest, body),
+                    super::referrers::entry_for(manifest, body),
                 )
                 .await?;
             }
-            self.copy_attachments(run, &digest).await
+            Ok(())
+        }
+    }
+
+    /// Looks up, concurrently, what is attached to `digest` in `src`: its cosign signature
+    /// tag, its attestation tag and its referrers.
+    async fn find_attachments(&self, src: &RemoteRepo, digest: &Digest) -> Result<Attachments> {
+        let sig_tag = Tag::new(digest.signature_tag())?;
+        let att_tag = Tag::new(digest.attestation_tag())?;
+        let (sig_ref, att_ref) = (
+            Reference::Tag(sig_tag.clone()),
+            Reference::Tag(att_tag.clone()),
+        );
+        let (sig, att, referrers) = futures::try_join!(
+            self.head_manifest(src, &sig_ref),
+            self.head_manifest(src, &att_ref),
+            self.referrers(src, digest),
+        )?;
+        Ok(Attachments {
+            sig_tag,
+            sig,
+            att_tag,
+            att,
+            referrers,
         })
     }
 
-    /// Copies the cosign signature tag, the attestation tag and the referrers of `digest`.
-    async fn copy_attachments(&self, run: &mut CopyRun<'_>, digest: &Digest) -> Result<()> {
+    /// Copies the cosign signature tag, the attestation tag and the referrers found by
+    /// [`find_attachments`](Self::find_attachments).
+    async fn copy_attachments(&self, run: &mut CopyRun<'_>, found: Attachments) -> Result<()> {
         let (src, dst) = (run.src, run.dst);
-        let sig_tag = Tag::new(digest.signature_tag())?;
-        if let Some(sig) = self
-            .head_manifest(src, &Reference::Tag(sig_tag.clone()))
-            .await?
-        {
+        let Attachments {
+            sig_tag,
+            sig,
+            att_tag,
+            att,
+            referrers,
+        } = found;
+        if let Some(sig) = sig {
             self.copy_tree(run, sig.clone()).await?;
             let current = self
                 .head_manifest(dst, &Reference::Tag(sig_tag.clone()))
@@ -159,10 +217,7 @@ impl Inner {
         }
         // The attestation tag is appended to in each repository: copied only where there is
         // none yet, so the destination's own attestations are never replaced.
-        let att_tag = Tag::new(digest.attestation_tag())?;
-        if let Some(att) = self
-            .head_manifest(src, &Reference::Tag(att_tag.clone()))
-            .await?
+        if let Some(att) = att
             && self
                 .head_manifest(dst, &Reference::Tag(att_tag.clone()))
                 .await?
@@ -174,7 +229,7 @@ impl Inner {
                 .await?;
             run.report.referrers_copied += 1;
         }
-        for referrer in self.referrers(src, digest).await? {
+        for referrer in referrers {
             let before = run.report.manifests_copied;
             self.copy_tree(run, referrer.digest.clone()).await?;
             if run.report.manifests_copied > before {
