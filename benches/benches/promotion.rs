@@ -1,13 +1,14 @@
 //! In-memory promotion with three gates and history, on one core (current-thread runtime).
 //!
 //! Run: `cargo bench -p floe-benches --bench promotion`
-//! Measured (2 shared cores, load average 3.2 to 3.7), three pairs run in turn in one session:
-//! 10.30, 10.22 and 10.19 µs a promotion (about 98,000/s) against 11.28, 11.34 and 11.26 µs
-//! (88,600/s) for the code before the in-memory registry hashed with foldhash, looked keys up
-//! by borrowed names and left a stored manifest alone on a tag write. Earlier, with both cores
-//! busy (load average 5.5): 16.4 to 18.5 µs against 29.9 to 33.4 µs for the code before gates
-//! ran inside the promotion's task. The target of 100,000/s is just missed: see
-//! `examples/promote_loop.rs` to profile what remains.
+//! Measured (2 shared cores, load average 2.2 to 3.6), three pairs run in turn in one session:
+//! 10.29, 10.50 and 10.32 µs a promotion (about 97,000/s) against 11.53, 11.55 and 11.62 µs
+//! (86,600/s) for the code before the in-memory registry hashed with foldhash, looked keys up
+//! by borrowed names and left a stored manifest alone on a tag write, and before a closure
+//! gate's future was boxed once instead of twice. Earlier, with both cores busy (load average
+//! 5.5): 16.4 to 18.5 µs against 29.9 to 33.4 µs for the code before gates ran inside the
+//! promotion's task. The target of 100,000/s is just missed: see `examples/promote_loop.rs` to
+//! profile what remains.
 //!
 //! Each measured promotion resolves the digest, checks the transition, lock, immutability and
 //! pointer tags, runs three passing gates concurrently, takes and releases the lease, writes
