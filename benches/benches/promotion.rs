@@ -1,12 +1,14 @@
 //! In-memory promotion with three gates and history, on one core (current-thread runtime).
 //!
 //! Run: `cargo bench -p floe-benches --bench promotion`
-//! Measured (2 shared cores, both busy with other builds, load average 5.5), three pairs run
-//! in turn in one session: 16.4, 18.5 and 17.8 µs a promotion (about 56,000/s) against 29.9,
-//! 33.4 and 29.9 µs (33,500/s) for the code before gates ran inside the promotion's task and
-//! the outbox delivered the events it was handed. On a quiet machine the code before took
-//! 21.1 µs (47,450/s). The target of 100,000/s is still missed: see
-//! `examples/promote_loop.rs` to profile what remains.
+//! Measured (2 shared cores, load average 2.2 to 3.6), three pairs run in turn in one session:
+//! 10.29, 10.50 and 10.32 µs a promotion (about 97,000/s) against 11.53, 11.55 and 11.62 µs
+//! (86,600/s) for the code before the in-memory registry hashed with foldhash, looked keys up
+//! by borrowed names and left a stored manifest alone on a tag write, and before a closure
+//! gate's future was boxed once instead of twice. Earlier, with both cores busy (load average
+//! 5.5): 16.4 to 18.5 µs against 29.9 to 33.4 µs for the code before gates ran inside the
+//! promotion's task. The target of 100,000/s is just missed: see `examples/promote_loop.rs` to
+//! profile what remains.
 //!
 //! Each measured promotion resolves the digest, checks the transition, lock, immutability and
 //! pointer tags, runs three passing gates concurrently, takes and releases the lease, writes

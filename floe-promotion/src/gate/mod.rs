@@ -134,8 +134,18 @@ impl PromotionGate for FnGate {
         &self.name
     }
 
-    async fn evaluate(&self, ctx: &GateContext) -> Result<GateOutcome> {
-        (self.f)(ctx.clone()).await
+    // Written out as `#[async_trait]` would expand it: the closure's future is boxed already,
+    // so it is returned as it is instead of being boxed a second time.
+    fn evaluate<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        ctx: &'life1 GateContext,
+    ) -> Pin<Box<dyn Future<Output = Result<GateOutcome>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        (self.f)(ctx.clone())
     }
 }
 

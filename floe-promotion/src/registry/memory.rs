@@ -32,17 +32,128 @@ pub struct InMemoryRegistry {
     inner: Arc<Mutex<Store>>,
 }
 
+/// The maps' hasher: foldhash, much cheaper than SipHash on the short keys here (names and
+/// digests), and still seeded per process.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 struct Store {
-    repos: HashMap<Repository, Repo>,
+    /// Keyed by the repository's name, so a lookup borrows it instead of copying it.
+    repos: FastMap<Box<str>, Repo>,
     blob_writes: u64,
+}
+
+impl Store {
+    /// The repository `repo`, created empty if it does not exist yet.
+    fn repo_mut(&mut self, repo: &Repository) -> &mut Repo {
+        // Checked first so that the name is only copied when the repository is new.
+        if !self.repos.contains_key(repo.as_str()) {
+            self.repos.insert(repo.as_str().into(), Repo::default());
+        }
+        self.repos
+            .get_mut(repo.as_str())
+            .expect("the repository was inserted above")
+    }
 }
 
 #[derive(Debug, Default)]
 struct Repo {
-    manifests: HashMap<Digest, Manifest>,
-    tags: BTreeMap<Tag, Digest>,
-    blobs: HashMap<Digest, Arc<[u8]>>,
+    manifests: FastMap<Digest, Manifest>,
+    /// Subject digest -> the manifests of this repository whose `subject` it is, in the
+    /// order they were stored (the referrers API, without a scan of every manifest).
+    referrers: FastMap<Digest, Vec<Digest>>,
+    /// Sorted only when listed: lookups and writes are what promotions do.
+    tags: FastMap<Tag, Digest>,
+    blobs: FastMap<Digest, Arc<[u8]>>,
+}
+
+impl Repo {
+    /// Stores `manifest` under its digest; returns the manifest it replaced (same bytes,
+    /// another media type) or `None` when the digest was new. Nothing is copied when the
+    /// same manifest is stored already.
+    fn store_manifest(&mut self, manifest: &Manifest) -> Option<Option<Manifest>> {
+        match self.manifests.get_mut(manifest.digest()) {
+            Some(m) if m.media_type() == manifest.media_type() => None,
+            Some(m) => Some(Some(std::mem::replace(m, manifest.clone()))),
+            None => {
+                if let Some(subject) = &manifest.body().subject {
+                    self.referrers
+                        .entry(subject.digest.clone())
+                        .or_default()
+                        .push(manifest.digest().clone());
+                }
+                self.manifests
+                    .insert(manifest.digest().clone(), manifest.clone());
+                Some(None)
+            }
+        }
+    }
+
+    /// Removes a manifest stored by [`Repo::store_manifest`] as new, from the referrer index
+    /// too.
+    fn remove_manifest(&mut self, digest: &Digest) {
+        if let Some(m) = self.manifests.remove(digest)
+            && let Some(subject) = &m.body().subject
+            && let Some(list) = self.referrers.get_mut(&subject.digest)
+        {
+            list.retain(|d| d != digest);
+            if list.is_empty() {
+                self.referrers.remove(&subject.digest);
+            }
+        }
+    }
+
+    /// Points `tag` at `digest`; returns what it pointed at before (`Some(None)`: nothing),
+    /// or `None` when it already pointed there (nothing was written).
+    fn set_tag(&mut self, tag: &Tag, digest: &Digest) -> Option<Option<Digest>> {
+        match self.tags.get_mut(tag) {
+            Some(d) if d == digest => None,
+            Some(d) => Some(Some(std::mem::replace(d, digest.clone()))),
+            None => {
+                self.tags.insert(tag.clone(), digest.clone());
+                Some(None)
+            }
+        }
+    }
+}
+
+/// What a copy changed in an existing destination repository, to undo it when the copy
+/// fails part-way (instead of a snapshot of the whole repository taken before every copy).
+#[derive(Default)]
+struct Journal {
+    blobs: Vec<Digest>,
+    /// A manifest stored, with the one it replaced (`None`: the digest was new).
+    manifests: Vec<(Digest, Option<Manifest>)>,
+    /// A tag written, with the digest it pointed at before (`None`: it was new).
+    tags: Vec<(Tag, Option<Digest>)>,
+}
+
+impl Journal {
+    /// Puts `repo` back as it was before the changes recorded here.
+    fn undo(self, repo: &mut Repo) {
+        for (tag, before) in self.tags.into_iter().rev() {
+            match before {
+                Some(d) => {
+                    repo.tags.insert(tag, d);
+                }
+                None => {
+                    repo.tags.remove(&tag);
+                }
+            }
+        }
+        for (digest, before) in self.manifests.into_iter().rev() {
+            match before {
+                Some(m) => {
+                    repo.manifests.insert(digest, m);
+                }
+                None => repo.remove_manifest(&digest),
+            }
+        }
+        for digest in self.blobs {
+            repo.blobs.remove(&digest);
+        }
+    }
 }
 
 impl InMemoryRegistry {
@@ -114,14 +225,14 @@ impl InMemoryRegistry {
         dst: &Repository,
         digest: &Digest,
         report: &mut CopyReport,
-        seen: &mut HashSet<Digest>,
+        copying: &mut Copying,
     ) -> Result<()> {
-        if !seen.insert(digest.clone()) {
+        if !copying.seen.insert(digest.clone()) {
             return Ok(());
         }
         let source = store
             .repos
-            .get(src)
+            .get(src.as_str())
             .ok_or_else(|| Error::not_found(format!("repository {src}")))?;
         let manifest = source
             .manifests
@@ -138,73 +249,69 @@ impl InMemoryRegistry {
                 .ok_or_else(|| Error::not_found(format!("blob {src}@{}", d.digest)))?;
             blobs.push((d.digest.clone(), bytes));
         }
-        let signature = source.tags.get(&Tag::new(digest.signature_tag())?).cloned();
-        let attestations = source
-            .tags
-            .get(&Tag::new(digest.attestation_tag())?)
-            .cloned();
-        let referrers: Vec<Digest> = source
-            .manifests
-            .values()
-            .filter(|m| {
-                m.body()
-                    .subject
-                    .as_ref()
-                    .is_some_and(|s| &s.digest == digest)
-            })
-            .map(|m| m.digest().clone())
-            .collect();
+        let signature_tag = Tag::new(digest.signature_tag())?;
+        let attestation_tag = Tag::new(digest.attestation_tag())?;
+        let signature = source.tags.get(&signature_tag).cloned();
+        let attestations = source.tags.get(&attestation_tag).cloned();
+        let referrers: Vec<Digest> = source.referrers.get(digest).cloned().unwrap_or_default();
         let children: Vec<Digest> = body.children().iter().map(|c| c.digest.clone()).collect();
 
         for child in &children {
-            Self::copy_one(store, src, dst, child, report, seen)?;
+            Self::copy_one(store, src, dst, child, report, copying)?;
         }
-        let target = store.repos.entry(dst.clone()).or_default();
+        let target = store.repo_mut(dst);
         for (d, bytes) in blobs {
             if let std::collections::hash_map::Entry::Vacant(e) = target.blobs.entry(d) {
+                copying.journal.blobs.push(e.key().clone());
                 e.insert(bytes);
                 report.blobs_mounted += 1;
             } else {
                 report.blobs_skipped += 1;
             }
         }
-        if target.manifests.insert(digest.clone(), manifest).is_none() {
-            report.manifests_copied += 1;
+        if let Some(before) = target.store_manifest(&manifest) {
+            if before.is_none() {
+                report.manifests_copied += 1;
+            }
+            copying.journal.manifests.push((digest.clone(), before));
         }
         if let Some(sig) = signature {
-            Self::copy_one(store, src, dst, &sig, report, seen)?;
-            let target = store.repos.entry(dst.clone()).or_default();
-            let tag = Tag::new(digest.signature_tag())?;
-            if target.tags.insert(tag, sig).is_none() {
-                report.signatures_copied += 1;
+            Self::copy_one(store, src, dst, &sig, report, copying)?;
+            let target = store.repo_mut(dst);
+            if let Some(before) = target.set_tag(&signature_tag, &sig) {
+                if before.is_none() {
+                    report.signatures_copied += 1;
+                }
+                copying.journal.tags.push((signature_tag, before));
             }
         }
         // The attestation tag is appended to in each repository: copied only where there is
         // none yet, so the destination's own attestations are never replaced.
-        if let Some(att) = attestations {
-            let tag = Tag::new(digest.attestation_tag())?;
-            if !store
-                .repos
-                .entry(dst.clone())
-                .or_default()
-                .tags
-                .contains_key(&tag)
-            {
-                Self::copy_one(store, src, dst, &att, report, seen)?;
-                let target = store.repos.entry(dst.clone()).or_default();
-                target.tags.insert(tag, att);
-                report.referrers_copied += 1;
-            }
+        if let Some(att) = attestations
+            && !store.repo_mut(dst).tags.contains_key(&attestation_tag)
+        {
+            Self::copy_one(store, src, dst, &att, report, copying)?;
+            let target = store.repo_mut(dst);
+            target.tags.insert(attestation_tag.clone(), att);
+            copying.journal.tags.push((attestation_tag, None));
+            report.referrers_copied += 1;
         }
         for r in referrers {
             let before = report.manifests_copied;
-            Self::copy_one(store, src, dst, &r, report, seen)?;
+            Self::copy_one(store, src, dst, &r, report, copying)?;
             if report.manifests_copied > before {
                 report.referrers_copied += 1;
             }
         }
         Ok(())
     }
+}
+
+/// The state of one [`ArtifactRegistry::copy`]: the manifests visited and what was changed.
+#[derive(Default)]
+struct Copying {
+    seen: FastSet<Digest>,
+    journal: Journal,
 }
 
 async fn image_manifest(
@@ -252,7 +359,7 @@ impl ArtifactRegistry for InMemoryRegistry {
         let store = self.lock();
         let r = store
             .repos
-            .get(repo)
+            .get(repo.as_str())
             .ok_or_else(|| Error::not_found(format!("repository {repo}")))?;
         let digest = match reference {
             Reference::Digest(d) => d,
@@ -275,7 +382,20 @@ impl ArtifactRegistry for InMemoryRegistry {
     ) -> Result<()> {
         let body = manifest.body();
         let mut store = self.lock();
-        let r = store.repos.entry(repo.clone()).or_default();
+        let r = store.repo_mut(repo);
+        // A manifest stored already had its blobs and children checked then, and nothing is
+        // ever removed from a repository (a failed copy only removes what it added): a tag
+        // write of a stored manifest, what a promotion does, needs no check.
+        let stored = r
+            .manifests
+            .get(manifest.digest())
+            .is_some_and(|m| m.media_type() == manifest.media_type());
+        if stored {
+            if let Some(tag) = tag {
+                r.set_tag(tag, manifest.digest());
+            }
+            return Ok(());
+        }
         for d in body.blobs() {
             if !r.blobs.contains_key(&d.digest) {
                 return Err(Error::not_found(format!(
@@ -294,10 +414,9 @@ impl ArtifactRegistry for InMemoryRegistry {
                 )));
             }
         }
-        r.manifests
-            .insert(manifest.digest().clone(), manifest.clone());
+        r.store_manifest(manifest);
         if let Some(tag) = tag {
-            r.tags.insert(tag.clone(), manifest.digest().clone());
+            r.set_tag(tag, manifest.digest());
         }
         Ok(())
     }
@@ -305,7 +424,7 @@ impl ArtifactRegistry for InMemoryRegistry {
     async fn push_blob(&self, repo: &Repository, data: Vec<u8>) -> Result<Digest> {
         let digest = Digest::of(&data);
         let mut store = self.lock();
-        let r = store.repos.entry(repo.clone()).or_default();
+        let r = store.repo_mut(repo);
         if !r.blobs.contains_key(&digest) {
             r.blobs.insert(digest.clone(), data.into());
             store.blob_writes += 1;
@@ -322,7 +441,7 @@ impl ArtifactRegistry for InMemoryRegistry {
         let store = self.lock();
         let bytes = store
             .repos
-            .get(repo)
+            .get(repo.as_str())
             .and_then(|r| r.blobs.get(digest))
             .ok_or_else(|| Error::not_found(format!("blob {repo}@{digest}")))?;
         if bytes.len() as u64 > max_bytes {
@@ -349,7 +468,7 @@ impl ArtifactRegistry for InMemoryRegistry {
         if src == dst {
             let exists = store
                 .repos
-                .get(src)
+                .get(src.as_str())
                 .is_some_and(|r| r.manifests.contains_key(digest));
             return if exists {
                 Ok(report)
@@ -357,22 +476,15 @@ impl ArtifactRegistry for InMemoryRegistry {
                 Err(Error::not_found(format!("{src}@{digest}")))
             };
         }
-        // Copy into a scratch clone first so a failure leaves the destination unchanged.
-        let mut seen = HashSet::new();
-        let snapshot = store.repos.get(dst).map(|r| Repo {
-            manifests: r.manifests.clone(),
-            tags: r.tags.clone(),
-            blobs: r.blobs.clone(),
-        });
-        let result = Self::copy_one(&mut store, src, dst, digest, &mut report, &mut seen);
+        // What the copy changes is journaled, so a failure leaves the destination unchanged.
+        let existed = store.repos.contains_key(dst.as_str());
+        let mut copying = Copying::default();
+        let result = Self::copy_one(&mut store, src, dst, digest, &mut report, &mut copying);
         if result.is_err() {
-            match snapshot {
-                Some(r) => {
-                    store.repos.insert(dst.clone(), r);
-                }
-                None => {
-                    store.repos.remove(dst);
-                }
+            if existed {
+                copying.journal.undo(store.repo_mut(dst));
+            } else {
+                store.repos.remove(dst.as_str());
             }
         }
         result.map(|()| report)
@@ -382,27 +494,33 @@ impl ArtifactRegistry for InMemoryRegistry {
         let store = self.lock();
         Ok(store
             .repos
-            .get(repo)
-            .map(|r| r.tags.keys().cloned().collect())
+            .get(repo.as_str())
+            .map(|r| {
+                let mut tags: Vec<Tag> = r.tags.keys().cloned().collect();
+                tags.sort_unstable();
+                tags
+            })
             .unwrap_or_default())
     }
 
     async fn referrers(&self, repo: &Repository, subject: &Digest) -> Result<Vec<Descriptor>> {
         let store = self.lock();
-        let Some(r) = store.repos.get(repo) else {
+        let Some(r) = store.repos.get(repo.as_str()) else {
             return Ok(vec![]);
         };
         let mut out: Vec<Descriptor> = r
-            .manifests
-            .values()
-            .filter_map(|m| {
+            .referrers
+            .get(subject)
+            .into_iter()
+            .flatten()
+            .filter_map(|d| r.manifests.get(d))
+            .map(|m| {
                 let body = m.body();
-                let s = body.subject.as_ref()?;
-                (&s.digest == subject).then(|| Descriptor {
+                Descriptor {
                     artifact_type: body.artifact_type.clone(),
                     annotations: body.annotations.clone(),
                     ..m.descriptor()
-                })
+                }
             })
             .collect();
         out.sort_by(|a, b| a.digest.cmp(&b.digest));
@@ -415,5 +533,161 @@ impl ArtifactRegistry for InMemoryRegistry {
         } else {
             CopyMode::Mount
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything `repo` holds, in a stable order; `None` when there is no such repository.
+    fn state(registry: &InMemoryRegistry, repo: &Repository) -> Option<String> {
+        let store = registry.lock();
+        let r = store.repos.get(repo.as_str())?;
+        let mut manifests: Vec<String> = r
+            .manifests
+            .iter()
+            .map(|(d, m)| format!("{d} {} {}", m.media_type(), m.digest()))
+            .collect();
+        manifests.sort();
+        let mut blobs: Vec<&str> = r.blobs.keys().map(Digest::as_str).collect();
+        blobs.sort();
+        let mut referrers: Vec<String> = r
+            .referrers
+            .iter()
+            .map(|(s, list)| format!("{s} <- {list:?}"))
+            .collect();
+        referrers.sort();
+        let mut tags: Vec<String> = r.tags.iter().map(|(t, d)| format!("{t} {d}")).collect();
+        tags.sort();
+        Some(format!("{manifests:?}\n{tags:?}\n{blobs:?}\n{referrers:?}"))
+    }
+
+    /// An artifact with one layer, naming `subject` when given, stored in `repo` and tagged.
+    async fn artifact(
+        registry: &InMemoryRegistry,
+        repo: &Repository,
+        tag: &str,
+        layer: &[u8],
+        subject: Option<&Manifest>,
+    ) -> Manifest {
+        let config = registry.push_blob(repo, b"{}".to_vec()).await.unwrap();
+        let layer_digest = registry.push_blob(repo, layer.to_vec()).await.unwrap();
+        let body = ManifestBody {
+            schema_version: Some(2),
+            media_type: Some(OCI_MANIFEST.into()),
+            config: Some(Descriptor {
+                media_type: "application/vnd.oci.empty.v1+json".into(),
+                digest: config,
+                size: 2,
+                annotations: BTreeMap::new(),
+                artifact_type: None,
+                platform: None,
+            }),
+            layers: vec![Descriptor {
+                media_type: "application/octet-stream".into(),
+                digest: layer_digest,
+                size: layer.len() as u64,
+                annotations: BTreeMap::new(),
+                artifact_type: None,
+                platform: None,
+            }],
+            subject: subject.map(Manifest::descriptor),
+            ..Default::default()
+        };
+        let manifest =
+            Manifest::from_bytes(serde_json::to_vec(&body).unwrap(), Some(OCI_MANIFEST)).unwrap();
+        registry
+            .put_manifest(repo, Some(&Tag::new(tag).unwrap()), &manifest)
+            .await
+            .unwrap();
+        manifest
+    }
+
+    /// Removes a blob from `repo` behind the registry's back, so that a copy fails part-way.
+    fn lose_blob(registry: &InMemoryRegistry, repo: &Repository, digest: &Digest) {
+        let mut store = registry.lock();
+        let r = store.repos.get_mut(repo.as_str()).unwrap();
+        assert!(r.blobs.remove(digest).is_some(), "{digest} was stored");
+    }
+
+    #[tokio::test]
+    async fn a_copy_failing_after_a_referrer_leaves_the_destination_as_it_was() {
+        let registry = InMemoryRegistry::new();
+        let dev = Repository::new("mem/dev/app").unwrap();
+        let staging = Repository::new("mem/staging/app").unwrap();
+        let v1 = registry
+            .push_image(&dev, &Tag::new("v1").unwrap(), &[b"one"])
+            .await
+            .unwrap();
+        registry.copy(&dev, &staging, v1.digest()).await.unwrap();
+        registry
+            .put_manifest(&staging, Some(&Tag::new("staging").unwrap()), &v1)
+            .await
+            .unwrap();
+        let v2 = registry
+            .push_image(&dev, &Tag::new("v2").unwrap(), &[b"two"])
+            .await
+            .unwrap();
+        // Referrers are copied in the order they were stored: the first arrives, the second
+        // fails.
+        artifact(&registry, &dev, "sbom", b"sbom", Some(&v2)).await;
+        artifact(&registry, &dev, "scan", b"scan", Some(&v2)).await;
+        lose_blob(&registry, &dev, &Digest::of(b"scan"));
+        let before = state(&registry, &staging).unwrap();
+
+        let err = registry
+            .copy(&dev, &staging, v2.digest())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{err}");
+        assert_eq!(state(&registry, &staging).unwrap(), before);
+        assert!(
+            registry
+                .referrers(&staging, v2.digest())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_copy_failing_at_the_signature_leaves_a_new_or_an_existing_destination_as_it_was() {
+        let registry = InMemoryRegistry::new();
+        let dev = Repository::new("mem/dev/app").unwrap();
+        let staging = Repository::new("mem/staging/app").unwrap();
+        let prod = Repository::new("mem/prod/app").unwrap();
+        let v1 = registry
+            .push_image(&dev, &Tag::new("v1").unwrap(), &[b"one"])
+            .await
+            .unwrap();
+        let v2 = registry
+            .push_image(&dev, &Tag::new("v2").unwrap(), &[b"two"])
+            .await
+            .unwrap();
+        registry.copy(&dev, &staging, v1.digest()).await.unwrap();
+        // The destination's own signature of v2 is restored, not removed, by the undo.
+        let own = artifact(
+            &registry,
+            &staging,
+            &v2.digest().signature_tag(),
+            b"own",
+            None,
+        )
+        .await;
+        artifact(&registry, &dev, &v2.digest().signature_tag(), b"sig", None).await;
+        lose_blob(&registry, &dev, &Digest::of(b"sig"));
+        let before = state(&registry, &staging).unwrap();
+
+        registry
+            .copy(&dev, &staging, v2.digest())
+            .await
+            .unwrap_err();
+        assert_eq!(state(&registry, &staging).unwrap(), before);
+        let sig = Reference::Tag(Tag::new(v2.digest().signature_tag()).unwrap());
+        assert_eq!(registry.resolve(&staging, &sig).await.unwrap(), own);
+
+        registry.copy(&dev, &prod, v2.digest()).await.unwrap_err();
+        assert_eq!(state(&registry, &prod), None);
     }
 }
