@@ -57,18 +57,9 @@ impl World {
     }
 
     fn promote(&self, version: &str, from: &str, to: &str, actor: &str) -> common::Run {
-        self.ws.run(&[
-            "--output",
-            "json",
-            "promote",
-            &format!("app:{version}"),
-            "--from",
-            from,
-            "--to",
-            to,
-            "--actor",
-            actor,
-        ])
+        let args = common::promote_args_as(version, from, to, actor);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.ws.run(&args)
     }
 
     /// Promotes `version` from dev through to `last`, asserting success.

@@ -517,6 +517,11 @@ impl Workspace {
 
 /// The arguments of `floe --output json promote app:VERSION --from FROM --to TO --actor ci`.
 pub fn promote_args(version: &str, from: &str, to: &str) -> Vec<String> {
+    promote_args_as(version, from, to, "ci")
+}
+
+/// The arguments of `floe --output json promote app:VERSION --from FROM --to TO --actor ACTOR`.
+pub fn promote_args_as(version: &str, from: &str, to: &str, actor: &str) -> Vec<String> {
     [
         "--output",
         "json",
@@ -527,7 +532,7 @@ pub fn promote_args(version: &str, from: &str, to: &str) -> Vec<String> {
         "--to",
         to,
         "--actor",
-        "ci",
+        actor,
     ]
     .map(String::from)
     .to_vec()

@@ -59,6 +59,23 @@ impl Evaluation {
         }
     }
 
+    /// Records `gates`' results and refuses (see [`block`](Self::block)) when any of them
+    /// does not allow the release.
+    pub(super) fn gates_ran(&mut self, gates: Vec<GateResult>) -> Result<()> {
+        self.gates = gates;
+        let failed: Vec<GateResult> = self
+            .gates
+            .iter()
+            .filter(|g| !g.status.allows())
+            .cloned()
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            self.block(Error::GateFailed { failed })
+        }
+    }
+
     pub(super) fn digest(&self) -> Option<&Digest> {
         self.manifest.as_ref().map(Manifest::digest)
     }
@@ -294,16 +311,7 @@ impl DefaultPromotionManager {
         let timeout = to_env
             .gate_timeout
             .unwrap_or(self.settings().default_timeout);
-        ev.gates = run_gates_shared(self.gates(&req.to), ctx, timeout).await;
-        let failed: Vec<GateResult> = ev
-            .gates
-            .iter()
-            .filter(|g| !g.status.allows())
-            .cloned()
-            .collect();
-        if !failed.is_empty() {
-            ev.block(Error::GateFailed { failed })?;
-        }
+        ev.gates_ran(run_gates_shared(self.gates(&req.to), ctx, timeout).await)?;
 
         // 5. Approvals: environments with approval rules are refused by settings validation
         // until the approval workflow exists, so every environment here is auto-approved.

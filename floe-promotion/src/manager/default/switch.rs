@@ -110,16 +110,7 @@ impl DefaultPromotionManager {
                 history: Arc::clone(&self.parts.history),
             };
             let timeout = env.gate_timeout.unwrap_or(self.settings().default_timeout);
-            ev.gates = run_gates(self.gates(&req.environment), &ctx, timeout).await;
-            let failed: Vec<GateResult> = ev
-                .gates
-                .iter()
-                .filter(|g| !g.status.allows())
-                .cloned()
-                .collect();
-            if !failed.is_empty() {
-                ev.block(Error::GateFailed { failed })?;
-            }
+            ev.gates_ran(run_gates(self.gates(&req.environment), &ctx, timeout).await)?;
         }
         Ok(Some(SwitchTarget {
             live,
