@@ -8,8 +8,8 @@ use floe_promotion::config::{InMemoryConfig, load_manifest};
 use floe_promotion::notify::{CursorStore, DeliveryLog};
 use floe_promotion::state::{HoldStore, RevocationStore};
 use floe_promotion::{
-    ArtifactRegistry, DefaultPromotionManager, EnvName, EnvironmentConfig, Error, Excerpt,
-    LogNotifier, Result,
+    ArtifactName, ArtifactRegistry, DefaultPromotionManager, EnvName, EnvironmentConfig, Error,
+    Excerpt, LogNotifier, Result,
 };
 use floe_promotion::{HistoryStore, LockStore, ReleaseStore};
 use floe_promotion_oci::{
@@ -170,7 +170,19 @@ impl App {
         with_progress: bool,
         environments: &[&EnvName],
     ) -> Result<App> {
-        App::open_with(global, with_progress, environments, |locks| locks).await
+        App::open_with(global, with_progress, environments, None, |locks| locks).await
+    }
+
+    /// [`App::open`] for a command that moves `artifact` between `environments`: their
+    /// registries are got ready ([`OciRegistry::prepare`](floe_promotion_oci::OciRegistry::prepare))
+    /// while the state opens, so that the command's first registry call does not wait for
+    /// credentials, the authentication probe or a connection.
+    pub(crate) async fn open_to_move(
+        global: &Global,
+        environments: &[&EnvName],
+        artifact: &ArtifactName,
+    ) -> Result<App> {
+        App::open_with(global, true, environments, Some(artifact), |locks| locks).await
     }
 
     /// [`App::open`] with the manager's lock store wrapped by `wrap_locks` (`floe serve`
@@ -179,6 +191,7 @@ impl App {
         global: &Global,
         with_progress: bool,
         environments: &[&EnvName],
+        prepare_for: Option<&ArtifactName>,
         wrap_locks: impl FnOnce(Arc<dyn LockStore>) -> Arc<dyn LockStore>,
     ) -> Result<App> {
         if let Some(path) = &global.docker_config
@@ -203,7 +216,6 @@ impl App {
                 &settings.trusted_keys,
             )?))
         };
-        let (store, state_name) = open_any_state(&global.state).await?;
         let progress = with_progress.then(crate::progress::Progress::new);
         let mut options = OciOptions::default()
             .with_insecure_hosts(settings.insecure_registries.clone())
@@ -215,6 +227,14 @@ impl App {
             options = options.with_request_timeout(timeout);
         }
         let remote = crate::lazy::LazyRemote::new(options, progress.as_ref().map(|p| p.observer()));
+        if let Some(artifact) = prepare_for {
+            let repos = environments
+                .iter()
+                .filter_map(|env| config.repository(env, artifact).ok())
+                .collect();
+            remote.prepare(repos);
+        }
+        let (store, state_name) = open_any_state(&global.state).await?;
         let registry: Arc<dyn ArtifactRegistry> =
             Arc::new(RoutingRegistry::new(OciLayoutRegistry::new(), remote));
         let mut builder = DefaultPromotionManager::builder()

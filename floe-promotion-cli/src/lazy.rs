@@ -1,18 +1,24 @@
 //! The remote registry, built on first use: commands that never reach a registry (status,
 //! history, locks, audit) do not pay for loading the system's TLS roots.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use floe_promotion::registry::{
     ArtifactRegistry, CopyMode, CopyReport, Descriptor, Manifest, TransferObserver,
 };
 use floe_promotion::{Digest, Reference, Repository, Result, Tag, async_trait};
-use floe_promotion_oci::{BlobStream, BlobStreams, OciOptions, OciRegistry};
+use floe_promotion_oci::{BlobStream, BlobStreams, OciLayoutRegistry, OciOptions, OciRegistry};
 use tokio::sync::OnceCell;
 
-/// An [`OciRegistry`] created with its options when a call first needs it.
-#[derive(Debug)]
+/// An [`OciRegistry`] created with its options when a call first needs it. Clones share it.
+#[derive(Debug, Clone)]
 pub(crate) struct LazyRemote {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
     options: OciOptions,
     observer: Option<Arc<dyn TransferObserver>>,
     registry: OnceCell<OciRegistry>,
@@ -21,21 +27,68 @@ pub(crate) struct LazyRemote {
 impl LazyRemote {
     pub(crate) fn new(options: OciOptions, observer: Option<Arc<dyn TransferObserver>>) -> Self {
         LazyRemote {
-            options,
-            observer,
-            registry: OnceCell::new(),
+            shared: Arc::new(Shared {
+                options,
+                observer,
+                registry: OnceCell::new(),
+            }),
         }
     }
 
     async fn get(&self) -> Result<&OciRegistry> {
-        self.registry
+        let shared = &self.shared;
+        shared
+            .registry
             .get_or_try_init(|| async {
-                match &self.observer {
-                    Some(o) => OciRegistry::new_with_observer(self.options.clone(), o.clone()),
-                    None => OciRegistry::new(self.options.clone()),
+                match &shared.observer {
+                    Some(o) => OciRegistry::new_with_observer(shared.options.clone(), o.clone()),
+                    None => OciRegistry::new(shared.options.clone()),
                 }
             })
             .await
+    }
+
+    /// Starts getting ready for `repos` in the background ([`OciRegistry::prepare`]: the
+    /// credentials, the registry's authentication answer, an open connection) and returns at
+    /// once; nothing waits for it, and what fails there is found again by the real calls.
+    /// `oci-layout:` locations need nothing and are skipped.
+    pub(crate) fn prepare(&self, repos: Vec<Repository>) {
+        // One task per registry host, its repositories in turn: the first asks the registry
+        // how it authenticates, and the others reuse the answer.
+        let mut by_host: BTreeMap<String, Vec<Repository>> = BTreeMap::new();
+        for repo in repos {
+            if OciLayoutRegistry::handles(&repo) {
+                continue;
+            }
+            let host = repo
+                .as_str()
+                .split('/')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let same = by_host.entry(host).or_default();
+            if !same.contains(&repo) {
+                same.push(repo);
+            }
+        }
+        for repos in by_host.into_values() {
+            let this = self.clone();
+            tokio::spawn(async move {
+                let registry = match this.get().await {
+                    Ok(registry) => registry,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "no registry client to get ready");
+                        return;
+                    }
+                };
+                for repo in repos {
+                    if let Err(e) = registry.prepare(&repo).await {
+                        tracing::debug!(%repo, error = %e, "getting ready for a registry failed; the calls that need it will say why");
+                        return;
+                    }
+                }
+            });
+        }
     }
 }
 

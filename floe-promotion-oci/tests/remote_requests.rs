@@ -112,3 +112,58 @@ async fn each_client_probes_for_itself() {
     assert_eq!(probes, 2, "{requests:#?}");
     assert_eq!(requests.len(), 8, "{requests:#?}");
 }
+
+/// `prepare` asks the registry its authentication question ahead: the calls after it make
+/// exactly their own requests, none of them a probe. A registry that does not answer fails
+/// `prepare` with an error naming its host, and a later call to it fails the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prepare_probes_ahead_so_the_calls_that_follow_do_not() {
+    let reg = TestRegistry::start();
+    let repo = app(&reg.namespace("prepare"));
+    push_generated_image(
+        &reg.client(),
+        &repo,
+        Some(&Tag::new("v1").unwrap()),
+        &[256],
+        9,
+    )
+    .await;
+    let proxy = FaultProxy::start(&reg.host());
+    let via = proxy.repository(&repo);
+    let client = anonymous_client(proxy.host());
+
+    client.prepare(&via).await.unwrap();
+    assert_eq!(proxy.requests(), ["GET /v2/ HTTP/1.1"]);
+    let v1 = Reference::Tag(Tag::new("v1").unwrap());
+    let (a, b) = tokio::join!(client.resolve(&via, &v1), client.resolve(&via, &v1));
+    assert_eq!(a.unwrap().digest(), b.unwrap().digest());
+    let requests = proxy.requests();
+    assert_eq!(
+        requests.len(),
+        3,
+        "one probe, then two reads: {requests:#?}"
+    );
+    assert!(
+        requests[1..]
+            .iter()
+            .all(|r| r.starts_with("GET /v2/") && r.contains("/manifests/v1 ")),
+        "{requests:#?}"
+    );
+
+    // Nothing listens on a port just released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let down = format!("127.0.0.1:{port}");
+    let client = anonymous_client(down.clone());
+    let nowhere = Repository::new(format!("{down}/nowhere/app")).unwrap();
+    let e = client.prepare(&nowhere).await.unwrap_err();
+    assert!(e.to_string().contains(&down), "{e}");
+    let again = client
+        .resolve(&nowhere, &Reference::Tag(Tag::new("v1").unwrap()))
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains(&down), "{again}");
+}

@@ -96,12 +96,20 @@ impl Shared {
     }
 
     fn connect(&self) -> Result<Connection> {
+        self.connect_with(OpenFlags::SQLITE_OPEN_CREATE)
+    }
+
+    /// A connection to the file only if it exists: never creates one.
+    fn connect_existing(&self) -> Result<Connection> {
+        self.connect_with(OpenFlags::empty())
+    }
+
+    /// A connection opened with `create` (`SQLITE_OPEN_CREATE` or nothing) for writing.
+    fn connect_with(&self, create: OpenFlags) -> Result<Connection> {
         let flags = if self.options.read_only {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
         } else {
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            OpenFlags::SQLITE_OPEN_READ_WRITE | create | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
         let conn = Connection::open_with_flags(&self.path, flags)
             .map_err(|e| self.err("opening the database", e))?;
@@ -353,13 +361,25 @@ impl SqliteStore {
     /// migrated on a blocking thread.
     pub async fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<SqliteStore> {
         let path = path.as_ref().to_path_buf();
-        tokio::task::spawn_blocking(move || Self::open_blocking(path, options))
+        let store = tokio::task::spawn_blocking(move || Self::open_blocking(path, options))
             .await
             .map_err(|e| Error::Store {
                 backend: crate::errors::BACKEND,
                 location: String::new(),
                 message: format!("the thread opening the database failed: {e}"),
-            })?
+            })??;
+        // A second connection, opened meanwhile in the background: the first two calls made
+        // at once (a promotion records its request while it reads the lock) do not wait for
+        // one to open. A failure here is met again, and reported, by the call that needs it.
+        let shared = Arc::clone(&store.shared);
+        tokio::task::spawn_blocking(move || {
+            if lock(&shared.idle).len() < 2
+                && let Ok(conn) = shared.connect_existing()
+            {
+                shared.checkin(conn);
+            }
+        });
+        Ok(store)
     }
 
     /// Like [`open_with`](Self::open_with), on the calling thread: for programs without an

@@ -200,3 +200,104 @@ async fn a_hung_notifier_holds_no_lease_and_blocks_no_promotion() {
         assert!(p.state.leases(p.clock.now()).await.unwrap().is_empty());
     }
 }
+
+mockall::mock! {
+    #[derive(Debug)]
+    Cursors {}
+    #[async_trait]
+    impl CursorStore for Cursors {
+        async fn cursor(&self, consumer: &str) -> Result<u64>;
+        async fn advance(&self, consumer: &str, from: u64, to: u64) -> Result<bool>;
+    }
+}
+
+/// Fails each event whose sequence number is in `fail`; records what it acknowledges.
+#[derive(Debug, Clone, Default)]
+struct FailsAt {
+    fail: Vec<u64>,
+    got: Arc<Mutex<Vec<u64>>>,
+}
+
+#[async_trait]
+impl Notifier for FailsAt {
+    async fn notify(&self, event: &AuditEvent) -> Result<()> {
+        if self.fail.contains(&event.seq) {
+            return Err(Error::Unavailable {
+                registry: "chat".into(),
+                message: "connection refused".into(),
+            });
+        }
+        self.got.lock().unwrap().push(event.seq);
+        Ok(())
+    }
+
+    fn name(&self) -> &str {
+        "fails-at"
+    }
+}
+
+/// The cursor moves once per delivery run, past every event acknowledged, not once per
+/// event: a promotion's two events cost one cursor write. A notifier that fails part-way
+/// has its cursor moved past what it acknowledged before the failure, and no further.
+#[tokio::test]
+async fn the_cursor_moves_once_per_run_past_the_events_acknowledged() {
+    let p = TestPipeline::new(&["dev", "staging"]);
+    p.push_release("app", "v1", b"one").await;
+    let mut cursors = MockCursors::new();
+    cursors.expect_cursor().returning(|_| Ok(0));
+    // The pipeline's own recording notifier has a cursor too: one write each.
+    cursors
+        .expect_advance()
+        .withf(|_, from, to| *from == 0 && *to == 2)
+        .times(2)
+        .returning(|_, _, _| Ok(true));
+    let chat = FailsAt::default();
+    let manager = p
+        .builder()
+        .notifier(Arc::new(chat.clone()))
+        .cursors(Arc::new(cursors))
+        .manual_delivery()
+        .build()
+        .unwrap();
+    manager.promote(req(&p, "v1")).await.unwrap();
+    let report = manager.deliver_notifications().await.unwrap();
+    assert!(report.iter().all(|d| d.cursor == 2), "{report:?}");
+    assert_eq!(*chat.got.lock().unwrap(), [1, 2]);
+
+    let p = TestPipeline::new(&["dev", "staging"]);
+    p.push_release("app", "v1", b"one").await;
+    p.push_release("app", "v2", b"two").await;
+    let mut cursors = MockCursors::new();
+    cursors.expect_cursor().returning(|_| Ok(0));
+    cursors
+        .expect_advance()
+        .withf(|consumer, from, to| consumer == "fails-at" && *from == 0 && *to == 3)
+        .times(1)
+        .returning(|_, _, _| Ok(true));
+    cursors
+        .expect_advance()
+        .withf(|consumer, from, to| consumer != "fails-at" && *from == 0 && *to == 4)
+        .times(1)
+        .returning(|_, _, _| Ok(true));
+    let chat = FailsAt {
+        fail: vec![4],
+        ..FailsAt::default()
+    };
+    let manager = p
+        .builder()
+        .notifier(Arc::new(chat.clone()))
+        .cursors(Arc::new(cursors))
+        .manual_delivery()
+        .build()
+        .unwrap();
+    manager.promote(req(&p, "v1")).await.unwrap();
+    manager.promote(req(&p, "v2")).await.unwrap();
+    let report = manager.deliver_notifications().await.unwrap();
+    let failed = report.iter().find(|d| d.notifier == "fails-at").unwrap();
+    assert_eq!(failed.cursor, 3, "{report:?}");
+    assert!(
+        failed.error.as_deref().unwrap().starts_with("event 4"),
+        "{report:?}"
+    );
+    assert_eq!(*chat.got.lock().unwrap(), [1, 2, 3]);
+}

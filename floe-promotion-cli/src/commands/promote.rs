@@ -20,7 +20,7 @@ pub(super) async fn run(g: &Global, a: PromoteArgs) -> Result<(Option<Output>, u
             require_reason(Reasoned::WindowOverride, a.reason.as_deref()),
         )?;
     }
-    let app = App::open(g, true, &[&from, &to]).await?;
+    let app = App::open_to_move(g, &[&from, &to], &artifact).await?;
     let req = PromotionRequest {
         artifact,
         version,

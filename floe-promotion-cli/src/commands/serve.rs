@@ -78,7 +78,7 @@ pub(super) async fn run(g: &Global, a: cli::ServeArgs) -> Result<(Option<Output>
         .map_err(|e| Error::invalid("--shutdown-grace", &a.shutdown_grace, e.to_string()))?;
     let metrics = Metrics::new();
     let timed = metrics.clone();
-    let app = App::open_with(g, false, &[], move |locks| {
+    let app = App::open_with(g, false, &[], None, move |locks| {
         Arc::new(LeaseTiming::new(locks, timed))
     })
     .await?;

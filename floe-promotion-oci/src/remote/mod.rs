@@ -171,6 +171,36 @@ impl OciRegistry {
     pub fn options(&self) -> &OciOptions {
         &self.inner.options
     }
+
+    /// Gets ready to use `repo`: resolves its host's credentials, asks the registry how it
+    /// authenticates (remembering a pull token, or that it needs none) and leaves the
+    /// connection open for the calls that follow. A command calls it while it does other
+    /// work (opening its state), so that its first real call finds all of that done.
+    ///
+    /// Only a hint: calls made meanwhile work as they would without it, and what fails
+    /// here (within twice the request timeout) fails again, and is reported, where a real
+    /// call needs it.
+    pub async fn prepare(&self, repo: &Repository) -> Result<()> {
+        let r = RemoteRepo::parse(repo)?;
+        let auth = self.inner.auth(&r).await?;
+        let clients = self.inner.clients(r.host())?;
+        let image = r.tag_ref("latest");
+        let asked = tokio::time::timeout(
+            self.inner.timeout(),
+            clients
+                .client
+                .auth(&image, &auth, oci_client::RegistryOperation::Pull),
+        )
+        .await;
+        match asked {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(classify(&e, r.host(), "authentication for", &r.to_string()).error),
+            Err(_) => Err(Error::Unavailable {
+                registry: r.host().to_string(),
+                message: format!("no answer to /v2/ within {:?}", self.inner.timeout()),
+            }),
+        }
+    }
 }
 
 impl Inner {

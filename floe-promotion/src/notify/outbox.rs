@@ -272,30 +272,40 @@ impl Dispatcher {
             if events.is_empty() {
                 break;
             }
+            // The cursor moves once per batch, past the events acknowledged: a crash before
+            // it moves delivers them again, which at-least-once allows.
+            let mut acknowledged = cursor;
+            let mut failure = None;
             for event in &events {
                 let sent = tokio::time::timeout(self.timeout, notifier.notify_shared(event)).await;
-                let failure = match sent {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(_) => Some(format!("no answer within {:?}", self.timeout)),
+                let why = match sent {
+                    Ok(Ok(())) => {
+                        acknowledged = event.seq;
+                        report.delivered += 1;
+                        continue;
+                    }
+                    Ok(Err(e)) => e.to_string(),
+                    Err(_) => format!("no answer within {:?}", self.timeout),
                 };
-                if let Some(why) = failure {
-                    tracing::warn!(notifier = %report.notifier, seq = event.seq, error = %why, "notification not delivered; retried on the next run");
-                    report.error = Some(format!("event {}: {why}", event.seq));
-                    report.cursor = cursor;
-                    return Ok(report);
-                }
-                if !self
+                tracing::warn!(notifier = %report.notifier, seq = event.seq, error = %why, "notification not delivered; retried on the next run");
+                failure = Some(format!("event {}: {why}", event.seq));
+                break;
+            }
+            if acknowledged != cursor
+                && !self
                     .cursors
-                    .advance(&report.notifier, cursor, event.seq)
+                    .advance(&report.notifier, cursor, acknowledged)
                     .await?
-                {
-                    // Another process delivers this queue too; let it.
-                    report.cursor = self.cursors.cursor(&report.notifier).await?;
-                    return Ok(report);
-                }
-                cursor = event.seq;
-                report.delivered += 1;
+            {
+                // Another process delivers this queue too; let it.
+                report.cursor = self.cursors.cursor(&report.notifier).await?;
+                return Ok(report);
+            }
+            cursor = acknowledged;
+            if let Some(error) = failure {
+                report.error = Some(error);
+                report.cursor = cursor;
+                return Ok(report);
             }
             // A short read from history was all there was; after kept events, history may
             // hold newer ones (committed elsewhere).

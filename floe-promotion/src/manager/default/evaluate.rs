@@ -157,11 +157,41 @@ impl DefaultPromotionManager {
         tags: [(Tag, bool); N],
         digest: &Digest,
     ) -> Result<()> {
-        let found =
-            futures::future::join_all(tags.iter().map(|(tag, _)| self.tag_digest(repo, tag))).await;
-        for ((tag, immutable), found) in tags.into_iter().zip(found) {
-            let current = found?.map(|m| m.digest().clone());
-            self.plan_tag_at(ev, repo, tag, digest, immutable, current)?;
+        let found = self
+            .read_tags(repo, tags.each_ref().map(|(tag, _)| tag))
+            .await;
+        self.plan_read_tags(ev, repo, tags, found, digest)
+    }
+
+    /// The digests `tags` point at in `repo` (`None` for a tag that does not exist), read
+    /// concurrently: one round trip for all of them.
+    async fn read_tags<const N: usize>(
+        &self,
+        repo: &Repository,
+        tags: [&Tag; N],
+    ) -> [Result<Option<Digest>>; N] {
+        let found = futures::future::join_all(tags.map(|tag| self.tag_digest(repo, tag))).await;
+        let mut found = found.into_iter();
+        std::array::from_fn(|_| {
+            found
+                .next()
+                .unwrap_or(Ok(None))
+                .map(|m| m.map(|m| m.digest().clone()))
+        })
+    }
+
+    /// [`plan_tags`](Self::plan_tags) with the tags' current digests already read
+    /// ([`read_tags`](Self::read_tags)); a read that failed fails the plan.
+    fn plan_read_tags<const N: usize>(
+        &self,
+        ev: &mut Evaluation,
+        repo: &Repository,
+        tags: [(Tag, bool); N],
+        found: [Result<Option<Digest>>; N],
+        digest: &Digest,
+    ) -> Result<()> {
+        for ((tag, immutable), current) in tags.into_iter().zip(found) {
+            self.plan_tag_at(ev, repo, tag, digest, immutable, current?)?;
         }
         Ok(())
     }
@@ -205,94 +235,33 @@ impl DefaultPromotionManager {
         ev: &mut Evaluation,
     ) -> Result<()> {
         let config = &self.parts.config;
-        let from_env = config.environment(&req.from)?;
         let to_env = config.environment(&req.to)?;
         let source = config.repository(&req.from, &req.artifact)?;
         let target = config.repository(&req.to, &req.artifact)?;
         ev.source = Some(source.clone());
         ev.target = Some(target.clone());
-
-        // 1 and 2. The checks that need no digest: transition, sources, authorization,
-        // policy, the lock.
-        let subject = Subject {
-            operation: Operation::Promote,
-            artifact: &req.artifact,
-            version: &req.version,
-            from: Some(&req.from),
-            to: to_env,
-            actor: &req.actor,
-            override_lock: req.override_lock,
-            override_window: req.override_window,
-        };
-        let lock = self.request_checks(ev, subject).await?;
-        if req.override_window
-            && let WindowState::Closed { reason, kind, .. } = to_env.window_state(ev.now)
-        {
-            ev.window_overridden = Some(WindowOverridden::new(
-                kind,
-                reason,
-                req.reason.clone().unwrap_or_default(),
-            ));
-        }
-        let mut ctx = CheckContext::new(
-            subject,
-            config.as_ref(),
-            self.parts.history.as_ref(),
-            lock.as_ref(),
-            ev.now,
-        );
-
-        // 3. Resolve the digest once, in the source environment.
-        let first = config.position(&req.from)? == 0;
-        let resolved = if first {
-            self.parts
-                .registry
-                .resolve(&source, &Reference::Tag(req.version.clone()))
-                .await
-                .map(|m| (m, None))
-        } else {
-            self.resolve_promoted(&req.artifact, &req.version, from_env, &source)
-                .await
-        };
-        let (manifest, arrival) = match resolved {
-            Ok(r) => r,
-            Err(e) => {
-                ev.block(e)?;
-                return Ok(());
-            }
-        };
-        let digest = manifest.digest().clone();
-        ev.manifest = Some(manifest.clone());
-        ev.copy_mode = Some(self.parts.registry.copy_mode(&source, &target));
-
-        // The dependencies, each at the digest wanted; a cycle or a dependency missing from
-        // the source refuses here.
-        match self
-            .dependency_set(&req.artifact, &manifest, &req.from)
-            .await
-        {
-            Ok(set) => ev.dependencies = set.direct,
-            Err(e) => ev.block(e)?,
-        }
-        let dependencies = ev.dependencies.clone();
-
-        // The checks that need the digest and its history: separation of duties, soak,
-        // dependencies.
-        let revocation = self.parts.revocations.revocation(&digest).await?;
-        ctx.digest = Some(&digest);
-        ctx.arrival = arrival.as_ref();
-        ctx.dependencies = Some(&dependencies);
-        ctx.revocation = revocation.as_ref();
-        for e in run_checks(&self.parts.checks, Stage::Resolved, &ctx, ev.plan).await? {
-            ev.block(e)?;
-        }
-
         // Immutable environment tag; pointer.
         let scheme = &self.settings().tag_scheme;
         let env_tag = scheme.environment_tag(&req.version, &req.to)?;
         let pointer = scheme.pointer_tag(&req.to)?;
-        self.plan_tags(ev, &target, [(env_tag, true), (pointer, false)], &digest)
-            .await?;
+
+        // Steps 1 to 3 run while the target's tags are read: those reads need no digest and
+        // change nothing, and a refusal found meanwhile still comes first.
+        let (checked, current) = futures::join!(
+            self.promotion_checks(req, ev, &source, &target),
+            self.read_tags(&target, [&env_tag, &pointer])
+        );
+        let Some(manifest) = checked? else {
+            return Ok(());
+        };
+        let digest = manifest.digest().clone();
+        self.plan_read_tags(
+            ev,
+            &target,
+            [(env_tag, true), (pointer, false)],
+            current,
+            &digest,
+        )?;
 
         // 4. Gates, concurrently, every one of them, sharing one context.
         let ctx = Arc::new(GateContext {
@@ -316,6 +285,99 @@ impl DefaultPromotionManager {
         // 5. Approvals: environments with approval rules are refused by settings validation
         // until the approval workflow exists, so every environment here is auto-approved.
         Ok(())
+    }
+
+    /// Steps 1 to 3 of a promotion: the checks that need no digest, the digest resolved in
+    /// the source environment, the dependencies, and the checks that need the digest. The
+    /// manifest resolved, or `None` when planning and the source did not resolve.
+    async fn promotion_checks(
+        &self,
+        req: &PromotionRequest,
+        ev: &mut Evaluation,
+        source: &Repository,
+        target: &Repository,
+    ) -> Result<Option<Manifest>> {
+        let config = &self.parts.config;
+        let from_env = config.environment(&req.from)?;
+        let to_env = config.environment(&req.to)?;
+
+        // 1 and 2. The checks that need no digest: transition, sources, authorization,
+        // policy, the lock.
+        let subject = Subject {
+            operation: Operation::Promote,
+            artifact: &req.artifact,
+            version: &req.version,
+            from: Some(&req.from),
+            to: to_env,
+            actor: &req.actor,
+            override_lock: req.override_lock,
+            override_window: req.override_window,
+        };
+        // 3. Resolve the digest once, in the source environment, while the checks of 1 and
+        // 2 read the state; their refusals still come first.
+        let resolve = async {
+            if config.position(&req.from)? == 0 {
+                self.parts
+                    .registry
+                    .resolve(source, &Reference::Tag(req.version.clone()))
+                    .await
+                    .map(|m| (m, None))
+            } else {
+                self.resolve_promoted(&req.artifact, &req.version, from_env, source)
+                    .await
+            }
+        };
+        let (lock, resolved) = futures::join!(self.request_checks(ev, subject), resolve);
+        let lock = lock?;
+        if req.override_window
+            && let WindowState::Closed { reason, kind, .. } = to_env.window_state(ev.now)
+        {
+            ev.window_overridden = Some(WindowOverridden::new(
+                kind,
+                reason,
+                req.reason.clone().unwrap_or_default(),
+            ));
+        }
+        let mut ctx = CheckContext::new(
+            subject,
+            config.as_ref(),
+            self.parts.history.as_ref(),
+            lock.as_ref(),
+            ev.now,
+        );
+        let (manifest, arrival) = match resolved {
+            Ok(r) => r,
+            Err(e) => {
+                ev.block(e)?;
+                return Ok(None);
+            }
+        };
+        let digest = manifest.digest().clone();
+        ev.manifest = Some(manifest.clone());
+        ev.copy_mode = Some(self.parts.registry.copy_mode(source, target));
+
+        // The dependencies, each at the digest wanted; a cycle or a dependency missing from
+        // the source refuses here.
+        match self
+            .dependency_set(&req.artifact, &manifest, &req.from)
+            .await
+        {
+            Ok(set) => ev.dependencies = set.direct,
+            Err(e) => ev.block(e)?,
+        }
+        let dependencies = ev.dependencies.clone();
+
+        // The checks that need the digest and its history: separation of duties, soak,
+        // dependencies.
+        let revocation = self.parts.revocations.revocation(&digest).await?;
+        ctx.digest = Some(&digest);
+        ctx.arrival = arrival.as_ref();
+        ctx.dependencies = Some(&dependencies);
+        ctx.revocation = revocation.as_ref();
+        for e in run_checks(&self.parts.checks, Stage::Resolved, &ctx, ev.plan).await? {
+            ev.block(e)?;
+        }
+        Ok(Some(manifest))
     }
 
     /// Resolves a version in a later environment: its environment tag, which must agree with

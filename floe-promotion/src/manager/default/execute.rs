@@ -205,11 +205,20 @@ impl DefaultPromotionManager {
             confirmed: Vec::new(),
         };
         let result = async {
-            out.lock = self.recheck_lock(lease_env, override_lock).await?;
-            // Another promoter may have written while we checked: look again under the lease.
-            for planned in &ev.tags {
-                if immutable.contains(&&planned.tag)
-                    && let Some(m) = self.tag_digest(target, &planned.tag).await?
+            // Another promoter may have written while we checked: look again under the
+            // lease, at the lock and at the immutable tags together.
+            let rechecked = ev.tags.iter().filter(|t| immutable.contains(&&t.tag));
+            let (lock, found) = futures::join!(
+                self.recheck_lock(lease_env, override_lock),
+                futures::future::join_all(
+                    rechecked
+                        .clone()
+                        .map(|planned| self.tag_digest(target, &planned.tag))
+                )
+            );
+            out.lock = lock?;
+            for (planned, found) in rechecked.zip(found) {
+                if let Some(m) = found?
                     && m.digest() != manifest.digest()
                 {
                     return Err(Error::Immutability {
