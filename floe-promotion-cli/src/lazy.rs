@@ -129,6 +129,15 @@ impl ArtifactRegistry for LazyRemote {
         self.get().await?.copy(src, dst, digest).await
     }
 
+    async fn copy_known(
+        &self,
+        src: &Repository,
+        dst: &Repository,
+        manifest: &Manifest,
+    ) -> Result<CopyReport> {
+        self.get().await?.copy_known(src, dst, manifest).await
+    }
+
     async fn list_tags(&self, repo: &Repository) -> Result<Vec<Tag>> {
         self.get().await?.list_tags(repo).await
     }

@@ -114,6 +114,18 @@ impl<L: BlobStreams, R: BlobStreams> ArtifactRegistry for RoutingRegistry<L, R> 
         self.pick(src).copy(src, dst, digest).await
     }
 
+    async fn copy_known(
+        &self,
+        src: &Repository,
+        dst: &Repository,
+        manifest: &Manifest,
+    ) -> Result<CopyReport> {
+        if OciLayoutRegistry::handles(src) != OciLayoutRegistry::handles(dst) {
+            return self.copy(src, dst, manifest.digest()).await;
+        }
+        self.pick(src).copy_known(src, dst, manifest).await
+    }
+
     async fn list_tags(&self, repo: &Repository) -> Result<Vec<Tag>> {
         self.pick(repo).list_tags(repo).await
     }

@@ -167,3 +167,54 @@ async fn prepare_probes_ahead_so_the_calls_that_follow_do_not() {
         .unwrap_err();
     assert!(again.to_string().contains(&down), "{again}");
 }
+
+/// A mount of a manifest the caller has resolved (`copy_known`) does not read it from the
+/// source again: its requests are the attachment lookups, the destination's manifest and
+/// blob checks, one mount per blob and one manifest write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_known_manifest_is_mounted_without_reading_it_again() {
+    let reg = TestRegistry::start();
+    let src = app(&reg.namespace("known-src"));
+    let dst = app(&reg.namespace("known-dst"));
+    let manifest = push_generated_image(
+        &reg.client(),
+        &src,
+        Some(&Tag::new("v1").unwrap()),
+        &[300, 400],
+        10,
+    )
+    .await;
+    let proxy = FaultProxy::start(&reg.host());
+    let (via_src, via_dst) = (proxy.repository(&src), proxy.repository(&dst));
+    let client = anonymous_client(proxy.host());
+    client.prepare(&via_src).await.unwrap();
+    let report = client
+        .copy_known(&via_src, &via_dst, &manifest)
+        .await
+        .unwrap();
+    assert_eq!(report.blobs_mounted, 3, "two layers and the config: {report:?}");
+    let requests = proxy.requests();
+    let src_path = src.as_str().split_once('/').unwrap().1.to_string();
+    let reread = format!("GET /v2/{src_path}/manifests/{} ", manifest.digest());
+    assert!(
+        !requests.iter().any(|r| r.starts_with(&reread)),
+        "the source manifest is not read again: {requests:#?}"
+    );
+    let count = |prefix: &str| requests.iter().filter(|r| r.starts_with(prefix)).count();
+    assert_eq!(count("POST "), 3, "{requests:#?}");
+    assert_eq!(count("PUT "), 1, "{requests:#?}");
+    assert_eq!(count("HEAD "), 3, "{requests:#?}");
+
+    // The same copy by digest reads it once.
+    let again = app(&reg.namespace("known-dst2"));
+    client
+        .copy(&via_src, &proxy.repository(&again), manifest.digest())
+        .await
+        .unwrap();
+    let requests = proxy.requests();
+    assert_eq!(
+        requests.iter().filter(|r| r.starts_with(&reread)).count(),
+        1,
+        "{requests:#?}"
+    );
+}

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use floe_promotion::registry::{CopyMode, CopyReport, Descriptor};
+use floe_promotion::registry::{CopyMode, CopyReport, Descriptor, Manifest};
 use floe_promotion::{Digest, Error, Reference, Result, Tag};
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
@@ -54,16 +54,21 @@ struct CopyRun<'a> {
 impl Inner {
     /// Copies `digest` from `src` to `dst`: index children first, then blobs, then the
     /// manifest's exact bytes (by digest, no tag), then its signature tag and referrers.
+    /// With `known`, the manifest at `digest` as already resolved from `src`: it is not read
+    /// again.
     pub(super) async fn copy(
         &self,
         src: &RemoteRepo,
         dst: &RemoteRepo,
         digest: &Digest,
+        known: Option<&Manifest>,
     ) -> Result<CopyReport> {
         if src == dst {
             // Nothing moves; the digest must still exist.
-            self.resolve(src, &Reference::Digest(digest.clone()))
-                .await?;
+            if known.is_none() {
+                self.resolve(src, &Reference::Digest(digest.clone()))
+                    .await?;
+            }
             return Ok(CopyReport::default());
         }
         let mode = mode(src, dst);
@@ -80,23 +85,30 @@ impl Inner {
             report: CopyReport::default(),
             seen: HashSet::new(),
         };
-        self.copy_tree(&mut run, digest.clone()).await?;
+        self.copy_tree(&mut run, digest.clone(), known).await?;
         Ok(run.report)
     }
 
+    /// Copies the manifest at `digest` (`known` when already resolved) with what it needs
+    /// and what is attached to it.
     fn copy_tree<'a>(
         &'a self,
         run: &'a mut CopyRun<'_>,
         digest: Digest,
+        known: Option<&'a Manifest>,
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             if !run.seen.insert(digest.clone()) {
                 return Ok(());
             }
             let src = run.src;
-            let manifest = self
-                .resolve(src, &Reference::Digest(digest.clone()))
-                .await?;
+            let manifest = match known {
+                Some(m) => m.clone(),
+                None => {
+                    self.resolve(src, &Reference::Digest(digest.clone()))
+                        .await?
+                }
+            };
             // What is attached to the manifest in the source is looked up while the manifest
             // and its blobs are copied: reads of the source, copied after the manifest.
             let (copied, found) = futures::join!(
@@ -113,36 +125,34 @@ impl Inner {
         &self,
         run: &mut CopyRun<'_>,
         digest: &Digest,
-        manifest: &floe_promotion::registry::Manifest,
+        manifest: &Manifest,
     ) -> Result<()> {
         {
             let (src, dst) = (run.src, run.dst);
             let body = manifest.body();
             // Children first: an index may only be written once they are there.
             for child in body.children() {
-                self.copy_tree(run, child.digest.clone()).await?;
+                self.copy_tree(run, child.digest.clone(), None).await?;
             }
-            let present = self
-                .head_manifest(dst, &Reference::Digest(digest.clone()))
-                .await?
-                .is_some();
-            if !present {
-                let mut blobs: Vec<Descriptor> = Vec::new();
-                for b in body.blobs() {
-                    if !blobs.iter().any(|x| x.digest == b.digest) {
-                        blobs.push(b.clone());
-                    }
+            let mut blobs: Vec<Descriptor> = Vec::new();
+            for b in body.blobs() {
+                if !blobs.iter().any(|x| x.digest == b.digest) {
+                    blobs.push(b.clone());
                 }
-                let mode = run.mode;
-                let moves: Vec<BlobMove> =
-                    futures::stream::iter(blobs)
-                        .map(move |b: Descriptor| async move {
-                            self.copy_blob(src, dst, mode, &b).await
-                        })
-                        .buffer_unordered(self.options.max_concurrent_blobs.max(1))
-                        .try_collect()
-                        .await?;
-                for m in moves {
+            }
+            let mode = run.mode;
+            let moved = futures::stream::iter(blobs)
+                .map(move |b: Descriptor| async move { self.copy_blob(src, dst, mode, &b).await })
+                .buffer_unordered(self.options.max_concurrent_blobs.max(1))
+                .try_collect::<Vec<BlobMove>>();
+            // The blobs move while the destination is asked for the manifest: when it is
+            // there its blobs are too, each found present by the one HEAD it costs, and the
+            // report counts none of them.
+            let at = Reference::Digest(digest.clone());
+            let (present, moved) = futures::join!(self.head_manifest(dst, &at), moved);
+            let present = present?.is_some();
+            if !present {
+                for m in moved? {
                     match m {
                         BlobMove::Skipped => run.report.blobs_skipped += 1,
                         BlobMove::Mounted => run.report.blobs_mounted += 1,
@@ -204,7 +214,7 @@ impl Inner {
             referrers,
         } = found;
         if let Some(sig) = sig {
-            self.copy_tree(run, sig.clone()).await?;
+            self.copy_tree(run, sig.clone(), None).await?;
             let current = self
                 .head_manifest(dst, &Reference::Tag(sig_tag.clone()))
                 .await?;
@@ -223,7 +233,7 @@ impl Inner {
                 .await?
                 .is_none()
         {
-            self.copy_tree(run, att.clone()).await?;
+            self.copy_tree(run, att.clone(), None).await?;
             let manifest = self.resolve(src, &Reference::Digest(att)).await?;
             self.push_manifest_raw(dst, Some(&att_tag), &manifest)
                 .await?;
@@ -231,7 +241,7 @@ impl Inner {
         }
         for referrer in referrers {
             let before = run.report.manifests_copied;
-            self.copy_tree(run, referrer.digest.clone()).await?;
+            self.copy_tree(run, referrer.digest.clone(), None).await?;
             if run.report.manifests_copied > before {
                 run.report.referrers_copied += 1;
             }

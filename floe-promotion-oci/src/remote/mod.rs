@@ -597,7 +597,20 @@ impl ArtifactRegistry for OciRegistry {
     ) -> Result<CopyReport> {
         let s = RemoteRepo::parse(src)?;
         let d = RemoteRepo::parse(dst)?;
-        self.inner.copy(&s, &d, digest).await
+        self.inner.copy(&s, &d, digest, None).await
+    }
+
+    async fn copy_known(
+        &self,
+        src: &Repository,
+        dst: &Repository,
+        manifest: &Manifest,
+    ) -> Result<CopyReport> {
+        let s = RemoteRepo::parse(src)?;
+        let d = RemoteRepo::parse(dst)?;
+        self.inner
+            .copy(&s, &d, manifest.digest(), Some(manifest))
+            .await
     }
 
     async fn list_tags(&self, repo: &Repository) -> Result<Vec<Tag>> {

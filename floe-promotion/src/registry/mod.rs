@@ -109,6 +109,8 @@ pub trait TransferObserver: Send + Sync + Debug + 'static {
 ///   has none (attestations are appended per repository, so the destination's are never
 ///   replaced); it writes no other tag, is idempotent, and copying into the same
 ///   repository changes nothing. A missing source is [`Error::NotFound`](crate::Error::NotFound).
+/// - `copy_known` of a manifest resolved from `src` leaves `dst` exactly as `copy` of its
+///   digest does, and writes those bytes.
 /// - `list_tags` returns every tag of the repository once, sorted; an unknown repository has none.
 /// - `referrers` lists the descriptors of manifests whose `subject` is `subject`, sorted by digest.
 /// - `copy_mode` says, without I/O, how `copy` would move blobs between two repositories.
@@ -140,6 +142,18 @@ pub trait ArtifactRegistry: Send + Sync + Debug + 'static {
     /// Copies a manifest, with everything it needs and everything attached to it, to `dst`.
     async fn copy(&self, src: &Repository, dst: &Repository, digest: &Digest)
     -> Result<CopyReport>;
+
+    /// [`copy`](Self::copy) of `manifest`, already resolved from `src` (its exact bytes): a
+    /// backend may write those bytes instead of reading them again, which saves a promotion
+    /// a round trip. The default calls `copy` with the manifest's digest.
+    async fn copy_known(
+        &self,
+        src: &Repository,
+        dst: &Repository,
+        manifest: &Manifest,
+    ) -> Result<CopyReport> {
+        self.copy(src, dst, manifest.digest()).await
+    }
 
     /// Lists the tags of a repository.
     async fn list_tags(&self, repo: &Repository) -> Result<Vec<Tag>>;

@@ -386,6 +386,47 @@ pub async fn copy_keeps_bytes_and_blobs(registry: &dyn ArtifactRegistry, base: &
         .expect("tag in dst");
 }
 
+/// `copy_known` of a manifest resolved from `src` leaves `dst` as `copy` does: the manifest
+/// resolvable by digest with identical bytes, its blobs and its signature tag there, no other
+/// tag written; and again, it changes nothing.
+pub async fn copy_known_is_copy(registry: &dyn ArtifactRegistry, base: &Repository) {
+    let (src, dst) = (repo(base, "src"), repo(base, "known"));
+    let m = push_image(registry, &src, "known", &[b"layer-k1", b"layer-k2"]).await;
+    let sig = push_signature_tag(registry, &src, &m).await;
+    let resolved = registry
+        .resolve(&src, &Reference::Digest(m.digest().clone()))
+        .await
+        .expect("resolve in src");
+    for _ in 0..2 {
+        registry
+            .copy_known(&src, &dst, &resolved)
+            .await
+            .expect("copy_known");
+        let got = registry
+            .resolve(&dst, &Reference::Digest(m.digest().clone()))
+            .await
+            .expect("resolve in dst");
+        assert_eq!(got.bytes(), m.bytes());
+        for d in m.body().blobs() {
+            registry
+                .fetch_blob(&dst, &d.digest, 1 << 20)
+                .await
+                .unwrap_or_else(|e| panic!("blob {} in dst: {e}", d.digest));
+        }
+        let sig_tag = tag(&m.digest().signature_tag());
+        let copied = registry
+            .resolve(&dst, &Reference::Tag(sig_tag.clone()))
+            .await
+            .expect("signature tag in dst");
+        assert_eq!(copied.digest(), sig.digest());
+        assert_eq!(
+            registry.list_tags(&dst).await.expect("tags"),
+            [sig_tag],
+            "no other tag"
+        );
+    }
+}
+
 /// `copy` of an index copies its children first, and keeps every digest.
 pub async fn copy_index_with_children(registry: &dyn ArtifactRegistry, base: &Repository) {
     let (src, dst) = (repo(base, "src"), repo(base, "dst"));
@@ -738,6 +779,7 @@ macro_rules! registry_conformance {
             push_blob_is_idempotent,
             fetch_blob_limits,
             copy_keeps_bytes_and_blobs,
+            copy_known_is_copy,
             copy_index_with_children,
             copy_brings_signature,
             copy_brings_attestations_without_replacing,

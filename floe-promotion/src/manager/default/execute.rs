@@ -233,7 +233,7 @@ impl DefaultPromotionManager {
                 out.copy = Some(
                     self.parts
                         .registry
-                        .copy(source, target, manifest.digest())
+                        .copy_known(source, target, manifest)
                         .await?,
                 );
                 // A copy can take long: a lock taken meanwhile still stops the tags.
