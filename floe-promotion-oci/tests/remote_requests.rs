@@ -192,7 +192,10 @@ async fn a_known_manifest_is_mounted_without_reading_it_again() {
         .copy_known(&via_src, &via_dst, &manifest)
         .await
         .unwrap();
-    assert_eq!(report.blobs_mounted, 3, "two layers and the config: {report:?}");
+    assert_eq!(
+        report.blobs_mounted, 3,
+        "two layers and the config: {report:?}"
+    );
     let requests = proxy.requests();
     let src_path = src.as_str().split_once('/').unwrap().1.to_string();
     let reread = format!("GET /v2/{src_path}/manifests/{} ", manifest.digest());

@@ -48,7 +48,8 @@
 //! - All SQLite work runs on tokio's blocking threads (`spawn_blocking`), never on the async
 //!   executor's threads. Connections come from a small per-store pool (reused, so prepared
 //!   statements stay cached; at most 4 kept idle), because opening a connection costs more
-//!   than most queries.
+//!   than most queries. [`SqliteStore::open`] readies a second one in the background, for
+//!   the first two calls made at once (a promotion records its request while it checks).
 //! - Release state is compare-and-set: an update reads the stored version and writes the next
 //!   one in one `BEGIN IMMEDIATE` transaction, so of several processes updating a release from
 //!   the same version exactly one wins; effect keys are unique rows, recorded once.

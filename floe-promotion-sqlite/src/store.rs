@@ -590,4 +590,36 @@ mod tests {
             .expect("count");
         assert_eq!(rows, 0, "the failed relaxed write was rolled back");
     }
+
+    /// An async open leaves a second connection in the pool, opened in the background, so
+    /// that the first two calls made at once both find one; it opens the file as it is and
+    /// never creates one (a file removed meanwhile stays removed).
+    #[tokio::test]
+    async fn an_async_open_readies_a_second_connection_and_creates_no_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while lock(&store.shared.idle).len() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no second connection after 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(lock(&store.shared.idle).len(), 2);
+
+        // The connection opened in the background would create a file that is gone.
+        let shared = &store.shared;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_os_string();
+            name.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(name));
+        }
+        assert!(
+            shared.connect_existing().is_err(),
+            "a removed file is not created again"
+        );
+        assert!(!path.exists());
+    }
 }
