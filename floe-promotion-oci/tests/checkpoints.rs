@@ -9,7 +9,7 @@ use std::time::Duration;
 use floe_promotion::attest::{KeyVerifier, Signer};
 use floe_promotion::checkpoint::{
     CHECKPOINT_ARTIFACT_TYPE, CheckpointNotifier, CheckpointStore, FileCheckpoints,
-    RegistryCheckpoints, take_checkpoint, verify_checkpoints,
+    RegistryCheckpoints, StoredCheckpoint, TakenCheckpoint, take_checkpoint, verify_checkpoints,
 };
 use floe_promotion::history::{EventKind, EventRecord};
 use floe_promotion::notify::{Dispatcher, InMemoryCursors};
@@ -42,6 +42,67 @@ async fn append(history: &InMemoryHistory, n: usize) {
     }
 }
 
+/// Signs a checkpoint over the head of `history` into `store`, now.
+async fn take(
+    history: &dyn HistoryStore,
+    store: &dyn CheckpointStore,
+    signer: &dyn Signer,
+    key: &dyn KeyVerifier,
+) -> floe_promotion::Result<TakenCheckpoint> {
+    take_checkpoint(history, store, signer, key, chrono::Utc::now()).await
+}
+
+/// The checkpoints `store` holds.
+async fn listed(store: &dyn CheckpointStore) -> Vec<StoredCheckpoint> {
+    store.list().await.expect("list")
+}
+
+/// A fresh key pair, a history of some events and a checkpoint file in a temporary directory.
+struct Journal {
+    signer: Arc<CosignKeySigner>,
+    key: Arc<CosignKeyVerifier>,
+    history: InMemoryHistory,
+    store: FileCheckpoints,
+    _dir: tempfile::TempDir,
+}
+
+impl Journal {
+    /// `events` events, checkpoints in the file `file`, none taken yet.
+    async fn new(file: &str, events: usize) -> Journal {
+        let (signer, key) = keys();
+        let history = InMemoryHistory::new();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = FileCheckpoints::new(dir.path().join(file));
+        append(&history, events).await;
+        Journal {
+            signer,
+            key,
+            history,
+            store,
+            _dir: dir,
+        }
+    }
+
+    /// Signs a checkpoint over the history's head with the journal's own key.
+    async fn checkpoint(&self) -> floe_promotion::Result<TakenCheckpoint> {
+        take(
+            &self.history,
+            &self.store,
+            self.signer.as_ref(),
+            self.key.as_ref(),
+        )
+        .await
+    }
+}
+
+/// A checkpoint store in repository `repo` of `registry`.
+fn registry_store(
+    registry: Arc<dyn ArtifactRegistry>,
+    repo: Repository,
+) -> Arc<dyn CheckpointStore> {
+    Arc::new(RegistryCheckpoints::new(registry, repo))
+}
+
 /// The chain rewritten from event `k` consistently, head included: the same events with event
 /// `k`'s reason changed, appended afresh so every hash from `k` on is recomputed and the chain
 /// verifies on its own.
@@ -59,59 +120,31 @@ async fn rewritten_from(history: &InMemoryHistory, k: u64) -> InMemoryHistory {
 
 #[tokio::test]
 async fn a_consistent_rewrite_below_a_checkpoint_is_caught_and_named() {
-    let (signer, key) = keys();
-    let history = InMemoryHistory::new();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = FileCheckpoints::new(dir.path().join("checkpoints.jsonl"));
-    append(&history, 10).await;
-    let first = take_checkpoint(
-        &history,
-        &store,
-        signer.as_ref(),
-        key.as_ref(),
-        chrono::Utc::now(),
-    )
-    .await
-    .expect("checkpoint 10");
+    let j = Journal::new("checkpoints.jsonl", 10).await;
+    let first = j.checkpoint().await.expect("checkpoint 10");
     assert!(first.created);
     assert_eq!(first.checkpoint.checkpoint.sequence, 10);
-    assert_eq!(first.checkpoint.checkpoint.key, signer.fingerprint());
-    append(&history, 10).await;
-    take_checkpoint(
-        &history,
-        &store,
-        signer.as_ref(),
-        key.as_ref(),
-        chrono::Utc::now(),
-    )
-    .await
-    .expect("checkpoint 20");
+    assert_eq!(first.checkpoint.checkpoint.key, j.signer.fingerprint());
+    append(&j.history, 10).await;
+    j.checkpoint().await.expect("checkpoint 20");
     // Taking it again signs nothing new.
-    let again = take_checkpoint(
-        &history,
-        &store,
-        signer.as_ref(),
-        key.as_ref(),
-        chrono::Utc::now(),
-    )
-    .await
-    .expect("again");
+    let again = j.checkpoint().await.expect("again");
     assert!(!again.created);
-    append(&history, 5).await;
+    append(&j.history, 5).await;
 
-    let listed = store.list().await.expect("list");
-    let report = verify_checkpoints(&history, &listed, key.as_ref())
+    let listed = listed(&j.store).await;
+    let report = verify_checkpoints(&j.history, &listed, j.key.as_ref())
         .await
         .expect("verify");
     assert!(report.is_intact(), "{report:?}");
     assert_eq!((report.checked, report.matched), (2, 2));
 
-    let history = rewritten_from(&history, 14).await;
+    let history = rewritten_from(&j.history, 14).await;
     assert!(
         history.verify().await.expect("verify").is_intact(),
         "the rewrite is consistent"
     );
-    let report = verify_checkpoints(&history, &listed, key.as_ref())
+    let report = verify_checkpoints(&history, &listed, j.key.as_ref())
         .await
         .expect("verify");
     assert!(!report.is_intact());
@@ -138,14 +171,7 @@ async fn a_consistent_rewrite_below_a_checkpoint_is_caught_and_named() {
         );
     }
     // No new checkpoint is signed over the rewritten chain.
-    let refused = take_checkpoint(
-        &history,
-        &store,
-        signer.as_ref(),
-        key.as_ref(),
-        chrono::Utc::now(),
-    )
-    .await;
+    let refused = take(&history, &j.store, j.signer.as_ref(), j.key.as_ref()).await;
     assert!(
         matches!(&refused, Err(Error::Integrity { seq: 20, .. })),
         "{refused:?}"
@@ -154,25 +180,13 @@ async fn a_consistent_rewrite_below_a_checkpoint_is_caught_and_named() {
 
 #[tokio::test]
 async fn a_rewrite_from_the_first_event_and_removed_events_are_named_exactly() {
-    let (signer, key) = keys();
-    let history = InMemoryHistory::new();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = FileCheckpoints::new(dir.path().join("cp.jsonl"));
-    append(&history, 4).await;
-    take_checkpoint(
-        &history,
-        &store,
-        signer.as_ref(),
-        key.as_ref(),
-        chrono::Utc::now(),
-    )
-    .await
-    .expect("checkpoint");
-    let listed = store.list().await.expect("list");
+    let j = Journal::new("cp.jsonl", 4).await;
+    j.checkpoint().await.expect("checkpoint");
+    let listed = listed(&j.store).await;
 
     let rewritten = InMemoryHistory::new();
     append(&rewritten, 6).await;
-    let m = verify_checkpoints(&rewritten, &listed, key.as_ref())
+    let m = verify_checkpoints(&rewritten, &listed, j.key.as_ref())
         .await
         .expect("verify")
         .mismatch
@@ -180,8 +194,8 @@ async fn a_rewrite_from_the_first_event_and_removed_events_are_named_exactly() {
     assert_eq!((m.first_differing, m.exact), (1, true), "{}", m.problem);
     assert!(m.problem.contains("event 1"), "{}", m.problem);
 
-    history.tamper(|events| events.truncate(3));
-    let m = verify_checkpoints(&history, &listed, key.as_ref())
+    j.history.tamper(|events| events.truncate(3));
+    let m = verify_checkpoints(&j.history, &listed, j.key.as_ref())
         .await
         .expect("verify")
         .mismatch
@@ -194,23 +208,11 @@ async fn a_rewrite_from_the_first_event_and_removed_events_are_named_exactly() {
 
 #[tokio::test]
 async fn a_checkpoint_signed_by_another_key_is_refused() {
-    let (signer, key) = keys();
+    let j = Journal::new("cp.jsonl", 3).await;
     let (_, other) = keys();
-    let history = InMemoryHistory::new();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = FileCheckpoints::new(dir.path().join("cp.jsonl"));
-    append(&history, 3).await;
-    take_checkpoint(
-        &history,
-        &store,
-        signer.as_ref(),
-        key.as_ref(),
-        chrono::Utc::now(),
-    )
-    .await
-    .expect("checkpoint");
-    let listed = store.list().await.expect("list");
-    let e = verify_checkpoints(&history, &listed, other.as_ref())
+    j.checkpoint().await.expect("checkpoint");
+    let listed = listed(&j.store).await;
+    let e = verify_checkpoints(&j.history, &listed, other.as_ref())
         .await
         .expect_err("refused");
     assert!(matches!(e, Error::Signature { .. }), "{e}");
@@ -219,15 +221,9 @@ async fn a_checkpoint_signed_by_another_key_is_refused() {
         "{e}"
     );
     // A signer with someone else's verifying key is refused before anything is signed.
-    let e = take_checkpoint(
-        &history,
-        &store,
-        signer.as_ref(),
-        other.as_ref(),
-        chrono::Utc::now(),
-    )
-    .await
-    .expect_err("mismatched keys");
+    let e = take(&j.history, &j.store, j.signer.as_ref(), other.as_ref())
+        .await
+        .expect_err("mismatched keys");
     assert!(matches!(e, Error::InvalidInput { .. }), "{e}");
     // An altered payload under the original signature is refused too.
     let mut forged = listed.clone();
@@ -237,12 +233,12 @@ async fn a_checkpoint_signed_by_another_key_is_refused() {
         .replace("\"sequence\":3", "\"sequence\":2");
     use base64::Engine as _;
     forged[0].envelope.payload = base64::engine::general_purpose::STANDARD.encode(text);
-    let e = verify_checkpoints(&history, &forged, key.as_ref())
+    let e = verify_checkpoints(&j.history, &forged, j.key.as_ref())
         .await
         .expect_err("forged");
     assert!(matches!(e, Error::Signature { .. }), "{e}");
     // No checkpoint at all proves nothing.
-    let e = verify_checkpoints(&history, &[], key.as_ref())
+    let e = verify_checkpoints(&j.history, &[], j.key.as_ref())
         .await
         .expect_err("none");
     assert!(matches!(e, Error::NotFound { .. }), "{e}");
@@ -278,7 +274,7 @@ async fn the_outbox_consumer_checkpoints_every_n_events() {
     );
     append(&history, 3).await;
     dispatcher.deliver().await.expect("deliver");
-    assert!(store.list().await.expect("list").is_empty());
+    assert!(listed(store.as_ref()).await.is_empty());
     assert_eq!(
         loads.load(std::sync::atomic::Ordering::SeqCst),
         0,
@@ -286,10 +282,8 @@ async fn the_outbox_consumer_checkpoints_every_n_events() {
     );
     append(&history, 7).await;
     dispatcher.deliver().await.expect("deliver");
-    let seqs: Vec<u64> = store
-        .list()
+    let seqs: Vec<u64> = listed(store.as_ref())
         .await
-        .expect("list")
         .iter()
         .map(|c| c.sequence)
         .collect();
@@ -297,7 +291,7 @@ async fn the_outbox_consumer_checkpoints_every_n_events() {
     assert_eq!(loads.load(std::sync::atomic::Ordering::SeqCst), 1);
     let report = verify_checkpoints(
         history.as_ref(),
-        &store.list().await.expect("list"),
+        &listed(store.as_ref()).await,
         key.as_ref(),
     )
     .await
@@ -310,11 +304,10 @@ mod layout {
     floe_promotion::checkpoint_store_conformance!(async {
         let dir = tempfile::tempdir().expect("tempdir");
         let repo = OciLayoutRegistry::location(dir.path().join("audit")).expect("location");
-        let store: Arc<dyn CheckpointStore> = Arc::new(RegistryCheckpoints::new(
-            Arc::new(OciLayoutRegistry::new()),
-            repo,
-        ));
-        (store, dir)
+        (
+            registry_store(Arc::new(OciLayoutRegistry::new()), repo),
+            dir,
+        )
     });
 }
 
@@ -322,11 +315,10 @@ mod remote {
     use super::*;
     floe_promotion::checkpoint_store_conformance!(async {
         let registry = TestRegistry::shared();
-        let client: Arc<dyn ArtifactRegistry> = Arc::new(registry.client());
-        let store: Arc<dyn CheckpointStore> = Arc::new(RegistryCheckpoints::new(
-            client,
+        let store = registry_store(
+            Arc::new(registry.client()),
             registry.namespace("checkpoints"),
-        ));
+        );
         (store, ())
     });
 }
@@ -338,18 +330,12 @@ async fn a_pushed_checkpoint_is_an_oci_artifact_skopeo_reads() {
     let (signer, key) = keys();
     let registry = TestRegistry::shared();
     let repo: Repository = registry.namespace("audit");
-    let store = RegistryCheckpoints::new(Arc::new(registry.client()), repo.clone());
+    let store = registry_store(Arc::new(registry.client()), repo.clone());
     let history = InMemoryHistory::new();
     append(&history, 6).await;
-    let taken = take_checkpoint(
-        &history,
-        &store,
-        signer.as_ref(),
-        key.as_ref(),
-        chrono::Utc::now(),
-    )
-    .await
-    .expect("checkpoint");
+    let taken = take(&history, store.as_ref(), signer.as_ref(), key.as_ref())
+        .await
+        .expect("checkpoint");
     assert_eq!(
         taken.checkpoint.location,
         format!("oci://{repo}:checkpoint-6")
@@ -362,7 +348,7 @@ async fn a_pushed_checkpoint_is_an_oci_artifact_skopeo_reads() {
         "application/vnd.dsse.envelope.v1+json"
     );
     assert_eq!(manifest["annotations"]["dev.floe.checkpoint.sequence"], "6");
-    let report = verify_checkpoints(&history, &store.list().await.expect("list"), key.as_ref())
+    let report = verify_checkpoints(&history, &listed(store.as_ref()).await, key.as_ref())
         .await
         .expect("verify");
     assert!(report.is_intact(), "{report:?}");

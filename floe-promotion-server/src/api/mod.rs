@@ -1,5 +1,6 @@
 //! The versioned JSON API under `/api/v1`, and its OpenAPI document.
 
+mod answer;
 mod audit;
 mod extract;
 mod read;

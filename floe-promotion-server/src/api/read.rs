@@ -7,6 +7,7 @@ use floe_promotion::{ArtifactName, EnvName, Tag};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::answer::{Manager, answer, env_name, on_path};
 use super::extract::Query;
 use crate::error::{ApiError, Failure};
 use crate::state::AppState;
@@ -29,7 +30,7 @@ pub struct EnvironmentsResponse {
 pub(crate) async fn environments(
     State(st): State<AppState>,
 ) -> Result<Json<EnvironmentsResponse>, Failure> {
-    let environments = st.manager.status(None).await.map_err(|e| st.fail(&e))?;
+    let environments = answer(&st, st.manager.status(None)).await?;
     Ok(Json(EnvironmentsResponse { environments }))
 }
 
@@ -41,12 +42,8 @@ pub(crate) async fn environment(
     State(st): State<AppState>,
     Path(env): Path<String>,
 ) -> Result<Json<EnvironmentsResponse>, Failure> {
-    let env = EnvName::new(&env).map_err(|e| st.fail(&e))?;
-    let environments = st
-        .manager
-        .status(Some(&env))
-        .await
-        .map_err(|e| st.fail(&e))?;
+    let status = |m: Manager, env| async move { m.status(Some(&env)).await };
+    let environments = on_path(&st, &env, env_name, status).await?;
     Ok(Json(EnvironmentsResponse { environments }))
 }
 
@@ -77,6 +74,11 @@ pub struct HistoryPage {
     pub next_before: Option<u64>,
 }
 
+/// An optional `env` filter, checked.
+fn env_filter(env: Option<&str>) -> floe_promotion::Result<Option<EnvName>> {
+    env.map(EnvName::new).transpose()
+}
+
 /// Parses the history filters into a query.
 pub(crate) fn history_query(p: &HistoryParams) -> floe_promotion::Result<HistoryQuery> {
     let limit = p.limit.unwrap_or(50);
@@ -88,7 +90,7 @@ pub(crate) fn history_query(p: &HistoryParams) -> floe_promotion::Result<History
         ));
     }
     let mut q = HistoryQuery {
-        environment: p.env.as_deref().map(EnvName::new).transpose()?,
+        environment: env_filter(p.env.as_deref())?,
         limit: Some(limit),
         before_seq: p.before,
         order: Order::NewestFirst,
@@ -116,15 +118,18 @@ pub(crate) async fn history(
     State(st): State<AppState>,
     Query(p): Query<HistoryParams>,
 ) -> Result<Json<HistoryPage>, Failure> {
-    let q = history_query(&p).map_err(|e| st.fail(&e))?;
-    let events = st.manager.history(&q).await.map_err(|e| st.fail(&e))?;
-    let next_before = (events.len() == q.limit.unwrap_or(0))
-        .then(|| events.last().map(|e| e.seq))
-        .flatten();
-    Ok(Json(HistoryPage {
-        events,
-        next_before,
-    }))
+    answer(&st, async {
+        let q = history_query(&p)?;
+        let events = st.manager.history(&q).await?;
+        let next_before = (events.len() == q.limit.unwrap_or(0))
+            .then(|| events.last().map(|e| e.seq))
+            .flatten();
+        Ok(Json(HistoryPage {
+            events,
+            next_before,
+        }))
+    })
+    .await
 }
 
 /// The filters of `GET /api/v1/approvals`.
@@ -152,24 +157,17 @@ pub(crate) async fn approvals(
     State(st): State<AppState>,
     Query(p): Query<ApprovalParams>,
 ) -> Result<Json<ApprovalsResponse>, Failure> {
-    let env = p
-        .env
-        .as_deref()
-        .map(EnvName::new)
-        .transpose()
-        .map_err(|e| st.fail(&e))?;
-    let status = p
-        .status
-        .as_deref()
-        .map(str::parse::<floe_promotion::release::approval::Phase>)
-        .transpose()
-        .map_err(|e| st.fail(&e))?;
-    let requests = st
-        .manager
-        .approvals(env.as_ref(), status)
-        .await
-        .map_err(|e| st.fail(&e))?;
-    Ok(Json(ApprovalsResponse { requests }))
+    answer(&st, async {
+        let env = env_filter(p.env.as_deref())?;
+        let status = p
+            .status
+            .as_deref()
+            .map(str::parse::<floe_promotion::release::approval::Phase>)
+            .transpose()?;
+        let requests = st.manager.approvals(env.as_ref(), status).await?;
+        Ok(Json(ApprovalsResponse { requests }))
+    })
+    .await
 }
 
 /// The locks in force.
@@ -184,7 +182,7 @@ pub struct LocksResponse {
 #[utoipa::path(get, path = "/api/v1/locks", tag = "locks",
     responses((status = 200, body = LocksResponse), (status = 500, body = ApiError)))]
 pub(crate) async fn locks(State(st): State<AppState>) -> Result<Json<LocksResponse>, Failure> {
-    let status = st.manager.status(None).await.map_err(|e| st.fail(&e))?;
+    let status = answer(&st, st.manager.status(None)).await?;
     Ok(Json(LocksResponse {
         locks: status.into_iter().filter_map(|s| s.lock).collect(),
     }))
@@ -213,16 +211,10 @@ pub(crate) async fn holds(
     State(st): State<AppState>,
     Query(p): Query<HoldParams>,
 ) -> Result<Json<HoldsResponse>, Failure> {
-    let env = p
-        .env
-        .as_deref()
-        .map(EnvName::new)
-        .transpose()
-        .map_err(|e| st.fail(&e))?;
-    let holds = st
-        .manager
-        .holds(env.as_ref())
-        .await
-        .map_err(|e| st.fail(&e))?;
-    Ok(Json(HoldsResponse { holds }))
+    answer(&st, async {
+        let env = env_filter(p.env.as_deref())?;
+        let holds = st.manager.holds(env.as_ref()).await?;
+        Ok(Json(HoldsResponse { holds }))
+    })
+    .await
 }

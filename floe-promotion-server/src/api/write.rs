@@ -1,16 +1,19 @@
 //! Mutations: promotions and rollbacks (with `dry_run`), approvals, locks and holds. Each
 //! needs a bearer token; the actor is the token's identity.
 
+use std::future::Future;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use floe_promotion::history::Deployment;
-use floe_promotion::manager::PromotionPlan;
+use floe_promotion::manager::{PromotionPlan, PromotionRecord};
 use floe_promotion::{ArtifactName, EnvName, Error, PromotionRequest, RollbackRequest, Tag};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::answer::{Manager, answer, env_name, on_path};
 use super::extract::{Body, Query};
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorReporter, Failure};
@@ -108,8 +111,24 @@ impl PlanResponse {
     }
 }
 
-fn plan_response(st: &AppState, plan: &PromotionPlan) -> Response {
-    Json(PlanResponse::of(plan, st.errors.as_ref())).into_response()
+/// The shared end of a promotion and a rollback: with `dry_run`, `plan`'s plan (blockers in
+/// the error shape); otherwise `run`'s record.
+async fn plan_or_run<Q, P, R>(
+    st: &AppState,
+    dry_run: bool,
+    request: Q,
+    plan: impl FnOnce(Q) -> P,
+    run: impl FnOnce(Q) -> R,
+) -> Result<Response, Error>
+where
+    P: Future<Output = Result<PromotionPlan, Error>>,
+    R: Future<Output = Result<PromotionRecord, Error>>,
+{
+    if dry_run {
+        let plan = plan(request).await?;
+        return Ok(Json(PlanResponse::of(&plan, st.errors.as_ref())).into_response());
+    }
+    Ok(Json(run(request).await?).into_response())
 }
 
 /// `POST /api/v1/promotions`: a promotion, or its plan with `dry_run`.
@@ -125,23 +144,22 @@ pub(crate) async fn promote(
     Caller(actor): Caller,
     Body(b): Body<PromoteBody>,
 ) -> Result<Response, Failure> {
-    let req = PromotionRequest {
-        artifact: ArtifactName::new(&b.artifact).map_err(|e| st.fail(&e))?,
-        version: Tag::new(&b.version).map_err(|e| st.fail(&e))?,
-        from: EnvName::new(&b.from).map_err(|e| st.fail(&e))?,
-        to: EnvName::new(&b.to).map_err(|e| st.fail(&e))?,
-        actor,
-        reason: b.reason,
-        override_lock: b.override_lock,
-        automatic: false,
-        override_window: b.override_window,
-    };
-    if b.dry_run {
-        let plan = st.manager.plan(req).await.map_err(|e| st.fail(&e))?;
-        return Ok(plan_response(&st, &plan));
-    }
-    let record = st.manager.promote(req).await.map_err(|e| st.fail(&e))?;
-    Ok(Json(record).into_response())
+    answer(&st, async {
+        let req = PromotionRequest {
+            artifact: ArtifactName::new(&b.artifact)?,
+            version: Tag::new(&b.version)?,
+            from: EnvName::new(&b.from)?,
+            to: EnvName::new(&b.to)?,
+            actor,
+            reason: b.reason,
+            override_lock: b.override_lock,
+            automatic: false,
+            override_window: b.override_window,
+        };
+        let (plan, run) = (|r| st.manager.plan(r), |r| st.manager.promote(r));
+        plan_or_run(&st, b.dry_run, req, plan, run).await
+    })
+    .await
 }
 
 /// The artifact a rollback means when the body names none: the one the environment ran at
@@ -200,43 +218,30 @@ pub(crate) async fn rollback(
     Caller(actor): Caller,
     Body(b): Body<RollbackBody>,
 ) -> Result<Response, Failure> {
-    let environment = EnvName::new(&b.environment).map_err(|e| st.fail(&e))?;
-    let version = Tag::new(&b.version).map_err(|e| st.fail(&e))?;
-    let artifact = match &b.artifact {
-        Some(a) => ArtifactName::new(a).map_err(|e| st.fail(&e))?,
-        None => rollback_artifact(&st, &environment, &version)
-            .await
-            .map_err(|e| st.fail(&e))?,
-    };
-    let req = RollbackRequest {
-        artifact,
-        environment,
-        to_version: version,
-        actor,
-        reason: b.reason,
-        override_lock: b.override_lock,
-    };
-    if b.dry_run {
-        let plan = st
-            .manager
-            .plan_rollback(req)
-            .await
-            .map_err(|e| st.fail(&e))?;
-        return Ok(plan_response(&st, &plan));
-    }
-    let record = st.manager.rollback(req).await.map_err(|e| st.fail(&e))?;
-    Ok(Json(record).into_response())
+    answer(&st, async {
+        let environment = EnvName::new(&b.environment)?;
+        let version = Tag::new(&b.version)?;
+        let artifact = match &b.artifact {
+            Some(a) => ArtifactName::new(a)?,
+            None => rollback_artifact(&st, &environment, &version).await?,
+        };
+        let req = RollbackRequest {
+            artifact,
+            environment,
+            to_version: version,
+            actor,
+            reason: b.reason,
+            override_lock: b.override_lock,
+        };
+        let (plan, run) = (|r| st.manager.plan_rollback(r), |r| st.manager.rollback(r));
+        plan_or_run(&st, b.dry_run, req, plan, run).await
+    })
+    .await
 }
 
-fn request_id(st: &AppState, id: &str) -> Result<uuid::Uuid, Failure> {
-    id.parse().map_err(|_| {
-        Failure::invalid(
-            st.errors.as_ref(),
-            "approval request id",
-            id,
-            "not a request id (a UUID)",
-        )
-    })
+fn request_id(id: &str) -> Result<uuid::Uuid, Error> {
+    id.parse()
+        .map_err(|_| Error::invalid("approval request id", id, "not a request id (a UUID)"))
 }
 
 /// `POST /api/v1/approvals/{id}/approve`.
@@ -269,14 +274,10 @@ pub(crate) async fn approve(
     Path(id): Path<String>,
     Caller(actor): Caller,
     Body(b): Body<ApproveBody>,
-) -> Result<Response, Failure> {
-    let id = request_id(&st, &id)?;
-    let outcome = st
-        .manager
-        .approve(id, &actor, b.comment.as_deref())
-        .await
-        .map_err(|e| st.fail(&e))?;
-    Ok(Json(outcome).into_response())
+) -> Result<Json<impl Serialize>, Failure> {
+    let vote =
+        move |m: Manager, id| async move { m.approve(id, &actor, b.comment.as_deref()).await };
+    on_path(&st, &id, request_id, vote).await.map(Json)
 }
 
 /// `POST /api/v1/approvals/{id}/reject`: a rejection, final.
@@ -290,14 +291,9 @@ pub(crate) async fn reject(
     Path(id): Path<String>,
     Caller(actor): Caller,
     Body(b): Body<RejectBody>,
-) -> Result<Response, Failure> {
-    let id = request_id(&st, &id)?;
-    let request = st
-        .manager
-        .reject(id, &actor, &b.reason)
-        .await
-        .map_err(|e| st.fail(&e))?;
-    Ok(Json(request).into_response())
+) -> Result<Json<impl Serialize>, Failure> {
+    let reject = move |m: Manager, id| async move { m.reject(id, &actor, &b.reason).await };
+    on_path(&st, &id, request_id, reject).await.map(Json)
 }
 
 /// `POST /api/v1/approvals/{id}/execute`: runs an approved request (locks and gates apply).
@@ -310,14 +306,9 @@ pub(crate) async fn execute(
     State(st): State<AppState>,
     Path(id): Path<String>,
     Caller(actor): Caller,
-) -> Result<Response, Failure> {
-    let id = request_id(&st, &id)?;
-    let record = st
-        .manager
-        .execute(id, &actor)
-        .await
-        .map_err(|e| st.fail(&e))?;
-    Ok(Json(record).into_response())
+) -> Result<Json<impl Serialize>, Failure> {
+    let execute = move |m: Manager, id| async move { m.execute(id, &actor).await };
+    on_path(&st, &id, request_id, execute).await.map(Json)
 }
 
 /// `PUT /api/v1/environments/{env}/lock`.
@@ -352,24 +343,20 @@ pub(crate) async fn lock(
     Path(env): Path<String>,
     Caller(actor): Caller,
     Body(b): Body<LockBody>,
-) -> Result<Response, Failure> {
-    let env = EnvName::new(&env).map_err(|e| st.fail(&e))?;
-    let expires = b
-        .expires_in_seconds
-        .map(|s| {
-            i64::try_from(s)
-                .ok()
-                .and_then(chrono::Duration::try_seconds)
-                .ok_or_else(|| Error::invalid("expires_in_seconds", s.to_string(), "too large"))
-        })
-        .transpose()
-        .map_err(|e| st.fail(&e))?;
-    let lock = st
-        .manager
-        .lock(&env, &actor, &b.reason, expires)
-        .await
-        .map_err(|e| st.fail(&e))?;
-    Ok(Json(lock).into_response())
+) -> Result<Json<impl Serialize>, Failure> {
+    let lock = move |m: Manager, env| async move {
+        let expires = b
+            .expires_in_seconds
+            .map(|s| {
+                i64::try_from(s)
+                    .ok()
+                    .and_then(chrono::Duration::try_seconds)
+                    .ok_or_else(|| Error::invalid("expires_in_seconds", s.to_string(), "too large"))
+            })
+            .transpose()?;
+        m.lock(&env, &actor, &b.reason, expires).await
+    };
+    on_path(&st, &env, env_name, lock).await.map(Json)
 }
 
 /// `DELETE /api/v1/environments/{env}/lock`: unlocks an environment.
@@ -383,14 +370,10 @@ pub(crate) async fn unlock(
     Path(env): Path<String>,
     Caller(actor): Caller,
     Query(p): Query<ReasonParams>,
-) -> Result<Response, Failure> {
-    let env = EnvName::new(&env).map_err(|e| st.fail(&e))?;
-    let lock = st
-        .manager
-        .unlock(&env, &actor, p.reason.as_deref())
-        .await
-        .map_err(|e| st.fail(&e))?;
-    Ok(Json(lock).into_response())
+) -> Result<Json<impl Serialize>, Failure> {
+    let unlock =
+        move |m: Manager, env| async move { m.unlock(&env, &actor, p.reason.as_deref()).await };
+    on_path(&st, &env, env_name, unlock).await.map(Json)
 }
 
 /// `POST /api/v1/environments/{env}/holds`.
@@ -412,14 +395,10 @@ pub(crate) async fn hold(
     Path(env): Path<String>,
     Caller(actor): Caller,
     Body(b): Body<HoldBody>,
-) -> Result<Response, Failure> {
-    let env = EnvName::new(&env).map_err(|e| st.fail(&e))?;
-    let hold = st
-        .manager
-        .hold(&env, &actor, &b.reason)
-        .await
-        .map_err(|e| st.fail(&e))?;
-    Ok((StatusCode::CREATED, Json(hold)).into_response())
+) -> Result<impl IntoResponse, Failure> {
+    let hold = move |m: Manager, env| async move { m.hold(&env, &actor, &b.reason).await };
+    let hold = on_path(&st, &env, env_name, hold).await?;
+    Ok((StatusCode::CREATED, Json(hold)))
 }
 
 /// `DELETE /api/v1/environments/{env}/holds`: releases the caller's hold (or `holder`'s).
@@ -433,13 +412,11 @@ pub(crate) async fn release_hold(
     Path(env): Path<String>,
     Caller(actor): Caller,
     Query(p): Query<ReasonParams>,
-) -> Result<Response, Failure> {
-    let env = EnvName::new(&env).map_err(|e| st.fail(&e))?;
-    let reason = p.reason.unwrap_or_default();
-    let hold = st
-        .manager
-        .release_hold(&env, &actor, p.holder.as_deref(), &reason)
-        .await
-        .map_err(|e| st.fail(&e))?;
-    Ok(Json(hold).into_response())
+) -> Result<Json<impl Serialize>, Failure> {
+    let release = move |m: Manager, env| async move {
+        let reason = p.reason.unwrap_or_default();
+        m.release_hold(&env, &actor, p.holder.as_deref(), &reason)
+            .await
+    };
+    on_path(&st, &env, env_name, release).await.map(Json)
 }
