@@ -232,15 +232,16 @@ impl DefaultPromotionManager {
 
     /// [`Self::record`], returning the stored events (the outbox reads them from history).
     async fn record_stored(&self, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>> {
-        let stored = self.record_in_lease(records).await?;
+        let stored = self.parts.history.append_batch(records).await?;
         self.kick_notifications();
         Ok(stored)
     }
 
     /// Appends events without starting a delivery run: the caller holds a lease and starts
-    /// one after releasing it, so no notifier ever runs inside a lease.
-    async fn record_in_lease(&self, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>> {
-        self.parts.history.append_batch(records).await
+    /// one after releasing it, so no notifier ever runs inside a lease. The stored events are
+    /// returned shared, to be handed to the outbox without a copy.
+    async fn record_in_lease(&self, records: Vec<EventRecord>) -> Result<Vec<Arc<AuditEvent>>> {
+        self.parts.history.append_batch_shared(records).await
     }
 
     /// Starts a delivery run in the background when there are notifiers and a runtime.
