@@ -30,7 +30,8 @@ pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
 #[derive(Clone, PartialEq, Eq)]
 pub struct Manifest {
     digest: Digest,
-    media_type: String,
+    /// Shared, like the rest: a clone of a manifest copies no bytes.
+    media_type: Arc<str>,
     bytes: Arc<[u8]>,
     body: Arc<ManifestBody>,
 }
@@ -39,7 +40,7 @@ impl std::fmt::Debug for Manifest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Manifest")
             .field("digest", &self.digest)
-            .field("media_type", &self.media_type)
+            .field("media_type", &&*self.media_type)
             .field("len", &self.bytes.len())
             .finish()
     }
@@ -59,14 +60,12 @@ impl Manifest {
             )
         })?;
         let media_type = match media_type {
-            Some(m) => m.to_string(),
-            None => body.media_type.clone().unwrap_or_else(|| {
-                if body.manifests.is_some() {
-                    OCI_INDEX.to_string()
-                } else {
-                    OCI_MANIFEST.to_string()
-                }
-            }),
+            Some(m) => Arc::from(m),
+            None => match &body.media_type {
+                Some(m) => Arc::from(m.as_str()),
+                None if body.manifests.is_some() => Arc::from(OCI_INDEX),
+                None => Arc::from(OCI_MANIFEST),
+            },
         };
         Ok(Manifest {
             digest: Digest::of(&bytes),
@@ -93,7 +92,7 @@ impl Manifest {
 
     /// Whether this is an image index or manifest list.
     pub fn is_index(&self) -> bool {
-        self.media_type == OCI_INDEX || self.media_type == DOCKER_MANIFEST_LIST
+        &*self.media_type == OCI_INDEX || &*self.media_type == DOCKER_MANIFEST_LIST
     }
 
     /// The parsed body (parsed once, when the value was built).
@@ -104,7 +103,7 @@ impl Manifest {
     /// A descriptor of this manifest, for use as a `subject` or index entry.
     pub fn descriptor(&self) -> Descriptor {
         Descriptor {
-            media_type: self.media_type.clone(),
+            media_type: self.media_type.to_string(),
             digest: self.digest.clone(),
             size: self.bytes.len() as u64,
             annotations: BTreeMap::new(),
