@@ -388,6 +388,16 @@ impl ArtifactRegistry for InMemoryRegistry {
         .ok_or_else(|| Error::not_found(format!("{repo}{reference}")))
     }
 
+    // Without building the "not found" error `resolve` would give.
+    async fn resolve_tag(&self, repo: &Repository, tag: &Tag) -> Result<Option<Manifest>> {
+        let store = self.lock();
+        Ok(store
+            .repos
+            .get(repo.as_str())
+            .and_then(|r| r.tags.get(tag))
+            .cloned())
+    }
+
     async fn put_manifest(
         &self,
         repo: &Repository,

@@ -195,16 +195,7 @@ impl DefaultPromotionManager {
 
     /// Resolves a tag, mapping "not found" to `None`.
     async fn tag_digest(&self, repo: &Repository, tag: &Tag) -> Result<Option<Manifest>> {
-        match self
-            .parts
-            .registry
-            .resolve(repo, &Reference::Tag(tag.clone()))
-            .await
-        {
-            Ok(m) => Ok(Some(m)),
-            Err(Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.parts.registry.resolve_tag(repo, tag).await
     }
 
     fn check_authorized(
