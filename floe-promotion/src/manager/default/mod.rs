@@ -263,7 +263,9 @@ impl DefaultPromotionManager {
 #[async_trait]
 impl Promotions for DefaultPromotionManager {
     async fn promote(&self, req: PromotionRequest) -> Result<PromotionRecord> {
-        self.run_promote(req).await
+        // Not through `run_promote`: every level of `async fn` is one more move of the whole
+        // promotion's state when it starts.
+        self.run_promote_in(req, None).await
     }
 
     async fn plan(&self, req: PromotionRequest) -> Result<PromotionPlan> {
