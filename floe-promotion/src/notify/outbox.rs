@@ -52,7 +52,8 @@ pub trait CursorStore: Send + Sync + Debug + 'static {
 /// Cursors held in memory, for one process and for tests. Clones share the cursors.
 #[derive(Debug, Default, Clone)]
 pub struct InMemoryCursors {
-    cursors: Arc<Mutex<HashMap<String, u64>>>,
+    /// foldhash: each delivered event looks its consumer up (SipHash showed in profiles).
+    cursors: Arc<Mutex<HashMap<String, u64, foldhash::fast::RandomState>>>,
 }
 
 impl InMemoryCursors {
