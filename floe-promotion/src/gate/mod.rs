@@ -227,12 +227,19 @@ async fn run_gates_inline(
     default_timeout: Duration,
 ) -> Vec<GateResult> {
     use futures::FutureExt;
+    // The gates start together: one reading of each clock serves them all (the runtime's for
+    // the deadlines, so that a paused test clock applies; the real one for durations).
+    let started = Instant::now();
+    let now = tokio::time::Instant::now();
     let runs = gates.iter().map(|gate| {
         let limit = gate.timeout().unwrap_or(default_timeout);
         async move {
-            let started = Instant::now();
             let outcome = std::panic::AssertUnwindSafe(async {
-                tokio::time::timeout(limit, gate.evaluate(ctx))
+                // As `tokio::time::timeout` does, a limit too far to reach is 30 years.
+                let deadline = now
+                    .checked_add(limit)
+                    .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30));
+                tokio::time::timeout_at(deadline, gate.evaluate(ctx))
                     .await
                     .map_err(|_| ())
             })

@@ -19,6 +19,7 @@
 
 use std::io::Write as _;
 
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::Serialize;
 
 use super::EventRecord;
@@ -107,13 +108,14 @@ pub(super) fn write_v2(seq: u64, record: &EventRecord) -> Option<Vec<u8>> {
     let mut uuid = uuid::Uuid::encode_buffer();
     w.raw(id.hyphenated().encode_lower(&mut uuid).as_bytes());
     w.raw(b"\",\"kind\":");
-    w.serde(kind);
+    // The serde name (snake_case), checked against serde for every kind below.
+    w.string(kind.as_str());
     w.raw(b",\"reason\":");
     w.optional(reason.as_deref());
     w.raw(b",\"seq\":");
     w.integer(seq);
     w.raw(b",\"time\":");
-    w.serde(time);
+    w.time(time);
     w.raw(b",\"version\":");
     w.optional(version.as_ref().map(|v| v.as_str()));
     w.raw(b"}");
@@ -135,7 +137,55 @@ impl Writer {
     }
 
     fn string(&mut self, s: &str) {
-        self.serde(s);
+        // Most strings need no escape (serde_json escapes `"`, `\` and controls below 0x20,
+        // nothing else): they are copied between quotes as they are.
+        if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            self.0.reserve(s.len() + 2);
+            self.0.push(b'"');
+            self.0.extend_from_slice(s.as_bytes());
+            self.0.push(b'"');
+        } else {
+            self.serde(s);
+        }
+    }
+
+    /// A time as chrono's serde writes a `DateTime<Utc>`: RFC 3339 with `Z`, the fraction of
+    /// a second in the fewest of 0, 3, 6 or 9 digits that hold it. Years outside 0..=9999 and
+    /// leap seconds are left to chrono.
+    fn time(&mut self, time: &DateTime<Utc>) {
+        let t = time.naive_utc();
+        let (year, nanos) = (t.year(), t.nanosecond());
+        if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+            return self.serde(time);
+        }
+        let mut b = *b"\"0000-00-00T00:00:00.000000000Z\"";
+        let mut put = |at: usize, value: u32, digits: usize| {
+            let mut v = value;
+            for i in (at..at + digits).rev() {
+                b[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        put(1, year as u32, 4);
+        put(6, t.month(), 2);
+        put(9, t.day(), 2);
+        put(12, t.hour(), 2);
+        put(15, t.minute(), 2);
+        put(18, t.second(), 2);
+        let fraction = if nanos == 0 {
+            0
+        } else if nanos % 1_000_000 == 0 {
+            put(21, nanos / 1_000_000, 3);
+            4
+        } else if nanos % 1_000 == 0 {
+            put(21, nanos / 1_000, 6);
+            7
+        } else {
+            put(21, nanos, 9);
+            10
+        };
+        self.raw(&b[..20 + fraction]);
+        self.raw(b"Z\"");
     }
 
     fn optional(&mut self, s: Option<&str>) {
@@ -173,7 +223,7 @@ impl Writer {
 mod tests {
     use std::collections::BTreeMap;
 
-    use chrono::{DateTime, TimeZone, Utc};
+    use chrono::{DateTime, TimeZone, Timelike, Utc};
     use proptest::collection::{btree_map, vec};
     use proptest::prelude::*;
 
@@ -275,6 +325,65 @@ mod tests {
                         || r.details.keys().any(|k| !k.is_ascii())
                 ),
             }
+        }
+    }
+
+    #[test]
+    fn kinds_and_times_are_written_like_serde() {
+        for kind in EventKind::ALL {
+            let mut w = Writer(Vec::new());
+            w.string(kind.as_str());
+            assert_eq!(w.0, serde_json::to_vec(&kind).expect("kind"), "{kind:?}");
+        }
+        let base = Utc
+            .with_ymd_and_hms(2026, 1, 5, 12, 3, 4)
+            .single()
+            .expect("time");
+        let mut times: Vec<DateTime<Utc>> = [
+            0u32,
+            1,
+            999,
+            1_000,
+            120_000,
+            1_000_000,
+            5_000_000,
+            123_000_000,
+            123_456_000,
+            123_456_789,
+            999_999_999,
+        ]
+        .into_iter()
+        .filter_map(|n| base.with_nanosecond(n))
+        .collect();
+        // A leap second, left to chrono.
+        times.extend(
+            Utc.with_ymd_and_hms(2016, 12, 31, 23, 59, 59)
+                .single()
+                .and_then(|t| t.with_nanosecond(1_500_000_000)),
+        );
+        times.extend(
+            [
+                (0, 1, 1, 0, 0, 0),
+                (9, 2, 3, 4, 5, 6),
+                (999, 12, 31, 23, 59, 59),
+                (2024, 2, 29, 1, 2, 3),
+                (9999, 12, 31, 23, 59, 59),
+                // Outside 0..=9999, left to chrono.
+                (10000, 1, 1, 0, 0, 0),
+                (-1, 6, 1, 0, 0, 0),
+            ]
+            .into_iter()
+            .filter_map(|(y, mo, d, h, mi, s)| Utc.with_ymd_and_hms(y, mo, d, h, mi, s).single()),
+        );
+        assert_eq!(times.len(), 19, "every instant is valid: {}", times.len());
+        for t in times {
+            let mut w = Writer(Vec::new());
+            w.time(&t);
+            assert_eq!(
+                String::from_utf8_lossy(&w.0),
+                serde_json::to_string(&t).expect("time"),
+                "{t:?}"
+            );
         }
     }
 

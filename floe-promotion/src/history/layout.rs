@@ -56,7 +56,6 @@ pub(super) fn read(content: &[u8]) -> Option<ContentFields<'_>> {
 pub(super) fn record(content: &[u8]) -> Option<(u64, EventRecord)> {
     let mut lists = Lists::default();
     let m = walk(content, &mut lists)?;
-    let name = |n: Option<&str>| n.map(str::to_owned);
     Some((
         m.seq,
         EventRecord {
@@ -67,11 +66,15 @@ pub(super) fn record(content: &[u8]) -> Option<(u64, EventRecord)> {
                 id: m.actor.decode(),
                 groups: lists.groups,
             },
-            artifact: name(m.artifact).map(ArtifactName::new).transpose().ok()?,
-            version: name(m.version).map(Tag::new).transpose().ok()?,
-            digest: name(m.digest).map(Digest::new).transpose().ok()?,
-            from: name(m.from).map(EnvName::new).transpose().ok()?,
-            environment: name(m.environment).map(EnvName::new).transpose().ok()?,
+            artifact: m
+                .artifact
+                .map(str::parse::<ArtifactName>)
+                .transpose()
+                .ok()?,
+            version: m.version.map(str::parse::<Tag>).transpose().ok()?,
+            digest: m.digest.map(str::parse::<Digest>).transpose().ok()?,
+            from: m.from.map(str::parse::<EnvName>).transpose().ok()?,
+            environment: m.environment.map(str::parse::<EnvName>).transpose().ok()?,
             reason: m.reason.map(Str::decode),
             gates: lists.gates,
             details: lists.details,

@@ -12,7 +12,9 @@ use crate::model::{ArtifactName, EnvName};
 
 /// A [`HistoryStore`] held in memory. Clones share the same history.
 ///
-/// Each event is kept with its stored bytes ([`AuditEvent::content`]), which `verify` hashes.
+/// Each event is kept with its stored bytes ([`AuditEvent::content`]), which `verify` hashes,
+/// once: [`HistoryStore::append_batch_shared`] returns the kept events themselves, which the
+/// manager hands to the notification outbox, so an event is not held twice.
 #[derive(Debug, Default, Clone)]
 pub struct InMemoryHistory {
     events: Arc<Mutex<Events>>,
@@ -22,7 +24,7 @@ pub struct InMemoryHistory {
 /// removing the newest events is detected too.
 #[derive(Debug, Default)]
 struct Events {
-    list: Vec<AuditEvent>,
+    list: Vec<Arc<AuditEvent>>,
     head: Option<(u64, String)>,
 }
 
@@ -46,6 +48,26 @@ impl InMemoryHistory {
         self.lock().list.is_empty()
     }
 
+    /// Appends `records` (one batch, under the lock) and returns the events as kept.
+    fn append_shared(&self, records: Vec<EventRecord>) -> Vec<Arc<AuditEvent>> {
+        let mut events = self.lock();
+        let (mut seq, mut prev) = events
+            .list
+            .last()
+            .map(|e| (e.seq, e.hash.clone()))
+            .unwrap_or((0, GENESIS_HASH.to_string()));
+        let mut stored = Vec::with_capacity(records.len());
+        for record in records {
+            seq += 1;
+            let event = AuditEvent::seal(seq, record, prev);
+            prev = event.hash.clone();
+            stored.push(Arc::new(event));
+        }
+        events.list.extend(stored.iter().cloned());
+        events.head = Some((seq, prev));
+        stored
+    }
+
     /// Edits the stored events behind the chain's back, to test tamper detection.
     ///
     /// The closure may edit any field. Afterwards, an event whose `seq`, `format` or `record`
@@ -58,12 +80,9 @@ impl InMemoryHistory {
         let mut events = self.lock();
         let before: std::collections::HashSet<String> =
             events.list.iter().map(|e| e.content.clone()).collect();
-        f(&mut events.list);
-        for e in events
-            .list
-            .iter_mut()
-            .filter(|e| before.contains(&e.content))
-        {
+        let mut list: Vec<AuditEvent> = events.list.iter().map(|e| (**e).clone()).collect();
+        f(&mut list);
+        for e in list.iter_mut().filter(|e| before.contains(&e.content)) {
             let holds = parse_content(e.content.as_bytes()).is_ok_and(|(seq, format, record)| {
                 (seq, format, &record) == (e.seq, e.format, &e.record)
             });
@@ -76,28 +95,22 @@ impl InMemoryHistory {
                 e.content = String::from_utf8_lossy(&content).into_owned();
             }
         }
+        events.list = list.into_iter().map(Arc::new).collect();
     }
 }
 
 #[async_trait]
 impl HistoryStore for InMemoryHistory {
     async fn append_batch(&self, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>> {
-        let mut events = self.lock();
-        let (mut seq, mut prev) = events
-            .list
-            .last()
-            .map(|e| (e.seq, e.hash.clone()))
-            .unwrap_or((0, GENESIS_HASH.to_string()));
-        let mut stored = Vec::with_capacity(records.len());
-        for record in records {
-            seq += 1;
-            let event = AuditEvent::seal(seq, record, prev);
-            prev = event.hash.clone();
-            stored.push(event);
-        }
-        events.list.extend(stored.iter().cloned());
-        events.head = Some((seq, prev));
-        Ok(stored)
+        Ok(self
+            .append_shared(records)
+            .into_iter()
+            .map(|e| (*e).clone())
+            .collect())
+    }
+
+    async fn append_batch_shared(&self, records: Vec<EventRecord>) -> Result<Vec<Arc<AuditEvent>>> {
+        Ok(self.append_shared(records))
     }
 
     async fn query(&self, query: &HistoryQuery) -> Result<Vec<AuditEvent>> {
@@ -128,14 +141,14 @@ impl HistoryStore for InMemoryHistory {
                 .iter()
                 .filter(|e| query.matches(e))
                 .take(limit)
-                .cloned()
+                .map(|e| AuditEvent::clone(e))
                 .collect(),
             Order::NewestFirst => range
                 .iter()
                 .rev()
                 .filter(|e| query.matches(e))
                 .take(limit)
-                .cloned()
+                .map(|e| AuditEvent::clone(e))
                 .collect(),
         })
     }
@@ -143,7 +156,7 @@ impl HistoryStore for InMemoryHistory {
     async fn deployments(&self, environment: Option<&EnvName>) -> Result<Vec<Deployment>> {
         let events = self.lock();
         let mut current: BTreeMap<(EnvName, ArtifactName), Deployment> = BTreeMap::new();
-        for d in events.list.iter().filter_map(Deployment::from_event) {
+        for d in events.list.iter().filter_map(|e| Deployment::from_event(e)) {
             if environment.is_none_or(|e| e == &d.environment) {
                 current.insert((d.environment.clone(), d.artifact.clone()), d);
             }

@@ -540,6 +540,10 @@ pub const PAGE_SIZE: usize = 1000;
 /// - `append_batch` assigns consecutive sequence numbers from 1 and chains each event to the
 ///   previous one (`hash = SHA-256(prev_hash ‖ canonical JSON)`, see [`event_hash`]); the
 ///   batch is atomic: all its events are stored or none.
+/// - `append_batch_shared` appends exactly as `append_batch` does and returns the same events,
+///   each behind an [`Arc`](std::sync::Arc), so that the caller can hand them on (to the
+///   notification outbox) without copying them; a store that keeps its events in memory may
+///   return the very events it keeps.
 /// - The stored bytes of an event are the bytes its hash covers: new events are stored in the
 ///   current format ([`AUDIT_FORMAT`], `content = canonical_json(seq, record)`), and every
 ///   query returns [`AuditEvent::content`] exactly as stored, with
@@ -562,6 +566,19 @@ pub const PAGE_SIZE: usize = 1000;
 pub trait HistoryStore: Send + Sync + Debug + 'static {
     /// Appends events atomically and returns them as stored.
     async fn append_batch(&self, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>>;
+
+    /// [`append_batch`](Self::append_batch), returning the stored events shared.
+    async fn append_batch_shared(
+        &self,
+        records: Vec<EventRecord>,
+    ) -> Result<Vec<std::sync::Arc<AuditEvent>>> {
+        Ok(self
+            .append_batch(records)
+            .await?
+            .into_iter()
+            .map(std::sync::Arc::new)
+            .collect())
+    }
 
     /// Finds events.
     async fn query(&self, query: &HistoryQuery) -> Result<Vec<AuditEvent>>;

@@ -1,5 +1,6 @@
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -18,9 +19,10 @@ use crate::error::{Error, Result};
 /// assert!("sha256:XYZ".parse::<Digest>().is_err());
 /// # Ok::<(), floe_promotion::Error>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct Digest(String);
+///
+/// The string is kept behind an [`Arc`]: a clone shares it.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(Arc<str>);
 
 impl Digest {
     /// Validates a digest string.
@@ -40,7 +42,7 @@ impl Digest {
                 "expected sha256:<64 lowercase hex digits>",
             ));
         }
-        Ok(Digest(s))
+        Ok(Digest(Arc::from(s)))
     }
 
     /// Whether [`Digest::new`] accepts `s`, without copying it.
@@ -50,7 +52,13 @@ impl Digest {
 
     /// The SHA-256 digest of `bytes`.
     pub fn of(bytes: &[u8]) -> Self {
-        Digest(format!("sha256:{}", hex::encode(Sha256::digest(bytes))))
+        let mut text = [0u8; 7 + 64];
+        text[..7].copy_from_slice(b"sha256:");
+        match hex::encode_to_slice(Sha256::digest(bytes), &mut text[7..]) {
+            // Hex digits and the prefix are ASCII.
+            Ok(()) => Digest(Arc::from(String::from_utf8_lossy(&text).as_ref())),
+            Err(_) => unreachable!("32 bytes are 64 hex digits"),
+        }
     }
 
     /// The full string, `sha256:<hex>`.
@@ -102,14 +110,19 @@ impl fmt::Display for Digest {
 
 impl fmt::Debug for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Digest({})", self.0)
+        write!(f, "Digest({})", &*self.0)
     }
 }
 
 impl FromStr for Digest {
     type Err = Error;
+    /// Validates `s` before copying it, once.
     fn from_str(s: &str) -> Result<Self> {
-        Digest::new(s)
+        if Digest::is_valid(s) {
+            Ok(Digest(Arc::from(s)))
+        } else {
+            Digest::new(s)
+        }
     }
 }
 
@@ -122,7 +135,20 @@ impl TryFrom<String> for Digest {
 
 impl From<Digest> for String {
     fn from(d: Digest) -> String {
-        d.0
+        d.0.as_ref().to_owned()
+    }
+}
+
+// As a JSON string, exactly as the `String` it held before it was shared.
+impl Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_string(crate::model::names::StrVisitor::<Digest>::new())
     }
 }
 

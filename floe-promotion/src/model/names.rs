@@ -1,5 +1,6 @@
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -7,12 +8,14 @@ use crate::error::{Error, Result};
 use crate::model::Digest;
 
 /// Declares a string newtype that can only hold a validated value.
+///
+/// The value is kept behind an [`Arc`], so a clone (a promotion copies its names into its
+/// events, gate contexts and record) shares it instead of copying it.
 macro_rules! validated_string {
     ($(#[$doc:meta])* $name:ident, $what:literal, $check:expr) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Validates and wraps the value; refuses it before any I/O is done with it.
@@ -20,7 +23,7 @@ macro_rules! validated_string {
                 let s: String = s.into();
                 let check: fn(&str) -> std::result::Result<(), String> = $check;
                 match check(&s) {
-                    Ok(()) => Ok(Self(s)),
+                    Ok(()) => Ok(Self(Arc::from(s))),
                     Err(reason) => Err(Error::invalid($what, s, reason)),
                 }
             }
@@ -46,14 +49,19 @@ macro_rules! validated_string {
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({:?})", stringify!($name), self.0)
+                write!(f, "{}({:?})", stringify!($name), &*self.0)
             }
         }
 
         impl FromStr for $name {
             type Err = Error;
+            /// Validates `s` before copying it, once.
             fn from_str(s: &str) -> Result<Self> {
-                Self::new(s)
+                let check: fn(&str) -> std::result::Result<(), String> = $check;
+                match check(s) {
+                    Ok(()) => Ok(Self(Arc::from(s))),
+                    Err(reason) => Err(Error::invalid($what, s, reason)),
+                }
             }
         }
 
@@ -66,7 +74,7 @@ macro_rules! validated_string {
 
         impl From<$name> for String {
             fn from(v: $name) -> String {
-                v.0
+                v.0.as_ref().to_owned()
             }
         }
 
@@ -75,7 +83,42 @@ macro_rules! validated_string {
                 &self.0
             }
         }
+
+        // As a JSON string, exactly as the `String` it held before it was shared.
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                d.deserialize_string(crate::model::names::StrVisitor::<$name>::new())
+            }
+        }
     };
+}
+
+/// Reads a validated string from any string a deserializer has (borrowed or owned), with the
+/// errors a `String` would give.
+pub(crate) struct StrVisitor<T>(std::marker::PhantomData<T>);
+
+impl<T> StrVisitor<T> {
+    pub(crate) fn new() -> Self {
+        StrVisitor(std::marker::PhantomData)
+    }
+}
+
+impl<T: FromStr<Err = Error>> serde::de::Visitor<'_> for StrVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<T, E> {
+        s.parse().map_err(E::custom)
+    }
 }
 
 // The validators below are written out rather than regexes: they run for every name read back

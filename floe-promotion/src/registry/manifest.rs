@@ -27,20 +27,35 @@ pub const MANIFEST_MEDIA_TYPES: &[&str] = &[
 /// A manifest exactly as stored: its bytes, their digest and its media type.
 ///
 /// Tags are always written with these bytes, so the digest is identical in every environment.
-#[derive(Clone, PartialEq, Eq)]
+/// A clone shares the manifest (one reference count): promotions pass it from the registry to
+/// their evaluation, gates and writes.
+#[derive(Clone)]
 pub struct Manifest {
+    inner: Arc<Inner>,
+}
+
+#[derive(PartialEq, Eq)]
+struct Inner {
     digest: Digest,
     media_type: String,
     bytes: Arc<[u8]>,
-    body: Arc<ManifestBody>,
+    body: ManifestBody,
 }
+
+impl PartialEq for Manifest {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner) || self.inner == other.inner
+    }
+}
+
+impl Eq for Manifest {}
 
 impl std::fmt::Debug for Manifest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Manifest")
-            .field("digest", &self.digest)
-            .field("media_type", &self.media_type)
-            .field("len", &self.bytes.len())
+            .field("digest", &self.inner.digest)
+            .field("media_type", &self.inner.media_type)
+            .field("len", &self.inner.bytes.len())
             .finish()
     }
 }
@@ -69,44 +84,46 @@ impl Manifest {
             }),
         };
         Ok(Manifest {
-            digest: Digest::of(&bytes),
-            media_type,
-            bytes,
-            body: Arc::new(body),
+            inner: Arc::new(Inner {
+                digest: Digest::of(&bytes),
+                media_type,
+                bytes,
+                body,
+            }),
         })
     }
 
     /// The digest of the bytes.
     pub fn digest(&self) -> &Digest {
-        &self.digest
+        &self.inner.digest
     }
 
     /// The media type.
     pub fn media_type(&self) -> &str {
-        &self.media_type
+        &self.inner.media_type
     }
 
     /// The exact bytes.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.inner.bytes
     }
 
     /// Whether this is an image index or manifest list.
     pub fn is_index(&self) -> bool {
-        self.media_type == OCI_INDEX || self.media_type == DOCKER_MANIFEST_LIST
+        self.inner.media_type == OCI_INDEX || self.inner.media_type == DOCKER_MANIFEST_LIST
     }
 
     /// The parsed body (parsed once, when the value was built).
     pub fn body(&self) -> &ManifestBody {
-        &self.body
+        &self.inner.body
     }
 
     /// A descriptor of this manifest, for use as a `subject` or index entry.
     pub fn descriptor(&self) -> Descriptor {
         Descriptor {
-            media_type: self.media_type.clone(),
-            digest: self.digest.clone(),
-            size: self.bytes.len() as u64,
+            media_type: self.inner.media_type.clone(),
+            digest: self.inner.digest.clone(),
+            size: self.inner.bytes.len() as u64,
             annotations: BTreeMap::new(),
             artifact_type: None,
             platform: None,

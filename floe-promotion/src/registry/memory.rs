@@ -63,8 +63,11 @@ struct Repo {
     /// Subject digest -> the manifests of this repository whose `subject` it is, in the
     /// order they were stored (the referrers API, without a scan of every manifest).
     referrers: FastMap<Digest, Vec<Digest>>,
-    /// Sorted only when listed: lookups and writes are what promotions do.
-    tags: FastMap<Tag, Digest>,
+    /// Each tag with the stored manifest it points at (shared), so that resolving a tag is
+    /// one lookup; kept equal to `manifests[digest]` when a manifest is replaced or restored
+    /// ([`Repo::put_stored`]). Sorted only when listed: lookups and writes are what
+    /// promotions do.
+    tags: FastMap<Tag, Manifest>,
     blobs: FastMap<Digest, Arc<[u8]>>,
 }
 
@@ -73,9 +76,9 @@ impl Repo {
     /// another media type) or `None` when the digest was new. Nothing is copied when the
     /// same manifest is stored already.
     fn store_manifest(&mut self, manifest: &Manifest) -> Option<Option<Manifest>> {
-        match self.manifests.get_mut(manifest.digest()) {
+        match self.manifests.get(manifest.digest()) {
             Some(m) if m.media_type() == manifest.media_type() => None,
-            Some(m) => Some(Some(std::mem::replace(m, manifest.clone()))),
+            Some(_) => Some(self.put_stored(manifest.clone())),
             None => {
                 if let Some(subject) = &manifest.body().subject {
                     self.referrers
@@ -88,6 +91,18 @@ impl Repo {
                 Some(None)
             }
         }
+    }
+
+    /// Stores `manifest` in place of the one stored under its digest (same bytes, another
+    /// media type, or the one a failed copy replaced), which the tags pointing at that digest
+    /// follow; returns the one replaced. Rare: the tags are scanned.
+    fn put_stored(&mut self, manifest: Manifest) -> Option<Manifest> {
+        for m in self.tags.values_mut() {
+            if m.digest() == manifest.digest() {
+                *m = manifest.clone();
+            }
+        }
+        self.manifests.insert(manifest.digest().clone(), manifest)
     }
 
     /// Removes a manifest stored by [`Repo::store_manifest`] as new, from the referrer index
@@ -104,14 +119,15 @@ impl Repo {
         }
     }
 
-    /// Points `tag` at `digest`; returns what it pointed at before (`Some(None)`: nothing),
-    /// or `None` when it already pointed there (nothing was written).
-    fn set_tag(&mut self, tag: &Tag, digest: &Digest) -> Option<Option<Digest>> {
+    /// Points `tag` at `manifest`, which is stored in this repository; returns what it
+    /// pointed at before (`Some(None)`: nothing), or `None` when it already pointed at that
+    /// digest (nothing was written).
+    fn set_tag(&mut self, tag: &Tag, manifest: &Manifest) -> Option<Option<Manifest>> {
         match self.tags.get_mut(tag) {
-            Some(d) if d == digest => None,
-            Some(d) => Some(Some(std::mem::replace(d, digest.clone()))),
+            Some(m) if m.digest() == manifest.digest() => None,
+            Some(m) => Some(Some(std::mem::replace(m, manifest.clone()))),
             None => {
-                self.tags.insert(tag.clone(), digest.clone());
+                self.tags.insert(tag.clone(), manifest.clone());
                 Some(None)
             }
         }
@@ -125,8 +141,8 @@ struct Journal {
     blobs: Vec<Digest>,
     /// A manifest stored, with the one it replaced (`None`: the digest was new).
     manifests: Vec<(Digest, Option<Manifest>)>,
-    /// A tag written, with the digest it pointed at before (`None`: it was new).
-    tags: Vec<(Tag, Option<Digest>)>,
+    /// A tag written, with the manifest it pointed at before (`None`: it was new).
+    tags: Vec<(Tag, Option<Manifest>)>,
 }
 
 impl Journal {
@@ -134,18 +150,19 @@ impl Journal {
     fn undo(self, repo: &mut Repo) {
         for (tag, before) in self.tags.into_iter().rev() {
             match before {
-                Some(d) => {
-                    repo.tags.insert(tag, d);
+                Some(m) => {
+                    repo.tags.insert(tag, m);
                 }
                 None => {
                     repo.tags.remove(&tag);
                 }
             }
         }
+        // After the tags: a restored manifest is what the tags at its digest point at again.
         for (digest, before) in self.manifests.into_iter().rev() {
             match before {
                 Some(m) => {
-                    repo.manifests.insert(digest, m);
+                    repo.put_stored(m);
                 }
                 None => repo.remove_manifest(&digest),
             }
@@ -276,8 +293,9 @@ impl InMemoryRegistry {
             copying.journal.manifests.push((digest.clone(), before));
         }
         if let Some(sig) = signature {
-            Self::copy_one(store, src, dst, &sig, report, copying)?;
+            Self::copy_one(store, src, dst, sig.digest(), report, copying)?;
             let target = store.repo_mut(dst);
+            let sig = target.manifests.get(sig.digest()).cloned().unwrap_or(sig);
             if let Some(before) = target.set_tag(&signature_tag, &sig) {
                 if before.is_none() {
                     report.signatures_copied += 1;
@@ -290,8 +308,9 @@ impl InMemoryRegistry {
         if let Some(att) = attestations
             && !store.repo_mut(dst).tags.contains_key(&attestation_tag)
         {
-            Self::copy_one(store, src, dst, &att, report, copying)?;
+            Self::copy_one(store, src, dst, att.digest(), report, copying)?;
             let target = store.repo_mut(dst);
+            let att = target.manifests.get(att.digest()).cloned().unwrap_or(att);
             target.tags.insert(attestation_tag.clone(), att);
             copying.journal.tags.push((attestation_tag, None));
             report.referrers_copied += 1;
@@ -361,17 +380,22 @@ impl ArtifactRegistry for InMemoryRegistry {
             .repos
             .get(repo.as_str())
             .ok_or_else(|| Error::not_found(format!("repository {repo}")))?;
-        let digest = match reference {
-            Reference::Digest(d) => d,
-            Reference::Tag(t) => r
-                .tags
-                .get(t)
-                .ok_or_else(|| Error::not_found(format!("{repo}:{t}")))?,
-        };
-        r.manifests
-            .get(digest)
-            .cloned()
-            .ok_or_else(|| Error::not_found(format!("{repo}@{digest}")))
+        match reference {
+            Reference::Digest(d) => r.manifests.get(d),
+            Reference::Tag(t) => r.tags.get(t),
+        }
+        .cloned()
+        .ok_or_else(|| Error::not_found(format!("{repo}{reference}")))
+    }
+
+    // Without building the "not found" error `resolve` would give.
+    async fn resolve_tag(&self, repo: &Repository, tag: &Tag) -> Result<Option<Manifest>> {
+        let store = self.lock();
+        Ok(store
+            .repos
+            .get(repo.as_str())
+            .and_then(|r| r.tags.get(tag))
+            .cloned())
     }
 
     async fn put_manifest(
@@ -386,13 +410,14 @@ impl ArtifactRegistry for InMemoryRegistry {
         // A manifest stored already had its blobs and children checked then, and nothing is
         // ever removed from a repository (a failed copy only removes what it added): a tag
         // write of a stored manifest, what a promotion does, needs no check.
-        let stored = r
+        if let Some(stored) = r
             .manifests
             .get(manifest.digest())
-            .is_some_and(|m| m.media_type() == manifest.media_type());
-        if stored {
+            .filter(|m| m.media_type() == manifest.media_type())
+        {
             if let Some(tag) = tag {
-                r.set_tag(tag, manifest.digest());
+                let stored = stored.clone();
+                r.set_tag(tag, &stored);
             }
             return Ok(());
         }
@@ -416,7 +441,7 @@ impl ArtifactRegistry for InMemoryRegistry {
         }
         r.store_manifest(manifest);
         if let Some(tag) = tag {
-            r.set_tag(tag, manifest.digest());
+            r.set_tag(tag, manifest);
         }
         Ok(())
     }
@@ -558,7 +583,11 @@ mod tests {
             .map(|(s, list)| format!("{s} <- {list:?}"))
             .collect();
         referrers.sort();
-        let mut tags: Vec<String> = r.tags.iter().map(|(t, d)| format!("{t} {d}")).collect();
+        let mut tags: Vec<String> = r
+            .tags
+            .iter()
+            .map(|(t, m)| format!("{t} {} {}", m.digest(), m.media_type()))
+            .collect();
         tags.sort();
         Some(format!("{manifests:?}\n{tags:?}\n{blobs:?}\n{referrers:?}"))
     }
@@ -689,5 +718,51 @@ mod tests {
 
         registry.copy(&dev, &prod, v2.digest()).await.unwrap_err();
         assert_eq!(state(&registry, &prod), None);
+    }
+
+    #[tokio::test]
+    async fn a_tag_follows_its_manifest_stored_again_with_another_media_type_and_restored() {
+        let registry = InMemoryRegistry::new();
+        let dev = Repository::new("mem/dev/app").unwrap();
+        let staging = Repository::new("mem/staging/app").unwrap();
+        let tag = Reference::Tag(Tag::new("current").unwrap());
+        let v1 = registry
+            .push_image(&dev, &Tag::new("v1").unwrap(), &[b"one"])
+            .await
+            .unwrap();
+        registry.copy(&dev, &staging, v1.digest()).await.unwrap();
+        registry
+            .put_manifest(&staging, Some(&Tag::new("current").unwrap()), &v1)
+            .await
+            .unwrap();
+        let docker =
+            Manifest::from_bytes(v1.bytes().to_vec(), Some(super::super::DOCKER_MANIFEST)).unwrap();
+        registry
+            .put_manifest(&staging, None, &docker)
+            .await
+            .unwrap();
+        for reference in [&tag, &Reference::Digest(v1.digest().clone())] {
+            let got = registry.resolve(&staging, reference).await.unwrap();
+            assert_eq!(
+                got.media_type(),
+                super::super::DOCKER_MANIFEST,
+                "{reference}"
+            );
+        }
+
+        // A copy of v1 as dev stores it replaces the media type, then fails at the signature:
+        // the undo restores the manifest, and the tag follows it back.
+        artifact(&registry, &dev, &v1.digest().signature_tag(), b"sig", None).await;
+        lose_blob(&registry, &dev, &Digest::of(b"sig"));
+        let before = state(&registry, &staging).unwrap();
+        registry
+            .copy(&dev, &staging, v1.digest())
+            .await
+            .unwrap_err();
+        assert_eq!(state(&registry, &staging).unwrap(), before);
+        assert_eq!(
+            registry.resolve(&staging, &tag).await.unwrap().media_type(),
+            super::super::DOCKER_MANIFEST
+        );
     }
 }

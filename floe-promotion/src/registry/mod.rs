@@ -94,6 +94,9 @@ pub trait TransferObserver: Send + Sync + Debug + 'static {
 ///
 /// - `resolve` returns the manifest's exact stored bytes, its media type and the SHA-256 digest
 ///   of those bytes; a missing repository, tag or digest is [`Error::NotFound`](crate::Error::NotFound).
+/// - `resolve_tag` returns what `resolve` of the tag returns, with `None` for a missing
+///   repository or tag instead of [`Error::NotFound`](crate::Error::NotFound) (a promotion asks
+///   so of tags that are expected not to exist yet).
 /// - `put_manifest` stores the bytes unchanged, so resolving the tag afterwards yields the same
 ///   digest; with no tag the manifest is stored by digest only.
 /// - `put_manifest` refuses a manifest whose blobs or child manifests are not in the repository,
@@ -119,6 +122,15 @@ pub trait TransferObserver: Send + Sync + Debug + 'static {
 pub trait ArtifactRegistry: Send + Sync + Debug + 'static {
     /// Resolves a tag or digest to the manifest stored there.
     async fn resolve(&self, repo: &Repository, reference: &Reference) -> Result<Manifest>;
+
+    /// Resolves a tag, `None` when the repository or the tag does not exist.
+    async fn resolve_tag(&self, repo: &Repository, tag: &Tag) -> Result<Option<Manifest>> {
+        match self.resolve(repo, &Reference::Tag(tag.clone())).await {
+            Ok(m) => Ok(Some(m)),
+            Err(crate::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
 
     /// Stores a manifest's exact bytes, under `tag` when given.
     async fn put_manifest(

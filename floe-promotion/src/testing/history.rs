@@ -253,6 +253,57 @@ pub async fn append_links_hashes(store: Arc<dyn HistoryStore>) {
     assert_eq!(all(store.as_ref()).await, stored);
 }
 
+/// `append_batch_shared` appends exactly as `append_batch` does and returns the same events
+/// (shared): they continue the chain, hold the records appended, and every query returns them;
+/// an empty batch stores nothing and consumes no sequence number.
+pub async fn append_shared_is_append_batch(store: Arc<dyn HistoryStore>) {
+    let t = base_time();
+    let mut stored = store
+        .append_batch(vec![rich_record(t)])
+        .await
+        .expect("plain batch");
+    let records = vec![
+        rich_record(t + Duration::milliseconds(1)),
+        record(EventKind::Locked, "prod", "app", "v1", t),
+    ];
+    let shared = store
+        .append_batch_shared(records.clone())
+        .await
+        .expect("shared batch");
+    assert_eq!(
+        shared.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![2, 3],
+        "a shared batch continues the sequence"
+    );
+    for (s, r) in shared.iter().zip(&records) {
+        assert_eq!(&s.record, r, "the shared event holds the appended record");
+    }
+    assert!(
+        store
+            .append_batch_shared(vec![])
+            .await
+            .expect("empty")
+            .is_empty()
+    );
+    stored.extend(shared.iter().map(|e| AuditEvent::clone(e)));
+    assert_chain(&stored);
+    assert_eq!(
+        all(store.as_ref()).await,
+        stored,
+        "queries return the shared events as they were returned"
+    );
+    let next = append_one(
+        store.as_ref(),
+        record(EventKind::Unlocked, "prod", "app", "v1", t),
+    )
+    .await;
+    assert_eq!(
+        next.seq, 4,
+        "an empty shared batch consumes no sequence number"
+    );
+    assert_eq!(next.prev_hash, stored[2].hash);
+}
+
 /// The stored bytes of an event are the bytes its hash covers: a new event is stored in the
 /// current format as `canonical_json(seq, record)`, every query returns those bytes with
 /// `hash = SHA-256(prev_hash ‖ content)` and the fields the bytes hold, and a JSON Lines export
@@ -1207,6 +1258,7 @@ macro_rules! history_conformance {
         $crate::history_conformance!(@cases $setup;
             append_assigns_consecutive_seqs,
             append_links_hashes,
+            append_shared_is_append_batch,
             stored_bytes_are_hashed,
             append_empty_batch,
             append_batch_is_atomic,

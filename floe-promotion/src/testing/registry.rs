@@ -211,6 +211,44 @@ pub async fn resolve_missing_is_not_found(registry: &dyn ArtifactRegistry, base:
     );
 }
 
+/// `resolve_tag` returns what `resolve` of the tag returns, and `None` for a missing
+/// repository or tag.
+pub async fn resolve_tag_is_resolve_or_none(registry: &dyn ArtifactRegistry, base: &Repository) {
+    let missing_repo = repo(base, "nothing-here");
+    assert_eq!(
+        registry
+            .resolve_tag(&missing_repo, &tag("v1"))
+            .await
+            .expect("a missing repository is no error"),
+        None
+    );
+    let r = repo(base, "app");
+    let m = push_image(registry, &r, "resolve-tag", &[b"t"]).await;
+    registry
+        .put_manifest(&r, Some(&tag("present")), &m)
+        .await
+        .expect("tag");
+    let found = registry
+        .resolve_tag(&r, &tag("present"))
+        .await
+        .expect("resolve_tag")
+        .expect("the tag exists");
+    let resolved = registry
+        .resolve(&r, &Reference::Tag(tag("present")))
+        .await
+        .expect("resolve");
+    assert_eq!(found.digest(), m.digest());
+    assert_eq!(found.bytes(), resolved.bytes());
+    assert_eq!(found.media_type(), resolved.media_type());
+    assert_eq!(
+        registry
+            .resolve_tag(&r, &tag("absent"))
+            .await
+            .expect("a missing tag is no error"),
+        None
+    );
+}
+
 /// `put_manifest` stores the bytes unchanged: resolving the tag yields the same digest.
 pub async fn put_manifest_keeps_digest(registry: &dyn ArtifactRegistry, base: &Repository) {
     let r = repo(base, "app");
@@ -771,6 +809,7 @@ macro_rules! registry_conformance {
         $crate::registry_conformance!(@cases $setup;
             resolve_returns_exact_bytes,
             resolve_missing_is_not_found,
+            resolve_tag_is_resolve_or_none,
             put_manifest_keeps_digest,
             put_manifest_without_tag,
             put_manifest_refuses_missing_blobs,

@@ -195,16 +195,7 @@ impl DefaultPromotionManager {
 
     /// Resolves a tag, mapping "not found" to `None`.
     async fn tag_digest(&self, repo: &Repository, tag: &Tag) -> Result<Option<Manifest>> {
-        match self
-            .parts
-            .registry
-            .resolve(repo, &Reference::Tag(tag.clone()))
-            .await
-        {
-            Ok(m) => Ok(Some(m)),
-            Err(Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.parts.registry.resolve_tag(repo, tag).await
     }
 
     fn check_authorized(
@@ -232,15 +223,16 @@ impl DefaultPromotionManager {
 
     /// [`Self::record`], returning the stored events (the outbox reads them from history).
     async fn record_stored(&self, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>> {
-        let stored = self.record_in_lease(records).await?;
+        let stored = self.parts.history.append_batch(records).await?;
         self.kick_notifications();
         Ok(stored)
     }
 
     /// Appends events without starting a delivery run: the caller holds a lease and starts
-    /// one after releasing it, so no notifier ever runs inside a lease.
-    async fn record_in_lease(&self, records: Vec<EventRecord>) -> Result<Vec<AuditEvent>> {
-        self.parts.history.append_batch(records).await
+    /// one after releasing it, so no notifier ever runs inside a lease. The stored events are
+    /// returned shared, to be handed to the outbox without a copy.
+    async fn record_in_lease(&self, records: Vec<EventRecord>) -> Result<Vec<Arc<AuditEvent>>> {
+        self.parts.history.append_batch_shared(records).await
     }
 
     /// Starts a delivery run in the background when there are notifiers and a runtime.
@@ -271,7 +263,9 @@ impl DefaultPromotionManager {
 #[async_trait]
 impl Promotions for DefaultPromotionManager {
     async fn promote(&self, req: PromotionRequest) -> Result<PromotionRecord> {
-        self.run_promote(req).await
+        // Not through `run_promote`: every level of `async fn` is one more move of the whole
+        // promotion's state when it starts.
+        self.run_promote_in(req, None).await
     }
 
     async fn plan(&self, req: PromotionRequest) -> Result<PromotionPlan> {
