@@ -34,11 +34,17 @@ pub fn run() -> ExitCode {
     };
     init_tracing();
     let format = cli.global.output;
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // A command is a handful of requests and state writes, waiting on the network and the
+    // disk: one thread drives them (SQLite still runs on blocking threads), without worker
+    // threads to start and hand work between. `floe serve` answers many clients at once.
+    let mut builder = if matches!(cli.command, cli::Command::Serve(_)) {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             return report(format, &Error::io("starting the async runtime", e));

@@ -150,6 +150,25 @@ async fn prepare_probes_ahead_so_the_calls_that_follow_do_not() {
         "{requests:#?}"
     );
 
+    // Calls made while the probe is in flight wait for it instead of probing too.
+    let proxy = FaultProxy::start(&reg.host());
+    let via = proxy.repository(&repo);
+    let client = anonymous_client(proxy.host());
+    let (prepared, a, b) = tokio::join!(
+        client.prepare(&via),
+        client.resolve(&via, &v1),
+        client.resolve(&via, &v1)
+    );
+    prepared.unwrap();
+    assert_eq!(a.unwrap().digest(), b.unwrap().digest());
+    let requests = proxy.requests();
+    let probes = requests
+        .iter()
+        .filter(|r| r.starts_with("GET /v2/ "))
+        .count();
+    assert_eq!(probes, 1, "one probe for the three calls: {requests:#?}");
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+
     // Nothing listens on a port just released.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

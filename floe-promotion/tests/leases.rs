@@ -264,18 +264,47 @@ async fn breaking_needs_a_reason_a_lease_and_authorization() {
     );
 }
 
-/// A registry that, at each tag write (under the promotion lease), notes the leases in force.
+/// A registry that, at each tag write (under the promotion lease), notes the leases in force;
+/// and at each read, what was read and how many leases were in force.
 #[derive(Debug, Clone)]
 struct LeaseWatcher {
     inner: InMemoryRegistry,
     state: floe_promotion::InMemoryState,
     clock: ManualClock,
     seen: std::sync::Arc<std::sync::Mutex<Vec<floe_promotion::state::Lease>>>,
+    reads: std::sync::Arc<std::sync::Mutex<Vec<(String, usize)>>>,
+}
+
+impl LeaseWatcher {
+    fn of(p: &TestPipeline) -> Self {
+        LeaseWatcher {
+            inner: p.registry.clone(),
+            state: p.state.clone(),
+            clock: p.clock.clone(),
+            seen: Default::default(),
+            reads: Default::default(),
+        }
+    }
+
+    /// The reads of `reference`, each with the number of leases in force then.
+    fn reads_of(&self, reference: &str) -> Vec<usize> {
+        let reads = self.reads.lock().unwrap();
+        reads
+            .iter()
+            .filter(|(r, _)| r == reference)
+            .map(|(_, n)| *n)
+            .collect()
+    }
 }
 
 #[async_trait]
 impl ArtifactRegistry for LeaseWatcher {
     async fn resolve(&self, repo: &Repository, reference: &Reference) -> Result<Manifest> {
+        let leases = self.state.leases(self.clock.now()).await?;
+        self.reads
+            .lock()
+            .unwrap()
+            .push((reference.to_string(), leases.len()));
         self.inner.resolve(repo, reference).await
     }
 
@@ -320,12 +349,7 @@ impl ArtifactRegistry for LeaseWatcher {
 async fn promotions_record_their_process_in_the_lease() {
     let p = TestPipeline::new(&["dev", "staging"]);
     p.push_release("app", "v1", b"one").await;
-    let watcher = LeaseWatcher {
-        inner: p.registry.clone(),
-        state: p.state.clone(),
-        clock: p.clock.clone(),
-        seen: Default::default(),
-    };
+    let watcher = LeaseWatcher::of(&p);
     let m = p
         .builder()
         .registry(std::sync::Arc::new(watcher.clone()))
@@ -347,4 +371,58 @@ async fn promotions_record_their_process_in_the_lease() {
         m.leases().await.unwrap().is_empty(),
         "released after the promotion"
     );
+}
+
+/// Into an environment without gates, approval or release strategy nothing slow runs before
+/// the writes: the lease is taken first, every read of the target's tags is made under it,
+/// and the environment tag is read once. With a gate, the gate runs outside any lease, and
+/// the environment tag is read again under the lease taken after it.
+#[tokio::test]
+async fn the_lease_covers_a_promotion_without_gates_and_follows_the_gates_otherwise() {
+    let p = TestPipeline::new(&["dev", "staging"]);
+    p.push_release("app", "v1", b"one").await;
+    let watcher = LeaseWatcher::of(&p);
+    let m = p
+        .builder()
+        .registry(std::sync::Arc::new(watcher.clone()))
+        .build()
+        .unwrap();
+    m.promote(PromotionRequest::new("app", "v1", "dev", "staging", p.actor("ci")).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(watcher.reads_of(":v1-staging"), [1], "read once, under the lease");
+    assert_eq!(watcher.reads_of(":latest-staging"), [1]);
+    assert!(m.leases().await.unwrap().is_empty(), "released");
+
+    let p = TestPipeline::new(&["dev", "staging"]);
+    p.push_release("app", "v1", b"one").await;
+    let watcher = LeaseWatcher::of(&p);
+    let in_gate = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let gate = {
+        let (state, clock, in_gate) = (p.state.clone(), p.clock.clone(), in_gate.clone());
+        floe_promotion::gate::gate_fn("watch", move |_ctx| {
+            let (state, clock, in_gate) = (state.clone(), clock.clone(), in_gate.clone());
+            async move {
+                let leases = state.leases(clock.now()).await?;
+                in_gate.lock().unwrap().push(leases.len());
+                Ok(floe_promotion::gate::GateOutcome::pass("watched"))
+            }
+        })
+    };
+    let m = p
+        .builder()
+        .registry(std::sync::Arc::new(watcher.clone()))
+        .gate(env("staging"), std::sync::Arc::new(gate))
+        .build()
+        .unwrap();
+    m.promote(PromotionRequest::new("app", "v1", "dev", "staging", p.actor("ci")).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(*in_gate.lock().unwrap(), [0], "the gate ran outside any lease");
+    assert_eq!(
+        watcher.reads_of(":v1-staging"),
+        [0, 1],
+        "read while checking, then again under the lease"
+    );
+    assert!(m.leases().await.unwrap().is_empty(), "released");
 }

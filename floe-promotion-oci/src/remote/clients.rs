@@ -11,9 +11,11 @@ use floe_promotion::{Error, Result};
 use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
 
-use super::error::{self, Failure};
+use std::sync::Arc;
+
+use super::error::{self, Failure, classify};
 use super::location::RemoteRepo;
-use super::{Inner, MAX_BACKOFF, OciOptions, auth, transfer};
+use super::{Inner, MAX_BACKOFF, OciOptions, Probed, auth, transfer};
 
 /// The two clients one kind of connection needs.
 pub(super) struct Clients {
@@ -115,8 +117,18 @@ impl Inner {
     }
 
     /// The credentials for `repo`'s host, resolved once and handed to oci-client (whose blob
-    /// calls take no credentials argument).
+    /// calls take no credentials argument). A probe of the host made by
+    /// [`prepare`](super::OciRegistry::prepare) and still in flight is waited for first, so
+    /// that the call does not probe too; whatever its outcome, the call then goes on as usual.
     pub(super) async fn auth(&self, repo: &RemoteRepo) -> Result<RegistryAuth> {
+        if let Some(probe) = self.prepared_cell(repo, false) {
+            probe.get_or_init(|| async { Ok(()) }).await;
+        }
+        self.credentials(repo).await
+    }
+
+    /// The credentials for `repo`'s host, resolved once and stored in the clients.
+    async fn credentials(&self, repo: &RemoteRepo) -> Result<RegistryAuth> {
         let key = repo.auth_key();
         if let Some(auth) = self.auths.lock().await.get(&key) {
             return Ok(auth.clone());
@@ -137,6 +149,48 @@ impl Inner {
             uploader.store_auth_if_needed(&key, &auth).await;
         }
         Ok(auth)
+    }
+
+    /// The cell holding the outcome of `repo`'s host's authentication probe: created when
+    /// `create`, otherwise only found.
+    pub(super) fn prepared_cell(
+        &self,
+        repo: &RemoteRepo,
+        create: bool,
+    ) -> Option<Arc<tokio::sync::OnceCell<Probed>>> {
+        let mut prepared = self.prepared.lock().unwrap_or_else(|p| p.into_inner());
+        match prepared.get(repo.host()) {
+            Some(cell) => Some(Arc::clone(cell)),
+            None if create => Some(Arc::clone(
+                prepared.entry(repo.host().to_string()).or_default(),
+            )),
+            None => None,
+        }
+    }
+
+    /// Asks `repo`'s registry how it authenticates, with `repo`'s credentials (see
+    /// [`prepare`](super::OciRegistry::prepare)), within twice the request timeout.
+    pub(super) async fn probe(&self, repo: &RemoteRepo) -> Result<()> {
+        let auth = self.credentials(repo).await?;
+        let clients = self.clients(repo.host())?;
+        let image = repo.tag_ref("latest");
+        let asked = tokio::time::timeout(
+            self.timeout(),
+            clients
+                .client
+                .auth(&image, &auth, oci_client::RegistryOperation::Pull),
+        )
+        .await;
+        match asked {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                Err(classify(&e, repo.host(), "authentication for", &repo.to_string()).error)
+            }
+            Err(_) => Err(Error::Unavailable {
+                registry: repo.host().to_string(),
+                message: format!("no answer to /v2/ within {:?}", self.timeout()),
+            }),
+        }
     }
 
     /// Runs `attempt` until it succeeds, fails for good, or the retries are used up. Each

@@ -91,6 +91,9 @@ pub struct OciRegistry {
     inner: Arc<Inner>,
 }
 
+/// The outcome of an authentication probe, an error as its text.
+type Probed = std::result::Result<(), String>;
+
 struct Inner {
     /// Clients for the insecure (plain HTTP) hosts: built without the system's TLS roots.
     plain: Clients,
@@ -98,6 +101,10 @@ struct Inner {
     tls: std::sync::OnceLock<Clients>,
     options: OciOptions,
     auths: tokio::sync::Mutex<HashMap<String, RegistryAuth>>,
+    /// The authentication probe [`OciRegistry::prepare`] made of each host, with its outcome
+    /// (an error as its text):
+    /// a call that finds one still in flight waits for it instead of probing too.
+    prepared: std::sync::Mutex<HashMap<String, Arc<tokio::sync::OnceCell<Probed>>>>,
     index_locks: Vec<tokio::sync::Mutex<()>>,
     observer: Option<Arc<dyn TransferObserver>>,
 }
@@ -135,6 +142,7 @@ impl OciRegistry {
                 tls: std::sync::OnceLock::new(),
                 options,
                 auths: tokio::sync::Mutex::new(HashMap::new()),
+                prepared: std::sync::Mutex::new(HashMap::new()),
                 index_locks: (0..INDEX_LOCKS)
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
@@ -177,27 +185,29 @@ impl OciRegistry {
     /// connection open for the calls that follow. A command calls it while it does other
     /// work (opening its state), so that its first real call finds all of that done.
     ///
-    /// Only a hint: calls made meanwhile work as they would without it, and what fails
-    /// here (within twice the request timeout) fails again, and is reported, where a real
-    /// call needs it.
+    /// Calls made meanwhile wait for it rather than probe the host themselves, then go on as
+    /// they would without it: what fails here (within twice the request timeout) fails
+    /// again, and is reported, where a real call needs it. Each host is probed once; later
+    /// calls return the first outcome.
     pub async fn prepare(&self, repo: &Repository) -> Result<()> {
         let r = RemoteRepo::parse(repo)?;
-        let auth = self.inner.auth(&r).await?;
-        let clients = self.inner.clients(r.host())?;
-        let image = r.tag_ref("latest");
-        let asked = tokio::time::timeout(
-            self.inner.timeout(),
-            clients
-                .client
-                .auth(&image, &auth, oci_client::RegistryOperation::Pull),
-        )
-        .await;
-        match asked {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(classify(&e, r.host(), "authentication for", &r.to_string()).error),
-            Err(_) => Err(Error::Unavailable {
+        let cell = self.inner.prepared_cell(&r, true).unwrap_or_default();
+        let mut failed = None;
+        let outcome = cell
+            .get_or_init(|| async {
+                self.inner.probe(&r).await.map_err(|e| {
+                    let text = e.to_string();
+                    failed = Some(e);
+                    text
+                })
+            })
+            .await;
+        match (outcome, failed) {
+            (Ok(()), _) => Ok(()),
+            (Err(_), Some(e)) => Err(e),
+            (Err(text), None) => Err(Error::Unavailable {
                 registry: r.host().to_string(),
-                message: format!("no answer to /v2/ within {:?}", self.inner.timeout()),
+                message: text.clone(),
             }),
         }
     }

@@ -26,6 +26,9 @@ pub(super) struct Evaluation {
     pub(super) group: Option<Uuid>,
     /// The direct dependencies, each at the digest wanted, once resolved.
     pub(super) dependencies: Vec<Dependency>,
+    /// The target's promotion lease when it was taken before the checks (see
+    /// `lease_before_checks`): the evaluation's reads were made under it.
+    pub(super) lease: Option<Lease>,
 }
 
 impl Evaluation {
@@ -46,6 +49,7 @@ impl Evaluation {
             blockers: vec![],
             group: None,
             dependencies: vec![],
+            lease: None,
         }
     }
 

@@ -77,6 +77,7 @@ impl DefaultPromotionManager {
             .filter(|t| t.immutable)
             .map(|t| &t.tag)
             .collect();
+        let held = ev.lease.take();
         let w = self
             .write(
                 ev,
@@ -84,6 +85,7 @@ impl DefaultPromotionManager {
                 tail.actor,
                 &immutable,
                 tail.override_lock,
+                held,
             )
             .await?;
         let mut events = Vec::new();
@@ -181,8 +183,10 @@ impl DefaultPromotionManager {
     /// Under the lease, what changed while the gates ran decides: the lock is checked again
     /// before the first write and again before the first tag moves (a lock taken meanwhile
     /// refuses the request unless it carries a break-glass override), and immutable tags are
-    /// checked again. A tag write that fails is read back: a write the registry applied but
-    /// whose reply was lost counts as written, so the record agrees with the registry.
+    /// checked again, unless the evaluation read them under the lease already (`held`, the
+    /// lease it took first). A tag write that fails is read back: a write the registry
+    /// applied but whose reply was lost counts as written, so the record agrees with the
+    /// registry.
     pub(super) async fn write(
         &self,
         ev: &Evaluation,
@@ -190,13 +194,21 @@ impl DefaultPromotionManager {
         actor: &Actor,
         immutable: &[&Tag],
         override_lock: bool,
+        held: Option<Lease>,
     ) -> Result<Written> {
         let (Some(manifest), Some(source), Some(target)) =
             (ev.manifest.as_ref(), ev.source.as_ref(), ev.target.as_ref())
         else {
+            if let Some(lease) = held {
+                self.release(&lease).await;
+            }
             return Err(Error::Conflict("nothing resolved to write".into()));
         };
-        let lease = self.take_lease(lease_env, actor, ev.id).await?;
+        let read_under_lease = held.is_some();
+        let lease = match held {
+            Some(lease) => lease,
+            None => self.take_lease(lease_env, actor, ev.id).await?,
+        };
         let mut out = Written {
             tags: Vec::new(),
             copy: None,
@@ -207,7 +219,10 @@ impl DefaultPromotionManager {
         let result = async {
             // Another promoter may have written while we checked: look again under the
             // lease, at the lock and at the immutable tags together.
-            let rechecked = ev.tags.iter().filter(|t| immutable.contains(&&t.tag));
+            let rechecked = ev
+                .tags
+                .iter()
+                .filter(|t| !read_under_lease && immutable.contains(&&t.tag));
             let (lock, found) = futures::join!(
                 self.recheck_lock(lease_env, override_lock),
                 futures::future::join_all(

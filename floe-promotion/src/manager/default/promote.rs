@@ -25,13 +25,24 @@ impl DefaultPromotionManager {
         // The request is made durable while the evaluation reads: it writes nothing, and
         // nothing is written to a registry before both are done. A request that cannot be
         // recorded fails the promotion whatever the evaluation found.
-        let (recorded, evaluated) = futures::join!(
-            self.record(vec![requested]),
-            self.evaluate_promotion(&req, &mut ev)
-        );
-        recorded?;
-        if let Err(e) = evaluated {
-            return Err(self.fail_promotion(&req, &ev, e).await);
+        let early = self.lease_before_checks(&req)?;
+        let evaluate = async {
+            if early {
+                ev.lease = Some(self.take_lease(&req.to, &req.actor, ev.id).await?);
+            }
+            self.evaluate_promotion(&req, &mut ev).await
+        };
+        let (recorded, evaluated) = futures::join!(self.record(vec![requested]), evaluate);
+        let failed = match (recorded, evaluated) {
+            (Err(e), _) => Some(e),
+            (Ok(()), Err(e)) => Some(self.fail_promotion(&req, &ev, e).await),
+            (Ok(()), Ok(())) => None,
+        };
+        if let Some(e) = failed {
+            if let Some(lease) = ev.lease.take() {
+                self.release(&lease).await;
+            }
+            return Err(e);
         }
         if let Some(policy) = self.parts.config.environment(&req.to)?.approval.clone() {
             // Boxed, like the other strategies' tails below: their futures are large, and
@@ -45,6 +56,18 @@ impl DefaultPromotionManager {
             return self.finish_direct(&req, ev, started, None).await;
         }
         Box::pin(self.finish_promotion(&req, ev, started, None)).await
+    }
+
+    /// Whether a promotion into `req.to` takes its lease before the checks: when the target
+    /// has no gates, no approval and releases directly, nothing slow runs before the writes,
+    /// so the lease can cover the whole evaluation. Its reads of the lock and the target's
+    /// tags are then the check under the lease of step 6, and the immutable tags need no
+    /// second read. Otherwise the lease is taken after the gates, and the check repeated.
+    fn lease_before_checks(&self, req: &PromotionRequest) -> Result<bool> {
+        let env = self.parts.config.environment(&req.to)?;
+        Ok(self.gates(&req.to).is_empty()
+            && env.approval.is_none()
+            && matches!(env.strategy, Strategy::Direct))
     }
 
     /// A promotion whose checks and gates passed (and whose approval, if any, was given),
@@ -79,7 +102,11 @@ impl DefaultPromotionManager {
         let mut warnings = Vec::new();
         let (Some(digest), Some(repository)) = (ev.digest().cloned(), ev.target.clone()) else {
             let e = Error::Conflict("the evaluation resolved nothing to write".into());
-            return Err(self.fail_promotion(req, &ev, e).await);
+            let e = self.fail_promotion(req, &ev, e).await;
+            if let Some(lease) = ev.lease.take() {
+                self.release(&lease).await;
+            }
+            return Err(e);
         };
         let event = |kind, at| self.promotion_event(kind, req, at);
         let tail = Tail {
