@@ -373,6 +373,24 @@ async fn promotions_record_their_process_in_the_lease() {
     );
 }
 
+/// Promotes `app:v1` from dev to staging through `watcher`, with `gate` on staging if given;
+/// checks that no lease is left.
+async fn promote_watched(
+    p: &TestPipeline,
+    watcher: &LeaseWatcher,
+    gate: Option<std::sync::Arc<dyn PromotionGate>>,
+) {
+    let mut builder = p.builder().registry(std::sync::Arc::new(watcher.clone()));
+    if let Some(gate) = gate {
+        builder = builder.gate(env("staging"), gate);
+    }
+    let m = builder.build().unwrap();
+    m.promote(PromotionRequest::new("app", "v1", "dev", "staging", p.actor("ci")).unwrap())
+        .await
+        .unwrap();
+    assert!(m.leases().await.unwrap().is_empty(), "released");
+}
+
 /// Into an environment without gates, approval or release strategy nothing slow runs before
 /// the writes: the lease is taken first, every read of the target's tags is made under it,
 /// and the environment tag is read once. With a gate, the gate runs outside any lease, and
@@ -382,17 +400,13 @@ async fn the_lease_covers_a_promotion_without_gates_and_follows_the_gates_otherw
     let p = TestPipeline::new(&["dev", "staging"]);
     p.push_release("app", "v1", b"one").await;
     let watcher = LeaseWatcher::of(&p);
-    let m = p
-        .builder()
-        .registry(std::sync::Arc::new(watcher.clone()))
-        .build()
-        .unwrap();
-    m.promote(PromotionRequest::new("app", "v1", "dev", "staging", p.actor("ci")).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(watcher.reads_of(":v1-staging"), [1], "read once, under the lease");
+    promote_watched(&p, &watcher, None).await;
+    assert_eq!(
+        watcher.reads_of(":v1-staging"),
+        [1],
+        "read once, under the lease"
+    );
     assert_eq!(watcher.reads_of(":latest-staging"), [1]);
-    assert!(m.leases().await.unwrap().is_empty(), "released");
 
     let p = TestPipeline::new(&["dev", "staging"]);
     p.push_release("app", "v1", b"one").await;
@@ -409,20 +423,15 @@ async fn the_lease_covers_a_promotion_without_gates_and_follows_the_gates_otherw
             }
         })
     };
-    let m = p
-        .builder()
-        .registry(std::sync::Arc::new(watcher.clone()))
-        .gate(env("staging"), std::sync::Arc::new(gate))
-        .build()
-        .unwrap();
-    m.promote(PromotionRequest::new("app", "v1", "dev", "staging", p.actor("ci")).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(*in_gate.lock().unwrap(), [0], "the gate ran outside any lease");
+    promote_watched(&p, &watcher, Some(std::sync::Arc::new(gate))).await;
+    assert_eq!(
+        *in_gate.lock().unwrap(),
+        [0],
+        "the gate ran outside any lease"
+    );
     assert_eq!(
         watcher.reads_of(":v1-staging"),
         [0, 1],
         "read while checking, then again under the lease"
     );
-    assert!(m.leases().await.unwrap().is_empty(), "released");
 }

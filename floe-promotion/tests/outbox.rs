@@ -32,17 +32,19 @@ impl Notifier for Sleepy {
     }
 }
 
-/// Fails while `down` is set; records what it acknowledges.
+/// Fails while `down` is set, and on each event whose sequence number is in `fail`; records
+/// what it acknowledges.
 #[derive(Debug, Clone)]
 struct Flaky {
     down: Arc<AtomicBool>,
+    fail: Vec<u64>,
     got: Arc<Mutex<Vec<AuditEvent>>>,
 }
 
 #[async_trait]
 impl Notifier for Flaky {
     async fn notify(&self, event: &AuditEvent) -> Result<()> {
-        if self.down.load(Ordering::SeqCst) {
+        if self.down.load(Ordering::SeqCst) || self.fail.contains(&event.seq) {
             return Err(Error::Unavailable {
                 registry: "chat".into(),
                 message: "connection refused".into(),
@@ -60,6 +62,7 @@ impl Notifier for Flaky {
 fn flaky() -> Flaky {
     Flaky {
         down: Arc::default(),
+        fail: Vec::new(),
         got: Arc::default(),
     }
 }
@@ -211,31 +214,6 @@ mockall::mock! {
     }
 }
 
-/// Fails each event whose sequence number is in `fail`; records what it acknowledges.
-#[derive(Debug, Clone, Default)]
-struct FailsAt {
-    fail: Vec<u64>,
-    got: Arc<Mutex<Vec<u64>>>,
-}
-
-#[async_trait]
-impl Notifier for FailsAt {
-    async fn notify(&self, event: &AuditEvent) -> Result<()> {
-        if self.fail.contains(&event.seq) {
-            return Err(Error::Unavailable {
-                registry: "chat".into(),
-                message: "connection refused".into(),
-            });
-        }
-        self.got.lock().unwrap().push(event.seq);
-        Ok(())
-    }
-
-    fn name(&self) -> &str {
-        "fails-at"
-    }
-}
-
 /// The cursor moves once per delivery run, past every event acknowledged, not once per
 /// event: a promotion's two events cost one cursor write. A notifier that fails part-way
 /// has its cursor moved past what it acknowledged before the failure, and no further.
@@ -251,18 +229,12 @@ async fn the_cursor_moves_once_per_run_past_the_events_acknowledged() {
         .withf(|_, from, to| *from == 0 && *to == 2)
         .times(2)
         .returning(|_, _, _| Ok(true));
-    let chat = FailsAt::default();
-    let manager = p
-        .builder()
-        .notifier(Arc::new(chat.clone()))
-        .cursors(Arc::new(cursors))
-        .manual_delivery()
-        .build()
-        .unwrap();
+    let chat = flaky();
+    let manager = delivering_by_hand(&p, &chat, cursors);
     manager.promote(req(&p, "v1")).await.unwrap();
     let report = manager.deliver_notifications().await.unwrap();
     assert!(report.iter().all(|d| d.cursor == 2), "{report:?}");
-    assert_eq!(*chat.got.lock().unwrap(), [1, 2]);
+    assert_eq!(seqs(&chat), [1, 2]);
 
     let p = TestPipeline::new(&["dev", "staging"]);
     p.push_release("app", "v1", b"one").await;
@@ -271,33 +243,46 @@ async fn the_cursor_moves_once_per_run_past_the_events_acknowledged() {
     cursors.expect_cursor().returning(|_| Ok(0));
     cursors
         .expect_advance()
-        .withf(|consumer, from, to| consumer == "fails-at" && *from == 0 && *to == 3)
+        .withf(|consumer, from, to| consumer == "flaky" && *from == 0 && *to == 3)
         .times(1)
         .returning(|_, _, _| Ok(true));
     cursors
         .expect_advance()
-        .withf(|consumer, from, to| consumer != "fails-at" && *from == 0 && *to == 4)
+        .withf(|consumer, from, to| consumer != "flaky" && *from == 0 && *to == 4)
         .times(1)
         .returning(|_, _, _| Ok(true));
-    let chat = FailsAt {
+    let chat = Flaky {
         fail: vec![4],
-        ..FailsAt::default()
+        ..flaky()
     };
-    let manager = p
-        .builder()
-        .notifier(Arc::new(chat.clone()))
-        .cursors(Arc::new(cursors))
-        .manual_delivery()
-        .build()
-        .unwrap();
+    let manager = delivering_by_hand(&p, &chat, cursors);
     manager.promote(req(&p, "v1")).await.unwrap();
     manager.promote(req(&p, "v2")).await.unwrap();
     let report = manager.deliver_notifications().await.unwrap();
-    let failed = report.iter().find(|d| d.notifier == "fails-at").unwrap();
+    let failed = report.iter().find(|d| d.notifier == "flaky").unwrap();
     assert_eq!(failed.cursor, 3, "{report:?}");
     assert!(
         failed.error.as_deref().unwrap().starts_with("event 4"),
         "{report:?}"
     );
-    assert_eq!(*chat.got.lock().unwrap(), [1, 2, 3]);
+    assert_eq!(seqs(&chat), [1, 2, 3]);
+}
+
+/// A manager of `p` that delivers to `chat` when asked, with `cursors`.
+fn delivering_by_hand(
+    p: &TestPipeline,
+    chat: &Flaky,
+    cursors: MockCursors,
+) -> DefaultPromotionManager {
+    p.builder()
+        .notifier(Arc::new(chat.clone()))
+        .cursors(Arc::new(cursors))
+        .manual_delivery()
+        .build()
+        .unwrap()
+}
+
+/// The sequence numbers `chat` acknowledged, in order.
+fn seqs(chat: &Flaky) -> Vec<u64> {
+    chat.got.lock().unwrap().iter().map(|e| e.seq).collect()
 }

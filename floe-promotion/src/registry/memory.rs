@@ -640,8 +640,9 @@ mod tests {
         assert!(r.blobs.remove(digest).is_some(), "{digest} was stored");
     }
 
-    #[tokio::test]
-    async fn a_copy_failing_after_a_referrer_leaves_the_destination_as_it_was() {
+    /// A registry holding `v1` in `mem/dev/app`, copied to `mem/staging/app` and tagged
+    /// `tag` there: the registry, dev, staging and `v1`.
+    async fn v1_in_staging(tag: &str) -> (InMemoryRegistry, Repository, Repository, Manifest) {
         let registry = InMemoryRegistry::new();
         let dev = Repository::new("mem/dev/app").unwrap();
         let staging = Repository::new("mem/staging/app").unwrap();
@@ -651,9 +652,15 @@ mod tests {
             .unwrap();
         registry.copy(&dev, &staging, v1.digest()).await.unwrap();
         registry
-            .put_manifest(&staging, Some(&Tag::new("staging").unwrap()), &v1)
+            .put_manifest(&staging, Some(&Tag::new(tag).unwrap()), &v1)
             .await
             .unwrap();
+        (registry, dev, staging, v1)
+    }
+
+    #[tokio::test]
+    async fn a_copy_failing_after_a_referrer_leaves_the_destination_as_it_was() {
+        let (registry, dev, staging, _) = v1_in_staging("staging").await;
         let v2 = registry
             .push_image(&dev, &Tag::new("v2").unwrap(), &[b"two"])
             .await
@@ -722,19 +729,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_tag_follows_its_manifest_stored_again_with_another_media_type_and_restored() {
-        let registry = InMemoryRegistry::new();
-        let dev = Repository::new("mem/dev/app").unwrap();
-        let staging = Repository::new("mem/staging/app").unwrap();
+        let (registry, dev, staging, v1) = v1_in_staging("current").await;
         let tag = Reference::Tag(Tag::new("current").unwrap());
-        let v1 = registry
-            .push_image(&dev, &Tag::new("v1").unwrap(), &[b"one"])
-            .await
-            .unwrap();
-        registry.copy(&dev, &staging, v1.digest()).await.unwrap();
-        registry
-            .put_manifest(&staging, Some(&Tag::new("current").unwrap()), &v1)
-            .await
-            .unwrap();
         let docker =
             Manifest::from_bytes(v1.bytes().to_vec(), Some(super::super::DOCKER_MANIFEST)).unwrap();
         registry

@@ -402,22 +402,29 @@ pub async fn fetch_blob_limits(registry: &dyn ArtifactRegistry, base: &Repositor
     );
 }
 
-/// `copy` makes the manifest resolvable by digest in `dst` with identical bytes and blobs.
-pub async fn copy_keeps_bytes_and_blobs(registry: &dyn ArtifactRegistry, base: &Repository) {
-    let (src, dst) = (repo(base, "src"), repo(base, "dst"));
-    let m = push_image(registry, &src, "copy", &[b"layer-1", b"layer-2"]).await;
-    registry.copy(&src, &dst, m.digest()).await.expect("copy");
+/// Asserts that `m` is in `dst` by digest with identical bytes and every blob; returns it as
+/// resolved there.
+async fn copied(registry: &dyn ArtifactRegistry, dst: &Repository, m: &Manifest) -> Manifest {
     let got = registry
-        .resolve(&dst, &Reference::Digest(m.digest().clone()))
+        .resolve(dst, &Reference::Digest(m.digest().clone()))
         .await
         .expect("resolve in dst");
     assert_eq!(got.bytes(), m.bytes());
     for d in m.body().blobs() {
         registry
-            .fetch_blob(&dst, &d.digest, 1 << 20)
+            .fetch_blob(dst, &d.digest, 1 << 20)
             .await
             .unwrap_or_else(|e| panic!("blob {} in dst: {e}", d.digest));
     }
+    got
+}
+
+/// `copy` makes the manifest resolvable by digest in `dst` with identical bytes and blobs.
+pub async fn copy_keeps_bytes_and_blobs(registry: &dyn ArtifactRegistry, base: &Repository) {
+    let (src, dst) = (repo(base, "src"), repo(base, "dst"));
+    let m = push_image(registry, &src, "copy", &[b"layer-1", b"layer-2"]).await;
+    registry.copy(&src, &dst, m.digest()).await.expect("copy");
+    let got = copied(registry, &dst, &m).await;
     registry
         .put_manifest(&dst, Some(&tag("v1-staging")), &got)
         .await
@@ -440,17 +447,7 @@ pub async fn copy_known_is_copy(registry: &dyn ArtifactRegistry, base: &Reposito
             .copy_known(&src, &dst, &resolved)
             .await
             .expect("copy_known");
-        let got = registry
-            .resolve(&dst, &Reference::Digest(m.digest().clone()))
-            .await
-            .expect("resolve in dst");
-        assert_eq!(got.bytes(), m.bytes());
-        for d in m.body().blobs() {
-            registry
-                .fetch_blob(&dst, &d.digest, 1 << 20)
-                .await
-                .unwrap_or_else(|e| panic!("blob {} in dst: {e}", d.digest));
-        }
+        copied(registry, &dst, &m).await;
         let sig_tag = tag(&m.digest().signature_tag());
         let copied = registry
             .resolve(&dst, &Reference::Tag(sig_tag.clone()))
