@@ -162,26 +162,21 @@ impl DefaultPromotionManager {
         digest: &Digest,
     ) -> Result<()> {
         let found = self
-            .read_tags(repo, tags.each_ref().map(|(tag, _)| tag))
+            .read_tags(repo, &tags.each_ref().map(|(tag, _)| tag))
             .await;
         self.plan_read_tags(ev, repo, tags, found, digest)
     }
 
-    /// The digests `tags` point at in `repo` (`None` for a tag that does not exist), read
-    /// concurrently: one round trip for all of them.
-    async fn read_tags<const N: usize>(
-        &self,
-        repo: &Repository,
-        tags: [&Tag; N],
-    ) -> [Result<Option<Digest>>; N] {
-        let found = futures::future::join_all(tags.map(|tag| self.tag_digest(repo, tag))).await;
-        let mut found = found.into_iter();
-        std::array::from_fn(|_| {
-            found
-                .next()
-                .unwrap_or(Ok(None))
-                .map(|m| m.map(|m| m.digest().clone()))
-        })
+    /// The digests `tags` point at in `repo` (`None` for a tag that does not exist), in
+    /// order, read concurrently: one round trip for all of them.
+    async fn read_tags(&self, repo: &Repository, tags: &[&Tag]) -> Vec<Result<Option<Digest>>> {
+        futures::future::join_all(tags.iter().map(|tag| async move {
+            Ok(self
+                .tag_digest(repo, tag)
+                .await?
+                .map(|m| m.digest().clone()))
+        }))
+        .await
     }
 
     /// [`plan_tags`](Self::plan_tags) with the tags' current digests already read
@@ -191,7 +186,7 @@ impl DefaultPromotionManager {
         ev: &mut Evaluation,
         repo: &Repository,
         tags: [(Tag, bool); N],
-        found: [Result<Option<Digest>>; N],
+        found: Vec<Result<Option<Digest>>>,
         digest: &Digest,
     ) -> Result<()> {
         for ((tag, immutable), current) in tags.into_iter().zip(found) {
@@ -251,9 +246,10 @@ impl DefaultPromotionManager {
 
         // Steps 1 to 3 run while the target's tags are read: those reads need no digest and
         // change nothing, and a refusal found meanwhile still comes first.
+        let read = [&env_tag, &pointer];
         let (checked, current) = futures::join!(
             self.promotion_checks(req, ev, &source, &target),
-            self.read_tags(&target, [&env_tag, &pointer])
+            self.read_tags(&target, &read)
         );
         let Some(manifest) = checked? else {
             return Ok(());
