@@ -435,3 +435,26 @@ async fn the_lease_covers_a_promotion_without_gates_and_follows_the_gates_otherw
         "read while checking, then again under the lease"
     );
 }
+
+/// A lease taken before the checks is given back when the promotion fails before any write:
+/// a version missing from the source, and a locked target, leave no lease behind.
+#[tokio::test]
+async fn a_lease_taken_first_is_given_back_when_the_checks_refuse() {
+    let p = TestPipeline::new(&["dev", "staging"]);
+    let m = p.manager();
+    let missing = m
+        .promote(PromotionRequest::new("app", "v9", "dev", "staging", p.actor("ci")).unwrap())
+        .await;
+    assert!(missing.is_err(), "{missing:?}");
+    assert!(m.leases().await.unwrap().is_empty(), "released");
+
+    p.push_release("app", "v1", b"one").await;
+    m.lock(&env("staging"), &p.actor("ops"), "incident", None)
+        .await
+        .unwrap();
+    let locked = m
+        .promote(PromotionRequest::new("app", "v1", "dev", "staging", p.actor("ci")).unwrap())
+        .await;
+    assert!(matches!(locked, Err(Error::Locked { .. })), "{locked:?}");
+    assert!(m.leases().await.unwrap().is_empty(), "released");
+}

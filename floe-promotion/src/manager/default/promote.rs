@@ -33,16 +33,13 @@ impl DefaultPromotionManager {
             self.evaluate_promotion(&req, &mut ev).await
         };
         let (recorded, evaluated) = futures::join!(self.record(vec![requested]), evaluate);
-        let failed = match (recorded, evaluated) {
-            (Err(e), _) => Some(e),
-            (Ok(()), Err(e)) => Some(self.fail_promotion(&req, &ev, e).await),
-            (Ok(()), Ok(())) => None,
-        };
-        if let Some(e) = failed {
-            if let Some(lease) = ev.lease.take() {
-                self.release(&lease).await;
+        match (recorded, evaluated) {
+            (Err(e), _) => {
+                self.release_held(&mut ev).await;
+                return Err(e);
             }
-            return Err(e);
+            (Ok(()), Err(e)) => return Err(self.fail_direct(&req, &mut ev, e).await),
+            (Ok(()), Ok(())) => {}
         }
         if let Some(policy) = self.parts.config.environment(&req.to)?.approval.clone() {
             // Boxed, like the other strategies' tails below: their futures are large, and
@@ -102,11 +99,7 @@ impl DefaultPromotionManager {
         let mut warnings = Vec::new();
         let (Some(digest), Some(repository)) = (ev.digest().cloned(), ev.target.clone()) else {
             let e = Error::Conflict("the evaluation resolved nothing to write".into());
-            let e = self.fail_promotion(req, &ev, e).await;
-            if let Some(lease) = ev.lease.take() {
-                self.release(&lease).await;
-            }
-            return Err(e);
+            return Err(self.fail_direct(req, &mut ev, e).await);
         };
         let event = |kind, at| self.promotion_event(kind, req, at);
         let tail = Tail {
@@ -131,7 +124,7 @@ impl DefaultPromotionManager {
         };
         let done = match self.run_tail(&mut ev, tail, finish).await {
             Ok(done) => done,
-            Err(e) => return Err(self.fail_promotion(req, &ev, e).await),
+            Err(e) => return Err(self.fail_direct(req, &mut ev, e).await),
         };
         self.release_rollback_holds(req).await;
         for g in ev.gates.iter().filter(|g| g.status == GateStatus::Warned) {
@@ -179,6 +172,21 @@ impl DefaultPromotionManager {
         plan.strategy = strategy;
         plan.preview_slot = preview_slot;
         Ok(plan)
+    }
+
+    /// [`fail_promotion`](Self::fail_promotion), then gives back the lease the evaluation
+    /// took first if it is still held (a failure before the writes began).
+    async fn fail_direct(&self, req: &PromotionRequest, ev: &mut Evaluation, e: Error) -> Error {
+        let e = self.fail_promotion(req, ev, e).await;
+        self.release_held(ev).await;
+        e
+    }
+
+    /// Gives back the lease the evaluation took first, if it still holds it.
+    async fn release_held(&self, ev: &mut Evaluation) {
+        if let Some(lease) = ev.lease.take() {
+            self.release(&lease).await;
+        }
     }
 
     pub(super) async fn fail_promotion(
