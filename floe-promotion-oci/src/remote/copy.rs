@@ -335,7 +335,7 @@ impl Inner {
                 || async {
                     let source = match tokio::time::timeout(
                         self.timeout(),
-                        clients.client.pull_blob_stream(&sref, digest),
+                        clients.open_checked_elsewhere(&sref, digest, blob.size),
                     )
                     .await
                     {

@@ -30,7 +30,7 @@ impl Inner {
                 || async {
                     tokio::time::timeout(
                         self.timeout(),
-                        clients.client.pull_blob_stream(&oref, digest.as_str()),
+                        clients.open_checked_elsewhere(&oref, digest.as_str(), size),
                     )
                     .await
                     .map_err(|_| {

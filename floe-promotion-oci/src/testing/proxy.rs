@@ -85,6 +85,8 @@ struct Faults {
     hold: Vec<String>,
     /// Pattern, status, how many more requests get it.
     status: Vec<(String, u16, u64)>,
+    /// Patterns of requests whose `Range` header is removed before they go on.
+    ignore_ranges: Vec<String>,
 }
 
 impl Faults {
@@ -106,6 +108,10 @@ impl Faults {
 
     fn holds(&self, line: &str) -> bool {
         self.hold.iter().any(|p| line.contains(p.as_str()))
+    }
+
+    fn ignores_ranges(&self, line: &str) -> bool {
+        self.ignore_ranges.iter().any(|p| line.contains(p.as_str()))
     }
 
     /// The status to answer `line` with instead of forwarding it, using up one of its count.
@@ -130,6 +136,11 @@ struct Shared {
     upstream: SocketAddr,
     faults: Mutex<Faults>,
     requests: Mutex<Vec<String>>,
+    /// The whole head (request line and headers) of each request, as it reached the proxy.
+    heads: Mutex<Vec<String>>,
+    /// The request line of each answered request with the status line of the registry's
+    /// answer.
+    answers: Mutex<Vec<(String, String)>>,
     dropped: AtomicU64,
     connections: AtomicU64,
     /// Connections closed by a cut fault.
@@ -186,6 +197,8 @@ impl FaultProxy {
             upstream,
             faults: Mutex::new(Faults::default()),
             requests: Mutex::new(Vec::new()),
+            heads: Mutex::new(Vec::new()),
+            answers: Mutex::new(Vec::new()),
             dropped: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             cuts: AtomicU64::new(0),
@@ -330,6 +343,13 @@ impl FaultProxy {
         self.shared.reset.send_modify(|n| *n += 1);
     }
 
+    /// Removes the `Range` header from every request whose request line contains `pattern`
+    /// before it goes on: the registry answers with the whole content (200), as a registry
+    /// that does not serve ranges does.
+    pub fn ignore_ranges(&self, pattern: &str) {
+        self.shared.faults().ignore_ranges.push(pattern.to_string());
+    }
+
     /// Removes every fault; stalled connections resume.
     pub fn clear(&self) {
         *self.shared.faults() = Faults::default();
@@ -340,6 +360,26 @@ impl FaultProxy {
     pub fn requests(&self) -> Vec<String> {
         self.shared
             .requests
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The whole heads (request line and headers, lines ending in CRLF) of the requests seen
+    /// so far, in the order they reached the proxy, as the client sent them.
+    pub fn request_heads(&self) -> Vec<String> {
+        self.shared
+            .heads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// For each answer the registry started to send so far: the request line it answers and
+    /// its status line (`HTTP/1.1 200 OK`), in the order the answers began.
+    pub fn answers(&self) -> Vec<(String, String)> {
+        self.shared
+            .answers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()

@@ -129,6 +129,11 @@ async fn pump_up(
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .push(request_line.clone());
+                shared
+                    .heads
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(String::from_utf8_lossy(&part.data).into_owned());
                 if let Some(status) = shared.faults().take_status(request_line) {
                     // Not forwarded: the registry never sees it.
                     shared.injected.fetch_add(1, Ordering::SeqCst);
@@ -154,8 +159,13 @@ async fn pump_up(
                     faults.cut_upstream_at(&line),
                 )
             };
+            let without_range;
             let mut data: &[u8] = &part.data;
             if let Some(request_line) = part.head {
+                if shared.faults().ignores_ranges(&request_line) {
+                    without_range = strip_range(&part.data);
+                    data = &without_range;
+                }
                 // Recorded before the request goes on: the answer belongs to it.
                 {
                     let mut c = current.lock().unwrap_or_else(|p| p.into_inner());
@@ -237,6 +247,12 @@ async fn pump_down(
             answering = number;
             head = HeadEnd::default();
             body_offset = 0;
+            let status = buf[..n].split(|&b| b == b'\r').next().unwrap_or_default();
+            shared
+                .answers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((line.clone(), String::from_utf8_lossy(status).into_owned()));
         }
         let faults = shared.faults().clone();
         if faults.drop.iter().any(|p| line.contains(p.as_str())) {
@@ -296,4 +312,16 @@ async fn pump_down(
             return End::Closed;
         }
     }
+}
+
+/// `head` (a request's line and headers) without its `Range` header.
+fn strip_range(head: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len());
+    for line in head.split_inclusive(|&b| b == b'\n') {
+        let name = line.split(|&b| b == b':').next().unwrap_or_default();
+        if !name.eq_ignore_ascii_case(b"range") {
+            out.extend_from_slice(line);
+        }
+    }
+    out
 }
