@@ -522,12 +522,13 @@ impl SqliteStore {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Durability {
     /// Fsynced before the call returns (`synchronous=FULL`): audit events, locks, holds,
-    /// releases, revocations, lease grants.
+    /// releases, revocations.
     Full,
     /// Atomic and safe from a process crash, synced by the next durable commit
     /// (`synchronous=NORMAL` in WAL mode): what is safe to lose to a power cut, a notification
-    /// cursor (the event is delivered again, consumers deduplicate by id) or a lease release
-    /// (the lease expires, or `floe lease break` removes it).
+    /// cursor (the event is delivered again, consumers deduplicate by id), a lease grant (a
+    /// power cut that loses it also ended every process it kept out) or a lease release (the
+    /// lease expires, or `floe lease break` removes it).
     Relaxed,
 }
 

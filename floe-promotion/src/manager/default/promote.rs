@@ -25,6 +25,11 @@ impl DefaultPromotionManager {
         // The request is made durable while the evaluation reads: it writes nothing, and
         // nothing is written to a registry before both are done. A request that cannot be
         // recorded fails the promotion whatever the evaluation found.
+        //
+        // The evaluation is started first: a lease taken before the checks is then asked for
+        // before the request's record, and a store that runs one write at a time (SQLite)
+        // commits the lease, which is not fsynced, first. The reads wait for the lease only,
+        // and the record's fsync runs while they are made, instead of before them.
         let early = self.lease_before_checks(&req)?;
         let evaluate = async {
             if early {
@@ -32,7 +37,7 @@ impl DefaultPromotionManager {
             }
             self.evaluate_promotion(&req, &mut ev).await
         };
-        let (recorded, evaluated) = futures::join!(self.record(vec![requested]), evaluate);
+        let (evaluated, recorded) = futures::join!(evaluate, self.record(vec![requested]));
         match (recorded, evaluated) {
             (Err(e), _) => {
                 self.release_held(&mut ev).await;
