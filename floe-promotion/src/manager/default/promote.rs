@@ -26,10 +26,11 @@ impl DefaultPromotionManager {
         // nothing is written to a registry before both are done. A request that cannot be
         // recorded fails the promotion whatever the evaluation found.
         //
-        // The evaluation is started first: a lease taken before the checks is then asked for
-        // before the request's record, and a store that runs one write at a time (SQLite)
-        // commits the lease, which is not fsynced, first. The reads wait for the lease only,
-        // and the record's fsync runs while they are made, instead of before them.
+        // The evaluation is polled first: a lease taken before the checks is then handed to
+        // the store before the request's record, so a store that runs one write at a time
+        // (SQLite) usually commits the lease, which is not fsynced, first. The reads then
+        // wait for the lease only, and the record's fsync runs while they are made instead
+        // of before them. Either order is correct; this one is faster.
         let early = self.lease_before_checks(&req)?;
         let evaluate = async {
             if early {
