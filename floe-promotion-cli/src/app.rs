@@ -354,7 +354,9 @@ static OPENED: std::sync::Mutex<Option<DefaultPromotionManager>> = std::sync::Mu
 /// left undelivered), waiting at most `budget`: what is not delivered by then stays in the
 /// outbox for the next run, so a slow notifier never holds up the command for long.
 pub(crate) async fn deliver_pending(budget: std::time::Duration) {
-    let manager = OPENED.lock().unwrap_or_else(|p| p.into_inner()).take();
+    // A clone: the static keeps the manager, and with it the state file's connections, to
+    // the end of the process, which closes them (see `run`).
+    let manager = OPENED.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let Some(manager) = manager else {
         return;
     };

@@ -55,6 +55,14 @@ pub fn run() -> ExitCode {
         app::deliver_pending(NOTIFY_BUDGET).await;
         result
     });
+    // The command's work is committed and its notifications delivered (or kept for the next
+    // run); what is left is to print and exit. Dropping the runtime would first join its idle
+    // threads, and the last manager (kept by `app`) would close its state and registry
+    // connections: work the exit does anyway, about 0.3 ms of a 16 ms retag. Nothing is lost
+    // by not closing them: a SQLite connection here never checkpoints on close
+    // (`SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE`), and a PostgreSQL server or a registry sees the
+    // connection end either way.
+    std::mem::forget(runtime);
     match result {
         Ok((output, code)) => {
             if let Some(output) = output {
