@@ -11,7 +11,8 @@
 # Each movement is timed with hyperfine in ROUNDS rounds of RUNS runs per tool, the tools
 # alternating round by round, so the two see the same machine; a run's `--prepare` gives it a
 # fresh destination (and floe its own copy of an existing state file, or for retag-new no
-# state file at all), so every run does the real work. The ratio
+# state file at all), so every run does the real work. hyperfine starts each tool itself, with
+# no shell around it: the time is the command's, as a user runs it. The ratio
 # is floe's median over skopeo's. Peak memory is `/usr/bin/time -v`'s maximum
 # resident set size of one 256 MiB cross-registry copy per tool.
 set -euo pipefail
@@ -94,14 +95,22 @@ for cmd in lock unlock; do
 done
 
 echo 0 >"$work/counter"
+# The numbers of the next COUNT runs, "a,b,c": each run has its own fresh destination.
+next_runs() { # count
+    local first; first=$(($(<"$work/counter") + 1))
+    echo $((first + $1 - 1)) >"$work/counter"
+    seq -s, "$first" $((first + $1 - 1))
+}
+step=$root/scripts/bench/step.sh
 run_pair() { # movement
     local m=$1
     for r in $(seq "$ROUNDS"); do
         if [ $((r % 2)) -eq 1 ]; then order=(floe skopeo); else order=(skopeo floe); fi
         for tool in "${order[@]}"; do
-            hyperfine -N --style none --runs "$RUNS" \
-                --prepare "$root/scripts/bench/step.sh prepare $m" \
-                "$root/scripts/bench/step.sh $tool $m" \
+            # One run per number; hyperfine substitutes {n} in the preparation and the command.
+            hyperfine -N --style none --runs 1 --parameter-list n "$(next_runs "$RUNS")" \
+                --prepare "$step prepare $m {n}" \
+                "$("$step" command "$tool" "$m" '{n}')" \
                 --export-json "$work/$m-$tool-$r.json" >/dev/null
         done
     done
@@ -113,8 +122,10 @@ done
 
 # Peak memory of one cross-registry copy per tool.
 for tool in floe skopeo; do
-    "$root/scripts/bench/step.sh" prepare stream
-    /usr/bin/time -v "$root/scripts/bench/step.sh" "$tool" stream 2>"$work/rss-$tool.txt" >/dev/null
+    n=$(next_runs 1)
+    "$step" prepare stream "$n"
+    read -ra cmd <<<"$("$step" command "$tool" stream "$n")"
+    /usr/bin/time -v "${cmd[@]}" 2>"$work/rss-$tool.txt" >/dev/null
 done
 
 python3 "$root/scripts/bench/report.py" "$work" "$BIG_MIB"

@@ -7,7 +7,9 @@ def times(movement, tool):
     out = []
     for path in sorted(glob.glob(f"{work}/{movement}-{tool}-*.json")):
         with open(path) as f:
-            out += json.load(f)["results"][0]["times"]
+            # One result per run: each run is its own command (its own destination).
+            for result in json.load(f)["results"]:
+                out += result["times"]
     return out
 
 def rss_mib(tool):

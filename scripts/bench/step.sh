@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# One step of scripts/bench.sh: `prepare MOVEMENT` gives the next run a fresh destination (and
-# floe a fresh manifest and state file); `floe MOVEMENT` / `skopeo MOVEMENT` make the movement.
+# One run of scripts/bench.sh, numbered N, each with its own fresh destination:
+#   step.sh prepare MOVEMENT N        gives run N its destination (and floe its manifest and
+#                                     state file)
+#   step.sh command TOOL MOVEMENT N   prints run N's command: `floe promote` or `skopeo copy`,
+#                                     which hyperfine starts itself, with no shell around it
+# Movements:
 #   retag   the small image, tags only, within one repository
 #   mount   the big image to another repository of the same registry (blobs mounted)
 #   stream  the big image to another registry (blobs streamed)
@@ -9,10 +13,21 @@
 # scripts/bench.sh, holding a few events), as a promotion does after a team's first one.
 set -euo pipefail
 w=$BENCH_WORK
-what=$1 m=$2
-case $what in
+
+# The source and destination repositories of run N of a movement.
+where() { # movement n
+    case $1 in
+    retag|retag-new) src="$A/r$2/dev" dst="$A/r$2/dev" ;;
+    mount)  src="$A/seed/big/dev" dst="$A/m$2/staging" ;;
+    stream) src="$A/seed/big/dev" dst="$B/s$2/staging" ;;
+    *) echo "step.sh: unknown movement $1" >&2; exit 2 ;;
+    esac
+}
+
+case $1 in
 prepare)
-    n=$(($(<"$w/counter") + 1)); echo "$n" >"$w/counter"
+    m=$2 n=$3
+    where "$m" "$n"
     # skopeo remembers where it saw each blob (containers/image's blob info cache) and mounts
     # it from there next time. Within one registry that is how it mounts from the source, so
     # it keeps that memory for `mount`; for `stream` it would mount from an earlier run's
@@ -22,13 +37,10 @@ prepare)
             "${XDG_DATA_HOME:-$HOME/.local/share}"/containers/cache/blob-info-cache-v1.* 2>/dev/null || true
     fi
     case $m in
-    retag|retag-new)  src="$A/r$n/dev" dst="$A/r$n/dev"
-            skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
-                "docker://$A/seed/small/dev/app:v1" "docker://$src/app:v1" >/dev/null ;;
-    mount)  src="$A/seed/big/dev" dst="$A/m$n/staging" ;;
-    stream) src="$A/seed/big/dev" dst="$B/s$n/staging" ;;
+    retag|retag-new)
+        skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
+            "docker://$A/seed/small/dev/app:v1" "docker://$src/app:v1" >/dev/null ;;
     esac
-    echo "$src" >"$w/src"; echo "$dst" >"$w/dst"
     mkdir -p "$w/floe-$n"
     cat >"$w/floe-$n/manifest.yaml" <<YAML
 artifacts:
@@ -47,13 +59,18 @@ YAML
         sync "$w/floe-$n"/state.db*
     fi
     ;;
-floe)
-    # `$(<file)` reads without starting a process: the timed wrapper costs both tools the
-    # same (one shell start), and no more.
-    n=$(<"$w/counter")
-    exec "$FLOE" --manifest "$w/floe-$n/manifest.yaml" --state "$w/floe-$n/state.db" \
-        promote app:v1 --from dev --to staging --actor bench ;;
-skopeo)
-    exec skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
-        "docker://$(<"$w/src")/app:v1" "docker://$(<"$w/dst")/app:v1-staging" ;;
+command)
+    tool=$2 m=$3 n=$4
+    where "$m" "$n"
+    case $tool in
+    floe)
+        echo "$FLOE --manifest $w/floe-$n/manifest.yaml --state $w/floe-$n/state.db" \
+            "promote app:v1 --from dev --to staging --actor bench" ;;
+    skopeo)
+        echo "skopeo copy -q --src-tls-verify=false --dest-tls-verify=false" \
+            "docker://$src/app:v1 docker://$dst/app:v1-staging" ;;
+    *) echo "step.sh: unknown tool $tool" >&2; exit 2 ;;
+    esac
+    ;;
+*) echo "usage: step.sh prepare MOVEMENT N | step.sh command TOOL MOVEMENT N" >&2; exit 2 ;;
 esac
