@@ -5,9 +5,12 @@
 use floe_promotion::config::Authorization;
 use floe_promotion::history::{EventKind, HistoryQuery};
 use floe_promotion::registry::{CopyReport, Descriptor, Manifest};
-use floe_promotion::state::{HolderProcess, LeaseHolder, Liveness};
+use floe_promotion::state::{HolderProcess, Lease, LeaseHolder, Liveness};
 use floe_promotion::testing::pipeline::TestPipeline;
 use floe_promotion::*;
+
+mod common;
+use common::MockLocks;
 
 fn env(name: &str) -> EnvName {
     EnvName::new(name).unwrap()
@@ -457,4 +460,65 @@ async fn a_lease_taken_first_is_given_back_when_the_checks_refuse() {
         .await;
     assert!(matches!(locked, Err(Error::Locked { .. })), "{locked:?}");
     assert!(m.leases().await.unwrap().is_empty(), "released");
+}
+
+/// The lock of step 6 is read under the lease, once: into an environment without gates the
+/// evaluation's read is made under the lease taken first, and is not repeated before the
+/// writes; with a gate, the lock is read while checking and again under the lease taken after
+/// the gate. The mock asserts the number of reads and notes whether a lease was held at each.
+#[tokio::test]
+async fn the_lock_is_read_under_the_lease_once_without_gates_and_again_after_gates() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    for (with_gate, expected) in [(false, vec![1]), (true, vec![0, 1])] {
+        let p = TestPipeline::new(&["dev", "staging"]);
+        p.push_release("app", "v1", b"one").await;
+        let held = Arc::new(AtomicUsize::new(0));
+        let reads = Arc::new(Mutex::new(Vec::new()));
+        let mut locks = MockLocks::new();
+        locks.expect_acquire_lease().times(1).returning({
+            let held = held.clone();
+            move |environment, holder, ttl, now| {
+                held.fetch_add(1, Ordering::SeqCst);
+                Ok(Lease {
+                    environment: environment.clone(),
+                    holder: holder.name.clone(),
+                    token: uuid::Uuid::new_v4(),
+                    acquired: now,
+                    expires: now + ttl,
+                    process: holder.process.clone(),
+                })
+            }
+        });
+        locks.expect_release_lease().times(1).returning({
+            let held = held.clone();
+            move |_| {
+                held.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            }
+        });
+        locks.expect_get_lock().times(expected.len()).returning({
+            let reads = reads.clone();
+            move |_, _| {
+                reads.lock().unwrap().push(held.load(Ordering::SeqCst));
+                Ok(None)
+            }
+        });
+        let mut builder = p.builder().locks(Arc::new(locks));
+        if with_gate {
+            let gate = floe_promotion::gate::gate_fn("pass", |_ctx| async {
+                Ok(floe_promotion::gate::GateOutcome::pass("passed"))
+            });
+            builder = builder.gate(env("staging"), Arc::new(gate));
+        }
+        let m = builder.build().unwrap();
+        m.promote(PromotionRequest::new("app", "v1", "dev", "staging", p.actor("ci")).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            *reads.lock().unwrap(),
+            expected,
+            "leases held at each read of the lock (with a gate: {with_gate})"
+        );
+    }
 }

@@ -11,10 +11,13 @@ use floe_promotion::history::{
 };
 use floe_promotion::registry::{ArtifactRegistry, CopyReport, Descriptor, Manifest};
 use floe_promotion::release::{Release, ReleaseFilter, ReleaseState};
-use floe_promotion::state::{EnvLock, Lease, LeaseHolder, LockStore};
+use floe_promotion::state::EnvLock;
 use floe_promotion::*;
 use mockall::mock;
 use uuid::Uuid;
+
+mod common;
+use common::MockLocks;
 
 // The traits take `Option<&T>` arguments, which mockall cannot mock directly: the mocks
 // take owned values and thin forwarders implement the traits.
@@ -82,22 +85,6 @@ impl HistoryStore for HistorySpy {
     }
     async fn deployments(&self, environment: Option<&EnvName>) -> Result<Vec<Deployment>> {
         self.0.deployments(environment.cloned())
-    }
-}
-
-mock! {
-    #[derive(Debug)]
-    pub Locks {}
-    #[async_trait]
-    impl LockStore for Locks {
-        async fn lock(&self, lock: EnvLock, now: DateTime<Utc>) -> Result<EnvLock>;
-        async fn unlock(&self, environment: &EnvName, now: DateTime<Utc>) -> Result<Option<EnvLock>>;
-        async fn get_lock(&self, environment: &EnvName, now: DateTime<Utc>) -> Result<Option<EnvLock>>;
-        async fn locks(&self, now: DateTime<Utc>) -> Result<Vec<EnvLock>>;
-        async fn acquire_lease(&self, environment: &EnvName, holder: &LeaseHolder, ttl: chrono::Duration, now: DateTime<Utc>) -> Result<Lease>;
-        async fn release_lease(&self, lease: &Lease) -> Result<()>;
-        async fn leases(&self, now: DateTime<Utc>) -> Result<Vec<Lease>>;
-        async fn break_lease(&self, lease: &Lease) -> Result<bool>;
     }
 }
 

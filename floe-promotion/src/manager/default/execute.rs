@@ -218,13 +218,21 @@ impl DefaultPromotionManager {
         };
         let result = async {
             // Another promoter may have written while we checked: look again under the
-            // lease, at the lock and at the immutable tags together.
+            // lease, at the lock and at the immutable tags together. A lease taken before the
+            // checks made the evaluation's reads of both the look under the lease (step 6):
+            // they are not repeated.
             let rechecked = ev
                 .tags
                 .iter()
                 .filter(|t| !read_under_lease && immutable.contains(&&t.tag));
             let (lock, found) = futures::join!(
-                self.recheck_lock(lease_env, override_lock),
+                async {
+                    if read_under_lease {
+                        Ok(None)
+                    } else {
+                        self.recheck_lock(lease_env, override_lock).await
+                    }
+                },
                 futures::future::join_all(
                     rechecked
                         .clone()
