@@ -75,6 +75,9 @@ copy() { skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "$@" >/de
 copy oci:examples/quickstart/demo-artifact:v1.0.0 "docker://$A/seed/small/dev/app:v1"
 python3 "$root/scripts/bench/make_image.py" "$work/big-layout" "$BIG_MIB"
 copy "oci:$work/big-layout:v1" "docker://$A/seed/big/dev/app:v1"
+# The fixtures left hundreds of MiB to write back; a registry's fsync of a tag would wait
+# behind them. Written out before anything is timed.
+sync
 
 # The existing state file each run but retag-new starts from: created by a first command and
 # holding a few events, as a team's state file does after its first promotion.
