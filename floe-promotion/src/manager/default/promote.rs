@@ -64,8 +64,9 @@ impl DefaultPromotionManager {
     /// Whether a promotion into `req.to` takes its lease before the checks: when the target
     /// has no gates, no approval and releases directly, nothing slow runs before the writes,
     /// so the lease can cover the whole evaluation. Its reads of the lock and the target's
-    /// tags are then the check under the lease of step 6, and the immutable tags need no
-    /// second read. Otherwise the lease is taken after the gates, and the check repeated.
+    /// tags are then the check under the lease of step 6, and neither the immutable tags nor
+    /// the lock need a second read. Otherwise the lease is taken after the gates, and the
+    /// check repeated.
     fn lease_before_checks(&self, req: &PromotionRequest) -> Result<bool> {
         let env = self.parts.config.environment(&req.to)?;
         Ok(self.gates(&req.to).is_empty()
