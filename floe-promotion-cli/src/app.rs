@@ -16,7 +16,7 @@ use floe_promotion_oci::{
     CosignVerifier, CredentialSource, OciLayoutRegistry, OciOptions, RoutingRegistry,
 };
 use floe_promotion_postgres::PostgresStore;
-use floe_promotion_sqlite::SqliteStore;
+use floe_promotion_sqlite::{SHORT_LIVED_WAL_PAGES, SqliteOptions, SqliteStore};
 use floe_promotion_webhook::WebhookNotifier;
 
 use crate::cli::Global;
@@ -116,6 +116,17 @@ async fn open_any_state(state: &Path) -> Result<(State, String)> {
     }
 }
 
+/// Whether this process serves for long (`floe serve`, `floe auto --watch`) rather than run
+/// one command and exit; see [`long_running`].
+static LONG_RUNNING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Marks this process as one that keeps its state open for long: the SQLite file is then
+/// opened with SQLite's default automatic checkpoint instead of the short WAL of a command
+/// ([`SqliteOptions::wal_autocheckpoint`]).
+pub(crate) fn long_running() {
+    LONG_RUNNING.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// Opens (creating if needed) the state file and its directory. Every failure is a store
 /// error naming the state file.
 async fn open_state(path: &Path) -> Result<SqliteStore> {
@@ -144,21 +155,30 @@ async fn open_state(path: &Path) -> Result<SqliteStore> {
     // SQLite's messages repeat the path whole: shorten it there too.
     let whole = path.display().to_string();
     let shorten = |message: String| message.replace(&whole, &Excerpt::path(path));
-    SqliteStore::open(path).await.map_err(|e| match e {
-        Error::NotFound { what } => {
-            store_error(format!("cannot open the state file: {}", shorten(what)))
-        }
-        Error::Store {
-            backend,
-            location,
-            message,
-        } => Error::Store {
-            backend,
-            location,
-            message: shorten(message),
-        },
-        other => other,
-    })
+    // A command opens the file, makes a few writes and exits; the next one reads the whole
+    // WAL again when it opens the file. `floe serve` and `floe auto --watch` keep it open.
+    let options = if LONG_RUNNING.load(std::sync::atomic::Ordering::Relaxed) {
+        SqliteOptions::default()
+    } else {
+        SqliteOptions::default().wal_autocheckpoint(SHORT_LIVED_WAL_PAGES)
+    };
+    SqliteStore::open_with(path, options)
+        .await
+        .map_err(|e| match e {
+            Error::NotFound { what } => {
+                store_error(format!("cannot open the state file: {}", shorten(what)))
+            }
+            Error::Store {
+                backend,
+                location,
+                message,
+            } => Error::Store {
+                backend,
+                location,
+                message: shorten(message),
+            },
+            other => other,
+        })
 }
 
 impl App {

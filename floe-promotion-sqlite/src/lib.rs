@@ -37,9 +37,10 @@
 //!   (after a power cut no process holds one; a release lost that way expires) and advancing a
 //!   notification cursor (the event is delivered again; consumers deduplicate by its id). The
 //!   next durable write syncs them too. A promotion's state writes are thereby two fsynced
-//!   transactions (its request and its outcome) and the checkpoint when the last connection
-//!   closes; counted with strace, a whole `floe promote` between layout directories makes 16
-//!   fsync/fdatasync calls where it made 20 (the rest keep the layout's own writes durable).
+//!   transactions (its request and its outcome). Closing does not checkpoint: the WAL is
+//!   copied into the file inside the commit that brings it to
+//!   [`SqliteOptions::wal_autocheckpoint`] pages (fewer for short-lived processes, which
+//!   read the whole WAL each time they open the file).
 //! - Every write is one `BEGIN IMMEDIATE` transaction: appends read the chain head and write
 //!   the events and the new head atomically, so two processes appending at once produce one
 //!   chain. A writer waits for another up to the busy timeout (default 10 s, see
@@ -107,4 +108,4 @@ mod store;
 mod verify;
 
 pub use schema::{APPLICATION_ID, SCHEMA_VERSION};
-pub use store::{SqliteOptions, SqliteStore};
+pub use store::{SHORT_LIVED_WAL_PAGES, SqliteOptions, SqliteStore};

@@ -18,6 +18,7 @@ pub struct SqliteOptions {
     busy_timeout: Duration,
     read_only: bool,
     max_idle: usize,
+    wal_autocheckpoint: u32,
 }
 
 impl Default for SqliteOptions {
@@ -26,6 +27,7 @@ impl Default for SqliteOptions {
             busy_timeout: Duration::from_secs(10),
             read_only: false,
             max_idle: 4,
+            wal_autocheckpoint: 1000,
         }
     }
 }
@@ -50,7 +52,28 @@ impl SqliteOptions {
         self.max_idle = n;
         self
     }
+
+    /// How many pages the WAL may hold before the commit that reaches them copies them into
+    /// the database file (SQLite's `wal_autocheckpoint`; 0 never does). Default: 1,000, as in
+    /// SQLite.
+    ///
+    /// The first connection of each process reads every frame written since the last
+    /// checkpoint when it opens the file. A program that keeps the store open pays that once
+    /// and is best served by the default: in one process, a durable append took about 206 µs
+    /// at 1,000 pages and 308 µs at 100 (criterion, 1M events). A program that opens the file
+    /// anew for each short command pays it every time: with 1,000 pages a command spent about
+    /// 1 ms opening a file whose WAL was nearly full, and in 300 `floe lock` and `unlock`
+    /// commands in a row a command took 5.33 ms on average against 4.36 ms with 100 (see
+    /// [`SHORT_LIVED_WAL_PAGES`]).
+    pub fn wal_autocheckpoint(mut self, pages: u32) -> Self {
+        self.wal_autocheckpoint = pages;
+        self
+    }
 }
+
+/// The automatic checkpoint for a process that opens the store for one short command and
+/// exits (the `floe` command): see [`SqliteOptions::wal_autocheckpoint`].
+pub const SHORT_LIVED_WAL_PAGES: u32 = 100;
 
 /// The audit history, locks, leases, approvals and release state of floe-promotion in one
 /// SQLite file.
@@ -126,10 +149,12 @@ impl Shared {
             // the database file: a command that commits two transactions would otherwise pay
             // two more fsyncs and an unlink at exit. Every commit is already durable in the
             // WAL (synchronous=FULL), which SQLite reads back on the next open; the database
-            // file is brought up to date by the automatic checkpoint once the WAL holds 1,000
-            // pages, inside a later commit.
+            // file is brought up to date by the automatic checkpoint once the WAL holds
+            // `wal_autocheckpoint` pages, inside the commit that reaches them.
             conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
                 .map_err(|e| self.err("keeping the WAL at close", e))?;
+            conn.pragma_update(None, "wal_autocheckpoint", self.options.wal_autocheckpoint)
+                .map_err(|e| self.err("setting the automatic checkpoint", e))?;
         }
         Ok(conn)
     }

@@ -8,7 +8,7 @@ use floe_promotion::history::{EventKind, HistoryExt, HistoryQuery, HistoryStore}
 use floe_promotion::state::LeaseHolder;
 use floe_promotion::testing::history::{base_time, record};
 use floe_promotion::{EnvName, Error, LockStore};
-use floe_promotion_sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
+use floe_promotion_sqlite::{SCHEMA_VERSION, SHORT_LIVED_WAL_PAGES, SqliteOptions, SqliteStore};
 use rusqlite::Connection;
 
 fn message(e: &Error) -> String {
@@ -355,4 +355,44 @@ async fn integrity_check_passes_on_a_healthy_file() {
     two_events(&path).await;
     let store = SqliteStore::open(&path).await.expect("open");
     store.check_integrity().await.expect("integrity");
+}
+
+/// The frames in the WAL of a new database at `path` after 200 commits made through a store
+/// opened with `options`.
+async fn wal_frames_after_200_commits(path: &std::path::Path, options: SqliteOptions) -> i64 {
+    let store = SqliteStore::open_with(path, options).await.expect("open");
+    for i in 0..200 {
+        store
+            .append(record(
+                EventKind::Locked,
+                "prod",
+                "app",
+                &format!("v{i}"),
+                base_time(),
+            ))
+            .await
+            .expect("append");
+    }
+    drop(store);
+    // The second column is the number of frames in the WAL since it last started over.
+    Connection::open(path)
+        .and_then(|c| c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1)))
+        .expect("read the WAL")
+}
+
+/// Each process reads every frame written since the last checkpoint when it opens the file:
+/// with `wal_autocheckpoint(n)` the WAL is copied into the file once it holds n pages, so
+/// after hundreds of commits it holds no more than that and one commit's pages; by default
+/// (1,000 pages, as in SQLite) it keeps growing.
+#[tokio::test]
+async fn the_wal_is_copied_into_the_file_at_the_pages_asked_for() {
+    let dir = tempfile::tempdir().expect("dir");
+    let short = SqliteOptions::default().wal_autocheckpoint(SHORT_LIVED_WAL_PAGES);
+    let pages = i64::from(SHORT_LIVED_WAL_PAGES);
+    let frames = wal_frames_after_200_commits(&dir.path().join("short.db"), short).await;
+    assert!((1..=pages + 20).contains(&frames), "{frames} frames");
+    let frames =
+        wal_frames_after_200_commits(&dir.path().join("default.db"), SqliteOptions::default())
+            .await;
+    assert!(frames > pages + 20, "{frames} frames by default");
 }
