@@ -34,15 +34,15 @@ pub fn run() -> ExitCode {
     };
     init_tracing();
     let format = cli.global.output;
+    let serving = matches!(cli.command, cli::Command::Serve(_));
+    // A process that keeps its state open for long opens it differently (see `app`).
+    if serving || matches!(&cli.command, cli::Command::Auto(a) if a.0.watch) {
+        app::long_running();
+    }
     // A command is a handful of requests and state writes, waiting on the network and the
     // disk: one thread drives them (SQLite still runs on blocking threads), without worker
     // threads to start and hand work between. `floe serve` answers many clients at once.
-    if matches!(&cli.command, cli::Command::Serve(_))
-        || matches!(&cli.command, cli::Command::Auto(a) if a.0.watch)
-    {
-        app::long_running();
-    }
-    let mut builder = if matches!(cli.command, cli::Command::Serve(_)) {
+    let mut builder = if serving {
         let mut b = tokio::runtime::Builder::new_multi_thread();
         b.worker_threads(2);
         b
